@@ -1,0 +1,206 @@
+"""All settings in one typed place.
+
+Defaults live here and nowhere else: the CLI, the REST service and the Python API all build a
+:class:`Config` and override it the same way, from ``section.key=value`` strings (CLI ``--set``) or
+``INSTREC_SECTION__KEY`` environment variables. Unknown keys and ill-typed values are refused with
+a message, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from instrec.errors import ConfigError
+
+DEFAULT_HOME = "./instrec-data"
+ENV_PREFIX = "INSTREC_"
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """Everything that decides what vector an image gets. Two libraries are comparable iff equal.
+
+    Stored in the catalog; opening a library with a different descriptor is refused (or the gallery
+    is re-embedded on request), never silently mixed.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = None  # local weights file for backbones that do not ship their own
+    max_side: int = 224  # the image's long side is resized to this; aspect ratio is kept
+    gem_p: float = 3.0  # generalised-mean pooling exponent (1 = average, large = max)
+    scales: tuple[float, ...] = (1.0,)  # multi-scale: relative to max_side, descriptors are summed
+    flip: bool = False  # also embed the mirror image and sum (test-time augmentation)
+
+    def key(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How vectors are computed; does not change them (ONNX and torch agree to ~1e-5)."""
+
+    engine: Literal["onnx", "torch"] = "onnx"
+    batch_size: int = 16
+    threads: int = 0  # 0 = all cores
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Nearest-neighbour index over the gallery vectors."""
+
+    backend: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    auto_threshold: int = 20_000  # 'auto' switches from exact to approximate search past this size
+    nprobe: int = 24  # IVF: cells visited per query
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    hnsw_ef_construction: int = 40
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """How image matches become instance scores, and when the answer is 'unknown'."""
+
+    aggregation: Literal["max", "prototype"] = "max"
+    top_k: int = 5
+    shortlist: int = 100  # image neighbours fetched per query before grouping by instance
+    threshold: float | None = None  # None: use the calibrated threshold stored in the library
+    target_far: float = 0.01  # calibrate: false-accept rate the threshold aims for
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Input limits that protect the process from hostile or accidental huge inputs."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 64_000_000  # refused before decoding: defeats decompression bombs
+    min_side: int = 16
+    max_images_per_instance: int = 64
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    auth: bool = True  # off only when explicitly disabled for local use
+    api_keys: tuple[str, ...] = ()  # read-only keys
+    admin_keys: tuple[str, ...] = ()  # read-write keys
+    max_upload_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path = Path(DEFAULT_HOME)
+    descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+        """Return a copy with ``{"section.key": value}`` applied (values may be strings)."""
+        config = self
+        for dotted, value in overrides.items():
+            config = _apply(config, dotted, value)
+        return config
+
+    @classmethod
+    def load(
+        cls,
+        home: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "Config":
+        """Defaults, then ``INSTREC_*`` environment, then explicit overrides (highest wins)."""
+        environ = os.environ if environ is None else environ
+        config = cls().with_overrides(env_overrides(environ))
+        if home is not None:
+            config = dataclasses.replace(config, home=Path(home))
+        return config.with_overrides(overrides or {})
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """``INSTREC_HOME`` -> ``home``; ``INSTREC_INDEX__BACKEND`` -> ``index.backend``."""
+    out: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            out[name[len(ENV_PREFIX):].lower().replace("__", ".")] = value
+    return out
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """``["index.backend=flat", ...]`` (the CLI's ``--set``) -> mapping."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def descriptor_digest(descriptor: DescriptorConfig, weights_digest: str) -> str:
+    """Short stable id of a descriptor: what the catalog records next to every vector."""
+    blob = json.dumps({"descriptor": descriptor.key(), "weights": weights_digest}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _apply(obj: Any, dotted: str, value: Any) -> Any:
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if head not in fields:
+        where = type(obj).__name__
+        raise ConfigError(f"unknown setting {dotted!r} in {where}; known: {', '.join(sorted(fields))}")
+    current = getattr(obj, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"setting {head!r} has no sub-settings (got {dotted!r})")
+        return dataclasses.replace(obj, **{head: _apply(current, rest, value)})
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"{dotted!r} is a section; set one of its keys, e.g. {dotted}.<key>=...")
+    hint = typing.get_type_hints(type(obj))[head]
+    return dataclasses.replace(obj, **{head: _coerce(value, hint, dotted)})
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        items = [i for i in items if not (isinstance(i, str) and not i.strip())]
+        return tuple(_coerce(i.strip() if isinstance(i, str) else i, args[0], name) for i in items)
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if hint is Path:
+            return Path(value)
+        if hint in (int, float, str):
+            return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} expects {getattr(hint, '__name__', hint)}; got {value!r}") from None
+    raise ConfigError(f"cannot set {name} of type {hint}")

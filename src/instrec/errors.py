@@ -1,0 +1,78 @@
+"""Typed errors with messages a user can act on.
+
+Every error a user can cause derives from :class:`InstrecError`, so callers (CLI, REST API) can map
+them to exit codes / HTTP statuses without catching unrelated bugs.
+"""
+
+from __future__ import annotations
+
+
+class InstrecError(Exception):
+    """Base class of every error caused by user input or library state."""
+
+
+class ConfigError(InstrecError, ValueError):
+    """A configuration key or value is wrong (unknown key, bad type, out of range)."""
+
+
+class ImageError(InstrecError, ValueError):
+    """An image could not be used. ``source`` names the file (or '<bytes>', '<array>')."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class NotAnImageError(ImageError):
+    """The data is not an image in any format we can decode (HTTP 415)."""
+
+
+class CorruptImageError(ImageError):
+    """Looks like an image but is truncated or corrupt (HTTP 400)."""
+
+
+class ImageTooLargeError(ImageError):
+    """Too many bytes or pixels: refused before decoding, to defeat decompression bombs (HTTP 413)."""
+
+
+class ImageTooSmallError(ImageError):
+    """Too few pixels to describe anything (HTTP 400)."""
+
+
+class UnknownInstanceError(InstrecError, KeyError):
+    """No instance with that id (HTTP 404)."""
+
+    def __init__(self, instance_id: str):
+        self.instance_id = instance_id
+        super().__init__(instance_id)
+
+    def __str__(self) -> str:
+        return f"no instance with id {self.instance_id!r}"
+
+
+class UnknownImageError(InstrecError, KeyError):
+    """No image with that id (HTTP 404)."""
+
+    def __init__(self, image_id: int):
+        self.image_id = image_id
+        super().__init__(image_id)
+
+    def __str__(self) -> str:
+        return f"no image with id {self.image_id!r}"
+
+
+class DuplicateInstanceError(InstrecError):
+    """An instance with that id exists already (HTTP 409)."""
+
+
+class DescriptorMismatchError(InstrecError):
+    """The library was built with another descriptor (model, size, pooling...) than the one asked for.
+
+    Vectors of two descriptors are not comparable, so we refuse to mix them; ``instrec reembed``
+    rebuilds the library with the new descriptor from the stored images.
+    """
+
+
+class BackboneError(InstrecError):
+    """A backbone name is unknown, or its weights file is missing or does not fit."""
