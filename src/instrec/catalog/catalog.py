@@ -1,0 +1,489 @@
+"""The catalog: instances, images, vectors and the descriptor that made them, in SQLite (WAL).
+
+SQLite is the source of truth. Every vector is stored here, so the ANN index is a cache that can
+always be rebuilt. Triggers append every vector insert/delete to a ``journal`` table inside the same
+transaction, so any process can bring its in-memory index up to date by replaying the journal past
+the last sequence number it applied — this is what keeps the index consistent after a crash and
+across concurrent writers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from instrec.errors import DuplicateInstanceError, InstrecError, UnknownImageError, UnknownInstanceError
+
+SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 200
+MAX_LABEL_LENGTH = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    pk INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_label ON instances(label);
+CREATE TABLE IF NOT EXISTS images (
+    pk INTEGER PRIMARY KEY,
+    instance_pk INTEGER NOT NULL REFERENCES instances(pk) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (instance_pk, sha256)
+);
+CREATE INDEX IF NOT EXISTS images_sha ON images(sha256);
+CREATE TABLE IF NOT EXISTS vectors (
+    pk INTEGER PRIMARY KEY,
+    image_pk INTEGER NOT NULL REFERENCES images(pk) ON DELETE CASCADE,
+    descriptor TEXT NOT NULL,
+    view TEXT NOT NULL DEFAULT 'original',
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vectors_image ON vectors(image_pk);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+    vector_pk INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS vectors_added AFTER INSERT ON vectors
+    BEGIN INSERT INTO journal (op, vector_pk) VALUES ('add', NEW.pk); END;
+CREATE TRIGGER IF NOT EXISTS vectors_removed AFTER DELETE ON vectors
+    BEGIN INSERT INTO journal (op, vector_pk) VALUES ('remove', OLD.pk); END;
+"""
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    label: str
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    image_count: int = 0
+    pk: int = field(default=0, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "metadata": self.metadata,
+            "image_count": self.image_count,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    instance_id: str
+    sha256: str
+    source: str
+    width: int
+    height: int
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "sha256": self.sha256,
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image ready to be written: its record fields plus the vectors computed from it."""
+
+    sha256: str
+    source: str
+    width: int
+    height: int
+    vectors: np.ndarray  # (n_views, dim) float32
+    views: Sequence[str] = ("original",)
+
+
+def validate_instance_id(instance_id: str) -> str:
+    if not isinstance(instance_id, str) or not instance_id.strip():
+        raise InstrecError("an instance id must be a non-empty string")
+    if len(instance_id) > MAX_ID_LENGTH:
+        raise InstrecError(f"an instance id must be at most {MAX_ID_LENGTH} characters")
+    if any(ch in instance_id for ch in "/\\") or any(ord(ch) < 32 for ch in instance_id):
+        raise InstrecError(f"instance id {instance_id!r} must not contain slashes or control characters")
+    return instance_id
+
+
+def validate_label(label: str) -> str:
+    if not isinstance(label, str) or len(label) > MAX_LABEL_LENGTH:
+        raise InstrecError(f"a label must be a string of at most {MAX_LABEL_LENGTH} characters")
+    if any(ord(ch) < 32 and ch not in "\t" for ch in label):
+        raise InstrecError("a label must not contain control characters")
+    return label
+
+
+class Catalog:
+    """Thread-safe access to the catalog database; one connection per thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        db = self._connection()
+        db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        version = int(self.get_meta("schema_version") or SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise InstrecError(f"{self.path} has catalog schema {version}; this instrec reads {SCHEMA_VERSION}")
+
+    # -- connection plumbing -------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=60000")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: writers queue up instead of failing on lock upgrades."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- instances -----------------------------------------------------------------------------
+    def _instance_pk(self, db: sqlite3.Connection, instance_id: str) -> int:
+        row = db.execute("SELECT pk FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        if row is None:
+            raise UnknownInstanceError(instance_id)
+        return int(row[0])
+
+    def add_images(
+        self,
+        instance_id: str,
+        images: Sequence[NewImage],
+        descriptor: str,
+        *,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        create: bool = True,
+        must_create: bool = False,
+    ) -> tuple[Instance, list[ImageRecord], list[ImageRecord]]:
+        """Write an instance (created if needed) and its new images + vectors in ONE transaction.
+
+        Returns (instance, added images, images skipped because the same content is already
+        enrolled for this instance). Either everything is written or nothing is.
+        """
+        validate_instance_id(instance_id)
+        now = time.time()
+        added: list[int] = []
+        skipped: list[int] = []
+        with self.transaction() as db:
+            row = db.execute("SELECT pk FROM instances WHERE id = ?", (instance_id,)).fetchone()
+            if row is None:
+                if not create:
+                    raise UnknownInstanceError(instance_id)
+                cursor = db.execute(
+                    "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (instance_id, validate_label(label if label is not None else instance_id),
+                     json.dumps(metadata or {}), now, now),
+                )
+                instance_pk = int(cursor.lastrowid)
+            else:
+                if must_create:
+                    raise DuplicateInstanceError(f"an instance with id {instance_id!r} exists already")
+                instance_pk = int(row[0])
+                if metadata is not None or label is not None:
+                    self._update(db, instance_pk, label, metadata, now)
+            seen: set[str] = set()
+            for image in images:
+                existing = db.execute(
+                    "SELECT pk FROM images WHERE instance_pk = ? AND sha256 = ?", (instance_pk, image.sha256)
+                ).fetchone()
+                if existing is not None or image.sha256 in seen:
+                    if existing is not None:
+                        skipped.append(int(existing[0]))
+                    continue
+                seen.add(image.sha256)
+                cursor = db.execute(
+                    "INSERT INTO images (instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (instance_pk, image.sha256, image.source, image.width, image.height, now),
+                )
+                image_pk = int(cursor.lastrowid)
+                added.append(image_pk)
+                vectors = np.ascontiguousarray(image.vectors, dtype=np.float32)
+                db.executemany(
+                    "INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)",
+                    [(image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, vectors)],
+                )
+            if added:
+                db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
+        return self.get_instance(instance_id), self.get_images(added), self.get_images(skipped)
+
+    def _update(self, db: sqlite3.Connection, pk: int, label: str | None, metadata: dict | None, now: float) -> None:
+        if label is not None:
+            db.execute("UPDATE instances SET label = ?, updated_at = ? WHERE pk = ?", (validate_label(label), now, pk))
+        if metadata is not None:
+            db.execute("UPDATE instances SET metadata = ?, updated_at = ? WHERE pk = ?", (json.dumps(metadata), now, pk))
+
+    def update_instance(self, instance_id: str, *, label: str | None = None, metadata: dict | None = None) -> Instance:
+        with self.transaction() as db:
+            self._update(db, self._instance_pk(db, instance_id), label, metadata, time.time())
+        return self.get_instance(instance_id)
+
+    def remove_instance(self, instance_id: str) -> list[str]:
+        """Delete an instance, its images and vectors; returns the image hashes that lost a reference."""
+        with self.transaction() as db:
+            pk = self._instance_pk(db, instance_id)
+            hashes = [r[0] for r in db.execute("SELECT sha256 FROM images WHERE instance_pk = ?", (pk,))]
+            db.execute("DELETE FROM instances WHERE pk = ?", (pk,))
+        return hashes
+
+    def remove_image(self, image_id: int) -> str:
+        with self.transaction() as db:
+            row = db.execute("SELECT sha256 FROM images WHERE pk = ?", (image_id,)).fetchone()
+            if row is None:
+                raise UnknownImageError(image_id)
+            db.execute("DELETE FROM images WHERE pk = ?", (image_id,))
+        return str(row[0])
+
+    def get_instance(self, instance_id: str) -> Instance:
+        rows = self.query(_INSTANCE_SELECT + " WHERE i.id = ? GROUP BY i.pk", (instance_id,))
+        if not rows:
+            raise UnknownInstanceError(instance_id)
+        return _instance(rows[0])
+
+    def instances_by_pk(self, pks: Sequence[int]) -> dict[int, Instance]:
+        if not pks:
+            return {}
+        marks = ",".join("?" * len(pks))
+        rows = self.query(_INSTANCE_SELECT + f" WHERE i.pk IN ({marks}) GROUP BY i.pk", list(pks))
+        return {int(r["pk"]): _instance(r) for r in rows}
+
+    def list_instances(self, *, offset: int = 0, limit: int = 100, search: str | None = None) -> list[Instance]:
+        where, params = "", []
+        if search:
+            where = " WHERE i.label LIKE ? ESCAPE '\\' OR i.id LIKE ? ESCAPE '\\'"
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params = [pattern, pattern]
+        rows = self.query(
+            _INSTANCE_SELECT + where + " GROUP BY i.pk ORDER BY i.pk LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [_instance(r) for r in rows]
+
+    def count_instances(self, search: str | None = None) -> int:
+        if not search:
+            return int(self.query("SELECT COUNT(*) FROM instances")[0][0])
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql = "SELECT COUNT(*) FROM instances WHERE label LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
+        return int(self.query(sql, (pattern, pattern))[0][0])
+
+    def get_images(self, image_ids: Sequence[int]) -> list[ImageRecord]:
+        if not image_ids:
+            return []
+        marks = ",".join("?" * len(image_ids))
+        rows = self.query(_IMAGE_SELECT + f" WHERE g.pk IN ({marks}) ORDER BY g.pk", list(image_ids))
+        return [_image(r) for r in rows]
+
+    def get_image(self, image_id: int) -> ImageRecord:
+        images = self.get_images([int(image_id)])
+        if not images:
+            raise UnknownImageError(image_id)
+        return images[0]
+
+    def images_of(self, instance_id: str) -> list[ImageRecord]:
+        self.get_instance(instance_id)
+        rows = self.query(_IMAGE_SELECT + " WHERE i.id = ? ORDER BY g.pk", (instance_id,))
+        return [_image(r) for r in rows]
+
+    def sha_in_use(self, sha256: str) -> bool:
+        return bool(self.query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
+
+    def stats(self) -> dict[str, int]:
+        row = self.query(
+            "SELECT (SELECT COUNT(*) FROM instances), (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM vectors)"
+        )[0]
+        return {"instances": int(row[0]), "images": int(row[1]), "vectors": int(row[2])}
+
+    # -- vectors & journal ---------------------------------------------------------------------
+    def journal_head(self) -> int:
+        return int(self.query("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0])
+
+    def journal_since(self, seq: int) -> list[tuple[int, str, int]]:
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in self.query(
+            "SELECT seq, op, vector_pk FROM journal WHERE seq > ? ORDER BY seq", (seq,)
+        )]
+
+    def journal_floor(self) -> int:
+        """Highest sequence number already compacted away: a reader behind it must rebuild."""
+        return int(self.get_meta("journal_floor") or 0)
+
+    def compact_journal(self, upto: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM journal WHERE seq <= ?", (upto,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('journal_floor', ?)", (str(upto),))
+
+    def vectors_by_pk(self, pks: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vector pks, instance pks, vectors) for the given vector pks that still exist."""
+        if not pks:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, dim), np.float32)
+        out_pk, out_inst, out_vec = [], [], []
+        for start in range(0, len(pks), 900):
+            chunk = list(pks[start:start + 900])
+            marks = ",".join("?" * len(chunk))
+            for row in self._connection().execute(
+                f"SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk WHERE v.pk IN ({marks})",
+                chunk,
+            ):
+                out_pk.append(row[0])
+                out_inst.append(row[1])
+                out_vec.append(np.frombuffer(row[2], dtype=np.float32))
+        vectors = np.stack(out_vec) if out_vec else np.empty((0, dim), np.float32)
+        return np.asarray(out_pk, np.int64), np.asarray(out_inst, np.int64), vectors
+
+    def iter_vectors(self, dim: int, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """All (vector pks, instance pks, vectors) in batches, for rebuilding the index."""
+        last = 0
+        while True:
+            rows = self._connection().execute(
+                "SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
+                "WHERE v.pk > ? ORDER BY v.pk LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield (
+                np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.fromiter((r[1] for r in rows), np.int64, len(rows)),
+                np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim),
+            )
+
+    def vector_owners(self) -> dict[int, int]:
+        """vector pk -> instance pk for every stored vector."""
+        return {int(r[0]): int(r[1]) for r in self._connection().execute(
+            "SELECT v.pk, g.instance_pk FROM vectors v JOIN images g ON g.pk = v.image_pk"
+        )}
+
+    def sample_vectors(self, count: int, dim: int) -> np.ndarray:
+        """About ``count`` vectors spread evenly over the table (training data for an IVF index)."""
+        total = max(1, int(self.query("SELECT COUNT(*) FROM vectors")[0][0]))
+        step = max(1, total // max(count, 1))
+        rows = self._connection().execute(
+            "SELECT data FROM vectors WHERE pk % ? = 0 LIMIT ?", (step, count)
+        ).fetchall()
+        if not rows:
+            return np.zeros((1, dim), np.float32)
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+
+    def vectors_of_instances(self, instance_pks: Sequence[int], dim: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """instance pk -> (vector pks, vectors): every stored vector of those instances."""
+        if not instance_pks:
+            return {}
+        marks = ",".join("?" * len(instance_pks))
+        found: dict[int, list[tuple[int, bytes]]] = {}
+        for row in self._connection().execute(
+            f"SELECT g.instance_pk, v.pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
+            f"WHERE g.instance_pk IN ({marks})",
+            list(instance_pks),
+        ):
+            found.setdefault(int(row[0]), []).append((int(row[1]), row[2]))
+        return {
+            pk: (np.asarray([r[0] for r in rows], np.int64),
+                 np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim))
+            for pk, rows in found.items()
+        }
+
+    def image_of_vectors(self, vector_pks: Sequence[int]) -> dict[int, int]:
+        """vector pk -> image pk."""
+        if not vector_pks:
+            return {}
+        marks = ",".join("?" * len(vector_pks))
+        return {int(r[0]): int(r[1]) for r in self._connection().execute(
+            f"SELECT pk, image_pk FROM vectors WHERE pk IN ({marks})", list(vector_pks)
+        )}
+
+    def vector_ids_of_images(self, image_pks: Sequence[int]) -> dict[int, list[int]]:
+        if not image_pks:
+            return {}
+        marks = ",".join("?" * len(image_pks))
+        out: dict[int, list[int]] = {}
+        for row in self._connection().execute(
+            f"SELECT image_pk, pk FROM vectors WHERE image_pk IN ({marks})", list(image_pks)
+        ):
+            out.setdefault(int(row[0]), []).append(int(row[1]))
+        return out
+
+    def descriptors_in_use(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT DISTINCT descriptor FROM vectors")]
+
+
+_INSTANCE_SELECT = (
+    "SELECT i.pk, i.id, i.label, i.metadata, i.created_at, i.updated_at, COUNT(g.pk) AS n "
+    "FROM instances i LEFT JOIN images g ON g.instance_pk = i.pk"
+)
+_IMAGE_SELECT = (
+    "SELECT g.pk, i.id AS instance_id, g.sha256, g.source, g.width, g.height, g.created_at "
+    "FROM images g JOIN instances i ON i.pk = g.instance_pk"
+)
+
+
+def _instance(row: sqlite3.Row) -> Instance:
+    return Instance(
+        id=row["id"], label=row["label"], metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"], updated_at=row["updated_at"], image_count=int(row["n"]), pk=int(row["pk"]),
+    )
+
+
+def _image(row: sqlite3.Row) -> ImageRecord:
+    return ImageRecord(
+        id=int(row["pk"]), instance_id=row["instance_id"], sha256=row["sha256"], source=row["source"],
+        width=int(row["width"]), height=int(row["height"]), created_at=row["created_at"],
+    )

@@ -1,0 +1,236 @@
+"""``instrec`` command line: a thin layer over :class:`instrec.Recognizer` and the evaluator.
+
+Every command takes ``--home`` (or ``INSTREC_HOME``) and ``--set section.key=value`` overrides, so
+defaults live only in :mod:`instrec.config`. ``--json`` prints exactly one JSON object for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from instrec.config import Config, parse_assignments
+from instrec.errors import InstrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Recognise specific instances from 1-3 shots each.")
+console = Console(stderr=True)
+out = Console()
+
+HomeOption = typer.Option(None, "--home", help="Library folder (default ./instrec-data or $INSTREC_HOME).")
+SetOption = typer.Option(None, "--set", help="Override a setting, e.g. --set index.backend=flat (repeatable).")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of a table.")
+
+
+def _config(home: Optional[Path], sets: Optional[list[str]]) -> Config:
+    return Config.load(home=home, overrides=parse_assignments(sets))
+
+
+@contextmanager
+def _recognizer(home: Optional[Path], sets: Optional[list[str]]) -> Iterator[Any]:
+    from instrec.recognizer import Recognizer
+
+    with Recognizer(_config(home, sets)) as recognizer:
+        yield recognizer
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Progress]:
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console, disable=not enabled or not console.is_terminal, transient=True)
+    with progress:
+        yield progress
+
+
+def _emit(payload: dict[str, Any], as_json: bool, table: Table | None = None) -> None:
+    if as_json:
+        out.print_json(json.dumps(payload, default=str))
+    elif table is not None:
+        out.print(table)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def enroll(
+    folder: Path = typer.Argument(..., help="One sub-folder per instance (folder name = instance id), 1-3 images each."),
+    calibrate: bool = typer.Option(True, help="Re-estimate the 'unknown' threshold afterwards."),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed."""
+    try:
+        with _recognizer(home, sets) as recognizer, _progress() as progress:
+            task = progress.add_task("enrolling", total=None)
+            report = recognizer.enroll_folder(
+                folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=name)
+            )
+            calibration = recognizer.calibrate() if calibrate and recognizer.count() >= 2 else None
+    except InstrecError as error:
+        _fail(error)
+    payload = {**report.to_dict(), "threshold": calibration.threshold if calibration else None}
+    if not as_json:
+        console.print(f"enrolled {report.images_added} images of {report.instances} instances "
+                      f"({report.duplicates} already there) in {report.seconds:.1f} s")
+        for error in report.errors:
+            console.print(f"[yellow]skipped[/yellow] {error}")
+        if calibration:
+            console.print(f"unknown threshold: {calibration.threshold:.3f} (target false-accept {calibration.target_far:.0%})")
+    _emit(payload, as_json)
+
+
+@app.command()
+def recognize(
+    images: list[Path] = typer.Argument(..., help="Query image(s)."),
+    k: int = typer.Option(5, "-k", help="How many instances to list."),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """Top-k instances for each image, or 'unknown' when nothing is close enough."""
+    try:
+        with _recognizer(home, sets) as recognizer:
+            results = [(path, recognizer.recognize(path, k=k)) for path in images]
+    except InstrecError as error:
+        _fail(error)
+    if as_json:
+        payload = {"results": [{"image": str(p), **r.to_dict()} for p, r in results]}
+        _emit(payload if len(results) > 1 else payload["results"][0], True)
+        return
+    for path, result in results:
+        verdict = "[bold red]unknown[/bold red]" if result.unknown else f"[bold green]{result.matches[0].label}[/bold green]"
+        out.print(f"{path}: {verdict}  ({result.timing_ms['total']:.0f} ms)")
+        table = Table("rank", "instance", "label", "score", "confidence")
+        for rank, match in enumerate(result.matches, 1):
+            table.add_row(str(rank), match.instance_id, match.label, f"{match.score:.3f}", f"{match.confidence:.2f}")
+        out.print(table)
+
+
+@app.command()
+def remove(
+    instance_id: str = typer.Argument(...),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
+) -> None:
+    """Remove an instance with its images and vectors."""
+    try:
+        with _recognizer(home, sets) as recognizer:
+            recognizer.remove(instance_id)
+    except InstrecError as error:
+        _fail(error)
+    console.print(f"removed {instance_id}")
+
+
+@app.command("list")
+def list_instances(
+    search: Optional[str] = typer.Option(None, help="Only labels/ids containing this text."),
+    limit: int = typer.Option(100), offset: int = typer.Option(0),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """List enrolled instances."""
+    with _recognizer(home, sets) as recognizer:
+        items = recognizer.list(offset=offset, limit=limit, search=search)
+        total = recognizer.count(search)
+    table = Table("id", "label", "images", "metadata")
+    for item in items:
+        table.add_row(item.id, item.label, str(item.image_count), json.dumps(item.metadata))
+    _emit({"total": total, "instances": [i.to_dict() for i in items]}, as_json, table)
+
+
+@app.command()
+def stats(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
+    """Counts, index type, descriptor and threshold of the library."""
+    with _recognizer(home, sets) as recognizer:
+        payload = recognizer.stats()
+    table = Table("key", "value")
+    for key, value in payload.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    _emit(payload, as_json, table)
+
+
+@app.command()
+def calibrate(
+    target_far: Optional[float] = typer.Option(None, help="False-accept rate to aim for (default decision.target_far)."),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """Estimate the open-set threshold from the enrolled gallery and store it."""
+    try:
+        with _recognizer(home, sets) as recognizer:
+            result = recognizer.calibrate(target_far)
+    except InstrecError as error:
+        _fail(error)
+    table = Table("key", "value")
+    for key, value in result.__dict__.items():
+        table.add_row(key, str(value))
+    _emit(dict(result.__dict__), as_json, table)
+
+
+@app.command()
+def evaluate(
+    dataset: Path = typer.Argument(..., help="folder-per-instance, or gallery/ + queries/ layout."),
+    shots: int = typer.Option(1, "--shots", help="Images enrolled per instance (folder-per-instance layout)."),
+    unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", help="Share of instances held out as unknown."),
+    seed: int = typer.Option(0, "--seed"),
+    sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """Measure top-1/top-5/MRR/mAP/AUROC, latency and memory in a throw-away library."""
+    from instrec.evaluation import evaluate as run_evaluation
+
+    try:
+        with _progress(not as_json) as progress:
+            tasks: dict[str, Any] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done)
+
+            result = run_evaluation(dataset, shots=shots, unknown_fraction=unknown_fraction, seed=seed,
+                                    config=_config(None, sets), progress=report)
+    except InstrecError as error:
+        _fail(error)
+    table = Table("metric", "value")
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    _emit(result, as_json, table)
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Default service.host (127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Default service.port (8000)."),
+    workers: Optional[int] = typer.Option(None, help="Default service.workers (1)."),
+    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
+) -> None:
+    """Serve the REST API and the web page."""
+    from instrec.service.app import run
+
+    overrides = {k: v for k, v in {"service.host": host, "service.port": port, "service.workers": workers}.items()
+                 if v is not None}
+    config = _config(home, sets).with_overrides(overrides)
+    run(config)
+
+
+@app.command()
+def demo(
+    home: Path = typer.Option(Path("instrec-demo"), "--home", help="Where the demo library is written."),
+    sets: Optional[list[str]] = SetOption,
+) -> None:
+    """Enrol real photos shipped with scikit-image and recognise altered views of them."""
+    from instrec.demo import run_demo
+
+    try:
+        run_demo(_config(home, sets), out)
+    except InstrecError as error:
+        _fail(error)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

@@ -1,0 +1,136 @@
+"""From image neighbours to instance scores, and from scores to "unknown".
+
+Two ways to score an instance: the best single image (``max``) or the cosine to the mean of its
+shots (``prototype``). Calibration estimates, from the enrolled gallery alone, the score
+distribution of genuine matches vs impostors, picks the open-set threshold that meets the user's
+false-accept target, and fits a logistic map from score to a confidence in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+FALLBACK_THRESHOLD = 0.45  # cosine; used only until `calibrate` has measured the gallery
+
+
+@dataclass(frozen=True)
+class InstanceScore:
+    instance_pk: int
+    score: float
+    vector_id: int  # the best-matching gallery vector (for thumbnails / explanations)
+
+
+def rank_instances(
+    query: np.ndarray,
+    scores: np.ndarray,
+    vector_ids: np.ndarray,
+    instance_pks: np.ndarray,
+    aggregation: str,
+    vectors_of: Callable[[Sequence[int]], dict[int, np.ndarray]],
+    exclude_vectors: frozenset[int] = frozenset(),
+) -> list[InstanceScore]:
+    """Group image-level hits by instance, best first."""
+    best: dict[int, InstanceScore] = {}
+    for score, vector_id, instance_pk in zip(scores.tolist(), vector_ids.tolist(), instance_pks.tolist()):
+        if instance_pk < 0 or vector_id in exclude_vectors:
+            continue
+        if instance_pk not in best:  # hits arrive best first
+            best[instance_pk] = InstanceScore(instance_pk, score, vector_id)
+    ranked = sorted(best.values(), key=lambda s: -s.score)
+    if aggregation == "prototype" and ranked:
+        ranked = _prototype_scores(query, ranked, vectors_of, exclude_vectors)
+    return ranked
+
+
+def _prototype_scores(query, ranked, vectors_of, exclude_vectors) -> list[InstanceScore]:
+    vectors = vectors_of([s.instance_pk for s in ranked])
+    rescored = []
+    for candidate in ranked:
+        stack = vectors.get(candidate.instance_pk)
+        if stack is None:
+            continue
+        ids, matrix = stack
+        keep = np.asarray([int(i) not in exclude_vectors for i in ids])
+        if not keep.any():
+            continue
+        prototype = matrix[keep].mean(axis=0)
+        prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
+        rescored.append(InstanceScore(candidate.instance_pk, float(query @ prototype), candidate.vector_id))
+    return sorted(rescored, key=lambda s: -s.score)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    slope: float  # confidence = sigmoid(slope * score + intercept)
+    intercept: float
+    target_far: float
+    genuine: int  # how many genuine / impostor scores the estimate rests on
+    impostor: int
+    tar_at_threshold: float | None
+    source: str  # "leave-one-out", "augmented", or "leave-one-out+augmented"
+
+    def confidence(self, score: float) -> float:
+        return _sigmoid(self.slope * score + self.intercept)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        return cls(**json.loads(text))
+
+
+def default_calibration(threshold: float = FALLBACK_THRESHOLD) -> Calibration:
+    """Before any measurement: a logistic centred on the threshold, honest about knowing little."""
+    return Calibration(threshold, 10.0, -10.0 * threshold, 0.01, 0, 0, None, "default")
+
+
+def calibrate(genuine: np.ndarray, impostor: np.ndarray, target_far: float, source: str) -> Calibration:
+    """Threshold = the impostor quantile that lets through ``target_far`` of impostors."""
+    genuine = np.asarray(genuine, np.float64)
+    impostor = np.asarray(impostor, np.float64)
+    if len(impostor) == 0:
+        raise ValueError("calibration needs at least two enrolled instances")
+    threshold = float(np.quantile(impostor, 1.0 - target_far, method="higher"))
+    threshold = float(np.nextafter(threshold, np.inf))  # strictly above the quantile impostor
+    tar = float((genuine >= threshold).mean()) if len(genuine) else None
+    slope, intercept = _fit_logistic(genuine, impostor, threshold)
+    return Calibration(threshold, slope, intercept, target_far, int(len(genuine)), int(len(impostor)), tar, source)
+
+
+def _fit_logistic(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Class-balanced Platt scaling by Newton's method; centred on the threshold if degenerate."""
+    if len(genuine) < 3:
+        spread = max(float(np.std(impostor)), 0.02)
+        slope = 4.0 / spread
+        return slope, -slope * threshold
+    x = np.concatenate([genuine, impostor])
+    y = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
+    w = np.where(y == 1, 0.5 / len(genuine), 0.5 / len(impostor))
+    a, b = 10.0, -10.0 * threshold
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))]) + 1e-4 * np.array([a, 0.0])
+        h_diag = w * p * (1 - p)
+        h = np.array([[np.sum(h_diag * x * x) + 1e-4, np.sum(h_diag * x)], [np.sum(h_diag * x), np.sum(h_diag) + 1e-9]])
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
+        spread = max(float(np.std(impostor)), 0.02)
+        return 4.0 / spread, -4.0 / spread * threshold
+    return float(a), float(b)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)

@@ -1,0 +1,89 @@
+"""Images -> global descriptors: the one entry point the rest of the engine uses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.embedding.descriptor_net import DescriptorNet
+from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
+from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
+from instrec.embedding.registry import create_backbone
+from instrec.errors import ConfigError
+
+Engine = Callable[[np.ndarray], np.ndarray]
+
+log = logging.getLogger(__name__)
+
+
+class Embedder:
+    """Computes the vector ``descriptor`` defines for each image, with the engine ``runtime`` picks.
+
+    ``digest`` identifies the descriptor together with the backbone's weights: store it next to
+    the vectors; vectors with different digests are not comparable. Images come decoded and
+    upright (EXIF orientation applied); any PIL mode is converted to RGB.
+    """
+
+    def __init__(
+        self,
+        descriptor: DescriptorConfig,
+        runtime: RuntimeConfig = RuntimeConfig(),
+        cache_dir: Path | None = None,
+    ):
+        if not descriptor.scales or min(descriptor.scales) <= 0:
+            raise ConfigError(f"descriptor.scales must be positive, got {descriptor.scales}")
+        if runtime.batch_size < 1:
+            raise ConfigError(f"runtime.batch_size must be >= 1, got {runtime.batch_size}")
+        self.descriptor = descriptor
+        self.runtime = runtime
+        backbone = create_backbone(descriptor.backbone, descriptor.weights)
+        self.spec = backbone.spec
+        self.dim: int = backbone.spec.feature_dim
+        self.digest: str = descriptor_digest(descriptor, backbone.weights_digest)
+        self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
+        self._engine = self._make_engine(cache_dir or default_cache_dir())
+
+    def _make_engine(self, cache_dir: Path) -> Engine:
+        if self.runtime.engine == "onnx":
+            try:
+                return cached_engine(self._net, cache_dir, self.digest, self.runtime.threads)
+            except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
+                log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
+        if self.runtime.threads > 0:
+            torch.set_num_threads(self.runtime.threads)  # process-wide: torch has no per-module setting
+        return self._run_torch
+
+    def _run_torch(self, images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self._net(torch.from_numpy(images)).numpy()
+
+    def torch_model(self) -> DescriptorNet:
+        """The descriptor as a torch module (normalised NCHW -> unit vectors), e.g. to fine-tune.
+
+        The ONNX engine keeps the weights it was built with; build a new Embedder to use new ones.
+        """
+        return self._net
+
+    def preprocess(self, image: Image.Image, scale: float = 1.0) -> np.ndarray:
+        """The normalised (3, h, w) input ``torch_model()`` expects for ``image`` at one scale."""
+        return to_input(image, scaled_side(self.descriptor.max_side, scale), self.spec.mean, self.spec.std)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
+        total = np.zeros((len(images), self.dim), dtype=np.float32)
+        for scale in self.descriptor.scales:
+            side = scaled_side(self.descriptor.max_side, scale)
+            sizes = [resized_size(*image.size, side) for image in images]
+            for batch in batches_by_size(sizes, self.runtime.batch_size):
+                inputs = np.stack([self.preprocess(images[i], scale) for i in batch])
+                total[batch] += self._engine(inputs)
+                if self.descriptor.flip:
+                    total[batch] += self._engine(np.ascontiguousarray(inputs[..., ::-1]))
+        norms = np.linalg.norm(total, axis=1, keepdims=True)
+        return total / np.maximum(norms, 1e-12)

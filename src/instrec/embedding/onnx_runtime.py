@@ -1,0 +1,86 @@
+"""Run the descriptor with ONNX Runtime: about 2x faster than torch eager on CPU, same vectors.
+
+The torch module is exported once per descriptor digest and cached on disk; the file is written
+under a temporary name and renamed, so a crash or a concurrent process never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAME = "vectors"
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/instrec``, else ``~/.cache/instrec``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "instrec"
+
+
+def export_onnx(module: nn.Module, path: Path) -> None:
+    """Export ``module`` (images -> vectors) with dynamic batch, height and width, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        # Trace, then export the traced graph with the legacy exporter: unlike exporting the module
+        # directly this also copes with user TorchScript backbones, and unlike the dynamo exporter
+        # it needs no onnxscript. Its deprecation and tracer warnings are expected here.
+        example = torch.zeros(1, 3, 64, 48)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(module.eval(), example, check_trace=False)
+            torch.onnx.export(
+                traced,
+                (example,),
+                tmp,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n"}},
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class OnnxEngine:
+    """Callable (N, 3, H, W) float32 -> (N, dim) float32 on the CPU execution provider."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        options = ort.SessionOptions()
+        # ALL adds the blocked (NCHWc) conv layout on x86: the largest single gain on CPU.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+
+def cached_engine(module: nn.Module, cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
+    """Engine from ``cache_dir/<digest>-<opset>.onnx``, exporting ``module`` there first if needed."""
+    path = cache_dir / f"{digest}-{OPSET}.onnx"
+    if path.exists():
+        try:
+            return OnnxEngine(path, threads)
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache file is rebuilt
+            log.warning("rebuilding unreadable ONNX cache %s: %s", path, exc)
+    export_onnx(module, path)
+    return OnnxEngine(path, threads)

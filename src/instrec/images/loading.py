@@ -1,0 +1,218 @@
+"""Turn any supported image input into a trusted RGB picture, or a typed error naming its source.
+
+Every input goes through the same checks: byte and pixel limits are enforced from the file size and
+the header *before* any pixel is decoded (defeats decompression bombs), decoding is strict (a
+truncated file is an error, never silently grey-padded), EXIF orientation is applied, and one colour
+policy holds: 8-bit RGB, with transparency composited over WHITE (the usual background of product
+cut-outs, so a cut-out matches a photo of the same object on a white table).
+
+No PIL global state (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``) or warning filter is changed:
+the limits are checked here, which keeps this safe to call from many threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from instrec.config import LimitsConfig
+from instrec.errors import (
+    CorruptImageError,
+    ImageError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+)
+
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    ".jpg .jpeg .png .bmp .gif .tif .tiff .webp .pgm .ppm .pbm .pnm".split()
+)
+"""Lower-case file suffixes (with the dot, as ``Path.suffix``) that :func:`iter_image_files` picks."""
+
+# Only these decoders may run: no EPS (spawns Ghostscript) or exotic plugins on untrusted uploads.
+_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+BACKGROUND = (255, 255, 255)
+# What PIL raises for broken data differs per plugin; all of them mean "corrupt".
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
+_BOMBS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image plus the exact bytes the library stores and hashes for it."""
+
+    pixels: Image.Image  # mode "RGB", EXIF orientation applied, fully loaded
+    source: str  # path as given, "<bytes>", "<PIL image>", "<array>", or the name= passed in
+    sha256: str  # hex digest of ``encoded``
+    encoded: bytes  # original file bytes, or a canonical PNG of the pixels for PIL/array input
+
+    @property
+    def width(self) -> int:
+        return self.pixels.width
+
+    @property
+    def height(self) -> int:
+        return self.pixels.height
+
+
+def load_image(
+    src: ImageInput, limits: LimitsConfig = LimitsConfig(), *, name: str | None = None
+) -> LoadedImage:
+    """Decode ``src`` into an RGB :class:`LoadedImage`; raise an ``ImageError`` naming the source."""
+    if isinstance(src, Image.Image):
+        source = name or "<PIL image>"
+        return _from_pixels(_decode(src, source, limits), source)
+    if isinstance(src, np.ndarray):
+        source = name or "<array>"
+        return _from_pixels(_to_rgb(_from_array(src, source, limits)), source)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        source, data = name or "<bytes>", bytes(src)
+        if len(data) > limits.max_bytes:
+            raise ImageTooLargeError(source, f"{len(data)} bytes exceeds limits.max_bytes={limits.max_bytes}")
+    elif isinstance(src, (str, os.PathLike)):
+        source = name or os.fsdecode(src)
+        data = _read_file(Path(os.fsdecode(src)), source, limits)
+    else:
+        raise TypeError(f"load_image expects a path, bytes, PIL image or numpy array, got {type(src).__name__}")
+    if not data:
+        raise CorruptImageError(source, "empty (0 bytes)")
+    try:
+        opened = Image.open(io.BytesIO(data), formats=_FORMATS)  # lazy: reads the header only
+    except UnidentifiedImageError:
+        raise NotAnImageError(source, f"not an image in a supported format ({', '.join(_FORMATS)})") from None
+    except _BOMBS as exc:
+        raise ImageTooLargeError(source, f"refused before decoding: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImageError(source, f"unreadable image header: {exc}") from None
+    with opened:
+        rgb = _decode(opened, source, limits)
+    return LoadedImage(rgb, source, hashlib.sha256(data).hexdigest(), data)
+
+
+def iter_image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (by extension, hidden ones skipped), sorted by name."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ImageError(os.fsdecode(folder), "not a folder")
+    files = (
+        p
+        for p in path.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    return sorted(files, key=lambda p: p.name)
+
+
+def _read_file(path: Path, source: str, limits: LimitsConfig) -> bytes:
+    """Read at most ``max_bytes`` (+1 to detect more): the size is checked before reading it all."""
+    if path.is_dir():
+        raise ImageError(source, "is a folder, not an image file")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.max_bytes:
+                raise ImageTooLargeError(source, f"{size} bytes exceeds limits.max_bytes={limits.max_bytes}")
+            data = f.read(limits.max_bytes + 1)  # st_size may lie (pipes, growing files)
+    except FileNotFoundError:
+        raise ImageError(source, "no such file") from None
+    except OSError as exc:
+        raise ImageError(source, f"cannot read file: {exc.strerror or exc}") from None
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(source, f"more than limits.max_bytes={limits.max_bytes} bytes")
+    return data
+
+
+def _check_size(width: int, height: int, source: str, limits: LimitsConfig) -> None:
+    """Refuse from the dimensions alone, before pixels are decoded or allocated.
+
+    PIL's own bomb threshold (``Image.MAX_IMAGE_PIXELS``) caps ours, so its warning never has to be
+    relied upon (or silenced through the thread-unsafe warnings machinery).
+    """
+    cap = limits.max_pixels
+    if Image.MAX_IMAGE_PIXELS is not None:
+        cap = min(cap, int(Image.MAX_IMAGE_PIXELS))
+    if width * height > cap:
+        raise ImageTooLargeError(
+            source, f"{width}x{height} = {width * height} pixels exceeds the limit of {cap} (limits.max_pixels)"
+        )
+    if min(width, height) < max(limits.min_side, 1):
+        raise ImageTooSmallError(source, f"{width}x{height}: smaller side is below limits.min_side={limits.min_side}")
+
+
+def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> Image.Image:
+    """Check the header size, then decode strictly (first frame), orient, and convert to RGB."""
+    _check_size(im.width, im.height, source, limits)
+    try:
+        im.load()
+        return _to_rgb(ImageOps.exif_transpose(im))
+    except _BOMBS as exc:
+        raise ImageTooLargeError(source, str(exc)) from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptImageError(source, f"corrupt or truncated image data: {exc}") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """One colour policy for every mode: 8-bit RGB, transparency composited over white."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        im = Image.fromarray(_rescale(np.asarray(im)))
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        background = Image.new("RGBA", im.size, BACKGROUND + (255,))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    return im.convert("RGB")
+
+
+def _rescale(a: np.ndarray) -> np.ndarray:
+    """Map 16/32-bit integer or float pixels to uint8 as their type and range suggest."""
+    f = a.astype(np.float64)
+    f[~np.isfinite(f)] = 0.0
+    lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 0.0)
+    if a.dtype.kind == "u" and a.dtype.itemsize == 2 or (lo >= 0 and 255 < hi <= 65535):
+        f = f / 257  # full 16-bit range: 65535 -> 255, 32768 -> 128
+    elif a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        f = f * 255
+    elif lo < 0 or hi > 255:
+        f = (f - lo) * (255 / (hi - lo))  # arbitrary range (e.g. signed, depth): stretch
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+
+
+def _from_array(a: np.ndarray, source: str, limits: LimitsConfig) -> Image.Image:
+    """HxW / HxWx1 / HxWx3 / HxWx4 arrays of uint8, uint16, bool, float in [0, 1] (or ints in 0..255)."""
+    if a.dtype.kind not in "biuf":
+        raise ImageError(source, f"array dtype {a.dtype} is not a numeric pixel type")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageError(source, f"array shape {a.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
+    _check_size(a.shape[1], a.shape[0], source, limits)
+    if a.dtype.kind == "b":
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ImageError(source, "float array contains NaN or infinity")
+        if a.min() < 0 or a.max() > 1:
+            raise ImageError(source, f"float array values must lie in [0, 1], got [{a.min()}, {a.max()}]")
+        a = np.rint(a.astype(np.float64) * 255)
+    elif a.dtype.kind == "u" and a.dtype.itemsize == 2:
+        a = np.rint(a / 257)
+    elif a.dtype != np.uint8 and (a.min() < 0 or a.max() > 255):
+        raise ImageError(source, f"{a.dtype} array values must lie in 0..255 (or use uint16, or float in [0, 1])")
+    return Image.fromarray(np.ascontiguousarray(a.astype(np.uint8)))
+
+
+def _from_pixels(rgb: Image.Image, source: str) -> LoadedImage:
+    """PIL/array input has no file: store a canonical PNG (fresh image, so no metadata leaks in)."""
+    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    buf = io.BytesIO()
+    clean.save(buf, format="PNG")
+    data = buf.getvalue()
+    return LoadedImage(clean, source, hashlib.sha256(data).hexdigest(), data)

@@ -1,0 +1,248 @@
+"""The library: one home directory holding the catalog, the original images and the ANN index.
+
+The catalog (SQLite) is the truth; the index is a cache kept in step with it by replaying the
+catalog's journal. That single mechanism covers three cases: opening after a crash (the saved index
+is older than the catalog), other processes enrolling into the same home, and this process's own
+writes. Many threads may search at once; index mutation takes the write side of a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from instrec.catalog import BlobStore, Catalog
+from instrec.config import IndexConfig
+from instrec.errors import DescriptorMismatchError
+from instrec.index import VectorIndex, create_index, load_index
+
+log = logging.getLogger(__name__)
+
+REGROW_FACTOR = 4  # an IVF index is retrained when the gallery has grown this much since training
+COMPACT_JOURNAL_AFTER = 200_000  # journal rows kept before saving the index compacts them
+
+
+class ReadWriteLock:
+    """Many readers or one writer. Searches share; index mutation is exclusive."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class SearchHits:
+    """Image-level neighbours of one query: parallel arrays, best first."""
+
+    scores: np.ndarray
+    vector_ids: np.ndarray
+    instance_pks: np.ndarray
+
+
+class Library:
+    def __init__(self, home: Path, *, dim: int, descriptor: str, descriptor_info: dict[str, Any], index: IndexConfig):
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self.descriptor = descriptor
+        self.index_config = index
+        self.catalog = Catalog(self.home / "catalog.sqlite")
+        self.blobs = BlobStore(self.home / "images")
+        self._claim_descriptor(descriptor_info)
+        self._lock = ReadWriteLock()
+        self._sync_mutex = threading.Lock()
+        self._index: VectorIndex
+        self._owner: dict[int, int] = {}  # vector id -> instance pk
+        self._seq = 0
+        self._built_for = 0
+        self._saved_seq = -1
+        self._open_index()
+
+    # -- descriptor guard ----------------------------------------------------------------------
+    def _claim_descriptor(self, info: dict[str, Any]) -> None:
+        stored = self.catalog.get_meta("descriptor")
+        if stored is None:
+            self.catalog.set_meta("descriptor", self.descriptor)
+            self.catalog.set_meta("descriptor_info", json.dumps(info, sort_keys=True))
+            self.catalog.set_meta("dim", str(self.dim))
+        elif stored != self.descriptor:
+            raise DescriptorMismatchError(
+                f"{self.home} was built with descriptor {stored} "
+                f"({self.catalog.get_meta('descriptor_info')}), not {self.descriptor} ({json.dumps(info, sort_keys=True)}). "
+                "Open it with the settings it was built with, or run `instrec reembed` to rebuild it with the new ones."
+            )
+
+    # -- index lifecycle -----------------------------------------------------------------------
+    @property
+    def _state_path(self) -> Path:
+        return self.home / "index" / "state.json"
+
+    def _open_index(self) -> None:
+        with self._lock.write():
+            if not self._load_saved_index():
+                self._rebuild()
+            self._sync_locked()
+
+    def _load_saved_index(self) -> bool:
+        """Load the saved index + owner map; False if there is none usable (then we rebuild)."""
+        try:
+            state = json.loads(self._state_path.read_text())
+            if state["descriptor"] != self.descriptor or state["dim"] != self.dim:
+                return False
+            if state["seq"] < self.catalog.journal_floor():
+                return False
+            index = load_index(state["kind"], self.home / "index" / state["file"], self.index_config)
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            if self._state_path.exists():
+                log.warning("saved index unusable (%s); rebuilding from the catalog", error)
+            return False
+        self._index, self._seq, self._built_for = index, int(state["seq"]), int(state["built_for"])
+        self._saved_seq = self._seq
+        # Owners come from the catalog as it is now; replaying the journal from the saved position
+        # then brings the index forward, and owners of vectors added meanwhile are already known.
+        self._owner = self.catalog.vector_owners()
+        return True
+
+    def _choose_kind(self, size: int) -> str:
+        if self.index_config.backend != "auto":
+            return self.index_config.backend
+        return "flat" if size < self.index_config.auto_threshold else "ivf"
+
+    def _rebuild(self) -> None:
+        """Build the index from every vector in the catalog (the source of truth)."""
+        head = self.catalog.journal_head()
+        size = self.catalog.stats()["vectors"]
+        kind = self._choose_kind(size)
+        index = create_index(kind, self.dim, self.index_config, size)
+        if index.needs_training:
+            index.train(self.catalog.sample_vectors(index.training_size, self.dim))
+        owners: dict[int, int] = {}
+        for ids, instance_pks, vectors in self.catalog.iter_vectors(self.dim):
+            index.add(ids, vectors)
+            owners.update(zip(ids.tolist(), instance_pks.tolist()))
+        self._index, self._owner, self._seq, self._built_for = index, owners, head, size
+        log.info("built %s index over %d vectors", kind, len(index))
+
+    def sync(self) -> None:
+        """Apply catalog changes made since our last look (by us or by another process)."""
+        if self.catalog.journal_head() == self._seq:
+            return
+        with self._sync_mutex, self._lock.write():
+            self._sync_locked()
+
+    def _sync_locked(self) -> None:
+        if self._seq < self.catalog.journal_floor():
+            self._rebuild()
+        entries = self.catalog.journal_since(self._seq)
+        if not entries:
+            return
+        added: list[int] = []
+        for _, op, vector_id in entries:
+            if op == "add":
+                added.append(vector_id)
+            else:
+                self._flush_adds(added)
+                added = []
+                self._index.remove(np.asarray([vector_id]))
+                self._owner.pop(vector_id, None)
+        self._flush_adds(added)
+        self._seq = entries[-1][0]
+        if self._needs_regrow():
+            self._rebuild()
+
+    def _flush_adds(self, vector_ids: list[int]) -> None:
+        """Add vectors that still exist; remove-then-add keeps a replay idempotent."""
+        if not vector_ids:
+            return
+        ids, owners, vectors = self.catalog.vectors_by_pk(vector_ids, self.dim)
+        self._index.remove(ids)
+        self._index.add(ids, vectors)
+        self._owner.update(zip(ids.tolist(), owners.tolist()))
+
+    def _needs_regrow(self) -> bool:
+        size = len(self._index)
+        if self._index.kind != self._choose_kind(size):
+            return True
+        return self._index.kind == "ivf" and size > REGROW_FACTOR * max(self._built_for, 1)
+
+    def save(self) -> None:
+        """Persist the index so the next open does not rebuild; safe against crashes at any point."""
+        with self._lock.read():
+            if self._saved_seq == self._seq:
+                return
+            directory = self.home / "index"
+            name = f"{self._index.kind}-{self._seq}.faiss"
+            self._index.save(directory / name)
+            state = {"kind": self._index.kind, "file": name, "seq": self._seq, "dim": self.dim,
+                     "descriptor": self.descriptor, "built_for": self._built_for}
+            tmp = self._state_path.with_name(f".state.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self._state_path)
+            self._saved_seq = self._seq
+        for old in directory.glob("*.faiss"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        if self._seq - self.catalog.journal_floor() > COMPACT_JOURNAL_AFTER:
+            self.catalog.compact_journal(self._seq)
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> list[SearchHits]:
+        self.sync()
+        with self._lock.read():
+            scores, ids = self._index.search(queries, k)
+            owners = self._owner
+            hits = []
+            for row_scores, row_ids in zip(scores, ids):
+                keep = row_ids >= 0
+                row_ids = row_ids[keep]
+                hits.append(SearchHits(
+                    scores=row_scores[keep],
+                    vector_ids=row_ids,
+                    instance_pks=np.fromiter((owners.get(int(v), -1) for v in row_ids), np.int64, len(row_ids)),
+                ))
+        return hits
+
+    def index_info(self) -> dict[str, Any]:
+        self.sync()
+        with self._lock.read():
+            return {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes,
+                    "journal_seq": self._seq}
+
+    def close(self) -> None:
+        self.save()
+        self.catalog.close()

@@ -1,0 +1,395 @@
+"""The engine's public face: enrol 1-3 shots per instance, recognise, or answer "unknown".
+
+The CLI, the REST service and user code all call this class; it glues the stages together
+(images -> embedding -> library/index -> decision) and owns no algorithm of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from instrec.catalog import ImageRecord, Instance, NewImage
+from instrec.config import Config
+from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
+from instrec.errors import ImageError, InstrecError, UnknownInstanceError
+from instrec.images import LoadedImage, iter_image_files, load_image
+from instrec.library import Library, SearchHits
+
+log = logging.getLogger(__name__)
+
+ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.load_image)
+CALIBRATION_QUERIES = 2000
+
+
+@dataclass(frozen=True)
+class Match:
+    instance_id: str
+    label: str
+    score: float  # cosine similarity of the best evidence
+    confidence: float  # calibrated probability-like score in [0, 1]
+    metadata: dict[str, Any]
+    image_id: int  # the gallery image that matched best
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "label": self.label, "score": round(self.score, 6),
+                "confidence": round(self.confidence, 6), "metadata": self.metadata, "image_id": self.image_id}
+
+
+@dataclass(frozen=True)
+class ImageHit:
+    image_id: int
+    instance_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Recognition:
+    unknown: bool
+    matches: list[Match]  # top-k, best first; shown even when unknown (the nearest candidates)
+    threshold: float
+    timing_ms: dict[str, float]
+    images: list[ImageHit] = field(default_factory=list)  # gallery images ranked (with_images=True)
+
+    @property
+    def best(self) -> Match | None:
+        return None if self.unknown or not self.matches else self.matches[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unknown": self.unknown, "matches": [m.to_dict() for m in self.matches],
+                "threshold": self.threshold, "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
+
+
+@dataclass
+class EnrollResult:
+    instance: Instance
+    added: list[ImageRecord] = field(default_factory=list)
+    duplicates: list[ImageRecord] = field(default_factory=list)
+    errors: list[ImageError] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance": self.instance.to_dict(), "added": [i.to_dict() for i in self.added],
+                "duplicates": [i.to_dict() for i in self.duplicates],
+                "errors": [{"source": e.source, "error": e.reason} for e in self.errors]}
+
+
+@dataclass
+class FolderReport:
+    instances: int = 0
+    images_added: int = 0
+    duplicates: int = 0
+    errors: list[ImageError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instances": self.instances, "images_added": self.images_added, "duplicates": self.duplicates,
+                "errors": [{"source": e.source, "error": e.reason} for e in self.errors], "seconds": self.seconds}
+
+
+class Recognizer:
+    """Open (or create) the library at ``config.home``. Thread-safe; share one per process."""
+
+    def __init__(self, config: Config | None = None, *, embedder: Any = None):
+        self.config = config or Config.load()
+        self._embedder = embedder
+        self._library: Library | None = None
+        self._init_lock = threading.Lock()
+        self._calibration: Calibration | None = None
+        self._calibration_key: str | None = None
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, **overrides: Any) -> "Recognizer":
+        """``Recognizer.open("lib", **{"index.backend": "flat"})``."""
+        return cls(Config.load(home=home, overrides=overrides))
+
+    # -- lazily built parts --------------------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            with self._init_lock:
+                if self._embedder is None:
+                    from instrec.embedding.embedder import Embedder
+
+                    self._embedder = Embedder(self.config.descriptor, self.config.runtime)
+        return self._embedder
+
+    @property
+    def library(self) -> Library:
+        if self._library is None:
+            embedder = self.embedder
+            with self._init_lock:
+                if self._library is None:
+                    self._library = Library(
+                        self.config.home, dim=embedder.dim, descriptor=embedder.digest,
+                        descriptor_info=self.config.descriptor.key(), index=self.config.index,
+                    )
+        return self._library
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+
+    def __enter__(self) -> "Recognizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enrolment -----------------------------------------------------------------------------
+    def enroll(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        instance_id: str | None = None,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        new: bool = False,
+        skip_bad: bool = False,
+    ) -> EnrollResult:
+        """Enrol images of one instance (created if needed; ``new=True`` refuses an existing id).
+
+        Bad images raise :class:`ImageError` unless ``skip_bad``, in which case they are reported in
+        ``result.errors`` and the good ones are enrolled. Images already enrolled for this instance
+        (same content hash) are reported as duplicates and not added again.
+        """
+        instance_id = instance_id or uuid.uuid4().hex[:12]
+        loaded, errors = self._load_all(images, skip_bad)
+        if not loaded:
+            if errors:
+                raise errors[0]
+            raise InstrecError("enrolment needs at least one image")
+        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new)
+
+    def _enroll_loaded(self, instance_id: str, loaded: list[LoadedImage], errors: list[ImageError], *,
+                       label: str | None = None, metadata: dict[str, Any] | None = None,
+                       new: bool = False) -> EnrollResult:
+        library = self.library
+        known = {r.sha256: r for r in self._images_or_empty(instance_id)}
+        fresh = [img for img in loaded if img.sha256 not in known]
+        new_images = self._embed_new(fresh)
+        for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
+            library.blobs.put(image.sha256, image.encoded)
+        instance, added, duplicates = library.catalog.add_images(
+            instance_id, new_images, library.descriptor, label=label, metadata=metadata, must_create=new,
+        )
+        duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
+        library.sync()
+        return EnrollResult(instance, added, duplicates, errors)
+
+    def add_images(self, instance_id: str, images: Sequence[ImageInput], *, skip_bad: bool = False) -> EnrollResult:
+        self.get(instance_id)  # 404 before any work
+        return self.enroll(images, instance_id=instance_id, skip_bad=skip_bad)
+
+    def enroll_folder(
+        self,
+        root: str | Path,
+        *,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> FolderReport:
+        """Enrol ``root/<instance id>/<images>``. Re-running adds only what is new (resumable)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise InstrecError(f"{root} is not a folder")
+        started = time.perf_counter()
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        report = FolderReport()
+        for number, folder in enumerate(folders, 1):
+            loaded, errors = self._load_all(iter_image_files(folder), skip_bad=True)
+            report.errors.extend(errors)
+            if loaded:
+                result = self._enroll_loaded(folder.name, loaded, [])
+                report.instances += 1
+                report.images_added += len(result.added)
+                report.duplicates += len(result.duplicates)
+            if progress:
+                progress(number, len(folders), folder.name)
+        self.library.save()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _load_all(self, images: Sequence[ImageInput], skip_bad: bool) -> tuple[list[LoadedImage], list[ImageError]]:
+        loaded, errors = [], []
+        for image in images:
+            try:
+                loaded.append(load_image(image, self.config.limits))
+            except ImageError as error:
+                if not skip_bad:
+                    raise
+                errors.append(error)
+        return loaded, errors
+
+    def _embed_new(self, images: Sequence[LoadedImage]) -> list[NewImage]:
+        if not images:
+            return []
+        vectors = self.embedder.embed([img.pixels for img in images])
+        return [NewImage(img.sha256, img.source, img.width, img.height, vec[None, :])
+                for img, vec in zip(images, vectors)]
+
+    def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
+        try:
+            return self.library.catalog.images_of(instance_id)
+        except UnknownInstanceError:
+            return []
+
+    # -- management ----------------------------------------------------------------------------
+    def get(self, instance_id: str) -> Instance:
+        return self.library.catalog.get_instance(instance_id)
+
+    def images(self, instance_id: str) -> list[ImageRecord]:
+        return self.library.catalog.images_of(instance_id)
+
+    def image_bytes(self, image_id: int) -> bytes:
+        return self.library.blobs.get(self.library.catalog.get_image(image_id).sha256)
+
+    def list(self, *, offset: int = 0, limit: int = 100, search: str | None = None) -> list[Instance]:
+        return self.library.catalog.list_instances(offset=offset, limit=limit, search=search)
+
+    def count(self, search: str | None = None) -> int:
+        return self.library.catalog.count_instances(search)
+
+    def update(self, instance_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None) -> Instance:
+        return self.library.catalog.update_instance(instance_id, label=label, metadata=metadata)
+
+    def remove(self, instance_id: str) -> None:
+        hashes = self.library.catalog.remove_instance(instance_id)
+        self._forget_blobs(hashes)
+        self.library.sync()
+
+    def remove_image(self, image_id: int) -> None:
+        self._forget_blobs([self.library.catalog.remove_image(image_id)])
+        self.library.sync()
+
+    def _forget_blobs(self, hashes: Iterable[str]) -> None:
+        for sha in set(hashes):
+            if not self.library.catalog.sha_in_use(sha):
+                self.library.blobs.delete(sha)
+
+    def stats(self) -> dict[str, Any]:
+        library = self.library
+        calibration = self.calibration
+        return {
+            **library.catalog.stats(),
+            "index": library.index_info(),
+            "descriptor": {"id": library.descriptor, **self.config.descriptor.key()},
+            "dim": library.dim,
+            "threshold": self.threshold,
+            "calibration": calibration.source,
+            "home": str(self.config.home),
+        }
+
+    # -- recognition ---------------------------------------------------------------------------
+    @property
+    def calibration(self) -> Calibration:
+        stored = self.library.catalog.get_meta(f"calibration:{self.config.decision.aggregation}")
+        if stored != self._calibration_key:
+            self._calibration = Calibration.from_json(stored) if stored else default_calibration()
+            self._calibration_key = stored
+        return self._calibration or default_calibration()
+
+    @property
+    def threshold(self) -> float:
+        return self.config.decision.threshold if self.config.decision.threshold is not None else self.calibration.threshold
+
+    def recognize(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> Recognition:
+        return self.recognize_many([image], k, with_images=with_images)[0]
+
+    def recognize_many(
+        self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False
+    ) -> list[Recognition]:
+        """Raises :class:`ImageError` for a bad image (nothing is half-done: recognition writes nothing)."""
+        t0 = time.perf_counter()
+        loaded = [load_image(image, self.config.limits) for image in images]
+        t1 = time.perf_counter()
+        vectors = self.embedder.embed([img.pixels for img in loaded])
+        t2 = time.perf_counter()
+        hits = self.library.search(vectors, self.config.decision.shortlist)
+        ranked = self._rank(vectors, hits)
+        t3 = time.perf_counter()
+        per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
+                     "search": (t3 - t2) * 1e3 / len(images)}
+        return [self._decide(r, k, per_image, h if with_images else None) for r, h in zip(ranked, hits)]
+
+    def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
+        """Instances ranked for each query vector (the search + aggregation part of recognise)."""
+        return self._rank(vectors, self.library.search(vectors, self.config.decision.shortlist), exclude)
+
+    def _rank(self, vectors: np.ndarray, hits: list[SearchHits],
+              exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
+        dim = self.library.dim
+        vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
+        return [
+            rank_instances(v, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of,
+                           exclude[i] if exclude else frozenset())
+            for i, (v, h) in enumerate(zip(vectors, hits))
+        ]
+
+    def _image_hits(self, hits: SearchHits) -> list[ImageHit]:
+        catalog = self.library.catalog
+        image_of = catalog.image_of_vectors(hits.vector_ids.tolist())
+        instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist())))
+        seen: set[int] = set()
+        out = []
+        for score, vector_id, instance_pk in zip(hits.scores.tolist(), hits.vector_ids.tolist(), hits.instance_pks.tolist()):
+            image_id = image_of.get(vector_id)
+            if image_id is None or image_id in seen or instance_pk not in instances:
+                continue
+            seen.add(image_id)
+            out.append(ImageHit(image_id, instances[instance_pk].id, score))
+        return out
+
+    def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
+                hits: SearchHits | None = None) -> Recognition:
+        k = k or self.config.decision.top_k
+        top = ranked[:k]
+        instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
+        images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
+        calibration, threshold = self.calibration, self.threshold
+        matches = [
+            Match(inst.id, inst.label, s.score, calibration.confidence(s.score), inst.metadata, images.get(s.vector_id, -1))
+            for s in top if (inst := instances.get(s.instance_pk)) is not None
+        ]
+        unknown = not matches or matches[0].score < threshold
+        return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())},
+                           self._image_hits(hits) if hits is not None else [])
+
+    # -- calibration ---------------------------------------------------------------------------
+    def calibrate(self, target_far: float | None = None, *, seed: int = 0) -> Calibration:
+        """Estimate the open-set threshold from the enrolled gallery (leave-one-image-out).
+
+        Each sampled gallery image is searched with its own vectors excluded: its best score to its
+        own instance (if that has other images) is a genuine score; its best score to any other
+        instance is an impostor score. The threshold lets through ``target_far`` of impostors.
+        """
+        target_far = self.config.decision.target_far if target_far is None else target_far
+        if not 0 < target_far < 1:
+            raise InstrecError("target false-accept rate must be between 0 and 1")
+        library = self.library
+        library.sync()
+        owners = library.catalog.vector_owners()
+        if len(set(owners.values())) < 2:
+            raise InstrecError("calibration needs at least two enrolled instances")
+        rng = np.random.default_rng(seed)
+        ids = np.asarray(sorted(owners), np.int64)
+        sample = rng.choice(ids, size=min(CALIBRATION_QUERIES, len(ids)), replace=False)
+        sample_ids, sample_owner, vectors = library.catalog.vectors_by_pk(sample.tolist(), library.dim)
+        image_of = library.catalog.image_of_vectors(sample_ids.tolist())
+        siblings = library.catalog.vector_ids_of_images(sorted(set(image_of.values())))
+        exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
+        genuine, impostor = [], []
+        for owner, ranked in zip(sample_owner.tolist(), self.rank(vectors, exclude)):
+            own = [s.score for s in ranked if s.instance_pk == owner]
+            other = [s.score for s in ranked if s.instance_pk != owner]
+            if own:
+                genuine.append(own[0])
+            if other:
+                impostor.append(other[0])
+        result = calibrate(np.asarray(genuine), np.asarray(impostor), target_far, "leave-one-out")
+        library.catalog.set_meta(f"calibration:{self.config.decision.aggregation}", result.to_json())
+        return result

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.embedding import Embedder
+
+
+def unit_rows(vectors: np.ndarray) -> bool:
+    return bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5))
+
+
+def normalized(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def test_embed_shape_dtype_norm_and_order(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
+    batch = list(images.values())
+    vectors = lite0_torch.embed(batch)
+    assert vectors.shape == (len(batch), lite0_torch.dim) == (5, 1280)
+    assert vectors.dtype == np.float32 and unit_rows(vectors)
+    one_by_one = np.concatenate([lite0_torch.embed([image]) for image in batch])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)  # grouping by size keeps the order
+    assert lite0_torch.embed([]).shape == (0, 1280)
+
+
+def test_digest_identifies_descriptor_and_weights(lite0_torch: Embedder) -> None:
+    backbone_digest = lite0_torch.torch_model().backbone.weights_digest
+    assert lite0_torch.digest == descriptor_digest(DescriptorConfig(), backbone_digest)
+
+
+def test_brighter_copy_is_close_unrelated_image_is_not(
+    lite0_torch: Embedder, images: dict[str, Image.Image]
+) -> None:
+    astronaut = images["astronaut"]
+    brighter = ImageEnhance.Brightness(astronaut).enhance(1.15)
+    a, b, c = lite0_torch.embed([astronaut, brighter, images["coffee"]])
+    assert a @ b > 0.9
+    assert a @ c < a @ b - 0.2
+
+
+def test_multi_scale_sums_the_per_scale_vectors(
+    lite0_torch: Embedder, images: dict[str, Image.Image]
+) -> None:
+    image = images["chelsea"]
+    multi = Embedder(DescriptorConfig(scales=(1.0, 0.707)), RuntimeConfig(engine="torch"))
+    small = Embedder(DescriptorConfig(max_side=158), RuntimeConfig(engine="torch"))
+    vector = multi.embed([image])[0]
+    expected = normalized(lite0_torch.embed([image])[0] + small.embed([image])[0])
+    assert np.allclose(vector, expected, atol=1e-5)
+    assert unit_rows(vector[None]) and vector @ lite0_torch.embed([image])[0] < 0.9999
+    assert multi.digest != lite0_torch.digest
+
+
+def test_flip_sums_the_mirror_image(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
+    image = images["rocket"]
+    flip = Embedder(DescriptorConfig(flip=True), RuntimeConfig(engine="torch"))
+    vector = flip.embed([image])[0]
+    plain, mirrored = lite0_torch.embed([image, ImageOps.mirror(image)])
+    assert np.allclose(vector, normalized(plain + mirrored), atol=1e-5)
+    assert unit_rows(vector[None]) and vector @ plain < 0.9999
+
+
+def test_torch_model_matches_embed(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
+    import torch
+
+    image = images["coffee"]
+    with torch.no_grad():
+        vector = lite0_torch.torch_model()(torch.from_numpy(lite0_torch.preprocess(image)[None]))
+    assert np.allclose(vector.numpy()[0], lite0_torch.embed([image])[0], atol=1e-5)
+
+
+def test_bad_settings_are_config_errors() -> None:
+    from instrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scales"):
+        Embedder(dataclasses.replace(DescriptorConfig(), scales=()), RuntimeConfig(engine="torch"))
+    with pytest.raises(ConfigError, match="batch_size"):
+        Embedder(DescriptorConfig(), RuntimeConfig(engine="torch", batch_size=0))
