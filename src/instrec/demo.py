@@ -18,7 +18,7 @@ from instrec.config import Config
 from instrec.errors import InstrecError
 
 ENROLLED = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-            "camera", "clock", "coins", "horse", "page", "brick", "colorwheel", "moon")
+            "camera", "clock", "coins", "logo", "page", "brick", "colorwheel", "moon")
 NEVER_ENROLLED = ("cell", "text", "gravel")
 
 
@@ -30,6 +30,7 @@ def sample_photo(name: str) -> Image.Image:
         raise InstrecError("the demo needs scikit-image: pip install 'instrec[demo]'") from error
     array = getattr(skimage.data, name)()
     if array.dtype != np.uint8:
+        array = array.astype(np.float64)
         array = (255 * (array - array.min()) / max(float(np.ptp(array)), 1e-9)).astype(np.uint8)
     return Image.fromarray(array).convert("RGB")
 

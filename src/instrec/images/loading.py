@@ -12,6 +12,7 @@ the limits are checked here, which keeps this safe to call from many threads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -54,8 +55,24 @@ class LoadedImage:
 
     pixels: Image.Image  # mode "RGB", EXIF orientation applied, fully loaded
     source: str  # path as given, "<bytes>", "<PIL image>", "<array>", or the name= passed in
-    sha256: str  # hex digest of ``encoded``
-    encoded: bytes  # original file bytes, or a canonical PNG of the pixels for PIL/array input
+    original: bytes | None = None  # the file's bytes; None for PIL/array input
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """Original file bytes, or a canonical PNG of the pixels for PIL/array input.
+
+        Computed on first use: recognising an array must not pay for a PNG encoding it never needs.
+        """
+        if self.original is not None:
+            return self.original
+        buf = io.BytesIO()
+        self.pixels.save(buf, format="PNG")
+        return buf.getvalue()
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex digest of ``encoded``: the identity used to spot duplicate enrolments."""
+        return hashlib.sha256(self.encoded).hexdigest()
 
     @property
     def width(self) -> int:
@@ -97,7 +114,7 @@ def load_image(
         raise CorruptImageError(source, f"unreadable image header: {exc}") from None
     with opened:
         rgb = _decode(opened, source, limits)
-    return LoadedImage(rgb, source, hashlib.sha256(data).hexdigest(), data)
+    return LoadedImage(rgb, source, data)
 
 
 def iter_image_files(folder: str | os.PathLike) -> list[Path]:
@@ -211,8 +228,4 @@ def _from_array(a: np.ndarray, source: str, limits: LimitsConfig) -> Image.Image
 
 def _from_pixels(rgb: Image.Image, source: str) -> LoadedImage:
     """PIL/array input has no file: store a canonical PNG (fresh image, so no metadata leaks in)."""
-    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
-    buf = io.BytesIO()
-    clean.save(buf, format="PNG")
-    data = buf.getvalue()
-    return LoadedImage(clean, source, hashlib.sha256(data).hexdigest(), data)
+    return LoadedImage(Image.frombytes("RGB", rgb.size, rgb.tobytes()), source)

@@ -1,0 +1,49 @@
+"""Shared fixtures: one embedding model per test session, real photos from scikit-image."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from instrec.config import Config
+
+DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The default embedded model (EfficientNet-Lite0, ONNX Runtime), built once per session."""
+    from instrec.embedding.embedder import Embedder
+
+    config = Config()
+    return Embedder(config.descriptor, config.runtime)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return dataclasses.replace(Config(), home=tmp_path / "library")
+
+
+@pytest.fixture
+def recognizer(config: Config, embedder):
+    from instrec.recognizer import Recognizer
+
+    with Recognizer(config, embedder=embedder) as rec:
+        yield rec
+
+
+@pytest.fixture(scope="session")
+def gallery_dir(tmp_path_factory) -> Path:
+    """``<dir>/<name>/<name>.jpg`` for a dozen real photos (one shot per instance)."""
+    from instrec.demo import ENROLLED, write_gallery
+
+    return write_gallery(tmp_path_factory.mktemp("gallery"), ENROLLED)
+
+
+def shared_data(name: str) -> Path:
+    path = DATA_ROOT / name
+    if not path.is_dir():
+        pytest.skip(f"evaluation data {path} is absent (see ../shared/data/README.md)")
+    return path

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from instrec.config import IndexConfig
+from instrec.errors import ConfigError
+from instrec.index import create_index, list_indexes, load_index, register_index
+
+
+def unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=list_indexes())
+def filled(request):
+    rng = np.random.default_rng(0)
+    n, d = 4000, 32
+    vectors = unit(rng, n, d)
+    ids = np.arange(n, dtype=np.int64) * 7 + 3  # ids are ours, not positions
+    index = create_index(request.param, d, IndexConfig(nprobe=64), n)
+    if index.needs_training:
+        index.train(vectors)
+    index.add(ids, vectors)
+    return index, ids, vectors
+
+
+def test_every_backend_finds_near_duplicates(filled):
+    index, ids, vectors = filled
+    rng = np.random.default_rng(1)
+    queries = vectors[:200] + 0.02 * rng.standard_normal(vectors[:200].shape).astype(np.float32)
+    scores, found = index.search(queries, 5)
+    assert found.shape == (200, 5)
+    assert (found[:, 0] == ids[:200]).mean() >= 0.97
+    assert np.all(np.diff(scores, axis=1) <= 1e-6), "results must be best first"
+
+
+def test_removed_ids_never_come_back(filled):
+    index, ids, vectors = filled
+    assert index.remove(ids[:50]) == 50
+    assert len(index) == len(ids) - 50
+    _, found = index.search(vectors[:50], 10)
+    assert not np.isin(found, ids[:50]).any()
+    assert index.remove(ids[:50]) == 0  # idempotent
+
+
+def test_save_and_load_round_trip(filled, tmp_path):
+    index, ids, vectors = filled
+    path = tmp_path / "index.faiss"
+    index.save(path)
+    again = load_index(index.kind, path, IndexConfig(nprobe=64))
+    assert len(again) == len(index) and again.kind == index.kind
+    a = index.search(vectors[:20], 3)
+    b = again.search(vectors[:20], 3)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_empty_index_searches_to_nothing():
+    index = create_index("flat", 8, IndexConfig())
+    scores, found = index.search(np.ones((2, 8), np.float32) / np.sqrt(8), 5)
+    assert (found == -1).all()
+
+
+def test_wrong_dimension_is_refused():
+    index = create_index("flat", 8, IndexConfig())
+    with pytest.raises(ValueError, match="dimension 8"):
+        index.add(np.arange(2), np.ones((2, 9), np.float32))
+
+
+def test_registry_refuses_unknown_and_duplicates():
+    with pytest.raises(ConfigError, match="unknown index backend"):
+        create_index("annoy", 8, IndexConfig())
+    with pytest.raises(ValueError, match="twice"):
+        register_index("flat", lambda p, c: None)(lambda d, c, n: None)

@@ -1,0 +1,141 @@
+"""The index stays consistent with the catalog: across processes, reopen, and kill -9 mid-write."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from instrec.catalog import NewImage
+from instrec.config import IndexConfig
+from instrec.errors import DescriptorMismatchError
+from instrec.library import Library
+
+DIM = 16
+
+
+def open_library(home, backend="flat", descriptor="d1", threshold=20_000):
+    return Library(home, dim=DIM, descriptor=descriptor, descriptor_info={"name": descriptor},
+                   index=IndexConfig(backend=backend, auto_threshold=threshold, nprobe=64))
+
+
+def new_image(seed: int) -> NewImage:
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((1, DIM)).astype(np.float32)
+    return NewImage(f"{seed:064x}", f"img{seed}", 8, 8, v / np.linalg.norm(v))
+
+
+def assert_consistent(library: Library) -> None:
+    owners = library.catalog.vector_owners()
+    info = library.index_info()
+    assert info["vectors"] == len(owners) == library.catalog.stats()["vectors"]
+    if owners:
+        ids, inst, vectors = library.catalog.vectors_by_pk(sorted(owners), DIM)
+        hits = library.search(vectors, 1)
+        assert [int(h.vector_ids[0]) for h in hits] == ids.tolist()
+        assert [int(h.instance_pks[0]) for h in hits] == inst.tolist()
+
+
+def test_adds_and_removals_are_searchable_at_once(tmp_path):
+    library = open_library(tmp_path)
+    library.catalog.add_images("a", [new_image(1)], library.descriptor)
+    library.catalog.add_images("b", [new_image(2)], library.descriptor)
+    assert_consistent(library)
+    library.catalog.remove_instance("a")
+    assert_consistent(library)
+    assert library.index_info()["vectors"] == 1
+
+
+def test_second_process_sees_first_process_writes(tmp_path):
+    writer, reader = open_library(tmp_path), open_library(tmp_path)
+    writer.catalog.add_images("a", [new_image(1)], writer.descriptor)
+    assert reader.index_info()["vectors"] == 1
+    writer.catalog.remove_instance("a")
+    assert reader.index_info()["vectors"] == 0
+
+
+def test_reopen_uses_saved_index_and_replays_the_rest(tmp_path):
+    library = open_library(tmp_path)
+    for seed in range(5):
+        library.catalog.add_images(f"i{seed}", [new_image(seed)], library.descriptor)
+    library.close()
+    library = open_library(tmp_path)
+    library.catalog.add_images("late", [new_image(99)], library.descriptor)
+    library.catalog.remove_instance("i0")
+    # a reader that only has the saved index (seq before 'late') must catch up by replay:
+    again = open_library(tmp_path)
+    assert_consistent(again)
+    assert again.index_info()["vectors"] == 5
+
+
+def test_corrupt_saved_index_is_rebuilt(tmp_path):
+    library = open_library(tmp_path)
+    library.catalog.add_images("a", [new_image(1)], library.descriptor)
+    library.close()
+    for path in (tmp_path / "index").glob("*.faiss"):
+        path.write_bytes(b"garbage")
+    assert_consistent(open_library(tmp_path))
+
+
+def test_other_descriptor_is_refused(tmp_path):
+    open_library(tmp_path).close()
+    with pytest.raises(DescriptorMismatchError, match="reembed"):
+        open_library(tmp_path, descriptor="d2")
+
+
+def test_auto_switches_to_ivf_past_threshold_and_stays_consistent(tmp_path):
+    library = open_library(tmp_path, backend="auto", threshold=700)
+    images = [new_image(s) for s in range(900)]
+    for start in range(0, 900, 100):
+        library.catalog.add_images(f"i{start}", images[start:start + 100], library.descriptor)
+    assert library.index_info()["kind"] == "ivf"
+    assert_consistent(library)
+
+
+WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    from instrec.catalog import NewImage
+    from instrec.config import IndexConfig
+    from instrec.library import Library
+    lib = Library(sys.argv[1], dim=16, descriptor="d1", descriptor_info={}, index=IndexConfig(backend="flat"))
+    rng = np.random.default_rng(int(sys.argv[2]))
+    i = 0
+    print("ready", flush=True)
+    while True:
+        v = rng.standard_normal((3, 16)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        images = [NewImage(f"{rng.integers(1 << 60):064x}", "x", 8, 8, v[j:j+1]) for j in range(3)]
+        lib.catalog.add_images(f"inst{sys.argv[2]}-{i}", images, "d1")
+        lib.sync()
+        if i % 3 == 0 and i:
+            lib.catalog.remove_instance(f"inst{sys.argv[2]}-{i - 2}")
+        if i % 5 == 0:
+            lib.save()
+        i += 1
+""")
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.9, 1.7])
+def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path, delay):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n)], stdout=subprocess.PIPE)
+             for n in range(2)]  # two concurrent writers into the same home
+    for proc in procs:
+        assert proc.stdout.readline().strip() == b"ready"
+    time.sleep(delay)
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    library = open_library(tmp_path / "lib")
+    stats = library.catalog.stats()
+    assert stats["instances"] > 0
+    assert stats["vectors"] == stats["images"]  # one vector per image: no orphans either way
+    instances = library.catalog.list_instances(limit=10**6)
+    assert all(i.image_count == 3 for i in instances), "an enrolment was half-written"
+    assert_consistent(library)

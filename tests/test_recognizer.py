@@ -1,0 +1,192 @@
+"""The engine through its public API, on real photos (scikit-image samples)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
+from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
+from instrec.recognizer import Recognizer
+
+
+@pytest.fixture
+def enrolled(recognizer, gallery_dir):
+    report = recognizer.enroll_folder(gallery_dir)
+    assert report.instances == len(ENROLLED) and not report.errors
+    recognizer.calibrate()
+    return recognizer
+
+
+def test_recognises_altered_views_of_enrolled_photos(enrolled):
+    correct = total = 0
+    for name in ENROLLED:
+        for view in altered_views(sample_photo(name), seed=1).values():
+            result = enrolled.recognize(view, k=3)
+            total += 1
+            correct += (not result.unknown) and result.matches[0].instance_id == name
+            assert len(result.matches) == 3
+            assert [m.score for m in result.matches] == sorted((m.score for m in result.matches), reverse=True)
+            assert 0.0 <= result.matches[0].confidence <= 1.0
+    assert correct / total >= 0.9
+
+
+def test_never_enrolled_photos_mostly_come_back_unknown(enrolled):
+    unknown = [enrolled.recognize(sample_photo(name)).unknown for name in NEVER_ENROLLED]
+    assert sum(unknown) >= 2
+    # the nearest candidates are still listed for an unknown answer
+    assert enrolled.recognize(sample_photo("text")).matches
+
+
+def test_enrolling_the_folder_again_adds_nothing(enrolled, gallery_dir):
+    before = enrolled.stats()
+    report = enrolled.enroll_folder(gallery_dir)
+    assert report.images_added == 0 and report.duplicates == len(ENROLLED)
+    after = enrolled.stats()
+    assert (after["instances"], after["images"], after["vectors"]) == (before["instances"], before["images"], before["vectors"])
+
+
+def test_inputs_paths_bytes_pil_and_arrays_agree(enrolled, gallery_dir):
+    path = gallery_dir / "coffee" / "coffee.jpg"
+    data = path.read_bytes()
+    pil = Image.open(io.BytesIO(data))
+    results = [enrolled.recognize(x) for x in (path, str(path), data, pil, np.asarray(pil.convert("RGB")))]
+    assert {r.matches[0].instance_id for r in results} == {"coffee"}
+    assert max(r.matches[0].score for r in results) - min(r.matches[0].score for r in results) < 1e-4
+
+
+def test_remove_makes_an_instance_unreachable(enrolled):
+    enrolled.remove("coffee")
+    result = enrolled.recognize(sample_photo("coffee"), k=20)
+    assert "coffee" not in [m.instance_id for m in result.matches]
+    with pytest.raises(UnknownInstanceError):
+        enrolled.remove("coffee")
+    with pytest.raises(UnknownInstanceError):
+        enrolled.get("coffee")
+
+
+def test_new_instance_is_searchable_immediately(recognizer):
+    recognizer.enroll([sample_photo("astronaut")], instance_id="astro", label="Astronaut", metadata={"k": "v"})
+    recognizer.enroll([sample_photo("rocket")], instance_id="rocket")
+    match = recognizer.recognize(altered_views(sample_photo("astronaut"))["crop"]).matches[0]
+    assert (match.instance_id, match.label, match.metadata) == ("astro", "Astronaut", {"k": "v"})
+    assert recognizer.image_bytes(match.image_id)[:2] == b"\x89P"  # the stored original (PNG of the array)
+
+
+def test_duplicate_enrolments(recognizer):
+    photo = sample_photo("chelsea")
+    first = recognizer.enroll([photo, photo], instance_id="cat")
+    assert len(first.added) == 1  # same content twice in one call
+    again = recognizer.enroll([photo], instance_id="cat")
+    assert again.added == [] and len(again.duplicates) == 1
+    with pytest.raises(DuplicateInstanceError):
+        recognizer.enroll([sample_photo("coffee")], instance_id="cat", new=True)
+    assert recognizer.get("cat").image_count == 1
+
+
+def test_bad_files_raise_typed_errors_or_are_skipped(recognizer, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    good = tmp_path / "good.jpg"
+    sample_photo("coffee").save(good)
+    broken.write_bytes(good.read_bytes()[:400])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptImageError, match="broken.jpg"):
+        recognizer.enroll([good, broken], instance_id="x")
+    assert recognizer.count() == 0  # nothing was written for the failed call
+    result = recognizer.enroll([good, broken, empty], instance_id="x", skip_bad=True)
+    assert len(result.added) == 1 and {e.source for e in result.errors} == {str(broken), str(empty)}
+    with pytest.raises(ImageError):
+        recognizer.recognize(empty)
+
+
+def test_folder_enrolment_reports_bad_files_and_continues(recognizer, tmp_path):
+    folder = tmp_path / "catalog"
+    for name in ("coffee", "rocket"):
+        (folder / name).mkdir(parents=True)
+        sample_photo(name).save(folder / name / "a.jpg")
+    (folder / "rocket" / "notes.txt").write_text("not an image")  # ignored: not an image extension
+    (folder / "rocket" / "fake.png").write_text("not an image")
+    (folder / "only-bad").mkdir()
+    (folder / "only-bad" / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    report = recognizer.enroll_folder(folder)
+    assert report.instances == 2 and report.images_added == 2
+    assert sorted(e.source.rsplit("/", 1)[-1] for e in report.errors) == ["fake.png", "x.jpg"]
+
+
+def test_prototype_and_max_aggregation_both_rank_the_right_instance(config, embedder, gallery_dir):
+    for aggregation in ("max", "prototype"):
+        home = config.home.with_name(f"lib-{aggregation}")
+        cfg = config.with_overrides({"decision.aggregation": aggregation, "home": str(home)})
+        with Recognizer(cfg, embedder=embedder) as rec:
+            rec.enroll([sample_photo("coffee"), altered_views(sample_photo("coffee"))["relit"]], instance_id="coffee")
+            rec.enroll([sample_photo("rocket")], instance_id="rocket")
+            result = rec.recognize(altered_views(sample_photo("coffee"), seed=3)["crop"])
+            assert result.matches[0].instance_id == "coffee"
+
+
+def test_calibration_threshold_separates_impostors(enrolled):
+    calibration = enrolled.calibrate(target_far=0.1)
+    assert calibration.impostor > 0
+    assert enrolled.threshold == calibration.threshold
+    assert calibration.confidence(calibration.threshold + 0.2) > calibration.confidence(calibration.threshold - 0.2)
+    with pytest.raises(InstrecError):
+        enrolled.calibrate(target_far=1.5)
+
+
+def test_calibration_needs_two_instances(recognizer):
+    recognizer.enroll([sample_photo("coffee")], instance_id="coffee")
+    with pytest.raises(InstrecError, match="two"):
+        recognizer.calibrate()
+
+
+def test_explicit_threshold_overrides_calibration(config, embedder):
+    with Recognizer(config.with_overrides({"decision.threshold": "0.999"}), embedder=embedder) as rec:
+        rec.enroll([sample_photo("coffee")], instance_id="coffee")
+        assert rec.recognize(altered_views(sample_photo("coffee"))["crop"]).unknown
+
+
+def test_stats_record_the_descriptor(enrolled):
+    stats = enrolled.stats()
+    assert stats["instances"] == len(ENROLLED) and stats["vectors"] == len(ENROLLED)
+    assert stats["descriptor"]["backbone"] == "efficientnet_lite0" and len(stats["descriptor"]["id"]) == 16
+    assert stats["index"]["kind"] == "flat"
+
+
+ENROLLER = textwrap.dedent("""
+    import sys
+    from instrec.config import Config
+    from instrec.recognizer import Recognizer
+    with Recognizer(Config.load(home=sys.argv[1])) as rec:
+        rec.library
+        print("ready", flush=True)
+        rec.enroll_folder(sys.argv[2])
+""")
+
+
+def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_dir):
+    home = tmp_path / "lib"
+    script = tmp_path / "enrol.py"
+    script.write_text(ENROLLER)
+    proc = subprocess.Popen([sys.executable, str(script), str(home), str(gallery_dir)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    with Recognizer.open(home) as rec:
+        partial = rec.count()
+        report = rec.enroll_folder(gallery_dir)
+        assert rec.count() == len(ENROLLED)
+        assert report.images_added == len(ENROLLED) - partial
+        stats = rec.stats()
+        assert stats["images"] == stats["vectors"] == stats["index"]["vectors"] == len(ENROLLED)
