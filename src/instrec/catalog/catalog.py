@@ -221,51 +221,63 @@ class Catalog:
         Returns (instance, added images, images skipped because the same content is already
         enrolled for this instance). Either everything is written or nothing is.
         """
+        with self.transaction() as db:
+            added, skipped = self._add(db, instance_id, images, descriptor, label, metadata, create, must_create)
+        return self.get_instance(instance_id), self.get_images(added), self.get_images(skipped)
+
+    def add_batch(self, entries: Sequence[tuple[str, Sequence[NewImage]]], descriptor: str) -> int:
+        """Many instances in one transaction (bulk loads); returns the number of images added."""
+        with self.transaction() as db:
+            return sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in entries)
+
+    def _add(self, db: sqlite3.Connection, instance_id: str, images: Sequence[NewImage], descriptor: str,
+             label: str | None = None, metadata: dict[str, Any] | None = None, create: bool = True,
+             must_create: bool = False) -> tuple[list[int], list[int]]:
         validate_instance_id(instance_id)
         now = time.time()
         added: list[int] = []
         skipped: list[int] = []
-        with self.transaction() as db:
-            row = db.execute("SELECT pk FROM instances WHERE id = ?", (instance_id,)).fetchone()
-            if row is None:
-                if not create:
-                    raise UnknownInstanceError(instance_id)
-                cursor = db.execute(
-                    "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (instance_id, validate_label(label if label is not None else instance_id),
-                     json.dumps(metadata or {}), now, now),
-                )
-                instance_pk = int(cursor.lastrowid)
-            else:
-                if must_create:
-                    raise DuplicateInstanceError(f"an instance with id {instance_id!r} exists already")
-                instance_pk = int(row[0])
-                if metadata is not None or label is not None:
-                    self._update(db, instance_pk, label, metadata, now)
-            seen: set[str] = set()
-            for image in images:
-                existing = db.execute(
-                    "SELECT pk FROM images WHERE instance_pk = ? AND sha256 = ?", (instance_pk, image.sha256)
-                ).fetchone()
-                if existing is not None or image.sha256 in seen:
-                    if existing is not None:
-                        skipped.append(int(existing[0]))
-                    continue
-                seen.add(image.sha256)
-                cursor = db.execute(
-                    "INSERT INTO images (instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (instance_pk, image.sha256, image.source, image.width, image.height, now),
-                )
-                image_pk = int(cursor.lastrowid)
-                added.append(image_pk)
-                vectors = np.ascontiguousarray(image.vectors, dtype=np.float32)
-                db.executemany(
-                    "INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)",
-                    [(image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, vectors)],
-                )
-            if added:
-                db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
-        return self.get_instance(instance_id), self.get_images(added), self.get_images(skipped)
+        row = db.execute("SELECT pk FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        if row is None:
+            if not create:
+                raise UnknownInstanceError(instance_id)
+            cursor = db.execute(
+                "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (instance_id, validate_label(label if label is not None else instance_id),
+                 json.dumps(metadata or {}), now, now),
+            )
+            instance_pk = int(cursor.lastrowid)
+        else:
+            if must_create:
+                raise DuplicateInstanceError(f"an instance with id {instance_id!r} exists already")
+            instance_pk = int(row[0])
+            if metadata is not None or label is not None:
+                self._update(db, instance_pk, label, metadata, now)
+        seen: set[str] = set()
+        for image in images:
+            existing = db.execute(
+                "SELECT pk FROM images WHERE instance_pk = ? AND sha256 = ?", (instance_pk, image.sha256)
+            ).fetchone()
+            if existing is not None:
+                skipped.append(int(existing[0]))
+                continue
+            if image.sha256 in seen:
+                continue
+            seen.add(image.sha256)
+            cursor = db.execute(
+                "INSERT INTO images (instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (instance_pk, image.sha256, image.source, image.width, image.height, now),
+            )
+            image_pk = int(cursor.lastrowid)
+            added.append(image_pk)
+            vectors = np.ascontiguousarray(image.vectors, dtype=np.float32)
+            db.executemany(
+                "INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)",
+                [(image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, vectors)],
+            )
+        if added:
+            db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
+        return added, skipped
 
     def _update(self, db: sqlite3.Connection, pk: int, label: str | None, metadata: dict | None, now: float) -> None:
         if label is not None:
