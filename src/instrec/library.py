@@ -171,6 +171,9 @@ class Library:
         entries = self.catalog.journal_since(self._seq)
         if not entries:
             return
+        if len(entries) > max(len(self._index), 10_000):
+            self._rebuild()  # a bulk load: building once beats replaying then rebuilding
+            return
         added: list[int] = []
         for _, op, vector_id in entries:
             if op == "add":
