@@ -30,7 +30,11 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object instead o
 
 
 def _config(home: Optional[Path], sets: Optional[list[str]]) -> Config:
-    return Config.load(home=home, overrides=parse_assignments(sets))
+    try:
+        return Config.load(home=home, overrides=parse_assignments(sets))
+    except InstrecError as error:
+        _fail(error)
+        raise  # unreachable: _fail exits
 
 
 @contextmanager

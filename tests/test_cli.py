@@ -1,0 +1,48 @@
+import json
+
+from typer.testing import CliRunner
+
+from instrec.cli import app
+from instrec.demo import altered_views, sample_photo
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
+    home = str(tmp_path / "lib")
+    report = json.loads(invoke("enroll", str(gallery_dir), "--home", home, "--json").stdout)
+    assert report["instances"] >= 10 and report["threshold"] is not None
+    query = tmp_path / "q.jpg"
+    altered_views(sample_photo("rocket"))["crop"].save(query)
+    answer = json.loads(invoke("recognize", str(query), "--home", home, "--json", "-k", "3").stdout)
+    assert answer["unknown"] is False and answer["matches"][0]["instance_id"] == "rocket"
+    assert len(answer["matches"]) == 3 and "total" in answer["timing_ms"]
+    listing = json.loads(invoke("list", "--home", home, "--search", "rock", "--json").stdout)
+    assert [i["id"] for i in listing["instances"]] == ["rocket"]
+    stats = json.loads(invoke("stats", "--home", home, "--json").stdout)
+    assert stats["instances"] == report["instances"]
+    invoke("remove", "rocket", "--home", home)
+    assert json.loads(invoke("stats", "--home", home, "--json").stdout)["instances"] == report["instances"] - 1
+
+
+def test_errors_exit_nonzero_with_a_message(tmp_path):
+    home = str(tmp_path / "lib")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    result = runner.invoke(app, ["recognize", str(bad), "--home", home])
+    assert result.exit_code == 2 and "bad.jpg" in result.output
+    result = runner.invoke(app, ["remove", "ghost", "--home", home])
+    assert result.exit_code == 2 and "ghost" in result.output
+    result = runner.invoke(app, ["stats", "--home", home, "--set", "index.backnd=flat"])
+    assert result.exit_code == 2 and "unknown setting" in result.output
+
+
+def test_demo_runs(tmp_path):
+    result = invoke("demo", "--home", str(tmp_path / "demo"))
+    assert "answered correctly" in result.stdout
