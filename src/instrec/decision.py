@@ -115,7 +115,7 @@ def _fit_logistic(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -
     w = np.where(y == 1, 0.5 / len(genuine), 0.5 / len(impostor))
     a, b = 10.0, -10.0 * threshold
     for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -60.0, 60.0)))
         g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))]) + 1e-4 * np.array([a, 0.0])
         h_diag = w * p * (1 - p)
         h = np.array([[np.sum(h_diag * x * x) + 1e-4, np.sum(h_diag * x)], [np.sum(h_diag * x), np.sum(h_diag) + 1e-9]])
