@@ -1,0 +1,151 @@
+"""One JSON error shape for every failure the service reports.
+
+``{"error": {"code": "<stable_snake_case>", "message": "...", "status": <int>}}`` — for the
+engine's typed errors, for our own checks, and for FastAPI/Starlette's built-in 404/405/422/500
+(their handlers are overridden). Validation errors add ``error.details`` (a list of
+``{"loc": [...], "message": "..."}``); nothing else ever varies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from instrec.errors import (
+    ConfigError,
+    CorruptImageError,
+    DescriptorMismatchError,
+    DuplicateInstanceError,
+    ImageError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    InstrecError,
+    NotAnImageError,
+    UnknownImageError,
+    UnknownInstanceError,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides.
+ENGINE_ERRORS: tuple[tuple[type[InstrecError], int, str], ...] = (
+    (NotAnImageError, 415, "not_an_image"),
+    (ImageTooLargeError, 413, "image_too_large"),
+    (ImageTooSmallError, 400, "image_too_small"),
+    (CorruptImageError, 400, "corrupt_image"),
+    (ImageError, 400, "bad_image"),
+    (UnknownInstanceError, 404, "unknown_instance"),
+    (UnknownImageError, 404, "unknown_image"),
+    (DuplicateInstanceError, 409, "duplicate_instance"),
+    (DescriptorMismatchError, 500, "descriptor_mismatch"),
+    (ConfigError, 500, "config_error"),
+    (InstrecError, 422, "invalid_request"),
+)
+
+STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "not_ready",
+}
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error with a stable machine-readable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(status_code=status, detail=message, headers=dict(headers) if headers else None)
+        self.code = code
+        self.message = message
+
+
+def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status, **extra}}
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, **extra), status_code=status,
+                        headers=dict(headers) if headers else None)
+
+
+def engine_error(error: InstrecError) -> tuple[int, str, str]:
+    """(status, code, message) for an engine error; image errors name the upload, not a path."""
+    for cls, status, code in ENGINE_ERRORS:
+        if isinstance(error, cls):
+            message = error.reason if isinstance(error, ImageError) else str(error)
+            source = getattr(error, "source", None)
+            if isinstance(error, ImageError) and source and not source.startswith("<"):
+                message = f"{source}: {message}"
+            return status, code, message
+    return 422, "invalid_request", str(error)  # pragma: no cover - InstrecError is last above
+
+
+def error_dict(error: Exception) -> dict[str, Any]:
+    """The ``{"error": ...}`` body for an exception (engine error or ApiError); used per batch item."""
+    if isinstance(error, ApiError):
+        return error_body(error.status_code, error.code, error.message)
+    if isinstance(error, InstrecError):
+        return error_body(*engine_error(error))
+    return error_body(500, "internal_error", "internal error")
+
+
+def _loc(loc: Any) -> list[Any]:
+    return [part if isinstance(part, (str, int)) else str(part) for part in (loc or ())]
+
+
+def _validation_message(details: list[dict[str, Any]]) -> str:
+    parts = []
+    for item in details[:3]:
+        where = ".".join(str(p) for p in item["loc"] if p not in ("body", "query", "path", "header", "form"))
+        parts.append(f"{where}: {item['message']}" if where else item["message"])
+    more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+    return "; ".join(parts) + more if parts else "invalid request"
+
+
+async def _http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    code = getattr(exc, "code", None) or STATUS_CODES.get(status, f"http_{status}")
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if status == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif status == 405 and message == "Method Not Allowed":
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(status, code, message, getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = [{"loc": _loc(e.get("loc")), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    return error_response(422, "validation_error", _validation_message(details), details=details)
+
+
+async def _engine_error(request: Request, exc: InstrecError) -> JSONResponse:
+    status, code, message = engine_error(exc)
+    if status >= 500:
+        log.error("engine error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(status, code, message)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(InstrecError, _engine_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,77 @@
+"""Operations: stats, calibration, liveness/readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+
+import instrec
+from instrec.errors import InstrecError
+from instrec.service.auth import require_admin, require_read
+from instrec.service.errors import ApiError, error_response
+from instrec.service.metrics import CONTENT_TYPE
+from instrec.service.state import ServiceState, service_state
+
+router = APIRouter(tags=["admin"])
+State = Annotated[ServiceState, Depends(service_state)]
+
+
+def _service_info(state: ServiceState) -> dict[str, Any]:
+    service = state.config.service
+    return {"version": instrec.__version__, "auth": state.keys.enabled, "workers": service.workers,
+            "inference_slots": state.inference_slots, "max_upload_bytes": service.max_upload_bytes,
+            "uptime_s": round(time.time() - state.started_at, 1)}
+
+
+@router.get("/v1/stats", dependencies=[Depends(require_read)], summary="Library and service statistics")
+async def stats(state: State) -> dict[str, Any]:
+    recognizer = state.engine
+    body = await state.blocking(recognizer.stats)
+    body.pop("home", None)  # no server paths in responses
+    return {**body, "service": _service_info(state)}
+
+
+@router.post("/v1/calibrate", dependencies=[Depends(require_admin)],
+             summary="Re-estimate the 'unknown' threshold from the gallery")
+async def calibrate(
+    state: State,
+    target_far: Annotated[float | None, Query(gt=0, lt=1, description="False-accept rate to aim for.")] = None,
+) -> dict[str, Any]:
+    recognizer = state.engine
+
+    def run() -> Any:
+        try:
+            return recognizer.calibrate(target_far)
+        except InstrecError as error:
+            raise ApiError(409, "calibration_impossible", str(error)) from None
+
+    result = await state.write(run, embeds=True)
+    return dataclasses.asdict(result)
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz(state: State) -> dict[str, Any]:
+    return {"status": "ok", "ready": state.ready, "auth": state.keys.enabled, "version": instrec.__version__}
+
+
+@router.get("/readyz", summary="Readiness: model loaded and catalog reachable",
+            responses={503: {"description": "starting, stopping or catalog unreachable"}})
+async def readyz(state: State) -> Response:
+    if not state.ready or state.recognizer is None:
+        return error_response(503, "not_ready", "the service is starting or stopping")
+    recognizer = state.recognizer
+    try:
+        instances = await state.blocking(recognizer.count)
+    except Exception as error:  # noqa: BLE001 - readiness reports any failure as not ready
+        return error_response(503, "not_ready", f"catalog unreachable: {type(error).__name__}")
+    return JSONResponse({"status": "ready", "instances": instances})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(state: State) -> Response:
+    return Response(await state.blocking(state.metrics.render), media_type=CONTENT_TYPE)

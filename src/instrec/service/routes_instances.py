@@ -1,0 +1,229 @@
+"""Instances and their images: enrol, add images, list/search, get, update, delete, thumbnails."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, Field
+
+from instrec.catalog import ImageRecord
+from instrec.catalog.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH
+from instrec.config import LimitsConfig
+from instrec.errors import UnknownImageError
+from instrec.images import load_image
+from instrec.service.auth import require_admin, require_read
+from instrec.service.errors import ApiError
+from instrec.service.state import ServiceState, service_state
+from instrec.service.uploads import (
+    MAX_IMAGES_PER_ENROLMENT,
+    check_metadata,
+    parse_instance_id,
+    parse_label,
+    parse_metadata,
+    read_uploads,
+)
+from instrec.service.views import image_view, images_or_empty, instance_view
+
+router = APIRouter(prefix="/v1", tags=["instances"])
+State = Annotated[ServiceState, Depends(service_state)]
+InstanceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The instance id.")]
+ImageId = Annotated[int, Path(ge=1, le=2**62, description="The image id.")]
+
+MAX_PAGE = 100
+THUMBNAIL_MAX_AGE = 7 * 24 * 3600
+
+
+class InstanceUpdate(BaseModel):
+    """``PATCH`` body: the fields given replace the stored ones (``metadata`` as a whole)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(None, max_length=MAX_LABEL_LENGTH)
+    metadata: dict[str, Any] | None = None
+
+
+def _image_record(recognizer: Any, image_id: int) -> ImageRecord:
+    """The record of one image (404 if unknown)."""
+    lookup = getattr(recognizer, "image", None)  # a Recognizer.image(id) would be the public way
+    if callable(lookup):
+        return lookup(image_id)
+    return recognizer.library.catalog.get_image(image_id)
+
+
+def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) -> dict[str, Any]:
+    return {**instance_view(request, result.instance, images),
+            "added_images": [i.id for i in result.added], "duplicate_images": [i.id for i in result.duplicates]}
+
+
+@router.post("/instances", status_code=201, dependencies=[Depends(require_admin)],
+             summary="Enrol a new instance from 1-3 photos")
+async def create_instance(
+    request: Request,
+    state: State,
+    label: Annotated[str, Form(description="Human-readable name (1-1000 characters).")],
+    images: Annotated[list[UploadFile], File(description="1-3 photos of the instance.")],
+    metadata: Annotated[str | None, Form(description="Optional JSON object, e.g. {\"sku\": \"123\"}.")] = None,
+    id: Annotated[str | None, Form(description="Optional id (default: generated); no slashes.")] = None,
+) -> dict[str, Any]:
+    clean_label = parse_label(label, required=True)
+    meta = parse_metadata(metadata)
+    instance_id = parse_instance_id(id)
+    data = await read_uploads(images, most=MAX_IMAGES_PER_ENROLMENT, field="images")
+    recognizer = state.engine
+
+    def enrol() -> tuple[Any, list[ImageRecord]]:
+        result = recognizer.enroll(data, instance_id=instance_id, label=clean_label, metadata=meta or {}, new=True)
+        return result, recognizer.images(result.instance.id)
+
+    result, records = await state.write(enrol, embeds=True)
+    state.metrics.enrolled_images.inc(len(result.added))
+    return _enrolment_view(request, result, records)
+
+
+@router.post("/instances/{instance_id}/images", dependencies=[Depends(require_admin)],
+             summary="Add photos to an instance")
+async def add_images(
+    request: Request,
+    state: State,
+    instance_id: InstanceId,
+    images: Annotated[list[UploadFile], File(description="1-3 more photos of the instance.")],
+) -> dict[str, Any]:
+    data = await read_uploads(images, most=MAX_IMAGES_PER_ENROLMENT, field="images")
+    recognizer = state.engine
+    most = state.config.limits.max_images_per_instance
+
+    def add() -> tuple[Any, list[ImageRecord]]:
+        present = len(recognizer.images(instance_id))  # 404 before any work
+        if present + len(data) > most:
+            raise ApiError(422, "too_many_images",
+                           f"instance {instance_id!r} has {present} images; at most {most} are allowed "
+                           "(limits.max_images_per_instance)")
+        result = recognizer.add_images(instance_id, data)
+        return result, recognizer.images(instance_id)
+
+    result, records = await state.write(add, embeds=True)
+    state.metrics.enrolled_images.inc(len(result.added))
+    return _enrolment_view(request, result, records)
+
+
+@router.get("/instances", dependencies=[Depends(require_read)], summary="List or search instances")
+async def list_instances(
+    request: Request,
+    state: State,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    search: Annotated[str | None, Query(max_length=200, description="Text in the label or id.")] = None,
+) -> dict[str, Any]:
+    recognizer = state.engine
+    search = search.strip() if search and search.strip() else None
+
+    def page() -> tuple[int, list[tuple[Any, list[ImageRecord]]]]:
+        total = recognizer.count(search)
+        items = recognizer.list(offset=offset, limit=limit, search=search)
+        return total, [(item, images_or_empty(recognizer, item.id)) for item in items]
+
+    total, items = await state.blocking(page)
+    return {"total": total, "offset": offset, "limit": limit, "search": search,
+            "instances": [instance_view(request, item, images) for item, images in items]}
+
+
+@router.get("/instances/{instance_id}", dependencies=[Depends(require_read)], summary="One instance")
+async def get_instance(request: Request, state: State, instance_id: InstanceId) -> dict[str, Any]:
+    recognizer = state.engine
+    instance, images = await state.blocking(lambda: (recognizer.get(instance_id), recognizer.images(instance_id)))
+    return instance_view(request, instance, images)
+
+
+@router.patch("/instances/{instance_id}", dependencies=[Depends(require_admin)],
+              summary="Update the label and/or metadata")
+async def update_instance(request: Request, state: State, instance_id: InstanceId,
+                          body: InstanceUpdate) -> dict[str, Any]:
+    if body.label is None and body.metadata is None:
+        raise ApiError(422, "validation_error", "nothing to update: give 'label' and/or 'metadata'")
+    label = parse_label(body.label, required=False)
+    metadata = check_metadata(body.metadata) if body.metadata is not None else None
+    recognizer = state.engine
+
+    def update() -> tuple[Any, list[ImageRecord]]:
+        instance = recognizer.update(instance_id, label=label, metadata=metadata)
+        return instance, recognizer.images(instance_id)
+
+    instance, images = await state.write(update)
+    return instance_view(request, instance, images)
+
+
+@router.delete("/instances/{instance_id}", status_code=204, dependencies=[Depends(require_admin)],
+               summary="Delete an instance with its images")
+async def delete_instance(state: State, instance_id: InstanceId) -> Response:
+    recognizer = state.engine
+    await state.write(recognizer.remove, instance_id)
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}", dependencies=[Depends(require_read)], tags=["images"], summary="One image")
+async def get_image(request: Request, state: State, image_id: ImageId) -> dict[str, Any]:
+    recognizer = state.engine
+    return image_view(request, await state.blocking(_image_record, recognizer, image_id))
+
+
+@router.delete("/images/{image_id}", status_code=204, dependencies=[Depends(require_admin)], tags=["images"],
+               summary="Delete one image of an instance")
+async def delete_image(state: State, image_id: ImageId) -> Response:
+    recognizer = state.engine
+    await state.write(recognizer.remove_image, image_id)
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}/thumbnail", dependencies=[Depends(require_read)], tags=["images"],
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}},
+            summary="A JPEG thumbnail of a reference image")
+async def thumbnail(
+    request: Request,
+    state: State,
+    image_id: ImageId,
+    size: Annotated[int, Query(ge=16, le=1024, description="Longest side in pixels.")] = 256,
+    v: Annotated[str | None, Query(max_length=64, description="Content version from thumbnail_url.")] = None,
+) -> Response:
+    recognizer = state.engine
+    record = await state.blocking(_image_record, recognizer, image_id)
+    etag = f'"{record.sha256[:32]}-{size}"'
+    pinned = v is not None and record.sha256.startswith(v) and len(v) >= 8
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE}, immutable" if pinned
+               else "private, no-cache"}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    key = (record.sha256, size)
+    data = state.thumbnails.get(key)
+    if data is None:
+        data = await state.blocking(_render_thumbnail, recognizer, state, image_id, size)
+        state.thumbnails.put(key, data)
+    return Response(data, media_type="image/jpeg", headers=headers)
+
+
+def _render_thumbnail(recognizer: Any, state: ServiceState, image_id: int, size: int) -> bytes:
+    try:
+        original = recognizer.image_bytes(image_id)
+    except OSError:  # removed between the lookup and the read
+        raise UnknownImageError(image_id) from None
+    picture = _decode_for_thumbnail(original, size, state.config.limits)
+    picture.thumbnail((size, size))
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=85, optimize=True)
+    return out.getvalue()
+
+
+def _decode_for_thumbnail(data: bytes, size: int, limits: LimitsConfig) -> Image.Image:
+    """JPEGs are decoded at a reduced scale (PIL draft: 2-8x faster for phone photos); every other
+    format goes through the engine's loader. Both check the pixel count before decoding."""
+    if data[:3] == b"\xff\xd8\xff":
+        try:
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+                if im.width * im.height <= limits.max_pixels:
+                    im.draft("RGB", (size, size))
+                    im.load()
+                    return ImageOps.exif_transpose(im).convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            pass  # let the engine's loader produce the proper typed error
+    return load_image(data, limits).pixels  # same size/bomb checks as enrolment

@@ -1,0 +1,109 @@
+"""Recognition: one image (multipart or raw bytes) or a batch -> top-k instances or "unknown"."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+
+from instrec.errors import ImageError
+from instrec.service.auth import require_read
+from instrec.service.errors import error_dict
+from instrec.service.state import ServiceState, service_state
+from instrec.service.uploads import MAX_BATCH, MAX_K, display_name, parse_k, read_single_image, read_uploads
+from instrec.service.views import images_of_many, recognition_view
+
+if TYPE_CHECKING:
+    from instrec.recognizer import Recognition
+
+router = APIRouter(prefix="/v1", tags=["recognition"], dependencies=[Depends(require_read)])
+State = Annotated[ServiceState, Depends(service_state)]
+
+_BINARY = {"type": "string", "format": "binary"}
+_SINGLE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Either multipart/form-data with an `image` file (and optional `k`), or the raw image "
+                       "bytes with Content-Type image/* or application/octet-stream.",
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["image"],
+                "properties": {"image": _BINARY, "k": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
+            }},
+            "image/*": {"schema": _BINARY},
+            "application/octet-stream": {"schema": _BINARY},
+        },
+    }
+}
+
+
+def _observe(state: ServiceState, results: list["Recognition"]) -> None:
+    for result in results:
+        state.metrics.recognitions.labels("unknown" if result.unknown else "known").inc()
+        for stage in ("load", "embed", "search"):
+            if stage in result.timing_ms:
+                state.metrics.recognize_stage.labels(stage).observe(result.timing_ms[stage] / 1e3)
+
+
+@router.post("/recognize", openapi_extra=_SINGLE_BODY, summary="Recognise one photo")
+async def recognize(
+    request: Request,
+    state: State,
+    k: Annotated[int | None, Query(ge=1, le=MAX_K, description="How many instances to return.")] = None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    data, filename, form_k = await read_single_image(request)
+    recognizer = state.engine
+    k = k or form_k
+    queued = time.perf_counter()
+    result = await state.inference(recognizer.recognize, data, k)
+    engine_done = time.perf_counter()
+    images = await state.blocking(images_of_many, recognizer, [m.instance_id for m in result.matches])
+    _observe(state, [result])
+    wait = (engine_done - queued) * 1e3 - result.timing_ms.get("total", 0.0)
+    body = recognition_view(request, result, images, {
+        "queue": max(wait, 0.0), "request": (time.perf_counter() - started) * 1e3})
+    if filename:
+        body["filename"] = filename
+    return body
+
+
+@router.post("/recognize/batch", summary="Recognise several photos (each answered on its own)")
+async def recognize_batch(
+    request: Request,
+    state: State,
+    images: Annotated[list[UploadFile], File(description=f"1-{MAX_BATCH} photos.")],
+    k: Annotated[int | None, Form(ge=1, le=MAX_K)] = None,
+    k_query: Annotated[int | None, Query(alias="k", ge=1, le=MAX_K)] = None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    data = await read_uploads(images, most=MAX_BATCH, field="images")
+    names = [display_name(upload, i) for i, upload in enumerate(images)]
+    k = k or k_query or parse_k(None)
+    recognizer = state.engine
+
+    def run() -> list["Recognition | Exception"]:
+        try:
+            return list(recognizer.recognize_many(data, k))
+        except ImageError:  # one bad image fails the batch call: answer each image on its own
+            out: list[Recognition | Exception] = []
+            for item in data:
+                try:
+                    out.append(recognizer.recognize(item, k))
+                except ImageError as error:
+                    out.append(error)
+            return out
+
+    outcomes = await state.inference(run)
+    good = [o for o in outcomes if not isinstance(o, Exception)]
+    _observe(state, good)
+    matched = [m.instance_id for o in good for m in o.matches]
+    catalog_images = await state.blocking(images_of_many, recognizer, matched)
+    results = []
+    for name, outcome in zip(names, outcomes):
+        if isinstance(outcome, Exception):
+            results.append({"filename": name, **error_dict(outcome)})
+        else:
+            results.append({"filename": name, **recognition_view(request, outcome, catalog_images)})
+    return {"results": results, "timing_ms": {"request": round((time.perf_counter() - started) * 1e3, 3)}}

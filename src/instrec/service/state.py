@@ -1,0 +1,117 @@
+"""Per-app state and the one way blocking work leaves the event loop.
+
+Everything that decodes an image, runs the model or touches SQLite goes through :func:`blocking`
+(the default thread pool), :func:`inference` (at most ``inference_slots`` at once, so 8 clients do
+not thrash 2 cores) or :func:`write` (one catalog writer at a time, which also holds an inference
+slot while it embeds). Recognitions therefore run in parallel with enrolments, and the event loop
+stays free to answer health checks and serve pages.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Request
+
+from instrec.config import Config
+from instrec.service.auth import KeyRing
+from instrec.service.errors import ApiError
+from instrec.service.metrics import Metrics
+
+if TYPE_CHECKING:
+    from instrec.recognizer import Recognizer
+
+T = TypeVar("T")
+
+
+def default_inference_slots(workers: int = 1) -> int:
+    """Concurrent model runs per process: the cores, shared among the worker processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
+class ThumbnailCache:
+    """A small thread-safe LRU of rendered thumbnails, bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[str, int], data: bytes) -> None:
+        with self._lock:
+            if key in self._items or len(data) > self.max_bytes:
+                return
+            self._items[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+
+@dataclass
+class ServiceState:
+    config: Config
+    keys: KeyRing
+    inference_slots: int
+    recognizer: "Recognizer | None" = None
+    owns_recognizer: bool = False
+    ready: bool = False
+    started_at: float = field(default_factory=time.time)
+    thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
+    metrics: Metrics = field(init=False)
+    _inference: anyio.CapacityLimiter | None = None
+    _writes: anyio.CapacityLimiter | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(lambda: self.recognizer if self.ready else None)
+
+    def start(self) -> None:
+        """Create the limiters (needs the running event loop)."""
+        self._inference = anyio.CapacityLimiter(self.inference_slots)
+        self._writes = anyio.CapacityLimiter(1)
+
+    @property
+    def engine(self) -> "Recognizer":
+        if self.recognizer is None or not self.ready:
+            raise ApiError(503, "not_ready", "the service is starting or stopping; retry shortly")
+        return self.recognizer
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Catalog reads, thumbnail rendering: off the event loop, default pool."""
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    async def inference(self, fn: Callable[..., T], *args: Any, kind: str = "recognize") -> T:
+        """Model runs: bounded to ``inference_slots`` at once; records the time spent queueing."""
+        assert self._inference is not None, "lifespan not started"
+        queued = time.perf_counter()
+        async with self._inference:
+            self.metrics.queue_wait.labels(kind).observe(time.perf_counter() - queued)
+            return await anyio.to_thread.run_sync(fn, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any, embeds: bool = False) -> T:
+        """Catalog writes one at a time; ``embeds`` also takes an inference slot (after the write lock)."""
+        assert self._writes is not None, "lifespan not started"
+        async with self._writes:
+            if embeds:
+                return await self.inference(fn, *args, kind="enroll")
+            return await anyio.to_thread.run_sync(fn, *args)
+
+
+def service_state(request: Request) -> ServiceState:
+    return request.app.state.service

@@ -1,0 +1,271 @@
+"""The web page in a real browser: Debian's chromium + chromedriver, headless, via selenium.
+
+A real uvicorn server (auth on) runs on 127.0.0.1 in a background thread; the page is driven like
+a user would: paste the API key, upload a photo -> result cards, enrol a new instance -> recognise
+it, delete it. Screenshots at desktop and phone width go to /tmp for a human to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from instrec.demo import sample_photo
+
+from .helpers import ADMIN_KEY, READ_KEY, jpeg
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SHOTS = Path(tempfile.gettempdir())
+WAIT = 40
+
+
+def _require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        pytest.skip(f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing): "
+                    "apt-get install -y chromium chromium-driver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("browser tests need selenium: pip install selenium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(make_recognizer) -> Iterator[str]:
+    _require_browser()
+    import uvicorn
+
+    from instrec.service.app import create_app
+
+    recognizer = make_recognizer(**{"service.auth": "true", "service.admin_keys": ADMIN_KEY,
+                                    "service.api_keys": READ_KEY})
+    port = _free_port()
+    app = create_app(recognizer.config, recognizer)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield base
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def api(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, headers={"X-API-Key": ADMIN_KEY}, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from instrec.demo import altered_views
+
+    folder = tmp_path_factory.mktemp("photos")
+    out = {}
+    for name in ("astronaut", "coffee", "rocket", "clock", "gravel"):
+        photo = sample_photo(name)
+        out[name] = folder / f"{name}.jpg"
+        out[name].write_bytes(jpeg(photo))
+        out[f"{name}-crop"] = folder / f"{name}-crop.jpg"
+        out[f"{name}-crop"].write_bytes(jpeg(altered_views(photo, seed=5)["crop"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def gallery(api: httpx.Client, files: dict[str, Path]) -> dict[str, str]:
+    ids = {}
+    for name, label, meta in (("astronaut", "Astronaut", {"mission": "STS-41-B"}),
+                              ("coffee", "Coffee cup", {"shelf": "3B", "sku": "C-77"}),
+                              ("rocket", "Rocket", {})):
+        response = api.post("/v1/instances", data={"label": label, "metadata": json.dumps(meta)},
+                            files=[("images", (f"{name}.jpg", files[name].read_bytes(), "image/jpeg"))])
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["id"]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def driver(server: str) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="instrec-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,900", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.set_page_load_timeout(WAIT)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver: Any, condition: Any, timeout: float = WAIT) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def visible(driver: Any, selector: str) -> Any:
+    return wait_for(driver, lambda d: next((e for e in css(d, selector) if e.is_displayed()), False))
+
+
+def images_loaded(driver: Any, selector: str) -> bool:
+    return bool(driver.execute_script(
+        "const imgs = [...document.querySelectorAll(arguments[0])];"
+        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);", selector))
+
+
+def open_page(driver: Any, server: str, tab: str = "recognize") -> None:
+    driver.get(f"{server}/?load={time.monotonic_ns()}#{tab}")  # a real load, not just a hash change
+    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+
+
+def recognise_file(driver: Any, path: Path) -> None:
+    driver.execute_script("document.querySelector('#verdict').hidden = true")
+    css(driver, "#recognize-file")[0].send_keys(str(path))
+    wait_for(driver, lambda d: css(d, "#verdict") and css(d, "#verdict")[0].is_displayed()
+             and not css(d, "#recognize-busy")[0].is_displayed())
+
+
+def test_key_panel_then_upload_shows_result_cards(driver, server, gallery, files):
+    open_page(driver, server)
+    key_input = visible(driver, "#key-input")  # auth is on and no key is stored yet
+    driver.save_screenshot(str(SHOTS / "instrec-desktop-key.png"))
+    key_input.send_keys(READ_KEY)
+    css(driver, "#key-form button[type=submit]")[0].click()
+    wait_for(driver, lambda d: not css(d, "#key-panel")[0].is_displayed())
+    assert css(driver, "#key-state")[0].text == "Key set"
+
+    recognise_file(driver, files["astronaut-crop"])
+    wait_for(driver, lambda d: len(css(d, "#results .result-card")) == 3)
+    verdict = css(driver, "#verdict")[0]
+    assert "known" in verdict.get_attribute("class") and "Astronaut" in verdict.text
+    first = css(driver, "#results .result-card")[0]
+    assert first.get_attribute("data-instance-id") == gallery["astronaut"]
+    assert "best" in first.get_attribute("class")
+    assert "STS-41-B" in first.text  # metadata shown
+    wait_for(driver, lambda d: images_loaded(d, "#results .result-card .thumb"))  # thumbnails fetched with the key
+    assert "ms on the server" in css(driver, "#timing")[0].text
+    driver.save_screenshot(str(SHOTS / "instrec-desktop.png"))
+
+
+def test_unknown_is_shown_with_the_nearest_candidates(driver, server, gallery, files):
+    open_page(driver, server)
+    recognise_file(driver, files["gravel"])
+    verdict = css(driver, "#verdict")[0]
+    assert "unknown" in verdict.get_attribute("class") and "Unknown" in verdict.text
+    cards = css(driver, "#results .result-card")
+    assert cards and all("below-threshold" in c.get_attribute("class") for c in cards)
+    assert "below threshold" in cards[0].text.lower()
+    wait_for(driver, lambda d: images_loaded(d, "#results .result-card .thumb"))
+    driver.save_screenshot(str(SHOTS / "instrec-desktop-unknown.png"))
+
+
+def test_enrol_in_the_browser_then_recognise_it(driver, server, api, gallery, files):
+    open_page(driver, server, "enrol")
+    # a read key cannot enrol: the page says so
+    visible(driver, "#enrol-label").send_keys("Kitchen clock")
+    css(driver, "#enrol-files")[0].send_keys(str(files["clock"]))
+    wait_for(driver, lambda d: len(css(d, "#enrol-previews .preview")) == 1)
+    css(driver, "#enrol-submit")[0].click()
+    message = visible(driver, "#enrol-result")
+    assert "read-only" in message.text
+
+    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", ADMIN_KEY)
+    open_page(driver, server, "enrol")
+    visible(driver, "#enrol-label").send_keys("Kitchen clock")
+    css(driver, ".metadata-box summary")[0].click()
+    visible(driver, "#enrol-metadata").send_keys('{"room": "kitchen"}')
+    css(driver, "#enrol-files")[0].send_keys(str(files["clock"]))
+    wait_for(driver, lambda d: len(css(d, "#enrol-previews .preview")) == 1)
+    css(driver, "#enrol-submit")[0].click()
+    wait_for(driver, lambda d: "success" in (css(d, "#enrol-result")[0].get_attribute("class") or ""))
+    assert "Kitchen clock" in css(driver, "#enrol-result")[0].text
+    created = api.get("/v1/instances", params={"search": "Kitchen clock"}).json()["instances"]
+    assert len(created) == 1 and created[0]["metadata"] == {"room": "kitchen"}
+
+    css(driver, "#tab-recognize")[0].click()
+    recognise_file(driver, files["clock-crop"])
+    wait_for(driver, lambda d: css(d, "#results .result-card"))
+    first = css(driver, "#results .result-card")[0]
+    assert first.get_attribute("data-instance-id") == created[0]["id"]
+    assert "Kitchen clock" in first.text and "kitchen" in first.text
+
+
+def test_browse_search_and_delete(driver, server, api, gallery):
+    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", ADMIN_KEY)
+    open_page(driver, server, "library")
+    wait_for(driver, lambda d: len(css(d, "#library-list .instance-card")) >= 3)
+    wait_for(driver, lambda d: images_loaded(d, "#library-list .thumb"))
+    driver.save_screenshot(str(SHOTS / "instrec-desktop-library.png"))
+    css(driver, "#library-search")[0].send_keys("coffee")
+    wait_for(driver, lambda d: len(css(d, "#library-list .instance-card")) == 1)
+    card = css(driver, "#library-list .instance-card")[0]
+    assert card.get_attribute("data-instance-id") == gallery["coffee"] and "C-77" in card.text
+    card.find_element("css selector", ".delete-button").click()
+    alert = wait_for(driver, lambda d: d.switch_to.alert)
+    assert "Coffee cup" in alert.text
+    alert.accept()
+    wait_for(driver, lambda d: not css(d, "#library-list .instance-card"))
+    assert "Nothing matches" in css(driver, "#library-list")[0].text
+    assert api.get(f"/v1/instances/{gallery['coffee']}").status_code == 404
+
+
+def test_phone_width_layout(driver, server, gallery, files):
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True})
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    driver.execute_cdp_cmd("Emulation.setEmitTouchEventsForMouse", {"enabled": True, "configuration": "mobile"})
+    try:
+        driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+        open_page(driver, server)
+        recognise_file(driver, files["rocket-crop"])
+        wait_for(driver, lambda d: css(d, "#results .result-card"))
+        wait_for(driver, lambda d: images_loaded(d, "#results .result-card .thumb"))
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 375, f"page scrolls sideways at phone width ({width}px)"
+        assert visible(driver, "label[for=recognize-camera]")  # camera capture offered on touch screens
+        driver.save_screenshot(str(SHOTS / "instrec-phone.png"))
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 375, "height": 2000, "deviceScaleFactor": 1, "mobile": True})
+        driver.save_screenshot(str(SHOTS / "instrec-phone-full.png"))
+        open_page(driver, server, "enrol")
+        driver.save_screenshot(str(SHOTS / "instrec-phone-enrol.png"))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})

@@ -1,0 +1,61 @@
+"""Prometheus metrics: request counts by route template, latency histograms, index size."""
+
+from __future__ import annotations
+
+import re
+
+from .helpers import enrol, recognize
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format (None if absent)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (.+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(4))
+    return None
+
+
+def test_metrics_are_prometheus_text(client, photos, views):
+    created = enrol(client, "Metered", photos["clock"]).json()
+    client.get(f"/v1/instances/{created['id']}")
+    client.get("/v1/instances/not-there")
+    recognize(client, views["clock"]["crop"])
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert sample(text, "instrec_http_requests_total", method="POST", route="/v1/instances", status="201") == 1
+    assert sample(text, "instrec_http_requests_total", route="/v1/instances/{instance_id}", status="200") == 1
+    assert sample(text, "instrec_http_requests_total", route="/v1/instances/{instance_id}", status="404") == 1
+    assert sample(text, "instrec_http_request_duration_seconds_count", method="POST", route="/v1/recognize") == 1
+    assert sample(text, "instrec_http_request_duration_seconds_bucket", route="/v1/recognize", le="+Inf") == 1
+    assert sample(text, "instrec_recognitions_total", outcome="known") == 1
+    assert sample(text, "instrec_recognize_stage_seconds_count", stage="embed") == 1
+    assert sample(text, "instrec_inference_queue_seconds_count", kind="enroll") == 1
+    assert sample(text, "instrec_enrolled_images_total") == 1
+    assert sample(text, "instrec_index_vectors") == 1
+    assert sample(text, "instrec_library_instances") == 1
+    assert sample(text, "instrec_index_info", kind="flat") == 1
+
+
+def test_raw_paths_never_become_labels(client):
+    for i in range(3):
+        client.get(f"/v1/instances/random-{i}")
+        client.get(f"/nowhere/{i}")
+    text = client.get("/metrics").text
+    assert "random-" not in text and "/nowhere" not in text
+    assert sample(text, "instrec_http_requests_total", route="<unmatched>", status="404") == 3
+
+
+def test_index_size_follows_the_library(client, photos):
+    before = sample(client.get("/metrics").text, "instrec_index_vectors")
+    created = enrol(client, "Grows", photos["coins"], photos["horse"]).json()
+    assert sample(client.get("/metrics").text, "instrec_index_vectors") == before + 2
+    client.delete(f"/v1/instances/{created['id']}")
+    assert sample(client.get("/metrics").text, "instrec_index_vectors") == before
