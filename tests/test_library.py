@@ -83,7 +83,7 @@ def test_corrupt_saved_index_is_rebuilt(tmp_path):
 
 def test_other_descriptor_is_refused(tmp_path):
     open_library(tmp_path).close()
-    with pytest.raises(DescriptorMismatchError, match="reembed"):
+    with pytest.raises(DescriptorMismatchError, match="new --home"):
         open_library(tmp_path, descriptor="d2")
 
 

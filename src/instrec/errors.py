@@ -69,8 +69,8 @@ class DuplicateInstanceError(InstrecError):
 class DescriptorMismatchError(InstrecError):
     """The library was built with another descriptor (model, size, pooling...) than the one asked for.
 
-    Vectors of two descriptors are not comparable, so we refuse to mix them; ``instrec reembed``
-    rebuilds the library with the new descriptor from the stored images.
+    Vectors of two descriptors are not comparable, so we refuse to mix them. The original images are
+    kept in the library so that a re-embedding step can rebuild it with a new descriptor.
     """
 
 

@@ -104,7 +104,7 @@ class Library:
             raise DescriptorMismatchError(
                 f"{self.home} was built with descriptor {stored} "
                 f"({self.catalog.get_meta('descriptor_info')}), not {self.descriptor} ({json.dumps(info, sort_keys=True)}). "
-                "Open it with the settings it was built with, or run `instrec reembed` to rebuild it with the new ones."
+                "Open it with the settings it was built with, or enrol into a new --home with the new ones."
             )
 
     # -- index lifecycle -----------------------------------------------------------------------
