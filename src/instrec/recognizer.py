@@ -169,7 +169,7 @@ class Recognizer:
 
     def _enroll_loaded(self, instance_id: str, loaded: list[LoadedImage], errors: list[ImageError], *,
                        label: str | None = None, metadata: dict[str, Any] | None = None,
-                       new: bool = False) -> EnrollResult:
+                       new: bool = False, create: bool = True) -> EnrollResult:
         library = self.library
         known = {r.sha256: r for r in self._images_or_empty(instance_id)}
         fresh = [img for img in loaded if img.sha256 not in known]
@@ -177,15 +177,20 @@ class Recognizer:
         for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
-            instance_id, new_images, library.descriptor, label=label, metadata=metadata, must_create=new,
+            instance_id, new_images, library.descriptor, label=label, metadata=metadata, create=create,
+            must_create=new,
         )
         duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
         library.sync()
         return EnrollResult(instance, added, duplicates, errors)
 
     def add_images(self, instance_id: str, images: Sequence[ImageInput], *, skip_bad: bool = False) -> EnrollResult:
+        """Add images to an existing instance; never re-creates one deleted meanwhile."""
         self.get(instance_id)  # 404 before any work
-        return self.enroll(images, instance_id=instance_id, skip_bad=skip_bad)
+        loaded, errors = self._load_all(images, skip_bad)
+        if not loaded:
+            raise errors[0] if errors else InstrecError("adding images needs at least one image")
+        return self._enroll_loaded(instance_id, loaded, errors, create=False)
 
     def enroll_folder(
         self,
@@ -244,6 +249,9 @@ class Recognizer:
 
     def images(self, instance_id: str) -> list[ImageRecord]:
         return self.library.catalog.images_of(instance_id)
+
+    def image(self, image_id: int) -> ImageRecord:
+        return self.library.catalog.get_image(image_id)
 
     def image_bytes(self, image_id: int) -> bytes:
         return self.library.blobs.get(self.library.catalog.get_image(image_id).sha256)

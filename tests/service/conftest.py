@@ -1,7 +1,7 @@
 """Shared fixtures for the service tests: a real Recognizer in a tmp home, real photos.
 
-The embedder (model load + cached ONNX session) is built once per session and shared by every
-module's Recognizer; each test module gets its own library home and its own app.
+The embedder (model load + cached ONNX session) is the session-wide one from ``tests/conftest.py``,
+shared by every module's Recognizer; each test module gets its own library home and its own app.
 """
 
 from __future__ import annotations
@@ -30,16 +30,8 @@ def views() -> dict[str, dict[str, bytes]]:
             for name in PHOTOS}
 
 
-@pytest.fixture(scope="session")
-def embedder() -> Any:
-    from instrec.config import DescriptorConfig, RuntimeConfig
-    from instrec.embedding.embedder import Embedder
-
-    return Embedder(DescriptorConfig(), RuntimeConfig(threads=1))
-
-
 def make_config(home: Path, **overrides: Any) -> Config:
-    settings = {"service.auth": "false", "runtime.threads": "1", **overrides}
+    settings = {"service.auth": "false", **overrides}
     return Config.load(home=home, overrides=settings, environ={})
 
 

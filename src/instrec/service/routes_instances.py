@@ -46,10 +46,7 @@ class InstanceUpdate(BaseModel):
 
 def _image_record(recognizer: Any, image_id: int) -> ImageRecord:
     """The record of one image (404 if unknown)."""
-    lookup = getattr(recognizer, "image", None)  # a Recognizer.image(id) would be the public way
-    if callable(lookup):
-        return lookup(image_id)
-    return recognizer.library.catalog.get_image(image_id)
+    return recognizer.image(image_id)
 
 
 def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) -> dict[str, Any]:
