@@ -323,8 +323,7 @@ class Catalog:
         where, params = "", []
         if search:
             where = " WHERE i.label LIKE ? ESCAPE '\\' OR i.id LIKE ? ESCAPE '\\'"
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            params = [pattern, pattern]
+            params = [_like(search)] * 2
         rows = self.query(
             _INSTANCE_SELECT + where + " GROUP BY i.pk ORDER BY i.pk LIMIT ? OFFSET ?", [*params, limit, offset]
         )
@@ -333,9 +332,8 @@ class Catalog:
     def count_instances(self, search: str | None = None) -> int:
         if not search:
             return int(self.query("SELECT COUNT(*) FROM instances")[0][0])
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         sql = "SELECT COUNT(*) FROM instances WHERE label LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
-        return int(self.query(sql, (pattern, pattern))[0][0])
+        return int(self.query(sql, [_like(search)] * 2)[0][0])
 
     def get_images(self, image_ids: Sequence[int]) -> list[ImageRecord]:
         if not image_ids:
@@ -485,6 +483,11 @@ _IMAGE_SELECT = (
     "SELECT g.pk, i.id AS instance_id, g.sha256, g.source, g.width, g.height, g.created_at "
     "FROM images g JOIN instances i ON i.pk = g.instance_pk"
 )
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (wildcards escaped)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _instance(row: sqlite3.Row) -> Instance:
