@@ -12,7 +12,7 @@ from PIL import Image, ImageEnhance
 
 from instrec.config import DescriptorConfig, RuntimeConfig
 from instrec.embedding import Embedder, onnx_runtime
-from instrec.embedding.onnx_runtime import OPSET, OnnxEngine, export_onnx
+from instrec.embedding.onnx_runtime import OnnxEngine, cache_path, export_onnx
 
 
 def shapes_zoo(images: dict[str, Image.Image]) -> list[Image.Image]:
@@ -40,7 +40,7 @@ def test_onnx_matches_torch_on_any_aspect_ratio(
 
 
 def test_cached_export_is_reused(lite0_onnx: Embedder, cache_dir: Path) -> None:
-    path = cache_dir / f"{lite0_onnx.digest}-{OPSET}.onnx"
+    path = cache_path(cache_dir, lite0_onnx.digest)
     mtime = path.stat().st_mtime_ns
     with mock.patch.object(onnx_runtime, "export_onnx") as export:
         again = Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", threads=1), cache_dir=cache_dir)
@@ -76,10 +76,10 @@ def test_unreadable_cache_file_is_rebuilt(
 ) -> None:
     descriptor = DescriptorConfig(backbone="torchscript", weights=str(torchscript_file))
     reference = Embedder(descriptor, RuntimeConfig(engine="torch"))
-    (tmp_path / f"{reference.digest}-{OPSET}.onnx").write_bytes(b"garbage")
+    cache_path(tmp_path, reference.digest).write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING):
         embedder = Embedder(descriptor, RuntimeConfig(engine="onnx"), cache_dir=tmp_path)
     assert "rebuilding" in caplog.text and isinstance(embedder._engine, OnnxEngine)
     zoo = shapes_zoo(images)
     assert np.abs(embedder.embed(zoo) - reference.embed(zoo)).max() < 1e-5
-    assert os.stat(tmp_path / f"{reference.digest}-{OPSET}.onnx").st_size > 100
+    assert os.stat(cache_path(tmp_path, reference.digest)).st_size > 100

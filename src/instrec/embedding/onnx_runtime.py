@@ -18,10 +18,16 @@ import torch
 from torch import nn
 
 OPSET = 17
+EXPORT_VERSION = 2  # bump when the export code changes: old cached graphs are then not reused
 INPUT_NAME = "images"
 OUTPUT_NAME = "vectors"
 
 log = logging.getLogger(__name__)
+
+
+def cache_path(cache_dir: Path, digest: str) -> Path:
+    """Where the exported graph of descriptor ``digest`` is cached (export code and torch versions in the name)."""
+    return cache_dir / f"{digest}-{OPSET}-{EXPORT_VERSION}-torch{torch.__version__.split('+')[0]}.onnx"
 
 
 def default_cache_dir() -> Path:
@@ -75,8 +81,8 @@ class OnnxEngine:
 
 
 def cached_engine(module: nn.Module, cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
-    """Engine from ``cache_dir/<digest>-<opset>.onnx``, exporting ``module`` there first if needed."""
-    path = cache_dir / f"{digest}-{OPSET}.onnx"
+    """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent)."""
+    path = cache_path(cache_dir, digest)
     if path.exists():
         try:
             return OnnxEngine(path, threads)
