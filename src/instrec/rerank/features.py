@@ -1,0 +1,82 @@
+"""Local features: the strongest SIFT keypoints of an image, stored compactly, used as RootSIFT.
+
+Raw OpenCV SIFT descriptors are integers in [0, 255], so keeping them as uint8 is lossless
+(128 B per keypoint); RootSIFT (Arandjelovic & Zisserman 2012: L1-normalise, then square root)
+is derived on the fly because it matches better under Euclidean distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+DESCRIPTOR_DIM = 128
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """Keypoints of one image, strongest first.
+
+    ``xy`` are pixel coordinates in the *working frame*: the image downscaled so its long side is at
+    most ``max_side`` (``scale`` = original / working; 1.0 when not resized), so RANSAC thresholds
+    mean the same thing whatever the upload resolution.
+    """
+
+    xy: np.ndarray  # float32 (n, 2)
+    descriptors: np.ndarray  # uint8 (n, 128), raw SIFT
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.xy.shape != (len(self.descriptors), 2) or self.descriptors.shape[1:] != (DESCRIPTOR_DIM,):
+            raise ValueError(f"xy {self.xy.shape} and descriptors {self.descriptors.shape} disagree")
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+    def rootsift(self) -> np.ndarray:
+        """float32 (n, 128), unit L2 norm."""
+        return rootsift(self.descriptors)
+
+    @classmethod
+    def empty(cls) -> "LocalFeatures":
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_DIM), np.uint8))
+
+
+def rootsift(descriptors: np.ndarray) -> np.ndarray:
+    d = descriptors.astype(np.float32)
+    d /= d.sum(axis=1, keepdims=True) + 1e-7
+    return np.sqrt(d, out=d)
+
+
+def extract_local_features(
+    image: Image.Image,
+    max_keypoints: int = 800,
+    max_side: int = 640,
+    contrast_threshold: float = 0.02,
+) -> LocalFeatures:
+    """SIFT keypoints + descriptors of a PIL image, at most ``max_keypoints``, strongest first.
+
+    Deterministic: same pixels and arguments give the same arrays (ties in response are broken by
+    position, not by OpenCV's internal order).
+    """
+    gray = np.asarray(image.convert("L"))
+    h, w = gray.shape
+    scale = 1.0
+    if max(h, w) > max_side:
+        scale = max(h, w) / max_side
+        size = (max(1, round(w / scale)), max(1, round(h / scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    if min(gray.shape) < 16:
+        return LocalFeatures.empty()
+    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+    keypoints, desc = sift.detectAndCompute(np.ascontiguousarray(gray), None)
+    if desc is None or len(keypoints) == 0:
+        return LocalFeatures.empty()
+    xy = np.array([kp.pt for kp in keypoints], np.float32)
+    response = np.array([kp.response for kp in keypoints], np.float32)
+    order = np.lexsort((xy[:, 0], xy[:, 1], -response))[:max_keypoints]
+    descriptors = np.clip(np.rint(desc[order]), 0, 255).astype(np.uint8)
+    return LocalFeatures(np.ascontiguousarray(xy[order]), descriptors, float(scale))

@@ -1,0 +1,50 @@
+"""One score per candidate from global similarity, local-index evidence and verified inliers.
+
+Each input is mapped to [0, 1] with a fixed (query-independent) curve, so the fused score means the
+same thing for every query and can be thresholded for open-set "unknown":
+
+* global: cosine similarity, clipped to [0, 1];
+* local: the local index's score (about 1 for an identical image), clipped to [0, 1];
+* inliers: ``1 - exp(-3 (inliers - min_inliers)+ / (inlier_saturation - min_inliers))``: zero below
+  ``min_inliers`` (RANSAC always finds a few on noise), 0.95 at ``inlier_saturation``.
+
+The weighted mean uses only the inputs actually given (``None``), so a caller without a global
+descriptor still gets a [0, 1] score. Geometric inliers dominate by default because they are the
+evidence least likely to be fooled by similar-looking but different objects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from instrec.rerank.config import RerankConfig
+
+
+def inlier_evidence(inliers: int, config: RerankConfig) -> float:
+    excess = max(0, int(inliers) - config.min_inliers)
+    span = max(1, config.inlier_saturation - config.min_inliers)
+    return 1.0 - math.exp(-3.0 * excess / span)
+
+
+def fuse(
+    global_scores: Mapping[int, float] | None,
+    local_scores: Mapping[int, float] | None,
+    inliers: Mapping[int, int] | None,
+    config: RerankConfig = RerankConfig(),
+) -> dict[int, float]:
+    """Fused score in [0, 1] for every image id present in any input (absent = no evidence)."""
+    terms = [
+        (global_scores, config.weight_global, lambda v: min(1.0, max(0.0, float(v)))),
+        (local_scores, config.weight_local, lambda v: min(1.0, max(0.0, float(v)))),
+        (inliers, config.weight_inliers, lambda v: inlier_evidence(v, config)),
+    ]
+    terms = [(scores, w, f) for scores, w, f in terms if scores is not None and w > 0]
+    ids = {int(i) for scores, _, _ in terms for i in scores}
+    total = sum(w for _, w, _ in terms)
+    if not terms or total == 0:
+        return {i: 0.0 for i in ids}
+    return {
+        i: sum(w * f(scores[i]) for scores, w, f in terms if i in scores) / total
+        for i in ids
+    }
