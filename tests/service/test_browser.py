@@ -269,3 +269,21 @@ def test_phone_width_layout(driver, server, gallery, files):
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+
+
+
+@pytest.mark.parametrize("page, rendered", [("/docs", ".opblock"), ("/redoc", "[data-section-id^='operation']")])
+def test_api_docs_render_from_the_app_alone(driver, server, page, rendered):
+    """Offline networks: the docs render from the app's own files; anything else is blocked, never fetched."""
+    driver.get_log("browser")  # drop earlier messages
+    driver.get(f"{server}{page}")
+    wait_for(driver, lambda d: len(css(d, rendered)) >= 10)
+    entries = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus, e.transferSize])")
+    local = [e for e in entries if e[0].startswith(server)]
+    assert any(url.endswith(".js") for url, _, _ in local)
+    assert all(status == 200 for _, status, _ in local), local
+    refused = " ".join(m["message"] for m in driver.get_log("browser") if "Content Security Policy" in m["message"])
+    for url, status, size in entries:
+        if not url.startswith(server):  # ReDoc's logo: the page's policy stops the request
+            assert status == 0 and size == 0 and url in refused, (url, refused)

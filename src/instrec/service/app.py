@@ -23,6 +23,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import instrec
@@ -41,8 +42,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"  # Swagger UI and ReDoc files, served from the fastapi-offline package
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+# The docs pages: Swagger UI's page has one inline script and both UIs inline their styles; nothing may
+# come from elsewhere (ReDoc would otherwise fetch its logo from a CDN on every visit).
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 DESCRIPTION = """\
@@ -84,7 +91,9 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None, *,
                 await anyio.to_thread.run_sync(state.recognizer.close)
                 state.recognizer = None
 
-    app = FastAPI(title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc load their scripts from this app, not a CDN: users run it on offline networks.
+    app = FastAPIOffline(title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan,
+                         static_url=DOCS_ASSETS_URL)
     app.state.service = state
     install_error_handlers(app)
     app.include_router(routes_recognize.router)
@@ -94,14 +103,14 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None, *,
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
-                            headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})
+                            headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodyLimit, limit=config.service.max_upload_bytes)
     app.add_middleware(AuthGate, keys=keys)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 
@@ -115,22 +124,27 @@ def _warm_up(recognizer: "Recognizer") -> None:
 
 
 class SecurityHeaders:
-    """``nosniff`` and ``no-referrer`` on every response; uploads are never echoed as HTML."""
+    """``nosniff`` and ``no-referrer`` on every response (uploads are never echoed as HTML), and a
+    Content-Security-Policy on the pages named in ``policies`` (path -> policy)."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, policies: Mapping[str, str] | None = None):
         self.app = app
+        self.policies = {path: policy.encode() for path, policy in (policies or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        added = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                 (b"x-frame-options", b"DENY")]
+        if scope["path"] in self.policies:
+            added.append((b"content-security-policy", self.policies[scope["path"]]))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                for name, value in ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                                    (b"x-frame-options", b"DENY")):
+                for name, value in added:
                     if name not in names:
                         headers.append((name, value))
                 message = {**message, "headers": headers}
