@@ -2,7 +2,7 @@
 
     python benchmarks/bench_service.py                 # ~2-3 minutes
     python benchmarks/bench_service.py --seconds 10    # shorter phases
-    python benchmarks/bench_service.py --slots 1 --set runtime.threads=2   # compare settings
+    python benchmarks/bench_service.py --set service.inference_slots=1 --set runtime.threads=2   # compare settings
 
 What it does, bounded in count and time:
 
@@ -129,26 +129,14 @@ class Server:
                 self.process.wait()
 
 
-LAUNCHER = (
-    "import json, sys\n"
-    "from instrec.config import Config, parse_assignments\n"
-    "from instrec.service.app import run\n"
-    "a = json.loads(sys.argv[1])\n"
-    "run(Config.load(home=a['home'], overrides=parse_assignments(a['sets'])), inference_slots=a['slots'])\n"
-)
-
-
-def start_server(home: Path, sets: list[str], slots: int | None, max_upload: int) -> Server:
+def start_server(home: Path, sets: list[str], max_upload: int) -> Server:
     port = free_port()
     admin_key, read_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {**os.environ, "INSTREC_SERVICE__ADMIN_KEYS": admin_key, "INSTREC_SERVICE__API_KEYS": read_key}
     sets = [f"service.host={HOST}", f"service.port={port}", "service.auth=true",
             f"service.max_upload_bytes={max_upload}", *sets]
-    if slots is None:  # the real command line
-        command = [sys.executable, "-c", "from instrec.cli import app; app()", "serve", "--home", str(home)]
-        command += [arg for item in sets for arg in ("--set", item)]
-    else:
-        command = [sys.executable, "-c", LAUNCHER, json.dumps({"home": str(home), "sets": sets, "slots": slots})]
+    command = [sys.executable, "-c", "from instrec.cli import app; app()", "serve", "--home", str(home)]
+    command += [arg for item in sets for arg in ("--set", item)]  # the real command line
     log = home.parent / "server.log"
     handle = open(log, "wb")
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -395,7 +383,6 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=40, help="sequential requests for the single-client figure")
     parser.add_argument("--enrol-rate", type=float, default=2.0, help="enrolments per second alongside the load")
     parser.add_argument("--paced-load", type=float, default=0.6, help="paced phase: fraction of closed-loop throughput")
-    parser.add_argument("--slots", type=int, default=None, help="inference slots (default: the server's own)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="server setting section.key=value")
     parser.add_argument("--max-upload", type=int, default=20 * 1024 * 1024)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -407,7 +394,7 @@ def main() -> int:
     variants = enrol_variants(int(args.seconds * args.enrol_rate) + 20)
 
     workdir = Path(tempfile.mkdtemp(prefix="instrec-bench-service-"))
-    server = start_server(workdir / "home", args.sets, args.slots, args.max_upload)
+    server = start_server(workdir / "home", args.sets, args.max_upload)
     load_avg = os.getloadavg()
     try:
         print(f"server {server.url} ready (pid {server.process.pid}); enrolling {len(gallery)} instances ...",
@@ -478,7 +465,7 @@ def main() -> int:
     results = [load.row(single_ms) for load in loads]
     print(f"\n## instrec service on {os.cpu_count()} cores (load average before: "
           f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}); settings: "
-          f"{' '.join(args.sets) or 'defaults'}; slots {args.slots or 'default'}\n")
+          f"{' '.join(args.sets) or 'defaults'}\n")
     print(f"gallery: {stats['instances']} instances, index {stats['index']['kind']}, "
           f"descriptor {stats['descriptor']['backbone']}, threshold {stats['threshold']:.3f}; "
           f"altered-view queries answered correctly: {correct}/{len(queries)}\n")
@@ -511,7 +498,7 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"single_ms": single_ms, "loads": results, "sweep": rows,
                                          "enrolments": {k: v for k, v in record.items() if k != "ids"},
-                                         "load_average": load_avg, "sets": args.sets, "slots": args.slots},
+                                         "load_average": load_avg, "sets": args.sets},
                                         indent=2, default=str))
     return 0 if failures == 0 else 1
 

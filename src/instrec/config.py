@@ -93,6 +93,13 @@ class ServiceConfig:
     api_keys: tuple[str, ...] = ()  # read-only keys
     admin_keys: tuple[str, ...] = ()  # read-write keys
     max_upload_bytes: int = 20 * 1024 * 1024
+    inference_slots: int = 0  # model runs at once per process; 0 = the cores, shared among the workers
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"service.workers must be >= 1, got {self.workers}")
+        if self.inference_slots < 0:
+            raise ConfigError(f"service.inference_slots must be >= 0 (0 = one per core), got {self.inference_slots}")
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,10 @@ def make_client(make_recognizer: Callable[..., Any]) -> Iterator[Callable[..., T
 
     clients: list[TestClient] = []
 
-    def make(recognizer: Any = None, inference_slots: int | None = None, **overrides: Any) -> TestClient:
+    def make(recognizer: Any = None, **overrides: Any) -> TestClient:
         recognizer = recognizer or make_recognizer(**overrides)
-        config = recognizer.config.with_overrides({k.replace("__", "."): v for k, v in overrides.items()})
-        client = TestClient(create_app(config, recognizer, inference_slots=inference_slots))
+        config = recognizer.config.with_overrides(overrides)
+        client = TestClient(create_app(config, recognizer))
         client.__enter__()
         clients.append(client)
         return client

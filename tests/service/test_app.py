@@ -9,7 +9,7 @@ import time
 import pytest
 
 from instrec.config import Config
-from instrec.service import app as app_module
+from instrec.errors import ConfigError
 from instrec.service.app import app_from_env, config_environ, create_app, run
 
 from .helpers import TestClient, enrol, recognize
@@ -169,9 +169,9 @@ def test_inference_does_not_block_the_event_loop(make_recognizer, photos):
     assert elapsed < 0.5
 
 
-@pytest.mark.parametrize("slots", [1, 2])
-def test_inference_slots_bound_concurrent_model_runs(make_recognizer, photos, slots):
-    recognizer = make_recognizer()
+@pytest.mark.parametrize("slots", [1, 3])
+def test_inference_slots_setting_bounds_concurrent_model_runs(make_recognizer, photos, slots):
+    recognizer = make_recognizer(**{"service.inference_slots": str(slots)})
     real = recognizer.recognize
     lock = threading.Lock()
     running, peak = [0], [0]
@@ -181,14 +181,15 @@ def test_inference_slots_bound_concurrent_model_runs(make_recognizer, photos, sl
             running[0] += 1
             peak[0] = max(peak[0], running[0])
         try:
-            time.sleep(0.05)
+            time.sleep(0.2)
             return real(*args, **kwargs)
         finally:
             with lock:
                 running[0] -= 1
 
     recognizer.recognize = counted
-    with TestClient(create_app(recognizer.config, recognizer, inference_slots=slots)) as client:
+    with TestClient(create_app(recognizer.config, recognizer)) as client:
+        assert client.get("/v1/stats").json()["service"]["inference_slots"] == slots
         threads = [threading.Thread(target=lambda: recognize(client, photos["clock"])) for _ in range(6)]
         for thread in threads:
             thread.start()
@@ -197,9 +198,18 @@ def test_inference_slots_bound_concurrent_model_runs(make_recognizer, photos, sl
     assert peak[0] == slots
 
 
-def test_default_inference_slots_share_the_cores():
-    from instrec.service.state import default_inference_slots
+def test_inference_slots_default_to_the_cores_shared_among_workers(tmp_path, omp_threads):
+    from instrec.service.state import resolve_inference_slots
 
-    assert default_inference_slots(1) >= 1
-    assert default_inference_slots(10_000) == 1
-    assert app_module.LOOPBACK >= {"127.0.0.1"}
+    cores = len(os.sched_getaffinity(0))
+    assert resolve_inference_slots(Config().service) == cores
+    assert resolve_inference_slots(Config.load(environ={}, overrides={"service.workers": "10000"}).service) == 1
+    env = {"INSTREC_SERVICE__INFERENCE_SLOTS": "5", "INSTREC_SERVICE__AUTH": "false", "INSTREC_HOME": str(tmp_path)}
+    assert app_from_env(env).state.service.inference_slots == 5  # what each worker process builds
+
+
+@pytest.mark.parametrize("setting, value", [("service.inference_slots", "-1"), ("service.inference_slots", "two"),
+                                            ("service.workers", "0")])
+def test_bad_service_settings_are_refused(setting, value):
+    with pytest.raises(ConfigError, match=setting.split(".")[1]):
+        Config.load(environ={}, overrides={setting: value})

@@ -27,7 +27,7 @@ def variants() -> list[tuple[str, bytes]]:
 
 
 def test_recognitions_run_alongside_enrolments_and_deletes(make_client, photos, views):
-    client = make_client(inference_slots=2)
+    client = make_client(**{"service.inference_slots": "2"})
     base_ids = {}
     for name in BASE:
         base_ids[name] = enrol(client, name, photos[name]).json()["id"]
@@ -86,7 +86,7 @@ def test_recognitions_run_alongside_enrolments_and_deletes(make_client, photos, 
 
 
 def test_concurrent_enrolments_of_the_same_id_create_it_once(make_client, photos):
-    client = make_client(inference_slots=2)
+    client = make_client(**{"service.inference_slots": "2"})
     statuses: list[int] = []
 
     def attempt(name: str) -> None:

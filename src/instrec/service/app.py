@@ -34,7 +34,7 @@ from instrec.service.auth import AuthGate, KeyRing, check_auth_config
 from instrec.service.errors import install_error_handlers
 from instrec.service.limits import BodyLimit
 from instrec.service.metrics import MetricsMiddleware
-from instrec.service.state import ServiceState, default_inference_slots
+from instrec.service.state import ServiceState, resolve_inference_slots
 
 if TYPE_CHECKING:
     from instrec.recognizer import Recognizer
@@ -63,13 +63,12 @@ Recognise specific instances from 1-3 reference photos each, or answer **unknown
 """
 
 
-def create_app(config: Config, recognizer: "Recognizer | None" = None, *,
-               inference_slots: int | None = None) -> FastAPI:
+def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAPI:
     """Build the service. Raises :class:`ConfigError` if auth is on without any key."""
     keys = KeyRing.from_config(config.service)
     state = ServiceState(
         config=config, keys=keys, recognizer=recognizer, owns_recognizer=recognizer is None,
-        inference_slots=inference_slots or default_inference_slots(config.service.workers),
+        inference_slots=resolve_inference_slots(config.service),
     )
 
     @asynccontextmanager
@@ -199,7 +198,7 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
     return create_app(tune_for_serving(Config.load(environ=environ)))
 
 
-def run(config: Config, *, inference_slots: int | None = None) -> None:
+def run(config: Config) -> None:
     """``instrec serve``: serve the API and the page with uvicorn (blocks until stopped)."""
     import uvicorn
 
@@ -220,4 +219,4 @@ def run(config: Config, *, inference_slots: int | None = None) -> None:
         os.environ.update(config_environ(config))
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=service.workers, **options)
     else:
-        uvicorn.run(create_app(tune_for_serving(config), inference_slots=inference_slots), **options)
+        uvicorn.run(create_app(tune_for_serving(config)), **options)

@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Request
 
-from instrec.config import Config
+from instrec.config import Config, ServiceConfig
 from instrec.service.auth import KeyRing
 from instrec.service.errors import ApiError
 from instrec.service.metrics import Metrics
@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def default_inference_slots(workers: int = 1) -> int:
-    """Concurrent model runs per process: the cores, shared among the worker processes."""
+def resolve_inference_slots(service: ServiceConfig) -> int:
+    """Concurrent model runs per process: ``service.inference_slots``, or (0) the cores shared among
+    the worker processes, so that 8 clients do not thrash 2 cores."""
+    if service.inference_slots:
+        return service.inference_slots
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, workers))
+    return max(1, cores // service.workers)
 
 
 class ThumbnailCache:
