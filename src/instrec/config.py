@@ -33,7 +33,8 @@ class DescriptorConfig:
 
     backbone: str = "efficientnet_lite0"
     weights: str | None = None  # local weights file for backbones that do not ship their own
-    max_side: int = 224  # the image's long side is resized to this; aspect ratio is kept
+    max_side: int = 224  # the image's long side is resized to this; aspect ratio is kept...
+    size_multiple: int = 32  # ...then each side rounded to a multiple of this (Lite needs 32: fast ONNX)
     gem_p: float = 3.0  # generalised-mean pooling exponent (1 = average, large = max)
     scales: tuple[float, ...] = (1.0,)  # multi-scale: relative to max_side, descriptors are summed
     flip: bool = False  # also embed the mirror image and sum (test-time augmentation)
@@ -75,6 +76,58 @@ class DecisionConfig:
 
 
 @dataclass(frozen=True)
+class RerankConfig:
+    """Second stage: local-feature shortlist + geometric verification of the global shortlist.
+
+    Every field is a plain scalar so ``rerank.key=value`` overrides reach it like any other.
+    """
+
+    enabled: bool = True  # extract local features at enrolment and verify at recognition
+    # --- keypoints (what is stored per gallery image; changing these needs a re-extraction) ---
+    max_keypoints: int = 800  # strongest SIFT keypoints kept: <= 132 B each on disk, 12 B in RAM
+    max_side: int = 640  # long side is downscaled to this before detection (never upscaled)
+    contrast_threshold: float = 0.02  # SIFT's; lower than OpenCV's 0.04 finds more points on small images
+    # --- sub-linear local index (inverted file over visual words + Hamming embedding) ---
+    vocabulary: str = "generic"  # "generic" (shipped, trained on scikit-image samples) or a .npz path
+    multi_assign: int = 3  # visual words probed per query descriptor
+    hamming_threshold: int = 24  # of 64 bits: a posting farther than this is no match
+    hamming_sigma: float = 16.0  # match weight exp(-(h / sigma)^2): soft Hamming selectivity
+    # --- verification ---
+    shortlist: int = 20  # candidates verified per query
+    ratio: float = 0.9  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
+    ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
+    ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
+    ransac_iters: int = 1000
+    # --- fusion into one score per candidate ---
+    weight_global: float = 0.4
+    weight_local: float = 0.1
+    weight_inliers: float = 0.5
+    inlier_midpoint: float = 10.0  # inliers giving geometric evidence ~0.5 (random matches give ~5)
+    inlier_width: float = 3.0  # logistic width: evidence ~0.16 at midpoint - 5, ~0.84 at + 5
+    seed: int = 0  # RANSAC and training randomness: same inputs, same answers
+
+    def __post_init__(self) -> None:
+        if self.max_keypoints < 8:
+            raise ConfigError("rerank.max_keypoints must be >= 8")
+        if self.max_side < 32:
+            raise ConfigError("rerank.max_side must be >= 32")
+        if not 0 <= self.hamming_threshold <= 64:
+            raise ConfigError("rerank.hamming_threshold must be in [0, 64]")
+        if self.multi_assign < 1:
+            raise ConfigError("rerank.multi_assign must be >= 1")
+        if not 0.0 < self.ratio <= 1.0:
+            raise ConfigError("rerank.ratio must be in (0, 1]")
+        if self.shortlist < 1:
+            raise ConfigError("rerank.shortlist must be >= 1")
+        if min(self.weight_global, self.weight_local, self.weight_inliers) < 0:
+            raise ConfigError("rerank.weight_* must be >= 0")
+        if self.inlier_width <= 0:
+            raise ConfigError("rerank.inlier_width must be > 0")
+        if self.max_side > 4095:
+            raise ConfigError("rerank.max_side must be <= 4095 (stored coordinates are uint16 / 16)")
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Input limits that protect the process from hostile or accidental huge inputs."""
 
@@ -109,6 +162,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 

@@ -23,6 +23,7 @@ class InstanceScore:
     instance_pk: int
     score: float
     vector_id: int  # the best-matching gallery vector (for thumbnails / explanations)
+    inliers: int | None = None  # RANSAC inliers behind the score, when geometric verification ran
 
 
 def rank_instances(

@@ -1,7 +1,7 @@
 """The library: one home directory holding the catalog, the original images and the ANN index.
 
-The catalog (SQLite) is the truth; the index is a cache kept in step with it by replaying the
-catalog's journal. That single mechanism covers three cases: opening after a crash (the saved index
+The catalog (SQLite) is the truth; the index (and, when re-ranking is on, the local-feature index)
+is a cache kept in step with it by replaying the catalog's journal. That single mechanism covers three cases: opening after a crash (the saved index
 is older than the catalog), other processes enrolling into the same home, and this process's own
 writes. Many threads may search at once; index mutation takes the write side of a lock.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import itertools
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from instrec.catalog import BlobStore, Catalog
 from instrec.config import IndexConfig
 from instrec.errors import DescriptorMismatchError
 from instrec.index import VectorIndex, create_index, load_index
+from instrec.rerank import LocalFeatures, LocalIndex, LocalVerifier
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,8 @@ class SearchHits:
 
 
 class Library:
-    def __init__(self, home: Path, *, dim: int, descriptor: str, descriptor_info: dict[str, Any], index: IndexConfig):
+    def __init__(self, home: Path, *, dim: int, descriptor: str, descriptor_info: dict[str, Any], index: IndexConfig,
+                 local: LocalVerifier | None = None):
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.dim = dim
@@ -84,6 +87,10 @@ class Library:
         self.catalog = Catalog(self.home / "catalog.sqlite")
         self.blobs = BlobStore(self.home / "images")
         self._claim_descriptor(descriptor_info)
+        self.verifier = local
+        if local is not None:
+            self._claim_local_features(local.feature_key)
+        self._local: LocalIndex | None = None
         self._lock = ReadWriteLock()
         self._sync_mutex = threading.Lock()
         self._index: VectorIndex
@@ -105,6 +112,16 @@ class Library:
                 f"{self.home} was built with descriptor {stored} "
                 f"({self.catalog.get_meta('descriptor_info')}), not {self.descriptor} ({json.dumps(info, sort_keys=True)}). "
                 "Open it with the settings it was built with, or enrol into a new --home with the new ones."
+            )
+
+    def _claim_local_features(self, key: str) -> None:
+        stored = self.catalog.get_meta("local_features")
+        if stored is None:
+            self.catalog.set_meta("local_features", key)
+        elif stored != key:
+            raise DescriptorMismatchError(
+                f"{self.home} stores local features made with {stored}, not {key}. Open it with the "
+                "rerank.* settings it was built with, or enrol into a new --home."
             )
 
     # -- index lifecycle -----------------------------------------------------------------------
@@ -133,6 +150,8 @@ class Library:
             return False
         self._index, self._seq, self._built_for = index, int(state["seq"]), int(state["built_for"])
         self._saved_seq = self._seq
+        if self.verifier is not None and not self._load_saved_local():
+            self._rebuild_local()
         # Owners come from the catalog as it is now; replaying the journal from the saved position
         # then brings the index forward, and owners of vectors added meanwhile are already known.
         self._owner = self.catalog.vector_owners()
@@ -143,9 +162,43 @@ class Library:
             return self.index_config.backend
         return "flat" if size < self.index_config.auto_threshold else "ivf"
 
+    def _load_saved_local(self) -> bool:
+        if not LocalIndex.exists(self._local_dir):
+            return False
+        try:
+            index, meta = self.verifier.load_index(self._local_dir)
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("saved local-feature index unusable (%s); rebuilding from the catalog", error)
+            return False
+        if meta.get("seq") != self._seq:
+            return False
+        self._local = index
+        return True
+
+    @property
+    def _local_dir(self) -> Path:
+        return self.home / "index" / "local"
+
     def _rebuild(self) -> None:
-        """Build the index from every vector in the catalog (the source of truth)."""
+        """Build the indexes from the catalog (the source of truth), as of its journal head now.
+
+        Rows written after the head was read are picked up again by the next replay, which is
+        idempotent (remove-then-add), so nothing is missed or doubled.
+        """
         head = self.catalog.journal_head()
+        self._rebuild_vectors()
+        if self.verifier is not None:
+            self._rebuild_local()
+        self._seq = head
+
+    def _rebuild_local(self) -> None:
+        local = self.verifier.new_index()
+        for pks, blobs in self.catalog.iter_local_features():
+            local.add(pks, [LocalFeatures.unpack(b) for b in blobs])
+        self._local = local
+        log.info("built local-feature index over %d images", len(local))
+
+    def _rebuild_vectors(self) -> None:
         size = self.catalog.stats()["vectors"]
         kind = self._choose_kind(size)
         index = create_index(kind, self.dim, self.index_config, size)
@@ -155,7 +208,7 @@ class Library:
         for ids, instance_pks, vectors in self.catalog.iter_vectors(self.dim):
             index.add(ids, vectors)
             owners.update(zip(ids.tolist(), instance_pks.tolist()))
-        self._index, self._owner, self._seq, self._built_for = index, owners, head, size
+        self._index, self._owner, self._built_for = index, owners, size
         log.info("built %s index over %d vectors", kind, len(index))
 
     def sync(self) -> None:
@@ -174,19 +227,22 @@ class Library:
         if len(entries) > max(len(self._index), 10_000):
             self._rebuild()  # a bulk load: building once beats replaying then rebuilding
             return
-        added: list[int] = []
-        for _, op, vector_id in entries:
-            if op == "add":
-                added.append(vector_id)
-            else:
-                self._flush_adds(added)
-                added = []
-                self._index.remove(np.asarray([vector_id]))
-                self._owner.pop(vector_id, None)
-        self._flush_adds(added)
+        for (kind, op), run in itertools.groupby(entries, key=lambda e: (e[2], e[1])):
+            pks = [e[3] for e in run]
+            if kind == "vector" and op == "add":
+                self._flush_adds(pks)
+            elif kind == "vector":
+                self._index.remove(np.asarray(pks, np.int64))
+                for pk in pks:
+                    self._owner.pop(pk, None)
+            elif self._local is not None and op == "add":
+                found = self.catalog.local_features_by_pk(pks)
+                self._local.add(list(found), [LocalFeatures.unpack(data) for _, data in found.values()])
+            elif self._local is not None:
+                self._local.remove(pks)
         self._seq = entries[-1][0]
         if self._needs_regrow():
-            self._rebuild()
+            self._rebuild_vectors()
 
     def _flush_adds(self, vector_ids: list[int]) -> None:
         """Add vectors that still exist; remove-then-add keeps a replay idempotent."""
@@ -204,10 +260,17 @@ class Library:
         return self._index.kind == "ivf" and size > REGROW_FACTOR * max(self._built_for, 1)
 
     def save(self) -> None:
-        """Persist the index so the next open does not rebuild; safe against crashes at any point."""
-        with self._lock.read():
+        """Persist the indexes so the next open does not rebuild; safe against crashes at any point.
+
+        The local index and state.json each record the journal position they hold; a crash between
+        the two writes leaves them disagreeing, which the next open detects and repairs by
+        rebuilding the local index from the catalog.
+        """
+        with self._lock.write():  # saving compacts the local index: no searches meanwhile
             if self._saved_seq == self._seq:
                 return
+            if self._local is not None:
+                self._local.save(self._local_dir, extra={"seq": self._seq})
             directory = self.home / "index"
             name = f"{self._index.kind}-{self._seq}.faiss"
             self._index.save(directory / name)
@@ -240,11 +303,23 @@ class Library:
                 ))
         return hits
 
+    def local_search(self, features: list[LocalFeatures], k: int) -> list[list[tuple[int, float]]]:
+        """Per query, the ``k`` gallery images with most local evidence: ``[(image pk, score)]``."""
+        if self._local is None:
+            return [[] for _ in features]
+        self.sync()
+        with self._lock.read():
+            return [self._local.search(f, k) for f in features]
+
     def index_info(self) -> dict[str, Any]:
         self.sync()
         with self._lock.read():
-            return {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes,
+            info = {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes,
                     "journal_seq": self._seq}
+            if self._local is not None:
+                info["local"] = {"images": len(self._local), "bytes": self._local.nbytes,
+                                 "features": self.verifier.feature_key}
+            return info
 
     def close(self) -> None:
         self.save()

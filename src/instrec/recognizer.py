@@ -1,7 +1,8 @@
 """The engine's public face: enrol 1-3 shots per instance, recognise, or answer "unknown".
 
 The CLI, the REST service and user code all call this class; it glues the stages together
-(images -> embedding -> library/index -> decision) and owns no algorithm of its own.
+(images -> embedding -> library/index -> local verification -> decision) and owns no algorithm of
+its own.
 """
 
 from __future__ import annotations
@@ -22,25 +23,30 @@ from instrec.decision import Calibration, InstanceScore, calibrate, default_cali
 from instrec.errors import ImageError, InstrecError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.library import Library, SearchHits
+from instrec.rerank import LocalFeatures, LocalVerifier
+from instrec.rerank.stage import verified_ranking
 
 log = logging.getLogger(__name__)
 
 ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.load_image)
 CALIBRATION_QUERIES = 2000
+CALIBRATION_QUERIES_VERIFIED = 500  # each costs a geometric verification (~tens of ms)
 
 
 @dataclass(frozen=True)
 class Match:
     instance_id: str
     label: str
-    score: float  # cosine similarity of the best evidence
+    score: float  # cosine similarity of the best evidence, or the fused score when re-ranking is on
     confidence: float  # calibrated probability-like score in [0, 1]
     metadata: dict[str, Any]
     image_id: int  # the gallery image that matched best
+    inliers: int | None = None  # geometrically verified keypoint matches (re-ranking on)
 
     def to_dict(self) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "label": self.label, "score": round(self.score, 6),
-                "confidence": round(self.confidence, 6), "metadata": self.metadata, "image_id": self.image_id}
+                "confidence": round(self.confidence, 6), "metadata": self.metadata, "image_id": self.image_id,
+                "inliers": self.inliers}
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class Recognizer:
                     self._library = Library(
                         self.config.home, dim=embedder.dim, descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor.key(), index=self.config.index,
+                        local=LocalVerifier(self.config.rerank) if self.config.rerank.enabled else None,
                     )
         return self._library
 
@@ -234,7 +241,9 @@ class Recognizer:
         if not images:
             return []
         vectors = self.embedder.embed([img.pixels for img in images])
-        return [NewImage(img.sha256, img.source, img.width, img.height, vec[None, :])
+        verifier = self.library.verifier
+        return [NewImage(img.sha256, img.source, img.width, img.height, vec[None, :],
+                         local_features=verifier.extract(img.pixels).pack() if verifier else None)
                 for img, vec in zip(images, vectors)]
 
     def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
@@ -295,11 +304,17 @@ class Recognizer:
     # -- recognition ---------------------------------------------------------------------------
     @property
     def calibration(self) -> Calibration:
-        stored = self.library.catalog.get_meta(f"calibration:{self.config.decision.aggregation}")
+        stored = self.library.catalog.get_meta(self._calibration_meta)
         if stored != self._calibration_key:
             self._calibration = Calibration.from_json(stored) if stored else default_calibration()
             self._calibration_key = stored
         return self._calibration or default_calibration()
+
+    @property
+    def _calibration_meta(self) -> str:
+        """Scores differ per decision pipeline, so each keeps its own calibration."""
+        verified = "+verified" if self.config.rerank.enabled else ""
+        return f"calibration:{self.config.decision.aggregation}{verified}"
 
     @property
     def threshold(self) -> float:
@@ -318,10 +333,18 @@ class Recognizer:
         vectors = self.embedder.embed([img.pixels for img in loaded])
         t2 = time.perf_counter()
         hits = self.library.search(vectors, self.config.decision.shortlist)
-        ranked = self._rank(vectors, hits)
         t3 = time.perf_counter()
         per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
                      "search": (t3 - t2) * 1e3 / len(images)}
+        if self.library.verifier is None:
+            ranked = self._rank(vectors, hits)
+            per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
+        else:
+            features = [self.library.verifier.extract(img.pixels) for img in loaded]
+            t4 = time.perf_counter()
+            ranked = [verified_ranking(self.library, v, f, h) for v, f, h in zip(vectors, features, hits)]
+            per_image["local_features"] = (t4 - t3) * 1e3 / len(images)
+            per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(images)
         return [self._decide(r, k, per_image, h if with_images else None) for r, h in zip(ranked, hits)]
 
     def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
@@ -360,7 +383,8 @@ class Recognizer:
         images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
         matches = [
-            Match(inst.id, inst.label, s.score, calibration.confidence(s.score), inst.metadata, images.get(s.vector_id, -1))
+            Match(inst.id, inst.label, s.score, calibration.confidence(s.score), inst.metadata,
+                  images.get(s.vector_id, -1), s.inliers)
             for s in top if (inst := instances.get(s.instance_pk)) is not None
         ]
         unknown = not matches or matches[0].score < threshold
@@ -374,6 +398,8 @@ class Recognizer:
         Each sampled gallery image is searched with its own vectors excluded: its best score to its
         own instance (if that has other images) is a genuine score; its best score to any other
         instance is an impostor score. The threshold lets through ``target_far`` of impostors.
+        With re-ranking on, the sampled image's stored local features play the query's, so the
+        scores calibrated are the fused ones recognition returns.
         """
         target_far = self.config.decision.target_far if target_far is None else target_far
         if not 0 < target_far < 1:
@@ -385,13 +411,18 @@ class Recognizer:
             raise InstrecError("calibration needs at least two enrolled instances")
         rng = np.random.default_rng(seed)
         ids = np.asarray(sorted(owners), np.int64)
-        sample = rng.choice(ids, size=min(CALIBRATION_QUERIES, len(ids)), replace=False)
+        budget = CALIBRATION_QUERIES if library.verifier is None else CALIBRATION_QUERIES_VERIFIED
+        sample = rng.choice(ids, size=min(budget, len(ids)), replace=False)
         sample_ids, sample_owner, vectors = library.catalog.vectors_by_pk(sample.tolist(), library.dim)
         image_of = library.catalog.image_of_vectors(sample_ids.tolist())
         siblings = library.catalog.vector_ids_of_images(sorted(set(image_of.values())))
         exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
         genuine, impostor = [], []
-        for owner, ranked in zip(sample_owner.tolist(), self.rank(vectors, exclude)):
+        if library.verifier is None:
+            rankings = self.rank(vectors, exclude)
+        else:
+            rankings = self._verified_leave_one_out(vectors, [image_of[int(v)] for v in sample_ids])
+        for owner, ranked in zip(sample_owner.tolist(), rankings):
             own = [s.score for s in ranked if s.instance_pk == owner]
             other = [s.score for s in ranked if s.instance_pk != owner]
             if own:
@@ -399,5 +430,15 @@ class Recognizer:
             if other:
                 impostor.append(other[0])
         result = calibrate(np.asarray(genuine), np.asarray(impostor), target_far, "leave-one-out")
-        library.catalog.set_meta(f"calibration:{self.config.decision.aggregation}", result.to_json())
+        library.catalog.set_meta(self._calibration_meta, result.to_json())
         return result
+
+    def _verified_leave_one_out(self, vectors: np.ndarray, images: list[int]) -> list[list[InstanceScore]]:
+        library = self.library
+        stored = library.catalog.local_features_by_pk(sorted(set(images)))
+        hits = library.search(vectors, self.config.decision.shortlist)
+        return [
+            verified_ranking(library, vector, LocalFeatures.unpack(stored[image][1]) if image in stored
+                             else LocalFeatures.empty(), hit, exclude_image=image)
+            for vector, image, hit in zip(vectors, images, hits)
+        ]

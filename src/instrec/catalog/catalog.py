@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from instrec.errors import DuplicateInstanceError, InstrecError, UnknownImageError, UnknownInstanceError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1000
 
@@ -56,15 +57,24 @@ CREATE TABLE IF NOT EXISTS vectors (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vectors_image ON vectors(image_pk);
+CREATE TABLE IF NOT EXISTS local_features (
+    image_pk INTEGER PRIMARY KEY REFERENCES images(pk) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
-    vector_pk INTEGER NOT NULL
+    kind TEXT NOT NULL CHECK (kind IN ('vector', 'local')),
+    pk INTEGER NOT NULL
 );
 CREATE TRIGGER IF NOT EXISTS vectors_added AFTER INSERT ON vectors
-    BEGIN INSERT INTO journal (op, vector_pk) VALUES ('add', NEW.pk); END;
+    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('add', 'vector', NEW.pk); END;
 CREATE TRIGGER IF NOT EXISTS vectors_removed AFTER DELETE ON vectors
-    BEGIN INSERT INTO journal (op, vector_pk) VALUES ('remove', OLD.pk); END;
+    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('remove', 'vector', OLD.pk); END;
+CREATE TRIGGER IF NOT EXISTS local_features_added AFTER INSERT ON local_features
+    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('add', 'local', NEW.image_pk); END;
+CREATE TRIGGER IF NOT EXISTS local_features_removed AFTER DELETE ON local_features
+    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('remove', 'local', OLD.image_pk); END;
 """
 
 
@@ -121,6 +131,7 @@ class NewImage:
     height: int
     vectors: np.ndarray  # (n_views, dim) float32
     views: Sequence[str] = ("original",)
+    local_features: bytes | None = None  # packed keypoints for geometric verification (rerank stage)
 
 
 def validate_instance_id(instance_id: str) -> str:
@@ -141,6 +152,11 @@ def validate_label(label: str) -> str:
     return label
 
 
+class _TrackableConnection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot), so the catalog can track
+    every thread's connection without keeping those of finished threads alive."""
+
+
 class Catalog:
     """Thread-safe access to the catalog database; one connection per thread."""
 
@@ -148,6 +164,9 @@ class Catalog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()  # every thread's, for close()
+        self._connections_lock = threading.Lock()
+        self._generation = 0  # bumped by close(): a thread whose connection was closed opens a new one
         db = self._connection()
         db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -158,14 +177,17 @@ class Catalog:
     # -- connection plumbing -------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        if db is None or self._local.generation != self._generation:
+            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False,
+                                 factory=_TrackableConnection)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=60000")
             db.row_factory = sqlite3.Row
-            self._local.db = db
+            with self._connections_lock:
+                self._connections.add(db)
+                self._local.db, self._local.generation = db, self._generation
         return db
 
     @contextmanager
@@ -184,10 +206,18 @@ class Catalog:
         return self._connection().execute(sql, params).fetchall()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
+        """Close every thread's connection, not just the caller's (a server closes from a worker thread).
+
+        A thread that uses the catalog afterwards opens a new one. Connections of threads that ended
+        were already closed when their thread-local storage went away.
+        """
+        with self._connections_lock:
+            self._generation += 1
+            connections = list(self._connections)
+            self._connections.clear()
+        for db in connections:
             db.close()
-            self._local.db = None
+        self._local.db = None
 
     # -- meta ----------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -275,6 +305,9 @@ class Catalog:
                 "INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)",
                 [(image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, vectors)],
             )
+            if image.local_features is not None:
+                db.execute("INSERT INTO local_features (image_pk, data) VALUES (?, ?)",
+                           (image_pk, image.local_features))
         if added:
             db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
         return added, skipped
@@ -366,9 +399,10 @@ class Catalog:
     def journal_head(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(seq), 0) FROM journal")[0][0])
 
-    def journal_since(self, seq: int) -> list[tuple[int, str, int]]:
-        return [(int(r[0]), str(r[1]), int(r[2])) for r in self.query(
-            "SELECT seq, op, vector_pk FROM journal WHERE seq > ? ORDER BY seq", (seq,)
+    def journal_since(self, seq: int) -> list[tuple[int, str, str, int]]:
+        """``(seq, op, kind, pk)`` after ``seq``: kind 'vector' names a vector, 'local' an image."""
+        return [(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in self.query(
+            "SELECT seq, op, kind, pk FROM journal WHERE seq > ? ORDER BY seq", (seq,)
         )]
 
     def journal_floor(self) -> int:
@@ -470,6 +504,53 @@ class Catalog:
         ):
             out.setdefault(int(row[0]), []).append(int(row[1]))
         return out
+
+    # -- local features (geometric verification) ----------------------------------------------
+    def local_features_by_pk(self, image_pks: Sequence[int]) -> dict[int, tuple[int, bytes]]:
+        """image pk -> (instance pk, packed local features), for those images that have them."""
+        if not image_pks:
+            return {}
+        marks = ",".join("?" * len(image_pks))
+        return {int(r[0]): (int(r[1]), r[2]) for r in self._connection().execute(
+            f"SELECT f.image_pk, g.instance_pk, f.data FROM local_features f JOIN images g ON g.pk = f.image_pk "
+            f"WHERE f.image_pk IN ({marks})", list(image_pks)
+        )}
+
+    def iter_local_features(self, batch: int = 512) -> Iterator[tuple[list[int], list[bytes]]]:
+        """Every image's packed local features, in pk order, ``batch`` images at a time."""
+        last = -1
+        while True:
+            rows = self._connection().execute(
+                "SELECT image_pk, data FROM local_features WHERE image_pk > ? ORDER BY image_pk LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield [int(r[0]) for r in rows], [r[1] for r in rows]
+            last = int(rows[-1][0])
+
+    def images_without_local_features(self) -> list[int]:
+        return [int(r[0]) for r in self.query(
+            "SELECT pk FROM images WHERE pk NOT IN (SELECT image_pk FROM local_features) ORDER BY pk"
+        )]
+
+    def put_local_features(self, image_pk: int, data: bytes) -> bool:
+        """Attach features to an image enrolled without them; False if the image is gone."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM images WHERE pk = ?", (image_pk,)).fetchone() is None:
+                return False
+            db.execute("DELETE FROM local_features WHERE image_pk = ?", (image_pk,))
+            db.execute("INSERT INTO local_features (image_pk, data) VALUES (?, ?)", (image_pk, data))
+        return True
+
+    def instance_of_images(self, image_pks: Sequence[int]) -> dict[int, int]:
+        """image pk -> instance pk."""
+        if not image_pks:
+            return {}
+        marks = ",".join("?" * len(image_pks))
+        return {int(r[0]): int(r[1]) for r in self._connection().execute(
+            f"SELECT pk, instance_pk FROM images WHERE pk IN ({marks})", list(image_pks)
+        )}
 
     def descriptors_in_use(self) -> list[str]:
         return [r[0] for r in self.query("SELECT DISTINCT descriptor FROM vectors")]

@@ -2,7 +2,9 @@
 
 Raw OpenCV SIFT descriptors are integers in [0, 255], so keeping them as uint8 is lossless
 (128 B per keypoint); RootSIFT (Arandjelovic & Zisserman 2012: L1-normalise, then square root)
-is derived on the fly because it matches better under Euclidean distance.
+is derived on the fly because it matches better under Euclidean distance. Packed, a keypoint costs
+132 bytes (descriptor + two uint16 coordinates in 1/16 pixel), so verification never re-reads or
+re-decodes gallery images.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 from PIL import Image
 
 DESCRIPTOR_DIM = 128
+_HEADER = np.dtype([("n", "<u4"), ("scale", "<f4")])
+_XY_UNIT = 16.0  # coordinates stored in 1/16 pixel as uint16: up to 4095 px
+MAX_COORDINATE = 65535 / _XY_UNIT
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,22 @@ class LocalFeatures:
     @classmethod
     def empty(cls) -> "LocalFeatures":
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_DIM), np.uint8))
+
+    def pack(self) -> bytes:
+        """Compact bytes for the catalog; :meth:`unpack` reverses it to within 1/32 pixel."""
+        header = np.array([(len(self), self.scale)], dtype=_HEADER)
+        xy = np.rint(np.clip(self.xy, 0, MAX_COORDINATE) * _XY_UNIT).astype("<u2")
+        return header.tobytes() + xy.tobytes() + np.ascontiguousarray(self.descriptors, np.uint8).tobytes()
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "LocalFeatures":
+        header = np.frombuffer(data, _HEADER, 1)[0]
+        n, offset = int(header["n"]), _HEADER.itemsize
+        if len(data) != offset + n * (4 + DESCRIPTOR_DIM):
+            raise ValueError(f"packed local features of {len(data)} bytes do not hold {n} keypoints")
+        xy = np.frombuffer(data, "<u2", 2 * n, offset).reshape(n, 2).astype(np.float32) / _XY_UNIT
+        desc = np.frombuffer(data, np.uint8, n * DESCRIPTOR_DIM, offset + 4 * n).reshape(n, DESCRIPTOR_DIM)
+        return cls(xy, desc, float(header["scale"]))
 
 
 def rootsift(descriptors: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ same thing for every query and can be thresholded for open-set "unknown":
 
 * global: cosine similarity, clipped to [0, 1];
 * local: the local index's score (about 1 for an identical image), clipped to [0, 1];
-* inliers: ``1 - exp(-3 (inliers - min_inliers)+ / (inlier_saturation - min_inliers))``: zero below
-  ``min_inliers`` (RANSAC always finds a few on noise), 0.95 at ``inlier_saturation``.
+* inliers: a logistic curve, shifted so 0 inliers give 0: about 0.5 at ``inlier_midpoint``. It is
+  strictly increasing, so ranking follows inlier counts, but the handful of inliers RANSAC finds
+  on random matches (about 5 on UKBench-like data) adds little.
 
 The weighted mean uses only the inputs actually given (``None``), so a caller without a global
 descriptor still gets a [0, 1] score. Geometric inliers dominate by default because they are the
@@ -18,13 +19,16 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from instrec.rerank.config import RerankConfig
+from instrec.config import RerankConfig
 
 
-def inlier_evidence(inliers: int, config: RerankConfig) -> float:
-    excess = max(0, int(inliers) - config.min_inliers)
-    span = max(1, config.inlier_saturation - config.min_inliers)
-    return 1.0 - math.exp(-3.0 * excess / span)
+def inlier_evidence(inliers: float, config: RerankConfig) -> float:
+    """Geometric evidence in [0, 1): 0 for no inliers, ~0.5 at ``config.inlier_midpoint``."""
+    def logistic(x: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(x - config.inlier_midpoint) / config.inlier_width))
+
+    floor = logistic(0.0)
+    return max(0.0, (logistic(max(0.0, float(inliers))) - floor) / (1.0 - floor))
 
 
 def fuse(

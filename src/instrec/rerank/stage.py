@@ -1,0 +1,64 @@
+"""Second stage of recognition: turn the global shortlist into instance scores verified by geometry.
+
+Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best as
+many by local evidence (the local index finds objects the global descriptor ranked low, e.g. a
+small product in a cluttered shelf photo). Each gets an exact cosine, its local score and its
+RANSAC inliers, fused into one [0, 1] score; an instance scores as its best image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from instrec.decision import InstanceScore
+from instrec.library import Library, SearchHits
+from instrec.rerank.features import LocalFeatures
+
+
+def verified_ranking(
+    library: Library,
+    vector: np.ndarray,
+    features: LocalFeatures,
+    hits: SearchHits,
+    exclude_image: int | None = None,
+) -> list[InstanceScore]:
+    """Instances best first by fused score; ``exclude_image`` (leave-one-out calibration) is ignored."""
+    verifier = library.verifier
+    catalog = library.catalog
+    n = verifier.config.shortlist
+    image_of = catalog.image_of_vectors(hits.vector_ids.tolist())
+    cosine: dict[int, float] = {}
+    vector_of: dict[int, int] = {}  # image -> one of its vectors (names the evidence for thumbnails)
+    for score, vector_id in zip(hits.scores.tolist(), hits.vector_ids.tolist()):
+        image = image_of.get(vector_id)
+        if image is not None and image != exclude_image and image not in cosine and len(cosine) < n:
+            cosine[image], vector_of[image] = score, vector_id
+    local = [(i, s) for i, s in library.local_search([features], n + 1)[0] if i != exclude_image][:n]
+    local_scores = dict(local)
+    _exact_cosines(library, vector, [i for i in local_scores if i not in cosine], cosine, vector_of)
+    candidates = list(cosine)
+    stored = catalog.local_features_by_pk(candidates)
+    instance_of = {i: inst for i, (inst, _) in stored.items()}
+    instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
+    fused, inliers = verifier.score(
+        features, {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()},
+        cosine, local_scores, instance_of,
+    )
+    best: dict[int, InstanceScore] = {}
+    for image in sorted(fused, key=lambda i: (-fused[i], i)):
+        instance = instance_of.get(image)
+        if instance is not None and instance not in best:
+            best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image])
+    return list(best.values())
+
+
+def _exact_cosines(library: Library, vector: np.ndarray, images: list[int],
+                   cosine: dict[int, float], vector_of: dict[int, int]) -> None:
+    """Fill in the global similarity of images the global search did not return."""
+    per_image = library.catalog.vector_ids_of_images(images)
+    image_of = {v: image for image, ids in per_image.items() for v in ids}
+    ids, _, vectors = library.catalog.vectors_by_pk(sorted(image_of), library.dim)
+    for vector_id, similarity in zip(ids.tolist(), (vectors @ vector).tolist()):
+        image = image_of[vector_id]
+        if similarity > cosine.get(image, -np.inf):
+            cosine[image], vector_of[image] = similarity, vector_id

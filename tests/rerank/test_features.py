@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instrec.rerank import LocalFeatures, extract_local_features
+
+
+def test_extraction_is_deterministic_and_capped(photos):
+    first = extract_local_features(photos["astronaut"], max_keypoints=300)
+    again = extract_local_features(photos["astronaut"], max_keypoints=300)
+    assert len(first) == 300
+    np.testing.assert_array_equal(first.descriptors, again.descriptors)
+    np.testing.assert_array_equal(first.xy, again.xy)
+
+
+def test_large_images_are_detected_in_a_bounded_working_frame(photos):
+    big = photos["astronaut"].resize((2048, 2048))
+    features = extract_local_features(big, max_side=640)
+    assert features.scale == pytest.approx(2048 / 640)
+    assert features.xy.max() <= 640
+
+
+def test_tiny_or_flat_images_have_no_features():
+    assert len(extract_local_features(Image.new("RGB", (8, 8)))) == 0
+    assert len(extract_local_features(Image.new("RGB", (200, 200), (90, 90, 90)))) == 0
+
+
+def test_pack_round_trip(gallery_features):
+    features = gallery_features[1]
+    restored = LocalFeatures.unpack(features.pack())
+    np.testing.assert_array_equal(restored.descriptors, features.descriptors)
+    assert np.abs(restored.xy - features.xy).max() <= 1 / 32 + 1e-6
+    assert restored.scale == features.scale
+    assert len(features.pack()) == 8 + 132 * len(features)
+    assert len(LocalFeatures.unpack(LocalFeatures.empty().pack())) == 0
+
+
+def test_truncated_packed_features_are_refused(gallery_features):
+    with pytest.raises(ValueError, match="do not hold"):
+        LocalFeatures.unpack(gallery_features[1].pack()[:-5])
+
+
+def test_rootsift_rows_are_unit_vectors(gallery_features):
+    norms = np.linalg.norm(gallery_features[2].rootsift(), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)

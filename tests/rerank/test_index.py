@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from instrec.rerank import LocalIndex, train_vocabulary
+
+from .conftest import PHOTOS, warped
+
+
+@pytest.fixture
+def index(verifier, gallery_features) -> LocalIndex:
+    local = verifier.new_index()
+    local.add(list(gallery_features), list(gallery_features.values()))
+    return local
+
+
+@pytest.mark.parametrize("position", range(len(PHOTOS)))
+def test_a_warped_view_finds_its_source_first(index, photos, verifier, position):
+    query = verifier.extract(warped(photos[PHOTOS[position]], seed=position))
+    hits = index.search(query, k=3)
+    assert hits[0][0] == position + 1
+    assert hits[0][1] > 2 * hits[1][1]
+
+
+def test_removed_images_are_never_returned(index, photos, verifier):
+    query = verifier.extract(warped(photos["coffee"], seed=3))
+    index.remove([2])
+    assert 2 not in {i for i, _ in index.search(query, k=10)}
+    assert 2 not in index and len(index) == len(PHOTOS) - 1
+
+
+def test_re_adding_an_id_replaces_it(index, gallery_features):
+    index.add([1], [gallery_features[2]])  # image 1 now holds coffee's features
+    hits = dict(index.search(gallery_features[2], k=5))
+    assert hits[1] == pytest.approx(hits[2], rel=1e-5)
+
+
+def test_save_and_load_give_the_same_answers(index, tmp_path, verifier, photos):
+    query = verifier.extract(warped(photos["rocket"], seed=7))
+    before = index.search(query, k=5)
+    index.save(tmp_path, extra={"seq": 42})
+    loaded, meta = verifier.load_index(tmp_path)
+    assert meta["seq"] == 42
+    assert [i for i, _ in loaded.search(query, k=5)] == [i for i, _ in before]
+    np.testing.assert_allclose([s for _, s in loaded.search(query, k=5)], [s for _, s in before], rtol=1e-5)
+
+
+def test_an_index_saved_with_another_vocabulary_is_refused(index, tmp_path, gallery_features):
+    index.save(tmp_path)
+    other = train_vocabulary(np.concatenate([f.descriptors for f in gallery_features.values()]), 64)
+    with pytest.raises(ValueError, match="another vocabulary"):
+        LocalIndex.load(tmp_path, other)
+
+
+def test_memory_per_gallery_image_stays_within_budget(index, gallery_features):
+    """Beyond fixed per-vocabulary tables, each image costs its postings: 12 B per keypoint."""
+    index.compact()
+    before = index.nbytes
+    more = {pk + 100: f for pk, f in gallery_features.items()}
+    index.add(list(more), list(more.values()))
+    index.compact()
+    per_image = (index.nbytes - before) / len(more)
+    assert per_image <= 16 * 1024
+    assert per_image >= 12 * np.mean([len(f) for f in more.values()])

@@ -1,0 +1,90 @@
+"""Re-ranking through the public Recognizer: enrol, verify, remove, crash/reopen, settings guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from instrec.config import Config
+from instrec.errors import DescriptorMismatchError
+from instrec.recognizer import Recognizer
+
+from .conftest import PHOTOS, warped
+
+ENROLLED = PHOTOS[:4]
+CLUTTER = PHOTOS[4]  # never enrolled: the background the queries are pasted onto
+
+
+def open_recognizer(config: Config, embedder, **rerank) -> Recognizer:
+    config = dataclasses.replace(config, rerank=dataclasses.replace(config.rerank, **rerank))
+    return Recognizer(config, embedder=embedder)
+
+
+@pytest.fixture
+def enrolled(config, embedder, photos):
+    with open_recognizer(config, embedder) as rec:
+        for name in ENROLLED:
+            rec.enroll([photos[name]], instance_id=name)
+        yield rec
+
+
+def query(photos, name: str, seed: int = 0):
+    return warped(photos[name], seed, background=photos[CLUTTER])
+
+
+def local_images(rec: Recognizer, photos, name: str) -> set[int]:
+    features = rec.library.verifier.extract(query(photos, name))
+    return {image for image, _ in rec.library.local_search([features], 10)[0]}
+
+
+@pytest.mark.parametrize("name", ENROLLED)
+def test_a_pasted_warped_view_is_recognised_with_geometric_evidence(enrolled, photos, name):
+    result = enrolled.recognize(query(photos, name, seed=3), k=3)
+    assert result.matches[0].instance_id == name
+    assert result.matches[0].inliers >= 15
+    assert all(m.inliers < result.matches[0].inliers for m in result.matches[1:])
+    assert {"local_features", "verify"} <= result.timing_ms.keys()
+
+
+def test_removed_instances_leave_the_local_index(enrolled, photos):
+    image_ids = {i.id for i in enrolled.images("coffee")}
+    assert image_ids <= local_images(enrolled, photos, "coffee")
+    enrolled.remove("coffee")
+    assert not image_ids & local_images(enrolled, photos, "coffee")
+    assert all(m.instance_id != "coffee" for m in enrolled.recognize(query(photos, "coffee")).matches)
+
+
+def test_a_lost_local_index_is_rebuilt_from_the_catalog(enrolled, config, embedder, photos):
+    image_ids = {i.id for i in enrolled.images("rocket")}
+    enrolled.close()
+    shutil.rmtree(config.home / "index")
+    with open_recognizer(config, embedder) as reopened:
+        assert image_ids <= local_images(reopened, photos, "rocket")
+
+
+def test_images_enrolled_after_the_last_save_are_replayed(enrolled, config, embedder, photos):
+    enrolled.library.save()
+    enrolled.enroll([photos[CLUTTER]], instance_id=CLUTTER)  # journal moves past the saved index
+    added = {i.id for i in enrolled.images(CLUTTER)}
+    with open_recognizer(config, embedder) as other_process:
+        features = other_process.library.verifier.extract(photos[CLUTTER])
+        assert added <= {i for i, _ in other_process.library.local_search([features], 5)[0]}
+
+
+def test_other_feature_settings_are_refused(enrolled, config, embedder):
+    enrolled.close()
+    with pytest.raises(DescriptorMismatchError, match="local features"):
+        open_recognizer(config, embedder, max_keypoints=100).library
+
+
+def test_with_reranking_off_nothing_local_is_stored(config, embedder, photos):
+    with open_recognizer(config, embedder, enabled=False) as rec:
+        rec.enroll([photos["astronaut"]], instance_id="astronaut")
+        rec.enroll([photos["coffee"]], instance_id="coffee")
+        result = rec.recognize(query(photos, "astronaut"))
+        assert result.matches[0].inliers is None
+        assert "verify" not in result.timing_ms
+        assert rec.library.catalog.images_without_local_features() == [i.id for n in ("astronaut", "coffee")
+                                                                       for i in rec.images(n)]

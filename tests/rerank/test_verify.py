@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+
+from instrec.config import RerankConfig
+from instrec.rerank import count_inliers, fuse, inlier_evidence, verify
+
+from .conftest import PHOTOS, warped
+
+
+def test_the_true_source_gets_many_more_inliers(photos, verifier, gallery_features):
+    query = verifier.extract(warped(photos["chelsea"], seed=11))
+    result = verify(query, list(gallery_features.values()))
+    true = PHOTOS.index("chelsea")
+    assert result.inliers[true] >= 20
+    assert result.inliers[true] > 3 * np.delete(result.inliers, true).max()
+
+
+def test_same_group_candidates_do_not_cancel_each_other(photos, verifier, gallery_features):
+    """Two shots of one instance would fail each other's ratio test unless grouped."""
+    query = verifier.extract(warped(photos["rocket"], seed=5))
+    twins = [gallery_features[4], gallery_features[4], gallery_features[1]]
+    ungrouped = verify(query, twins, ratio=0.8)
+    grouped = verify(query, twins, ratio=0.8, groups=["rocket", "rocket", "astronaut"])
+    assert ungrouped.matches[0] < 5
+    assert grouped.matches[0] > 20
+
+
+def test_too_few_points_have_no_inliers():
+    points = np.zeros((3, 2), np.float32)
+    assert count_inliers(points, points, "homography") == 0
+
+
+def test_inlier_evidence_is_zero_at_zero_and_increasing():
+    config = RerankConfig()
+    values = [inlier_evidence(n, config) for n in (0, 5, 10, 20, 60)]
+    assert values[0] == 0.0
+    assert values == sorted(values) and values[-1] > 0.99
+
+
+def test_fusion_uses_only_the_inputs_given():
+    config = RerankConfig()
+    fused = fuse({1: 0.9, 2: 0.2}, None, {1: 0, 2: 60}, config)
+    assert 0.0 <= fused[1] <= 1.0 and 0.0 <= fused[2] <= 1.0
+    assert fused == fuse({1: 0.9, 2: 0.2}, None, {1: 0, 2: 60}, config)
+    only_global = fuse({1: 0.9}, None, None, config)
+    assert only_global[1] == 0.9
