@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -153,6 +154,40 @@ def test_explicit_threshold_overrides_calibration(config, embedder):
     with Recognizer(config.with_overrides({"decision.threshold": "0.999"}), embedder=embedder) as rec:
         rec.enroll([sample_photo("coffee")], instance_id="coffee")
         assert rec.recognize(altered_views(sample_photo("coffee"))["crop"]).unknown
+
+
+def test_close_closes_the_catalog_connections_of_every_thread(config, embedder):
+    """A server closes its recognizer from a worker thread; the connections that other threads
+    opened must close too. SQLite removes the write-ahead log only when the last one has closed."""
+    rec = Recognizer(config, embedder=embedder)
+    rec.enroll([sample_photo("coffee")], instance_id="coffee")
+    wal = config.home / "catalog.sqlite-wal"
+    opened, finish = threading.Barrier(5), threading.Event()
+    counts_after = []
+
+    def reader() -> None:
+        rec.count()  # opens this thread's connection
+        opened.wait()
+        finish.wait()  # the thread (and its connection) outlives close()
+        counts_after.append(rec.count())  # then it opens a fresh one
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    opened.wait()
+    assert wal.exists()
+    closer = threading.Thread(target=rec.close)
+    closer.start()
+    closer.join()
+    try:
+        assert not wal.exists(), "a connection is still open after close()"
+    finally:
+        finish.set()
+        for thread in readers:
+            thread.join()
+    assert counts_after == [1, 1, 1, 1] and rec.count() == 1  # still usable after close
+    rec.close()
+    assert not wal.exists()
 
 
 def test_stats_record_the_descriptor(enrolled):
