@@ -157,11 +157,6 @@ class _TrackableConnection(sqlite3.Connection):
     every thread's connection without keeping those of finished threads alive."""
 
 
-class _TrackableConnection(sqlite3.Connection):
-    """A connection that can be weakly referenced (the base class cannot), so the catalog can track
-    every thread's connection without keeping those of finished threads alive."""
-
-
 class Catalog:
     """Thread-safe access to the catalog database; one connection per thread."""
 
