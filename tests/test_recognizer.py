@@ -190,6 +190,21 @@ def test_close_closes_the_catalog_connections_of_every_thread(config, embedder):
     assert not wal.exists()
 
 
+@pytest.mark.parametrize("threads", ["1", "0"])
+def test_runtime_threads_also_set_faiss_threads(config, embedder, threads):
+    """The Python API applies ``runtime.threads`` to FAISS as ``instrec serve`` does (0 = every core)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(7)
+        with Recognizer(config.with_overrides({"runtime.threads": threads}), embedder=embedder) as rec:
+            rec.count()
+            assert faiss.omp_get_max_threads() == (int(threads) or len(os.sched_getaffinity(0)))
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def test_stats_record_the_descriptor(enrolled):
     stats = enrolled.stats()
     assert stats["instances"] == len(ENROLLED) and stats["vectors"] == len(ENROLLED)

@@ -22,6 +22,7 @@ from instrec.config import Config
 from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
+from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
 from instrec.rerank import LocalFeatures, LocalVerifier
 from instrec.rerank.stage import verified_ranking
@@ -132,6 +133,7 @@ class Recognizer:
             embedder = self.embedder
             with self._init_lock:
                 if self._library is None:
+                    set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
                         self.config.home, dim=embedder.dim, descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor.key(), index=self.config.index,

@@ -92,23 +92,13 @@ def test_config_environ_round_trips(tmp_path):
     assert Config.load(environ=config_environ(default)) == default
 
 
-def test_app_from_env_builds_from_instrec_variables(tmp_path, omp_threads):
+def test_app_from_env_builds_from_instrec_variables(tmp_path):
     env = config_environ(Config.load(home=tmp_path, environ={}, overrides={"service.auth": "false"}))
     app = app_from_env(env)
     assert app.state.service.config.home == tmp_path and not app.state.service.keys.enabled
 
 
-@pytest.fixture
-def omp_threads(monkeypatch):
-    """Record (instead of applying) FAISS thread settings: they are process-wide."""
-    import faiss
-
-    calls = []
-    monkeypatch.setattr(faiss, "omp_set_num_threads", calls.append)
-    return calls
-
-
-def test_run_single_worker(monkeypatch, tmp_path, omp_threads):
+def test_run_single_worker(monkeypatch, tmp_path):
     calls = []
     import uvicorn
 
@@ -119,18 +109,17 @@ def test_run_single_worker(monkeypatch, tmp_path, omp_threads):
     target, options = calls[0]
     assert hasattr(target, "state") and options["host"] == "127.0.0.1" and options["port"] == 8123
     assert "workers" not in options
-    assert omp_threads == [1]  # one FAISS thread per search: requests run side by side
-    assert target.state.service.config.runtime.threads == 1  # "auto" becomes one thread per model run
+    assert target.state.service.config.runtime.threads == 1  # "auto": one thread per model run and search
 
 
-def test_explicit_runtime_threads_are_kept(tmp_path, omp_threads):
+def test_explicit_runtime_threads_are_kept(tmp_path):
     from instrec.service.app import tune_for_serving
 
     config = Config.load(home=tmp_path, environ={}, overrides={"runtime.threads": "2"})
     assert tune_for_serving(config).runtime.threads == 2
 
 
-def test_run_several_workers_exports_the_config(monkeypatch, tmp_path, omp_threads):
+def test_run_several_workers_exports_the_config(monkeypatch, tmp_path):
     calls = []
     import uvicorn
 
@@ -198,7 +187,7 @@ def test_inference_slots_setting_bounds_concurrent_model_runs(make_recognizer, p
     assert peak[0] == slots
 
 
-def test_inference_slots_default_to_the_cores_shared_among_workers(tmp_path, omp_threads):
+def test_inference_slots_default_to_the_cores_shared_among_workers(tmp_path):
     from instrec.service.state import resolve_inference_slots
 
     cores = len(os.sched_getaffinity(0))

@@ -11,6 +11,16 @@ import numpy as np
 from instrec.index.base import as_ids, as_vectors
 
 
+def set_threads(threads: int) -> None:
+    """FAISS's OpenMP threads (process-wide) from ``runtime.threads``: 0 = one per core.
+
+    One thread is often the faster choice for single-query searches on a small busy machine:
+    ``benchmarks/bench_search_threads.py`` measures it.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    faiss.omp_set_num_threads(threads if threads > 0 else cores)
+
+
 def write_atomically(index: faiss.Index, path: Path) -> None:
     """Write to a temp file then rename, so a crash never leaves a half-written index behind."""
     path.parent.mkdir(parents=True, exist_ok=True)

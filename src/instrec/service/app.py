@@ -176,18 +176,13 @@ def _env_value(value: Any) -> str:
 
 
 def tune_for_serving(config: Config) -> Config:
-    """Process-wide threading for a server: parallelism comes from concurrent requests.
+    """Threading for a server: parallelism comes from concurrent requests, not from within one.
 
-    FAISS's OpenMP pool would otherwise spin up every core for each single-query search (on a busy
-    2-core box that turned a 0.05 ms search into 10 ms); and unless ``runtime.threads`` was set
-    explicitly, each model run uses one thread while ``inference_slots`` runs go side by side.
+    Unless ``runtime.threads`` was set explicitly, each model run and each FAISS search (the
+    Recognizer applies the setting to both) uses one thread while ``service.inference_slots`` runs
+    go side by side: FAISS's OpenMP pool would otherwise wake every core for each single-query
+    search (``benchmarks/bench_search_threads.py``: 0.02 ms -> 16 ms on the busy 2-core box).
     """
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(1)
-    except (ImportError, AttributeError):  # pragma: no cover - faiss is a dependency
-        pass
     if config.runtime.threads == 0:
         config = config.with_overrides({"runtime.threads": 1})
     return config
