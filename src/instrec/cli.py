@@ -175,18 +175,42 @@ def calibrate(
     _emit(dict(result.__dict__), as_json, table)
 
 
+@app.command("extract-local")
+def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
+                  as_json: bool = JsonOption) -> None:
+    """Extract local features for images enrolled while re-ranking was off (from stored originals)."""
+    try:
+        with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
+            task = progress.add_task("local features", total=None)
+            done = recognizer.extract_missing_local_features(
+                lambda number, total: progress.update(task, completed=number, total=total))
+    except InstrecError as error:
+        _fail(error)
+    table = Table("images given local features")
+    table.add_row(str(done))
+    _emit({"extracted": done}, as_json, table)
+
+
 @app.command()
 def evaluate(
     dataset: Path = typer.Argument(..., help="folder-per-instance, or gallery/ + queries/ layout."),
-    shots: int = typer.Option(1, "--shots", help="Images enrolled per instance (folder-per-instance layout)."),
+    shots: str = typer.Option("1", "--shots", help="Images enrolled per instance (folder-per-instance layout); "
+                                                    "a list like 1,2,3 gives one row per count."),
     unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", help="Share of instances held out as unknown."),
     seed: int = typer.Option(0, "--seed"),
+    compare: Optional[list[str]] = typer.Option(
+        None, "--compare", help="A setting to compare with the baseline (repeatable): "
+                                "'name: section.key=value, ...' or a JSON file {\"name\": {\"section.key\": value}}."),
+    report_path: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report."),
     sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
 ) -> None:
-    """Measure top-1/top-5/MRR/mAP/AUROC, latency and memory in a throw-away library."""
-    from instrec.evaluation import evaluate as run_evaluation
+    """Measure top-1/top-5/MRR/mAP/AUROC, latency and memory in a throw-away library; compare settings."""
+    from instrec.evaluation.compare import COLUMNS, parse_shots, settings_from_options, table_cells
+    from instrec.evaluation.compare import compare as run_compare
+    from instrec.evaluation.report import write_report
 
     try:
+        settings, shot_counts = settings_from_options(compare), parse_shots(shots)
         with _progress(not as_json) as progress:
             tasks: dict[str, Any] = {}
 
@@ -195,15 +219,24 @@ def evaluate(
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.update(tasks[stage], completed=done)
 
-            result = run_evaluation(dataset, shots=shots, unknown_fraction=unknown_fraction, seed=seed,
-                                    config=_config(None, sets), progress=report)
+            rows = run_compare(dataset, settings, shot_counts, base=_config(None, sets),
+                               unknown_fraction=unknown_fraction, seed=seed, progress=report)
+        if report_path is not None:
+            console.print(f"report: {write_report(rows, report_path)}")
     except InstrecError as error:
         _fail(error)
-    table = Table("metric", "value")
-    for key, value in result.items():
-        if not isinstance(value, dict):
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    _emit(result, as_json, table)
+    if len(rows) == 1:  # a single run keeps its flat result
+        result = rows[0].run.summary
+        table = Table("metric", "value")
+        for key, value in result.items():
+            if not isinstance(value, dict):
+                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        _emit(result, as_json, table)
+        return
+    table = Table("setting", "shots", *(label for _, label in COLUMNS))
+    for row in rows:
+        table.add_row(*table_cells(row))
+    _emit({"dataset": str(dataset), "rows": [row.to_dict() for row in rows]}, as_json, table)
 
 
 @app.command()

@@ -20,7 +20,7 @@ import numpy as np
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config
 from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
-from instrec.errors import ImageError, InstrecError, UnknownInstanceError
+from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
@@ -247,6 +247,29 @@ class Recognizer:
         return [NewImage(img.sha256, img.source, img.width, img.height, vec[None, :],
                          local_features=verifier.extract(img.pixels).pack() if verifier else None)
                 for img, vec in zip(images, vectors)]
+
+    def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Give images enrolled while re-ranking was off their local features; returns how many.
+
+        Reads the stored originals, so no source folder is needed; resumable (each image is its
+        own transaction) and safe alongside other writers (an image removed meanwhile is skipped).
+        """
+        library = self.library
+        if library.verifier is None:
+            raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
+        missing = library.catalog.images_without_local_features()
+        done = 0
+        for number, image_pk in enumerate(missing, 1):
+            try:
+                pixels = load_image(self.image_bytes(image_pk), self.config.limits).pixels
+            except (UnknownImageError, ImageError, OSError) as error:
+                log.warning("image %d skipped: %s", image_pk, error)
+                continue
+            done += library.catalog.put_local_features(image_pk, library.verifier.extract(pixels).pack())
+            if progress:
+                progress(number, len(missing))
+        library.sync()
+        return done
 
     def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
         try:

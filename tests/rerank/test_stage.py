@@ -88,3 +88,27 @@ def test_with_reranking_off_nothing_local_is_stored(config, embedder, photos):
         assert "verify" not in result.timing_ms
         assert rec.library.catalog.images_without_local_features() == [i.id for n in ("astronaut", "coffee")
                                                                        for i in rec.images(n)]
+
+
+def test_images_enrolled_with_reranking_off_can_be_given_features_later(config, embedder, photos):
+    with open_recognizer(config, embedder, enabled=False) as rec:
+        rec.enroll([photos["chelsea"]], instance_id="chelsea")
+        rec.enroll([photos["rocket"]], instance_id="rocket")
+    with open_recognizer(config, embedder) as rec:
+        assert rec.extract_missing_local_features() == 2
+        assert rec.extract_missing_local_features() == 0
+        assert rec.recognize(query(photos, "chelsea")).matches[0].inliers >= 15
+
+
+def test_extract_local_from_the_cli(config, embedder, photos):
+    from typer.testing import CliRunner
+
+    from instrec.cli import app
+
+    with open_recognizer(config, embedder, enabled=False) as rec:
+        rec.enroll([photos["coffee"]], instance_id="coffee")
+    result = CliRunner().invoke(app, ["extract-local", "--home", str(config.home), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"extracted": 1' in result.output
+    result = CliRunner().invoke(app, ["extract-local", "--home", str(config.home), "--set", "rerank.enabled=false"])
+    assert result.exit_code == 2 and "re-ranking is off" in result.output
