@@ -29,7 +29,7 @@ def test_descriptor_contract(name: str, torchscript_file: Path) -> None:
     torch.manual_seed(0)
     backbone = build(name, torchscript_file)
     net = DescriptorNet(backbone, gem_p=3.0)
-    images = torch.randn(2, 3, 64, 48)
+    images = torch.randn(2, 3, 64, 96)
 
     with torch.no_grad():
         vectors = net.eval()(images)
@@ -41,3 +41,9 @@ def test_descriptor_contract(name: str, torchscript_file: Path) -> None:
     net.train()(images).sum().backward()
     starved = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not starved, f"no gradient reaches {starved}"
+
+
+def test_lite_refuses_sides_that_are_not_multiples_of_32() -> None:
+    net = DescriptorNet(create_backbone("efficientnet_lite0"), gem_p=3.0).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="multiples of 32, got 64x48"):
+        net(torch.zeros(1, 3, 64, 48))

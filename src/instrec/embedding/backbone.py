@@ -28,6 +28,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     stride: int | None  # input pixels per feature-map cell; None: the backbone already pools to (N, C)
+    input_multiple: int = 1  # input sides must be multiples of this (the Embedder rounds to it)
 
 
 class Backbone(nn.Module):

@@ -22,6 +22,11 @@ class DescriptorNet(nn.Module):
         self.gem_p = gem_p
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        multiple = self.backbone.spec.input_multiple
+        height, width = images.shape[-2:]
+        if height % multiple or width % multiple:  # the check is Python-only: not in an ONNX graph
+            raise ValueError(f"{self.backbone.spec.name} needs sides that are multiples of {multiple}, "
+                             f"got {height}x{width}")
         features = self.backbone.forward_features(images)
         pooled = features if self.backbone.spec.stride is None else gem(features, self.gem_p)
         return l2_normalize(pooled)

@@ -31,11 +31,11 @@ class EfficientNetLite(Backbone):
 
     def __init__(self, name: str, variant: int, weights: str | None):
         path = None if weights == RANDOM_INIT else weights or _packaged_weights(variant)
-        spec = BackboneSpec(name, _FEATURE_DIM, _MEAN, _STD, _STRIDE)
+        spec = BackboneSpec(name, _FEATURE_DIM, _MEAN, _STD, _STRIDE, input_multiple=_STRIDE)
         super().__init__(spec, RANDOM_INIT if path is None else file_digest(path))
-        # image_size=None: SAME padding computed per input, so any size and aspect ratio works.
         self.net = EfficientNet.from_name(f"efficientnet-lite{variant}", image_size=None)
         del self.net._fc  # unused by features; its parameters would never get gradients
+        # Sides that are multiples of 32 make every SAME padding a constant (see same_padding.py).
         replace_same_padding_convs(self.net, Conv2dDynamicSamePadding)
         if path is not None:
             load_state_dict(self.net, path, ignore=("_fc.",))

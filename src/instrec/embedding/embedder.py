@@ -43,6 +43,12 @@ class Embedder:
         self.descriptor = descriptor
         self.runtime = runtime
         backbone = create_backbone(descriptor.backbone, descriptor.weights)
+        needed = backbone.spec.input_multiple
+        if descriptor.size_multiple < 1 or descriptor.size_multiple % needed:
+            raise ConfigError(
+                f"descriptor.size_multiple must be a multiple of {needed} for {descriptor.backbone}, "
+                f"got {descriptor.size_multiple}"
+            )
         self.spec = backbone.spec
         self.dim: int = backbone.spec.feature_dim
         self.digest: str = descriptor_digest(descriptor, backbone.weights_digest)
@@ -70,16 +76,20 @@ class Embedder:
         """
         return self._net
 
+    def input_size(self, image: Image.Image, scale: float = 1.0) -> tuple[int, int]:
+        """(width, height) the network sees ``image`` at for one scale."""
+        side = scaled_side(self.descriptor.max_side, scale)
+        return resized_size(*image.size, side, self.descriptor.size_multiple)
+
     def preprocess(self, image: Image.Image, scale: float = 1.0) -> np.ndarray:
         """The normalised (3, h, w) input ``torch_model()`` expects for ``image`` at one scale."""
-        return to_input(image, scaled_side(self.descriptor.max_side, scale), self.spec.mean, self.spec.std)
+        return to_input(image, self.input_size(image, scale), self.spec.mean, self.spec.std)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
         total = np.zeros((len(images), self.dim), dtype=np.float32)
         for scale in self.descriptor.scales:
-            side = scaled_side(self.descriptor.max_side, scale)
-            sizes = [resized_size(*image.size, side) for image in images]
+            sizes = [self.input_size(image, scale) for image in images]
             for batch in batches_by_size(sizes, self.runtime.batch_size):
                 inputs = np.stack([self.preprocess(images[i], scale) for i in batch])
                 total[batch] += self._engine(inputs)

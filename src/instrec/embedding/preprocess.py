@@ -1,7 +1,9 @@
-"""Image -> network input, keeping the aspect ratio: no crop, no padding, no distortion.
+"""Image -> network input, keeping the aspect ratio: no crop, no padding, little distortion.
 
 Objects photographed in different framings must still match, so the whole image is kept and only
-scaled so its long side has a fixed length.
+scaled so its long side has a fixed length. Each side is then rounded to a multiple the backbone
+needs (32 px for EfficientNet-Lite, where it makes SAME padding a constant that the ONNX graph folds
+into its convolutions); that stretches common aspect ratios by at most a few per cent.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import numpy as np
 from PIL import Image
 
 
-def resized_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(width, height) scaled so the longer one equals ``long_side``; e.g. 100x400 -> 56x224."""
+def resized_size(width: int, height: int, long_side: int, multiple: int = 1) -> tuple[int, int]:
+    """(width, height) scaled so the longer one equals ``long_side``, each rounded to the nearest
+    ``multiple`` (at least one): 100x400 -> 56x224, or 64x224 with ``multiple=32``."""
     scale = long_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    return _round_to(width * scale, multiple), _round_to(height * scale, multiple)
+
+
+def _round_to(side: float, multiple: int) -> int:
+    return max(1, round(side / multiple)) * multiple
 
 
 def scaled_side(max_side: int, scale: float) -> int:
@@ -25,10 +32,9 @@ def scaled_side(max_side: int, scale: float) -> int:
 
 
 def to_input(
-    image: Image.Image, long_side: int, mean: Sequence[float], std: Sequence[float]
+    image: Image.Image, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
-    """RGB float32 array (3, h, w), resized (antialiased bilinear) and normalised for the backbone."""
-    size = resized_size(*image.size, long_side)
+    """RGB float32 array (3, h, w) of ``size`` = (w, h), resized (antialiased bilinear) and normalised."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     rgb = rgb.resize(size, Image.Resampling.BILINEAR)
     pixels = np.asarray(rgb, dtype=np.float32) / 255.0

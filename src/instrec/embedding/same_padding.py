@@ -1,10 +1,11 @@
-"""TensorFlow 'SAME' padding that stays correct in an exported ONNX graph at every input size.
+"""TensorFlow 'SAME' padding as a constant, so an exported ONNX graph folds it into its convolutions.
 
-The upstream ``Conv2dDynamicSamePadding`` computes its padding with ``math.ceil`` and ``if pad > 0``:
-the ONNX tracer freezes those to the example input's size, so an exported graph silently pads
-wrongly for other sizes (cosine error ~0.2 on odd sizes). Here stride-1 convolutions use the
-convolution's own symmetric padding, and strided ones compute the pad with integer ops the tracer
-records; the arithmetic, and so the output, is identical to upstream.
+SAME padding depends on the input size only through ``size % stride``. When every strided
+convolution sees a size divisible by its stride (the Embedder resizes images to multiples of the
+backbone's total stride, which is the case the ImageNet weights were trained at), the padding is the
+constant ``kernel - stride``, split floor/ceil. A constant ``Pad`` followed by a ``Conv`` is fused
+by ONNX Runtime into the convolution, keeping the fast blocked (NCHWc) layout; the earlier per-size
+padding was computed with shape ops at run time and broke that layout at every strided layer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 
 
 class SameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TF 'SAME' padding for any input size (square odd kernels, k >= stride)."""
+    """``nn.Conv2d`` with TF 'SAME' padding for inputs divisible by the stride (square odd kernels)."""
 
     def __init__(self, conv: nn.Conv2d):
         k, s = conv.kernel_size[0], conv.stride[0]
@@ -28,19 +29,13 @@ class SameConv2d(nn.Conv2d):
         )
         self.weight = conv.weight
         self.bias = conv.bias
+        pad = k - s  # SAME's total padding when the size is divisible by the stride
+        self.strided_pads = [pad // 2, pad - pad // 2] * 2  # F.pad order: left, right, top, bottom
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.stride[0]
-        if s > 1:
-            pad_h = _same_pad(x.shape[-2], self.kernel_size[0], s)
-            pad_w = _same_pad(x.shape[-1], self.kernel_size[0], s)
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        if self.stride[0] > 1:
+            x = F.pad(x, self.strided_pads)
         return super().forward(x)
-
-
-def _same_pad(size: int, kernel: int, stride: int) -> int:
-    """Total padding so the output has ceil(size / stride) cells; >= 0 because kernel >= stride."""
-    return ((size + stride - 1) // stride - 1) * stride + kernel - size
 
 
 def replace_same_padding_convs(module: nn.Module, conv_type: type[nn.Conv2d]) -> None:
