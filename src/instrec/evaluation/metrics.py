@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked answer kept for the report: which instance, how sure, and the gallery image shown."""
+
+    instance_id: str
+    label: str
+    score: float
+    image: str  # source of the gallery image that matched (a path for folder datasets)
 
 
 @dataclass(frozen=True)
@@ -16,6 +26,14 @@ class QueryOutcome:
     image_relevance: list[bool]  # gallery images ranked for this query: is each of the true instance?
     relevant_images: int  # how many gallery images the true instance has
     ms: float
+    query: str = ""  # the query's source (path), for showing failures
+    top: tuple[Candidate, ...] = ()  # the first few answers with their gallery images
+    timing_ms: dict[str, float] = field(default_factory=dict)  # the engine's own per-stage timing
+
+    @property
+    def correct(self) -> bool:
+        """Known query with the right instance first."""
+        return self.truth is not None and bool(self.ranked) and self.ranked[0] == self.truth
 
 
 def _rank(outcome: QueryOutcome) -> int | None:

@@ -12,11 +12,20 @@ from typing import Any, Callable
 from instrec.config import Config
 from instrec.errors import InstrecError
 from instrec.evaluation.datasets import load_split
-from instrec.evaluation.metrics import QueryOutcome, summarise
-from instrec.recognizer import Recognizer
+from instrec.evaluation.metrics import Candidate, QueryOutcome, summarise
+from instrec.recognizer import Recognition, Recognizer
 
 Progress = Callable[[str, int, int], None]
 RANKED_DEPTH = 100  # instances kept per query for top-5 / MRR
+CANDIDATES_KEPT = 3  # answers per query kept with their gallery image, for the failure strips
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Summary metrics plus the per-query outcomes behind them (what plots and failure strips need)."""
+
+    summary: dict[str, Any]
+    outcomes: list[QueryOutcome]
 
 
 def evaluate(
@@ -30,6 +39,21 @@ def evaluate(
     embedder: Any = None,
 ) -> dict[str, Any]:
     """Enrol the split's gallery into a fresh library, calibrate, run every query; return metrics."""
+    return run(root, shots=shots, unknown_fraction=unknown_fraction, seed=seed, config=config,
+               progress=progress, embedder=embedder).summary
+
+
+def run(
+    root: str | Path,
+    *,
+    shots: int = 1,
+    unknown_fraction: float = 0.0,
+    seed: int = 0,
+    config: Config | None = None,
+    progress: Progress | None = None,
+    embedder: Any = None,
+) -> Run:
+    """:func:`evaluate`, keeping every query's outcome."""
     split = load_split(root, shots, unknown_fraction, seed)
     config = config or Config.load()
     with tempfile.TemporaryDirectory(prefix="instrec-eval-") as home:
@@ -51,7 +75,7 @@ def evaluate(
         "index": index["kind"],
         "settings": {"descriptor": config.descriptor.key(), "aggregation": config.decision.aggregation},
     }
-    return result
+    return Run(result, outcomes)
 
 
 def _enrol(recognizer: Recognizer, gallery, progress: Progress | None) -> tuple[float, int]:
@@ -83,7 +107,15 @@ def _query(recognizer: Recognizer, queries, gallery_sizes: dict[str, int], progr
             image_relevance=[hit.instance_id == truth for hit in recognition.images],
             relevant_images=gallery_sizes.get(truth, 0) if truth else 0,
             ms=ms,
+            query=str(path),
+            top=_candidates(recognizer, recognition),
+            timing_ms=dict(recognition.timing_ms),
         ))
         if progress:
             progress("query", number, len(queries))
     return outcomes
+
+
+def _candidates(recognizer: Recognizer, recognition: Recognition) -> tuple[Candidate, ...]:
+    return tuple(Candidate(m.instance_id, m.label, m.score, recognizer.image(m.image_id).source)
+                 for m in recognition.matches[:CANDIDATES_KEPT])
