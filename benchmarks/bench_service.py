@@ -15,7 +15,12 @@ What it does, bounded in count and time:
 5. paced: the same 8 clients, but together offering a fixed rate below capacity (--paced-load
    times the measured closed-loop throughput), latency measured from the scheduled send time;
 6. bad-input sweep: every hostile or broken request, expected vs. got status; then health checks,
-   a good recognition, and the server's memory.
+   a good recognition, and the server's memory;
+7. with the server stopped: the model's throughput with one image per run vs batches, one run per
+   core vs one run using every core (could batching requests buy throughput here?).
+
+Besides client-side latency, every phase reports the medians of the server's own ``timing_ms``
+(embedding, engine, waiting for an inference slot, whole request): where the time goes.
 
 Prints Markdown tables; ``--json PATH`` also writes the raw figures.
 """
@@ -48,6 +53,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from instrec.demo import ENROLLED, altered_views, sample_photo
 
 HOST = "127.0.0.1"  # loopback only, always
+SERVER_STAGES = ("embed", "total", "queue", "request")  # medians of the answers' own timing_ms
 
 
 # -- inputs ------------------------------------------------------------------------------------------
@@ -163,23 +169,40 @@ class Load:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    server_ms: list[dict[str, float]] = field(default_factory=list)  # each answer's own timing_ms
+
+    def record(self, ms: float, error: str | None, timing: dict[str, float]) -> None:
+        if error:
+            self.errors.append(error)
+        else:
+            self.latencies_ms.append(ms)
+            self.server_ms.append(timing)
+
+    def server_p50(self, stage: str) -> float:
+        values = [t[stage] for t in self.server_ms if stage in t]
+        return statistics.median(values) if values else float("nan")
 
     def row(self, single_ms: float) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([float("nan")])
         p50, p95, p99 = (float(np.percentile(lat, q)) for q in (50, 95, 99))
         return {"phase": self.name, "requests": len(self.latencies_ms), "errors": len(self.errors),
                 "throughput_rps": len(self.latencies_ms) / self.seconds if self.seconds else 0.0,
-                "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "p95_over_single": p95 / single_ms, **self.extra}
+                "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "p95_over_single": p95 / single_ms,
+                **{f"server_{stage}_ms": self.server_p50(stage) for stage in SERVER_STAGES}, **self.extra}
 
 
-def recognise_once(client: httpx.Client, headers: dict[str, str], image: bytes) -> tuple[float, str | None]:
+def recognise_once(client: httpx.Client, headers: dict[str, str], image: bytes) -> tuple[float, str | None, dict]:
+    """(client-side ms, error or None, the server's timing_ms)."""
     t0 = time.perf_counter()
+    timing: dict[str, float] = {}
     try:
         response = client.post("/v1/recognize", files={"image": ("q.jpg", image, "image/jpeg")}, headers=headers)
         error = None if response.status_code == 200 else f"{response.status_code} {response.text[:120]}"
+        if error is None:
+            timing = response.json()["timing_ms"]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return (time.perf_counter() - t0) * 1e3, error
+    return (time.perf_counter() - t0) * 1e3, error, timing
 
 
 def single_latency(server: Server, queries: list[tuple[str, bytes]], count: int) -> Load:
@@ -189,8 +212,7 @@ def single_latency(server: Server, queries: list[tuple[str, bytes]], count: int)
             recognise_once(client, server.read, image)  # warm-up
         t0 = time.perf_counter()
         for i in range(count):
-            ms, error = recognise_once(client, server.read, queries[i % len(queries)][1])
-            (load.errors.append(error) if error else load.latencies_ms.append(ms))
+            load.record(*recognise_once(client, server.read, queries[i % len(queries)][1]))
         load.seconds = time.perf_counter() - t0
     return load
 
@@ -211,10 +233,10 @@ def closed_loop(server: Server, queries: list[tuple[str, bytes]], clients: int, 
                         stop.set()
                         break
                     issued[0] += 1
-                ms, error = recognise_once(client, server.read, queries[(i * 7) % len(queries)][1])
+                answer = recognise_once(client, server.read, queries[(i * 7) % len(queries)][1])
                 i += clients
                 with lock:
-                    (load.errors.append(error) if error else load.latencies_ms.append(ms))
+                    load.record(*answer)
 
     threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
     extra = threading.Thread(target=background, args=(stop,)) if background else None
@@ -248,10 +270,10 @@ def paced(server: Server, queries: list[tuple[str, bytes]], clients: int, rate: 
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                _, error = recognise_once(client, server.read, queries[(worker + n * clients) % len(queries)][1])
+                _, error, timing = recognise_once(client, server.read, queries[(worker + n * clients) % len(queries)][1])
                 ms = (time.perf_counter() - scheduled) * 1e3  # includes any lateness: no coordinated omission
                 with lock:
-                    (load.errors.append(error) if error else load.latencies_ms.append(ms))
+                    load.record(ms, error, timing)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
@@ -365,6 +387,44 @@ def sweep(server: Server, good: bytes, instance_id: str, max_upload: int) -> lis
     return rows
 
 
+# -- batching --------------------------------------------------------------------------------------------
+def inference_throughput(seconds: float, rounds: int = 3) -> list[dict[str, Any]]:
+    """Images/s of the model alone (ONNX Runtime, in this process, server stopped): one image per run
+    vs batches of 8, one run at a time vs one per core side by side. Batching requests could only
+    shorten queues if a batch costs less per image than single runs on the same cores."""
+    from instrec.config import DescriptorConfig, RuntimeConfig
+    from instrec.embedding.embedder import Embedder
+
+    cores = len(os.sched_getaffinity(0))
+    photos = [sample_photo(name).convert("RGB").resize((224, 168)) for name in ENROLLED[:8]]  # one shape: batchable
+    engines = {t: Embedder(DescriptorConfig(), RuntimeConfig(threads=t, batch_size=len(photos))) for t in {1, cores}}
+    settings = sorted({(1, 1, cores), (1, 8, cores), (cores, 1, 1), (cores, 8, 1), (1, 1, 1), (1, 8, 1)})
+    done: dict[tuple[int, int, int], list[float]] = {setting: [] for setting in settings}
+
+    def run(embedder: Any, batch: int, deadline: float, counts: list[int], slot: int) -> None:
+        while time.perf_counter() < deadline:
+            for start in range(0, len(photos), batch):
+                counts[slot] += len(embedder.embed(photos[start:start + batch]))
+
+    for embedder in engines.values():
+        embedder.embed(photos)  # warm-up
+    each = seconds / (rounds * len(settings))
+    for _ in range(rounds):  # settings alternate, so the machine's other load hits them alike
+        for threads, batch, side_by_side in settings:
+            counts = [0] * side_by_side
+            t0 = time.perf_counter()
+            workers = [threading.Thread(target=run, args=(engines[threads], batch, t0 + each, counts, i))
+                       for i in range(side_by_side)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            done[(threads, batch, side_by_side)].append(sum(counts) / (time.perf_counter() - t0))
+    base = statistics.median(done[(1, 1, cores)])
+    return [{"threads": t, "batch": b, "runs": r, "images_per_s": statistics.median(done[(t, b, r)]),
+             "vs_service": statistics.median(done[(t, b, r)]) / base} for t, b, r in settings]
+
+
 # -- report ------------------------------------------------------------------------------------------
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
     head = "| " + " | ".join(title for _, title, _ in columns) + " |"
@@ -385,6 +445,7 @@ def main() -> int:
     parser.add_argument("--paced-load", type=float, default=0.6, help="paced phase: fraction of closed-loop throughput")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="server setting section.key=value")
     parser.add_argument("--max-upload", type=int, default=20 * 1024 * 1024)
+    parser.add_argument("--batching-seconds", type=float, default=36.0, help="model throughput comparison, in all")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -474,6 +535,11 @@ def main() -> int:
                           ("throughput_rps", "req/s", ".1f"), ("p50_ms", "p50 ms", ".1f"),
                           ("p95_ms", "p95 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
                           ("p95_over_single", "p95 / single", ".2f")]))
+    print("\nwhere the time goes (server's own timing_ms, medians): model embedding, engine total (decode, "
+          "embed, search), waiting for an inference slot, whole request inside the server\n")
+    print(table(results, [("phase", "phase", ""), ("server_embed_ms", "embed ms", ".1f"),
+                          ("server_total_ms", "engine ms", ".1f"), ("server_queue_ms", "queue ms", ".1f"),
+                          ("server_request_ms", "server ms", ".1f"), ("p50_ms", "client p50 ms", ".1f")]))
     e = with_enrol.extra
     print(f"\nenrolments alongside the load: attempted {e['enrol_attempted']}, succeeded {e['enrol_ok']}, "
           f"errors {e['enrol_errors']}, present afterwards {e['enrol_present_after']} "
@@ -490,13 +556,18 @@ def main() -> int:
           f"server RSS {rss_before:.0f} MB -> {rss_after:.0f} MB")
     failures = sum(not r["ok"] for r in rows) + sum(len(load.errors) for load in loads) + len(record["errors"]) \
         + (lost != 0) + (health != 200) + (ready != 200) + (not final_ok) + (not alive)
+    print("\n### model throughput: single vs batched inference (ONNX Runtime, server stopped)\n")
+    batching = inference_throughput(args.batching_seconds)
+    print(table(batching, [("threads", "threads per run", ""), ("batch", "images per run", ""),
+                           ("runs", "runs side by side", ""), ("images_per_s", "images/s", ".1f"),
+                           ("vs_service", "vs the service's setting (1 thread, 1 image, one run per core)", ".2f")]))
     print(f"\n{'ALL GOOD' if failures == 0 else f'{failures} PROBLEM(S)'}")
     for load in loads:
         for error in load.errors[:3]:
             print(f"  {load.name}: {error}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"single_ms": single_ms, "loads": results, "sweep": rows,
+        args.json.write_text(json.dumps({"single_ms": single_ms, "loads": results, "sweep": rows, "batching": batching,
                                          "enrolments": {k: v for k, v in record.items() if k != "ids"},
                                          "load_average": load_avg, "sets": args.sets},
                                         indent=2, default=str))

@@ -15,7 +15,8 @@ from instrec.service.uploads import MAX_BATCH, MAX_K, display_name, parse_k, rea
 from instrec.service.views import images_of_many, recognition_view
 
 if TYPE_CHECKING:
-    from instrec.recognizer import Recognition
+    from instrec.catalog import ImageRecord
+    from instrec.recognizer import Recognition, Recognizer
 
 router = APIRouter(prefix="/v1", tags=["recognition"], dependencies=[Depends(require_read)])
 State = Annotated[ServiceState, Depends(service_state)]
@@ -46,6 +47,13 @@ def _observe(state: ServiceState, results: list["Recognition"]) -> None:
                 state.metrics.recognize_stage.labels(stage).observe(result.timing_ms[stage] / 1e3)
 
 
+def _recognise_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -> "Recognition | ImageError":
+    try:
+        return recognizer.recognize(image, k)
+    except ImageError as error:
+        return error
+
+
 @router.post("/recognize", openapi_extra=_SINGLE_BODY, summary="Recognise one photo")
 async def recognize(
     request: Request,
@@ -57,13 +65,17 @@ async def recognize(
     recognizer = state.engine
     k = k or form_k
     queued = time.perf_counter()
-    result = await state.inference(recognizer.recognize, data, k)
-    engine_done = time.perf_counter()
-    images = await state.blocking(images_of_many, recognizer, [m.instance_id for m in result.matches])
+
+    def run() -> tuple[float, "Recognition", dict[str, list[ImageRecord]]]:
+        """Engine and catalog lookups in one trip to a worker thread: each trip costs a thread hop."""
+        running = time.perf_counter()
+        result = recognizer.recognize(data, k)
+        return running, result, images_of_many(recognizer, [m.instance_id for m in result.matches])
+
+    running, result, images = await state.inference(run)
     _observe(state, [result])
-    wait = (engine_done - queued) * 1e3 - result.timing_ms.get("total", 0.0)
     body = recognition_view(request, result, images, {
-        "queue": max(wait, 0.0), "request": (time.perf_counter() - started) * 1e3})
+        "queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3})
     if filename:
         body["filename"] = filename
     return body
@@ -83,23 +95,18 @@ async def recognize_batch(
     k = k or k_query or parse_k(None)
     recognizer = state.engine
 
-    def run() -> list["Recognition | Exception"]:
+    def run() -> tuple[list["Recognition | Exception"], dict[str, list[ImageRecord]]]:
+        outcomes: list[Recognition | Exception]
         try:
-            return list(recognizer.recognize_many(data, k))
+            outcomes = list(recognizer.recognize_many(data, k))
         except ImageError:  # one bad image fails the batch call: answer each image on its own
-            out: list[Recognition | Exception] = []
-            for item in data:
-                try:
-                    out.append(recognizer.recognize(item, k))
-                except ImageError as error:
-                    out.append(error)
-            return out
+            outcomes = [_recognise_or_error(recognizer, item, k) for item in data]
+        matched = [m.instance_id for o in outcomes if not isinstance(o, Exception) for m in o.matches]
+        return outcomes, images_of_many(recognizer, matched)  # one trip to a worker thread
 
-    outcomes = await state.inference(run)
+    outcomes, catalog_images = await state.inference(run)
     good = [o for o in outcomes if not isinstance(o, Exception)]
     _observe(state, good)
-    matched = [m.instance_id for o in good for m in o.matches]
-    catalog_images = await state.blocking(images_of_many, recognizer, matched)
     results = []
     for name, outcome in zip(names, outcomes):
         if isinstance(outcome, Exception):

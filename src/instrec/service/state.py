@@ -116,5 +116,7 @@ class ServiceState:
             return await anyio.to_thread.run_sync(fn, *args)
 
 
-def service_state(request: Request) -> ServiceState:
+async def service_state(request: Request) -> ServiceState:
+    """The route dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the
+    thread pool, which cost every request a thread hop."""
     return request.app.state.service
