@@ -81,3 +81,14 @@ def test_bad_settings_are_config_errors() -> None:
         Embedder(dataclasses.replace(DescriptorConfig(), scales=()), RuntimeConfig(engine="torch"))
     with pytest.raises(ConfigError, match="batch_size"):
         Embedder(DescriptorConfig(), RuntimeConfig(engine="torch", batch_size=0))
+    with pytest.raises(ConfigError, match="size_multiple must be a multiple of 32"):
+        Embedder(DescriptorConfig(size_multiple=16), RuntimeConfig(engine="torch"))
+
+
+def test_input_sides_are_rounded_to_multiples_of_32(
+    lite0_torch: Embedder, images: dict[str, Image.Image]
+) -> None:
+    coffee = images["coffee"]  # 600x400: 224x149.3 exactly, rounded to 224x160
+    assert coffee.size == (600, 400) and lite0_torch.input_size(coffee) == (224, 160)
+    assert lite0_torch.preprocess(coffee).shape == (3, 160, 224)
+    assert lite0_torch.input_size(coffee, scale=0.707) == (160, 96)

@@ -12,7 +12,10 @@ from instrec.errors import ConfigError
 
 
 class DescriptorNet(nn.Module):
-    """Normalised image batch (N, 3, H, W) -> unit vectors (N, feature_dim)."""
+    """Normalised image batch (N, 3, H, W) -> unit vectors (N, feature_dim).
+
+    H and W must be multiples of the backbone's ``input_multiple`` (32 for EfficientNet-Lite).
+    """
 
     def __init__(self, backbone: Backbone, gem_p: float):
         super().__init__()

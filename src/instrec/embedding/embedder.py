@@ -85,6 +85,10 @@ class Embedder:
         """The normalised (3, h, w) input ``torch_model()`` expects for ``image`` at one scale."""
         return to_input(image, self.input_size(image, scale), self.spec.mean, self.spec.std)
 
+    def vectors(self, inputs: np.ndarray) -> np.ndarray:
+        """Unit vectors (n, dim) of a stack of ``preprocess`` outputs of one size, by the chosen engine."""
+        return self._engine(inputs)
+
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
         total = np.zeros((len(images), self.dim), dtype=np.float32)
@@ -92,8 +96,8 @@ class Embedder:
             sizes = [self.input_size(image, scale) for image in images]
             for batch in batches_by_size(sizes, self.runtime.batch_size):
                 inputs = np.stack([self.preprocess(images[i], scale) for i in batch])
-                total[batch] += self._engine(inputs)
+                total[batch] += self.vectors(inputs)
                 if self.descriptor.flip:
-                    total[batch] += self._engine(np.ascontiguousarray(inputs[..., ::-1]))
+                    total[batch] += self.vectors(np.ascontiguousarray(inputs[..., ::-1]))
         norms = np.linalg.norm(total, axis=1, keepdims=True)
         return total / np.maximum(norms, 1e-12)
