@@ -88,9 +88,9 @@ def test_other_descriptor_is_refused(tmp_path):
 
 
 def test_auto_switches_to_ivf_past_threshold_and_stays_consistent(tmp_path):
-    library = open_library(tmp_path, backend="auto", threshold=700)
-    images = [new_image(s) for s in range(900)]
-    for start in range(0, 900, 100):
+    library = open_library(tmp_path, backend="auto", threshold=1100)
+    images = [new_image(s) for s in range(1200)]
+    for start in range(0, 1200, 100):
         library.catalog.add_images(f"i{start}", images[start:start + 100], library.descriptor)
     assert library.index_info()["kind"] == "ivf"
     assert_consistent(library)
@@ -139,3 +139,16 @@ def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path,
     instances = library.catalog.list_instances(limit=10**6)
     assert all(i.image_count == 3 for i in instances), "an enrolment was half-written"
     assert_consistent(library)
+
+
+def test_saving_an_ivf_index_keeps_only_the_current_files(tmp_path):
+    library = open_library(tmp_path, backend="ivf")
+    library.catalog.add_batch([(f"i{s}", [new_image(s)]) for s in range(1200)], library.descriptor)
+    assert library.index_info()["kind"] == "ivf"
+    library.save()
+    library.catalog.remove_instance("i0")
+    library.sync()
+    library.close()
+    files = sorted(p.name for p in (tmp_path / "index").iterdir() if p.suffix != ".json")
+    assert len(files) == 2 and files[1] == files[0] + ".coarse"
+    assert_consistent(open_library(tmp_path, backend="ivf"))

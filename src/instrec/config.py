@@ -56,12 +56,10 @@ class RuntimeConfig:
 class IndexConfig:
     """Nearest-neighbour index over the gallery vectors."""
 
-    backend: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    backend: Literal["auto", "flat", "ivf"] = "auto"
     auto_threshold: int = 20_000  # 'auto' switches from exact to approximate search past this size
-    nprobe: int = 24  # IVF: cells visited per query
-    hnsw_m: int = 32
-    hnsw_ef_search: int = 64
-    hnsw_ef_construction: int = 40
+    nprobe: int = 0  # IVF: cells visited per query; 0 = a quarter of the cells (see index/ivf.py)
+    refine_factor: int = 4  # IVF: k * this candidates from the PQ codes are re-scored exactly
 
 
 @dataclass(frozen=True)
@@ -85,6 +83,7 @@ class RerankConfig:
     enabled: bool = True  # extract local features at enrolment and verify at recognition
     # --- keypoints (what is stored per gallery image; changing these needs a re-extraction) ---
     max_keypoints: int = 800  # strongest SIFT keypoints kept: <= 132 B each on disk, 12 B in RAM
+    query_keypoints: int = 2000  # a query is not stored: more keypoints find small objects in clutter
     max_side: int = 640  # long side is downscaled to this before detection (never upscaled)
     contrast_threshold: float = 0.02  # SIFT's; lower than OpenCV's 0.04 finds more points on small images
     # --- sub-linear local index (inverted file over visual words + Hamming embedding) ---
@@ -94,7 +93,7 @@ class RerankConfig:
     hamming_sigma: float = 16.0  # match weight exp(-(h / sigma)^2): soft Hamming selectivity
     # --- verification ---
     shortlist: int = 20  # candidates verified per query
-    ratio: float = 0.9  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
+    ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = 1000
@@ -107,8 +106,8 @@ class RerankConfig:
     seed: int = 0  # RANSAC and training randomness: same inputs, same answers
 
     def __post_init__(self) -> None:
-        if self.max_keypoints < 8:
-            raise ConfigError("rerank.max_keypoints must be >= 8")
+        if min(self.max_keypoints, self.query_keypoints) < 8:
+            raise ConfigError("rerank.max_keypoints and rerank.query_keypoints must be >= 8")
         if self.max_side < 32:
             raise ConfigError("rerank.max_side must be >= 32")
         if not 0 <= self.hamming_threshold <= 64:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REGROW_FACTOR = 4  # an IVF index is retrained when the gallery has grown this much since training
 COMPACT_JOURNAL_AFTER = 200_000  # journal rows kept before saving the index compacts them
+IVF_MIN_VECTORS = 1000  # an IVF cannot train its cells on fewer; exact search is instant at that size
 
 
 class ReadWriteLock:
@@ -158,9 +159,10 @@ class Library:
         return True
 
     def _choose_kind(self, size: int) -> str:
-        if self.index_config.backend != "auto":
-            return self.index_config.backend
-        return "flat" if size < self.index_config.auto_threshold else "ivf"
+        backend = self.index_config.backend
+        if backend == "auto":
+            backend = "flat" if size < self.index_config.auto_threshold else "ivf"
+        return "flat" if backend == "ivf" and size < IVF_MIN_VECTORS else backend
 
     def _load_saved_local(self) -> bool:
         if not LocalIndex.exists(self._local_dir):
@@ -280,8 +282,8 @@ class Library:
             tmp.write_text(json.dumps(state))
             os.replace(tmp, self._state_path)
             self._saved_seq = self._seq
-        for old in directory.glob("*.faiss"):
-            if old.name != name:
+        for old in directory.glob("*.faiss*"):  # an index may keep side files named <file>.<part>
+            if old.name != name and not old.name.startswith(name + "."):
                 old.unlink(missing_ok=True)
         if self._seq - self.catalog.journal_floor() > COMPACT_JOURNAL_AFTER:
             self.catalog.compact_journal(self._seq)

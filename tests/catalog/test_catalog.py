@@ -47,7 +47,7 @@ def test_remove_cascades_and_journals(catalog):
     head = catalog.journal_head()
     catalog.remove_instance("a")
     entries = catalog.journal_since(head)
-    assert [op for _, op, _ in entries] == ["remove", "remove"]
+    assert [op for _, op, _, _ in entries] == ["remove", "remove"]
     assert catalog.stats() == {"instances": 1, "images": 1, "vectors": 1}
     with pytest.raises(UnknownInstanceError):
         catalog.get_instance("a")
@@ -76,3 +76,32 @@ def test_blob_store_round_trip_and_refuses_paths(tmp_path):
         blobs.path("../../etc/passwd")
     blobs.delete(sha)
     assert not blobs.path(sha).exists()
+
+
+def test_bulk_batch_matches_one_by_one_writes(catalog):
+    catalog.add_images("old", [image("a")], "d1")
+    local = NewImage("f" * 64, "l.jpg", 1, 1, np.ones((1, 4), np.float32), local_features=b"kp")
+    entries = [("new", [image("b"), image("b"), image("c", n_views=2)]), ("old", [image("a"), image("d")]),
+               ("new", [image("e")]), ("withkp", [local])]
+    head = catalog.journal_head()
+    assert catalog.add_batch(entries, "d1") == 5  # b, c (new); d (old); e (repeat of new); f
+    assert [i.image_count for i in catalog.list_instances()] == [2, 3, 1]
+    assert catalog.get_instance("new").label == "new"
+    assert catalog.stats() == {"instances": 3, "images": 6, "vectors": 7}
+    assert len(catalog.journal_since(head)) == 6 + 1  # every vector journalled, plus the local features
+    assert catalog.local_features_by_pk([catalog.images_of("withkp")[0].id])
+
+
+def test_bulk_batch_is_all_or_nothing(catalog):
+    with pytest.raises(InstrecError):
+        catalog.add_batch([("fine", [image("a")]), ("bad/id", [image("b")])], "d1")
+    assert catalog.stats() == {"instances": 0, "images": 0, "vectors": 0}
+
+
+def test_sample_vectors_spreads_over_keys_and_skips_removed(catalog):
+    for n in range(50):
+        catalog.add_images(f"i{n}", [NewImage(f"{n:064x}", "s", 1, 1, np.full((1, 4), n, np.float32))], "d1")
+    catalog.remove_instance("i0")
+    sample = catalog.sample_vectors(10, 4)
+    assert 8 <= len(sample) <= 10 and 0 not in sample[:, 0]
+    assert sample[:, 0].min() < 10 and sample[:, 0].max() == 49

@@ -1,3 +1,4 @@
+import faiss
 import numpy as np
 import pytest
 
@@ -71,3 +72,27 @@ def test_registry_refuses_unknown_and_duplicates():
         create_index("annoy", 8, IndexConfig())
     with pytest.raises(ValueError, match="twice"):
         register_index("flat", lambda p, c: None)(lambda d, c, n: None)
+
+
+def test_ivf_answers_like_exact_search_with_exact_scores():
+    """The PQ codes only pick candidates: ranks and scores come from the stored vectors."""
+    rng = np.random.default_rng(2)
+    n, d = 6000, 64
+    vectors = unit(rng, n, d)
+    ids = np.arange(n, dtype=np.int64) + 10
+    exact, approx = create_index("flat", d, IndexConfig(), n), create_index("ivf", d, IndexConfig(), n)
+    approx.train(vectors)
+    for index in (exact, approx):
+        index.add(ids, vectors)
+    queries = vectors[:100] + 0.3 * unit(rng, 100, d)
+    want_scores, want = exact.search(queries, 10)
+    got_scores, got = approx.search(queries, 10)
+    assert (got[:, 0] == want[:, 0]).mean() >= 0.99
+    same = got == want
+    np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-3)
+
+
+def test_ivf_probes_a_quarter_of_its_cells_unless_told():
+    index = create_index("ivf", 16, IndexConfig(), 100_000)
+    assert index.nprobe == faiss.extract_index_ivf(index.coarse.index).nlist // 4
+    assert create_index("ivf", 16, IndexConfig(nprobe=3), 100_000).nprobe == 3

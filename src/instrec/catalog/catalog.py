@@ -256,9 +256,58 @@ class Catalog:
         return self.get_instance(instance_id), self.get_images(added), self.get_images(skipped)
 
     def add_batch(self, entries: Sequence[tuple[str, Sequence[NewImage]]], descriptor: str) -> int:
-        """Many instances in one transaction (bulk loads); returns the number of images added."""
+        """Many instances in one transaction (bulk loads); returns the number of images added.
+
+        Instances that do not exist yet are written with one ``executemany`` per table (their rows
+        numbered up front, which the IMMEDIATE transaction makes safe); ids that exist already, or
+        repeat within the batch, go through the one-by-one path with its duplicate checks.
+        """
         with self.transaction() as db:
-            return sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in entries)
+            fresh, others = self._split_fresh(db, entries)
+            added = self._insert_fresh(db, fresh, descriptor)
+            return added + sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in others)
+
+    def _split_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]):
+        ids = [validate_instance_id(instance_id) for instance_id, _ in entries]
+        existing: set[str] = set()
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            existing.update(r[0] for r in db.execute(f"SELECT id FROM instances WHERE id IN ({marks})", chunk))
+        fresh, others, seen = [], [], set()
+        for entry in entries:
+            (others if entry[0] in existing or entry[0] in seen else fresh).append(entry)
+            seen.add(entry[0])
+        return fresh, others
+
+    def _insert_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]], descriptor: str) -> int:
+        if not entries:
+            return 0
+        now = time.time()
+        instance_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM instances").fetchone()[0])
+        image_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM images").fetchone()[0])
+        instances, images, vectors, local = [], [], [], []
+        for instance_id, new_images in entries:
+            instance_pk += 1
+            instances.append((instance_pk, instance_id, validate_label(instance_id), "{}", now, now))
+            seen: set[str] = set()
+            for image in new_images:
+                if image.sha256 in seen:
+                    continue
+                seen.add(image.sha256)
+                image_pk += 1
+                images.append((image_pk, instance_pk, image.sha256, image.source, image.width, image.height, now))
+                data = np.ascontiguousarray(image.vectors, dtype=np.float32)
+                vectors.extend((image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, data))
+                if image.local_features is not None:
+                    local.append((image_pk, image.local_features))
+        db.executemany("INSERT INTO instances (pk, id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       instances)
+        db.executemany("INSERT INTO images (pk, instance_pk, sha256, source, width, height, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", images)
+        db.executemany("INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)", vectors)
+        db.executemany("INSERT INTO local_features (image_pk, data) VALUES (?, ?)", local)
+        return len(images)
 
     def _add(self, db: sqlite3.Connection, instance_id: str, images: Sequence[NewImage], descriptor: str,
              label: str | None = None, metadata: dict[str, Any] | None = None, create: bool = True,
@@ -457,15 +506,17 @@ class Catalog:
         )}
 
     def sample_vectors(self, count: int, dim: int) -> np.ndarray:
-        """About ``count`` vectors spread evenly over the table (training data for an IVF index)."""
-        total = max(1, int(self.query("SELECT COUNT(*) FROM vectors")[0][0]))
-        step = max(1, total // max(count, 1))
-        rows = self._connection().execute(
-            "SELECT data FROM vectors WHERE pk % ? = 0 LIMIT ?", (step, count)
-        ).fetchall()
-        if not rows:
+        """About ``count`` vectors spread evenly over the key range (training data for an index).
+
+        Read by primary key, so the cost follows ``count``, not the table (no scan of every blob);
+        keys freed by removals are simply missing from the sample.
+        """
+        low, high = self.query("SELECT MIN(pk), MAX(pk) FROM vectors")[0]
+        if low is None:
             return np.zeros((1, dim), np.float32)
-        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        wanted = np.unique(np.linspace(low, high, max(count, 1)).round().astype(np.int64))
+        vectors = self.vectors_by_pk(wanted.tolist(), dim)[2]
+        return vectors if len(vectors) else np.zeros((1, dim), np.float32)
 
     def vectors_of_instances(self, instance_pks: Sequence[int], dim: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """instance pk -> (vector pks, vectors): every stored vector of those instances."""
