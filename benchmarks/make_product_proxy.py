@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from instrec.config import Config, parse_assignments
-from instrec.evaluation.compare import COLUMNS, Setting, compare, table_cells
+from instrec.evaluation.compare import compare, settings_from_options, text_table
 from instrec.evaluation.product_proxy import ProxySpec, build_product_proxy
 from instrec.evaluation.report import write_report
 
@@ -34,14 +34,11 @@ def main() -> None:
     print(f"proxy set in {args.out}: {counts}")
     if args.no_eval:
         return
-    rows = compare(args.out, [Setting("baseline")], [1], base=Config.load(overrides=parse_assignments(args.sets)))
-    print(f"{'setting':10} shots " + " ".join(f"{label:>10}" for _, label in COLUMNS))
-    for row in rows:
-        name, shots, *cells = table_cells(row)
-        print(f"{name:10} {shots:>5} " + " ".join(f"{c:>10}" for c in cells))
-        summary = row.run.summary
-        print(f"threshold {summary['threshold']:.3f}: accept-correct {summary['accept_correct']:.3f}, "
-              f"true-reject {summary['true_reject']:.3f}, false-accept {summary['false_accept']:.3f}")
+    rows = compare(args.out, settings_from_options([]), [1], base=Config.load(overrides=parse_assignments(args.sets)))
+    print(text_table(rows))
+    summary = rows[0].run.summary
+    print(f"at the calibrated threshold {summary['threshold']:.3f}: accept-correct {summary['accept_correct']:.3f}, "
+          f"true-reject {summary['true_reject']:.3f}, false-accept {summary['false_accept']:.3f}")
     if args.report:
         print(f"report: {write_report(rows, args.report, title='product proxy: baseline')}")
 

@@ -4,23 +4,10 @@ import pytest
 from typer.testing import CliRunner
 
 from instrec.cli import app
-from instrec.demo import ENROLLED, altered_views, sample_photo
+from instrec.demo import sample_photo
 from instrec.errors import InstrecError
 from instrec.evaluation import evaluate, load_split
 from tests.conftest import shared_data
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Folder-per-instance: the original photo + 3 altered views per instance."""
-    root = tmp_path_factory.mktemp("dataset")
-    for name in ENROLLED[:8]:
-        (root / name).mkdir()
-        sample_photo(name).save(root / name / "0-original.jpg")
-        for kind, view in altered_views(sample_photo(name), seed=2).items():
-            if kind != "relit":
-                view.save(root / name / f"1-{kind}.jpg")
-    return root
 
 
 def test_split_is_deterministic_and_holds_out_unknowns(dataset):

@@ -131,6 +131,14 @@ def table_cells(row: Row) -> list[str]:
     return cells
 
 
+def text_table(rows: list[Row]) -> str:
+    """Plain-text table of :func:`table_cells` (for scripts and logs)."""
+    header = ["setting", "shots", *(label for _, label in COLUMNS)]
+    lines = [header, *(table_cells(row) for row in rows)]
+    width = max(14, *(len(line[0]) for line in lines))
+    return "\n".join(f"{line[0]:{width}} " + " ".join(f"{cell:>10}" for cell in line[1:]) for line in lines)
+
+
 def _embedder_key(config: Config) -> tuple[Any, ...]:
     return (config.descriptor, config.runtime)
 

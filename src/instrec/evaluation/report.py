@@ -41,7 +41,7 @@ def write_report(rows: list[Row], path: str | Path, *, title: str = "instrec eva
         ("Accuracy vs shots", _img(_accuracy_vs_shots(rows))),
         ("Scores: genuine vs impostor", _img(_histograms(rows))),
         ("ROC: known vs unknown queries", _roc_section(rows)),
-        ("Latency per stage (median ms/query)", _img(_latency(rows))),
+        ("Latency per stage (median ms/query)", _latency_section(rows)),
         (f"{WORST_FAILURES} worst failures per row", _failures_section(rows)),
     ]
     body = "".join(f'<section id="{_anchor(name)}"><h2>{html.escape(name)}</h2>{content}</section>'
@@ -164,24 +164,35 @@ def _roc_section(rows: list[Row]) -> str:
     return _img(figure, "ROC")
 
 
-def _latency(rows: list[Row]) -> Any:
+def stage_medians(rows: list[Row]) -> tuple[list[str], np.ndarray]:
+    """The stages ``timing_ms`` reported (any, in order of appearance) and their median ms per row."""
+    stages = list(dict.fromkeys(k for r in rows for o in r.run.outcomes for k in o.timing_ms if k != "total"))
+    medians = np.array([[np.median([o.timing_ms.get(stage, 0.0) for o in r.run.outcomes]) if r.run.outcomes else 0.0
+                         for stage in stages] for r in rows]).reshape(len(rows), len(stages))
+    return stages, medians
+
+
+def _latency_section(rows: list[Row]) -> str:
     import matplotlib.pyplot as plt
 
-    stages = list(dict.fromkeys(k for r in rows for o in r.run.outcomes for k in o.timing_ms if k != "total"))
+    stages, medians = stage_medians(rows)
     figure, axis = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
     names = [_row_name(r) for r in rows]
     left = np.zeros(len(rows))
-    for stage in stages:
-        medians = np.array([np.median([o.timing_ms.get(stage, 0.0) for o in r.run.outcomes]) if r.run.outcomes else 0.0
-                            for r in rows])
-        axis.barh(names, medians, left=left, label=stage)
-        left += medians
+    for column, stage in enumerate(stages):
+        axis.barh(names, medians[:, column], left=left, label=stage)
+        left += medians[:, column]
     for y, row in enumerate(rows):
         axis.text(left[y], y, f" {row.run.summary['ms_per_query']:.1f} ms end to end", va="center", fontsize=8)
     axis.invert_yaxis()
-    axis.set(xlabel="median ms per query", xlim=(0, max(left.max(), 1.0) * 1.4))
-    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return figure
+    axis.set(xlabel="median ms per query", xlim=(0, max(left.max(initial=0.0), 1.0) * 1.4))
+    if stages:
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("row", *stages, "end to end"))
+    body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{v:.1f}</td>" for v in values)
+                   + f"<td>{row.run.summary['ms_per_query']:.1f}</td></tr>"
+                   for name, values, row in zip(names, medians, rows))
+    return _img(figure, "latency per stage") + f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _failures_section(rows: list[Row]) -> str:

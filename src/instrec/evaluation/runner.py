@@ -28,19 +28,9 @@ class Run:
     outcomes: list[QueryOutcome]
 
 
-def evaluate(
-    root: str | Path,
-    *,
-    shots: int = 1,
-    unknown_fraction: float = 0.0,
-    seed: int = 0,
-    config: Config | None = None,
-    progress: Progress | None = None,
-    embedder: Any = None,
-) -> dict[str, Any]:
-    """Enrol the split's gallery into a fresh library, calibrate, run every query; return metrics."""
-    return run(root, shots=shots, unknown_fraction=unknown_fraction, seed=seed, config=config,
-               progress=progress, embedder=embedder).summary
+def evaluate(root: str | Path, **options: Any) -> dict[str, Any]:
+    """The metrics of :func:`run` (same arguments)."""
+    return run(root, **options).summary
 
 
 def run(
@@ -53,7 +43,7 @@ def run(
     progress: Progress | None = None,
     embedder: Any = None,
 ) -> Run:
-    """:func:`evaluate`, keeping every query's outcome."""
+    """Enrol the split's gallery into a fresh library, calibrate, run every query; keep every outcome."""
     split = load_split(root, shots, unknown_fraction, seed)
     config = config or Config.load()
     with tempfile.TemporaryDirectory(prefix="instrec-eval-") as home:
