@@ -83,7 +83,7 @@ class RerankConfig:
     enabled: bool = True  # extract local features at enrolment and verify at recognition
     # --- keypoints (what is stored per gallery image; changing these needs a re-extraction) ---
     max_keypoints: int = 800  # strongest SIFT keypoints kept: <= 132 B each on disk, 12 B in RAM
-    query_keypoints: int = 2000  # a query is not stored: more keypoints find small objects in clutter
+    query_keypoints: int = 1000  # a query is not stored: more keypoints find small objects in clutter
     max_side: int = 640  # long side is downscaled to this before detection (never upscaled)
     contrast_threshold: float = 0.02  # SIFT's; lower than OpenCV's 0.04 finds more points on small images
     # --- sub-linear local index (inverted file over visual words + Hamming embedding) ---
@@ -97,12 +97,13 @@ class RerankConfig:
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = 1000
-    # --- fusion into one score per candidate ---
-    weight_global: float = 0.4
-    weight_local: float = 0.1
-    weight_inliers: float = 0.5
-    inlier_midpoint: float = 10.0  # inliers giving geometric evidence ~0.5 (random matches give ~5)
-    inlier_width: float = 3.0  # logistic width: evidence ~0.16 at midpoint - 5, ~0.84 at + 5
+    # --- fusion into one score per candidate (weights chosen on ukbench-dev, COIL-100 and the
+    # product proxy: see benchmarks/bench_accuracy.py) ---
+    weight_global: float = 1.0
+    weight_local: float = 0.25
+    weight_inliers: float = 1.0
+    inlier_midpoint: float = 8.0  # inliers giving geometric evidence ~0.5 (impostors: 0-6 at ratio 0.8)
+    inlier_width: float = 5.0  # logistic width: evidence ~0.27 at midpoint - 5, ~0.73 at + 5
     seed: int = 0  # RANSAC and training randomness: same inputs, same answers
 
     def __post_init__(self) -> None:

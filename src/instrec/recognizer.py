@@ -365,7 +365,7 @@ class Recognizer:
             ranked = self._rank(vectors, hits)
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
         else:
-            features = [self.library.verifier.extract(img.pixels) for img in loaded]
+            features = [self.library.verifier.extract_query(img.pixels) for img in loaded]
             t4 = time.perf_counter()
             ranked = [verified_ranking(self.library, v, f, h) for v, f, h in zip(vectors, features, hits)]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(images)

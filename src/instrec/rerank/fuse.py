@@ -6,12 +6,13 @@ same thing for every query and can be thresholded for open-set "unknown":
 * global: cosine similarity, clipped to [0, 1];
 * local: the local index's score (about 1 for an identical image), clipped to [0, 1];
 * inliers: a logistic curve, shifted so 0 inliers give 0: about 0.5 at ``inlier_midpoint``. It is
-  strictly increasing, so ranking follows inlier counts, but the handful of inliers RANSAC finds
-  on random matches (about 5 on UKBench-like data) adds little.
+  strictly increasing, so ranking follows inlier counts, but the few inliers RANSAC finds on
+  chance matches add little.
 
 The weighted mean uses only the inputs actually given (``None``), so a caller without a global
-descriptor still gets a [0, 1] score. Geometric inliers dominate by default because they are the
-evidence least likely to be fooled by similar-looking but different objects.
+descriptor still gets a [0, 1] score. Global similarity and geometry weigh the same by default:
+geometry separates look-alikes and finds small objects in clutter, while the global term carries
+textureless objects (no keypoints, no inliers) and colour differences SIFT cannot see.
 """
 
 from __future__ import annotations

@@ -33,8 +33,14 @@ class LocalVerifier:
         return f"sift:{c.max_keypoints}:{c.max_side}:{c.contrast_threshold}"
 
     def extract(self, image: Image.Image) -> LocalFeatures:
+        """Features stored for a gallery image."""
         c = self.config
         return extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold)
+
+    def extract_query(self, image: Image.Image) -> LocalFeatures:
+        """Features of a query: more of them, since they are never stored."""
+        c = self.config
+        return extract_local_features(image, c.query_keypoints, c.max_side, c.contrast_threshold)
 
     def new_index(self) -> LocalIndex:
         c = self.config
