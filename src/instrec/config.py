@@ -71,6 +71,14 @@ class DecisionConfig:
     shortlist: int = 100  # image neighbours fetched per query before grouping by instance
     threshold: float | None = None  # None: use the calibrated threshold stored in the library
     target_far: float = 0.01  # calibrate: false-accept rate the threshold aims for
+    support_views: tuple[str, ...] = ()  # enrolment: extra vectors per shot from "crops", "rotations", "light"
+
+    def __post_init__(self) -> None:
+        from instrec.images.views import VIEW_FAMILIES
+
+        unknown = set(self.support_views) - VIEW_FAMILIES.keys()
+        if unknown:
+            raise ConfigError(f"decision.support_views: unknown {sorted(unknown)}; known: {sorted(VIEW_FAMILIES)}")
 
 
 @dataclass(frozen=True)

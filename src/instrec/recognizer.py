@@ -22,6 +22,7 @@ from instrec.config import Config
 from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
+from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
 from instrec.rerank import LocalFeatures, LocalVerifier
@@ -242,11 +243,17 @@ class Recognizer:
     def _embed_new(self, images: Sequence[LoadedImage]) -> list[NewImage]:
         if not images:
             return []
-        vectors = self.embedder.embed([img.pixels for img in images])
+        views = [{"original": img.pixels, **support_views(img.pixels, self.config.decision.support_views)}
+                 for img in images]
+        vectors = self.embedder.embed([view for per_image in views for view in per_image.values()])
         verifier = self.library.verifier
-        return [NewImage(img.sha256, img.source, img.width, img.height, vec[None, :],
-                         local_features=verifier.extract(img.pixels).pack() if verifier else None)
-                for img, vec in zip(images, vectors)]
+        out, start = [], 0
+        for img, per_image in zip(images, views):
+            out.append(NewImage(img.sha256, img.source, img.width, img.height, vectors[start : start + len(per_image)],
+                                views=tuple(per_image),
+                                local_features=verifier.extract(img.pixels).pack() if verifier else None))
+            start += len(per_image)
+        return out
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features; returns how many.
