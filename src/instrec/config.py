@@ -59,7 +59,7 @@ class IndexConfig:
     backend: Literal["auto", "flat", "ivf"] = "auto"
     auto_threshold: int = 20_000  # 'auto' switches from exact to approximate search past this size
     nprobe: int = 0  # IVF: cells visited per query; 0 = a quarter of the cells (see index/ivf.py)
-    refine_factor: int = 4  # IVF: k * this candidates from the PQ codes are re-scored exactly
+    refine_factor: int = 2  # IVF: k * this candidates from the PQ codes are re-scored exactly
 
 
 @dataclass(frozen=True)

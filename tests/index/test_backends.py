@@ -89,7 +89,7 @@ def test_ivf_answers_like_exact_search_with_exact_scores():
     got_scores, got = approx.search(queries, 10)
     assert (got[:, 0] == want[:, 0]).mean() >= 0.99
     same = got == want
-    np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-3)
+    np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-5)
 
 
 def test_ivf_probes_a_quarter_of_its_cells_unless_told():
