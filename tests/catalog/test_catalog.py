@@ -105,3 +105,20 @@ def test_sample_vectors_spreads_over_keys_and_skips_removed(catalog):
     sample = catalog.sample_vectors(10, 4)
     assert 8 <= len(sample) <= 10 and 0 not in sample[:, 0]
     assert sample[:, 0].min() < 10 and sample[:, 0].max() == 49
+
+
+def test_local_features_live_and_die_with_their_image(catalog):
+    import dataclasses
+
+    head = catalog.journal_head()
+    _, added, _ = catalog.add_images("a", [dataclasses.replace(image("a"), local_features=b"kp-a")], "d1")
+    catalog.add_images("b", [image("b")], "d1")
+    pk_a, pk_b = added[0].id, catalog.images_of("b")[0].id
+    assert catalog.local_features_by_pk([pk_a, pk_b]) == {pk_a: (catalog.get_instance("a").pk, b"kp-a")}
+    assert catalog.images_without_local_features() == [pk_b]
+    assert catalog.put_local_features(pk_b, b"kp-b") and catalog.images_without_local_features() == []
+    catalog.remove_instance("a")
+    assert not catalog.put_local_features(pk_a, b"again")
+    local = [(op, pk) for _, op, kind, pk in catalog.journal_since(head) if kind == "local"]
+    assert local == [("add", pk_a), ("add", pk_b), ("remove", pk_a)]
+    assert [pks for pks, _ in catalog.iter_local_features(batch=1)] == [[pk_b]]
