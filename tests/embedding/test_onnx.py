@@ -39,7 +39,9 @@ def test_onnx_matches_torch_on_any_aspect_ratio(
     assert (fast * reference).sum(axis=1).min() > 0.9999
 
 
-def test_padding_is_folded_into_the_convolutions(lite0_onnx: Embedder, cache_dir: Path, tmp_path: Path) -> None:
+def test_padding_is_folded_into_the_convolutions(
+    lite0_onnx: Embedder, cache_dir: Path, tmp_path: Path
+) -> None:
     """No Pad (nor the shape arithmetic of per-size padding) left once ONNX Runtime optimised the graph."""
     import onnx
     import onnxruntime as ort
@@ -47,7 +49,8 @@ def test_padding_is_folded_into_the_convolutions(lite0_onnx: Embedder, cache_dir
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
-    ort.InferenceSession(str(cache_path(cache_dir, lite0_onnx.digest)), options, providers=["CPUExecutionProvider"])
+    exported = cache_path(cache_dir, lite0_onnx.digest)
+    ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("Conv") + ops.count("FusedConv") == 49
     assert "Pad" not in ops and ops.count("Shape") <= 1  # one Shape is L2 normalisation's
