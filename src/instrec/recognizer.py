@@ -370,14 +370,17 @@ class Recognizer:
                      "search": (t3 - t2) * 1e3 / len(images)}
         if self.library.verifier is None:
             ranked = self._rank(vectors, hits)
+            verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
         else:
             features = [self.library.verifier.extract_query(img.pixels) for img in loaded]
             t4 = time.perf_counter()
-            ranked = [verified_ranking(self.library, v, f, h) for v, f, h in zip(vectors, features, hits)]
+            rankings = [verified_ranking(self.library, v, f, h) for v, f, h in zip(vectors, features, hits)]
+            ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(images)
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(images)
-        return [self._decide(r, k, per_image, h if with_images else None) for r, h in zip(ranked, hits)]
+        return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
+                for r, h, v in zip(ranked, hits, verified)]
 
     def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         """Instances ranked for each query vector (the search + aggregation part of recognise)."""
@@ -393,12 +396,17 @@ class Recognizer:
             for i, (v, h) in enumerate(zip(vectors, hits))
         ]
 
-    def _image_hits(self, hits: SearchHits) -> list[ImageHit]:
+    def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
+        """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
         catalog = self.library.catalog
         image_of = catalog.image_of_vectors(hits.vector_ids.tolist())
-        instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist())))
+        instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist()) | {i for _, i, _ in verified}))
         seen: set[int] = set()
         out = []
+        for image_id, instance_pk, score in verified:
+            if instance_pk in instances:
+                seen.add(image_id)
+                out.append(ImageHit(image_id, instances[instance_pk].id, score))
         for score, vector_id, instance_pk in zip(hits.scores.tolist(), hits.vector_ids.tolist(), hits.instance_pks.tolist()):
             image_id = image_of.get(vector_id)
             if image_id is None or image_id in seen or instance_pk not in instances:
@@ -408,7 +416,7 @@ class Recognizer:
         return out
 
     def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
-                hits: SearchHits | None = None) -> Recognition:
+                image_hits: list[ImageHit]) -> Recognition:
         k = k or self.config.decision.top_k
         top = ranked[:k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
@@ -420,8 +428,7 @@ class Recognizer:
             for s in top if (inst := instances.get(s.instance_pk)) is not None
         ]
         unknown = not matches or matches[0].score < threshold
-        return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())},
-                           self._image_hits(hits) if hits is not None else [])
+        return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())}, image_hits)
 
     # -- calibration ---------------------------------------------------------------------------
     def calibrate(self, target_far: float | None = None, *, seed: int = 0) -> Calibration:
@@ -471,6 +478,6 @@ class Recognizer:
         hits = library.search(vectors, self.config.decision.shortlist)
         return [
             verified_ranking(library, vector, LocalFeatures.unpack(stored[image][1]) if image in stored
-                             else LocalFeatures.empty(), hit, exclude_image=image)
+                             else LocalFeatures.empty(), hit, exclude_image=image).instances
             for vector, image, hit in zip(vectors, images, hits)
         ]

@@ -41,8 +41,10 @@ def local_images(rec: Recognizer, photos, name: str) -> set[int]:
 
 @pytest.mark.parametrize("name", ENROLLED)
 def test_a_pasted_warped_view_is_recognised_with_geometric_evidence(enrolled, photos, name):
-    result = enrolled.recognize(query(photos, name, seed=3), k=3)
+    result = enrolled.recognize(query(photos, name, seed=3), k=3, with_images=True)
     assert result.matches[0].instance_id == name
+    assert result.images[0].image_id == result.matches[0].image_id  # image ranking is the verified one
+    assert len({hit.image_id for hit in result.images}) == len(result.images) == len(ENROLLED)
     assert result.matches[0].inliers >= 15
     assert all(m.inliers < result.matches[0].inliers for m in result.matches[1:])
     assert {"local_features", "verify"} <= result.timing_ms.keys()

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from instrec.decision import InstanceScore
 from instrec.library import Library, SearchHits
 from instrec.rerank.features import LocalFeatures
+
+
+@dataclass(frozen=True)
+class VerifiedRanking:
+    instances: list[InstanceScore]  # best first, by their best image's fused score
+    images: list[tuple[int, int, float]]  # (image pk, instance pk, fused score) of every candidate, best first
 
 
 def verified_ranking(
@@ -21,8 +29,8 @@ def verified_ranking(
     features: LocalFeatures,
     hits: SearchHits,
     exclude_image: int | None = None,
-) -> list[InstanceScore]:
-    """Instances best first by fused score; ``exclude_image`` (leave-one-out calibration) is ignored."""
+) -> VerifiedRanking:
+    """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored."""
     verifier = library.verifier
     catalog = library.catalog
     n = verifier.config.shortlist
@@ -45,11 +53,15 @@ def verified_ranking(
         cosine, local_scores, instance_of,
     )
     best: dict[int, InstanceScore] = {}
+    images = []
     for image in sorted(fused, key=lambda i: (-fused[i], i)):
         instance = instance_of.get(image)
-        if instance is not None and instance not in best:
+        if instance is None:  # removed meanwhile
+            continue
+        images.append((image, instance, fused[image]))
+        if instance not in best:
             best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image])
-    return list(best.values())
+    return VerifiedRanking(list(best.values()), images)
 
 
 def _exact_cosines(library: Library, vector: np.ndarray, images: list[int],
