@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from instrec.cli import app
-from instrec.demo import altered_views, sample_photo
+from instrec.demo import NEVER_ENROLLED, altered_views, sample_photo
 
 runner = CliRunner()
 
@@ -27,6 +27,12 @@ def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
     assert [i["id"] for i in listing["instances"]] == ["rocket"]
     stats = json.loads(invoke("stats", "--home", home, "--json").stdout)
     assert stats["instances"] == report["instances"]
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    for name in NEVER_ENROLLED:
+        sample_photo(name).save(negatives / f"{name}.jpg")
+    calibration = json.loads(invoke("calibrate", "--home", home, "--negatives", str(negatives), "--json").stdout)
+    assert calibration["impostor"] == len(NEVER_ENROLLED) and "negatives" in calibration["source"]
     invoke("remove", "rocket", "--home", home)
     assert json.loads(invoke("stats", "--home", home, "--json").stdout)["instances"] == report["instances"] - 1
 

@@ -150,6 +150,19 @@ def test_calibration_needs_two_instances(recognizer):
         recognizer.calibrate()
 
 
+def test_negatives_set_the_threshold_from_query_like_impostors(enrolled, config, embedder):
+    negatives = [sample_photo(name) for name in NEVER_ENROLLED]
+    calibration = enrolled.calibrate(target_far=0.01, negatives=negatives)
+    assert calibration.impostor == len(negatives) and "negatives" in calibration.source
+    best = [enrolled.recognize(n, k=1).matches[0].score for n in negatives]
+    assert calibration.threshold > max(best)
+    assert all(enrolled.recognize(n).unknown for n in negatives)
+    one = config.with_overrides({"home": str(config.home.parent / "one")})
+    with Recognizer(one, embedder=embedder) as single:  # one instance + negatives is enough
+        single.enroll([sample_photo("coffee")], instance_id="coffee")
+        assert single.calibrate(negatives=negatives).impostor == len(negatives)
+
+
 def test_explicit_threshold_overrides_calibration(config, embedder):
     with Recognizer(config.with_overrides({"decision.threshold": "0.999"}), embedder=embedder) as rec:
         rec.enroll([sample_photo("coffee")], instance_id="coffee")

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from instrec.config import Config, parse_assignments
 from instrec.errors import InstrecError
+from instrec.images import iter_image_files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Recognise specific instances from 1-3 shots each.")
 console = Console(stderr=True)
@@ -161,12 +162,17 @@ def stats(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOpti
 @app.command()
 def calibrate(
     target_far: Optional[float] = typer.Option(None, help="False-accept rate to aim for (default decision.target_far)."),
+    negatives: Optional[Path] = typer.Option(
+        None, "--negatives", help="Folder of query-like photos of things NOT enrolled: their scores set the threshold."),
     home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
 ) -> None:
     """Estimate the open-set threshold from the enrolled gallery and store it."""
     try:
+        negative_files = iter_image_files(negatives) if negatives is not None else None
+        if negatives is not None and not negative_files:
+            raise InstrecError(f"no images under {negatives}")
         with _recognizer(home, sets) as recognizer:
-            result = recognizer.calibrate(target_far)
+            result = recognizer.calibrate(target_far, negatives=negative_files)
     except InstrecError as error:
         _fail(error)
     table = Table("key", "value")

@@ -74,7 +74,7 @@ class Calibration:
     genuine: int  # how many genuine / impostor scores the estimate rests on
     impostor: int
     tar_at_threshold: float | None
-    source: str  # "leave-one-out", "augmented", or "leave-one-out+augmented"
+    source: str  # where the scores came from: "leave-one-out", or negatives for the impostors
 
     def confidence(self, score: float) -> float:
         return _sigmoid(self.slope * score + self.intercept)

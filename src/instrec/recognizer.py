@@ -431,7 +431,8 @@ class Recognizer:
         return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())}, image_hits)
 
     # -- calibration ---------------------------------------------------------------------------
-    def calibrate(self, target_far: float | None = None, *, seed: int = 0) -> Calibration:
+    def calibrate(self, target_far: float | None = None, *, seed: int = 0,
+                  negatives: Sequence[ImageInput] | None = None) -> Calibration:
         """Estimate the open-set threshold from the enrolled gallery (leave-one-image-out).
 
         Each sampled gallery image is searched with its own vectors excluded: its best score to its
@@ -439,6 +440,11 @@ class Recognizer:
         instance is an impostor score. The threshold lets through ``target_far`` of impostors.
         With re-ranking on, the sampled image's stored local features play the query's, so the
         scores calibrated are the fused ones recognition returns.
+
+        ``negatives`` (photos of things that are *not* enrolled, taken like real queries, e.g.
+        shelf photos without the catalogue's products) replace the gallery's impostor pairs: a
+        gallery of clean catalogue shots resembles itself far more than real queries resemble it,
+        so its own impostor scores set the threshold too high.
         """
         target_far = self.config.decision.target_far if target_far is None else target_far
         if not 0 < target_far < 1:
@@ -446,8 +452,8 @@ class Recognizer:
         library = self.library
         library.sync()
         owners = library.catalog.vector_owners()
-        if len(set(owners.values())) < 2:
-            raise InstrecError("calibration needs at least two enrolled instances")
+        if len(set(owners.values())) < (1 if negatives else 2):
+            raise InstrecError("calibration needs at least two enrolled instances (or one and negatives)")
         rng = np.random.default_rng(seed)
         ids = np.asarray(sorted(owners), np.int64)
         budget = CALIBRATION_QUERIES if library.verifier is None else CALIBRATION_QUERIES_VERIFIED
@@ -468,7 +474,14 @@ class Recognizer:
                 genuine.append(own[0])
             if other:
                 impostor.append(other[0])
-        result = calibrate(np.asarray(genuine), np.asarray(impostor), target_far, "leave-one-out")
+        source = "leave-one-out"
+        if negatives:
+            impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
+                        for r in self.recognize_many(negatives[start : start + 16], k=1) if r.matches]
+            source = "leave-one-out genuine, negatives impostor"
+        if not impostor:
+            raise InstrecError("calibration found no impostor scores (no negative matched anything)")
+        result = calibrate(np.asarray(genuine), np.asarray(impostor), target_far, source)
         library.catalog.set_meta(self._calibration_meta, result.to_json())
         return result
 
