@@ -8,6 +8,7 @@ it, delete it. Screenshots at desktop and phone width go to /tmp for a human to 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import tempfile
@@ -179,6 +180,7 @@ def test_key_panel_then_upload_shows_result_cards(driver, server, gallery, files
     assert first.get_attribute("data-instance-id") == gallery["astronaut"]
     assert "best" in first.get_attribute("class")
     assert "STS-41-B" in first.text  # metadata shown
+    assert re.search(r"\b\d+ matching points", first.text)  # geometric evidence of the re-ranking
     wait_for(driver, lambda d: images_loaded(d, "#results .result-card .thumb"))  # thumbnails fetched with the key
     assert "ms on the server" in css(driver, "#timing")[0].text
     driver.save_screenshot(str(SHOTS / "instrec-desktop.png"))

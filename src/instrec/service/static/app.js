@@ -219,6 +219,9 @@ function matchCard(match, index, result) {
       el("div", { class: "score-line" },
         el("span", { class: "score", text: fmtScore(match.score) }),
         el("span", { class: "muted small", text: `${Math.round(match.confidence * 100)}% confidence` }),
+        match.inliers == null ? null
+          : el("span", { class: "muted small", title: "keypoints that map onto the reference photo by one perspective transform",
+                         text: `${match.inliers} matching points` }),
         above ? null : el("span", { class: "badge", text: "below threshold" })),
       bar,
       metadataList(match.metadata),
