@@ -83,9 +83,7 @@ def pct(values: list[float], q: float) -> float:
 def run_kshot(cfg: RerankConfig, labels, images, feats, k_shot: int, vocab=None, ks=(10, 20, 50),
               timed: bool = True) -> dict:
     gallery, queries = kshot_split(labels, k_shot)
-    verifier = LocalVerifier(cfg)
-    if vocab is not None:
-        verifier.vocabulary = vocab
+    verifier = LocalVerifier(cfg, vocabulary=vocab)
     index = verifier.new_index()
     index.add(gallery, [feats[g] for g in gallery])
     res = {"n_gallery": len(gallery), "n_queries": len(queries),

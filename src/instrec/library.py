@@ -1,17 +1,18 @@
 """The library: one home directory holding the catalog, the original images and the ANN index.
 
 The catalog (SQLite) is the truth; the index (and, when re-ranking is on, the local-feature index)
-is a cache kept in step with it by replaying the catalog's journal. That single mechanism covers three cases: opening after a crash (the saved index
-is older than the catalog), other processes enrolling into the same home, and this process's own
-writes. Many threads may search at once; index mutation takes the write side of a lock.
+is a cache kept in step with it by replaying the catalog's journal. That single mechanism covers
+three cases: opening after a crash (the saved index is older than the catalog), other processes
+enrolling into the same home, and this process's own writes. Many threads may search at once;
+index mutation takes the write side of a lock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import itertools
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass

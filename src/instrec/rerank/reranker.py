@@ -18,13 +18,14 @@ from instrec.rerank.features import LocalFeatures, extract_local_features
 from instrec.rerank.fuse import fuse
 from instrec.rerank.index import LocalIndex
 from instrec.rerank.verify import verify
-from instrec.rerank.vocabulary import load_vocabulary
+from instrec.rerank.vocabulary import Vocabulary, load_vocabulary
 
 
 class LocalVerifier:
-    def __init__(self, config: RerankConfig = RerankConfig()):
+    def __init__(self, config: RerankConfig = RerankConfig(), vocabulary: Vocabulary | None = None):
+        """``vocabulary`` overrides ``config.vocabulary`` (e.g. one just trained, not yet saved)."""
         self.config = config
-        self.vocabulary = load_vocabulary(config.vocabulary)
+        self.vocabulary = vocabulary if vocabulary is not None else load_vocabulary(config.vocabulary)
 
     @property
     def feature_key(self) -> str:

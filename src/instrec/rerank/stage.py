@@ -8,9 +8,9 @@ RANSAC inliers, fused into one [0, 1] score; an instance scores as its best imag
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from instrec.decision import InstanceScore
 from instrec.library import Library, SearchHits
