@@ -1,10 +1,11 @@
 """The index stays consistent with the catalog: across processes, reopen, and kill -9 mid-write."""
 
+import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -125,19 +126,61 @@ def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path,
     script.write_text(WRITER)
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n)], stdout=subprocess.PIPE)
              for n in range(2)]  # two concurrent writers into the same home
-    for proc in procs:
-        assert proc.stdout.readline().strip() == b"ready"
-    time.sleep(delay)
-    for proc in procs:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        assert all(proc.poll() is None for proc in procs), "a writer died before it was killed"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
     library = open_library(tmp_path / "lib")
     stats = library.catalog.stats()
     assert stats["instances"] > 0
     assert stats["vectors"] == stats["images"]  # one vector per image: no orphans either way
     instances = library.catalog.list_instances(limit=10**6)
     assert all(i.image_count == 3 for i in instances), "an enrolment was half-written"
+    assert_consistent(library)
+
+
+def test_a_stale_library_saving_late_keeps_the_newer_saved_index(tmp_path):
+    ahead, behind = open_library(tmp_path), open_library(tmp_path)
+    ahead.catalog.add_images("a", [new_image(1)], ahead.descriptor)
+    behind.sync()
+    ahead.catalog.add_images("b", [new_image(2)], ahead.descriptor)
+    ahead.sync()
+    ahead.save()
+    saved = json.loads((tmp_path / "index" / "state.json").read_text())
+    behind.save()  # knows only "a": must neither overwrite nor delete what "ahead" saved
+    assert json.loads((tmp_path / "index" / "state.json").read_text()) == saved
+    assert (tmp_path / "index" / saved["file"]).exists()
+    assert_consistent(open_library(tmp_path))
+
+
+def test_libraries_saving_into_one_home_at_once_never_lose_a_file(tmp_path):
+    """Each save deletes the files it replaced; a concurrent saver's half-written file is not one."""
+    errors = []
+
+    def write_and_save(n: int) -> None:
+        library = open_library(tmp_path)  # its own lock file handle, as another process has
+        try:
+            for i in range(40):
+                library.catalog.add_images(f"w{n}-{i}", [new_image(1000 * n + i)], library.descriptor)
+                library.sync()
+                library.save()
+        except Exception as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=write_and_save, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    library = open_library(tmp_path)
+    assert library.index_info()["vectors"] == 80
     assert_consistent(library)
 
 
@@ -149,6 +192,6 @@ def test_saving_an_ivf_index_keeps_only_the_current_files(tmp_path):
     library.catalog.remove_instance("i0")
     library.sync()
     library.close()
-    files = sorted(p.name for p in (tmp_path / "index").iterdir() if p.suffix != ".json")
+    files = sorted(p.name for p in (tmp_path / "index").iterdir() if ".faiss" in p.name)
     assert len(files) == 2 and files[1] == files[0] + ".coarse"
     assert_consistent(open_library(tmp_path, backend="ivf"))

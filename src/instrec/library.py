@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from filelock import FileLock
 
 from instrec.catalog import BlobStore, Catalog
 from instrec.config import IndexConfig
@@ -100,6 +101,10 @@ class Library:
         self._seq = 0
         self._built_for = 0
         self._saved_seq = -1
+        # Saved index files are shared by every process using this home: one saves or loads at a time,
+        # so nobody deletes a file another is writing or about to read.
+        (self.home / "index").mkdir(exist_ok=True)
+        self._files_lock = FileLock(self.home / "index" / ".lock")
         self._open_index()
 
     # -- descriptor guard ----------------------------------------------------------------------
@@ -133,7 +138,9 @@ class Library:
 
     def _open_index(self) -> None:
         with self._lock.write():
-            if not self._load_saved_index():
+            with self._files_lock:
+                loaded = self._load_saved_index()
+            if not loaded:
                 self._rebuild()
             self._sync_locked()
 
@@ -222,9 +229,10 @@ class Library:
             self._sync_locked()
 
     def _sync_locked(self) -> None:
-        if self._seq < self.catalog.journal_floor():
-            self._rebuild()
         entries = self.catalog.journal_since(self._seq)
+        if self._seq < self.catalog.journal_floor():  # compacted past us (read after: no gap unseen)
+            self._rebuild()
+            entries = self.catalog.journal_since(self._seq)
         if not entries:
             return
         if len(entries) > max(len(self._index), 10_000):
@@ -267,27 +275,40 @@ class Library:
 
         The local index and state.json each record the journal position they hold; a crash between
         the two writes leaves them disagreeing, which the next open detects and repairs by
-        rebuilding the local index from the catalog.
+        rebuilding the local index from the catalog. Another process that saved a newer position
+        meanwhile is left alone.
         """
-        with self._lock.write():  # saving compacts the local index: no searches meanwhile
+        directory = self.home / "index"
+        with self._lock.write(), self._files_lock:  # saving compacts the local index: no searches
             if self._saved_seq == self._seq:
                 return
-            if self._local is not None:
-                self._local.save(self._local_dir, extra={"seq": self._seq})
-            directory = self.home / "index"
-            name = f"{self._index.kind}-{self._seq}.faiss"
-            self._index.save(directory / name)
-            state = {"kind": self._index.kind, "file": name, "seq": self._seq, "dim": self.dim,
-                     "descriptor": self.descriptor, "built_for": self._built_for}
-            tmp = self._state_path.with_name(f".state.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, self._state_path)
+            current = self._saved_state()
+            if current is None or current["seq"] < self._seq:
+                if self._local is not None:
+                    self._local.save(self._local_dir, extra={"seq": self._seq})
+                current = {"kind": self._index.kind, "file": f"{self._index.kind}-{self._seq}.faiss",
+                           "seq": self._seq, "dim": self.dim, "descriptor": self.descriptor,
+                           "built_for": self._built_for}
+                self._index.save(directory / current["file"])
+                tmp = self._state_path.with_name(f".state.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(current))
+                os.replace(tmp, self._state_path)
             self._saved_seq = self._seq
-        for old in directory.glob("*.faiss*"):  # an index may keep side files named <file>.<part>
-            if old.name != name and not old.name.startswith(name + "."):
-                old.unlink(missing_ok=True)
+            name = current["file"]
+            for old in directory.glob("*.faiss*"):  # an index may keep side files named <file>.<part>
+                if old.name != name and not old.name.startswith(name + "."):
+                    old.unlink(missing_ok=True)
         if self._seq - self.catalog.journal_floor() > COMPACT_JOURNAL_AFTER:
             self.catalog.compact_journal(self._seq)
+
+    def _saved_state(self) -> dict[str, Any] | None:
+        """The state another process (or we) saved, if it describes this library's vectors."""
+        try:
+            state = json.loads(self._state_path.read_text())
+            usable = state["descriptor"] == self.descriptor and state["dim"] == self.dim
+            return state if usable and (self.home / "index" / state["file"]).exists() else None
+        except (OSError, ValueError, KeyError):
+            return None
 
     # -- search --------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> list[SearchHits]:

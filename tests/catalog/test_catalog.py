@@ -1,3 +1,7 @@
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -122,3 +126,36 @@ def test_local_features_live_and_die_with_their_image(catalog):
     local = [(op, pk) for _, op, kind, pk in catalog.journal_since(head) if kind == "local"]
     assert local == [("add", pk_a), ("add", pk_b), ("remove", pk_a)]
     assert [pks for pks, _ in catalog.iter_local_features(batch=1)] == [[pk_b]]
+
+
+SIMULTANEOUS_OPENERS = textwrap.dedent("""
+    import multiprocessing, sys, time
+    from instrec.catalog import Catalog
+
+    def open_at(path, start, n):
+        while time.time() < start:  # all three open within the same instant
+            pass
+        try:
+            Catalog(path).set_meta(f"opener-{n}", "in")
+            return ""
+        except Exception as error:
+            return repr(error)
+
+    with multiprocessing.Pool(3) as pool:
+        for trial in range(20):
+            start = time.time() + 0.05
+            errors = [e for e in pool.starmap(open_at, [(f"{sys.argv[1]}/{trial}.sqlite", start, n) for n in range(3)]) if e]
+            if errors:
+                sys.exit(f"trial {trial}: {errors}")
+""")
+
+
+def test_processes_creating_one_catalog_at_once_all_succeed(tmp_path):
+    """Switching a new database to WAL can fail at once with "database is locked" when another
+    process is doing the same; each of three simultaneous creators must still get in."""
+    done = subprocess.run([sys.executable, "-c", SIMULTANEOUS_OPENERS, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    paths = list(tmp_path.glob("*.sqlite"))
+    assert len(paths) == 20
+    assert all([Catalog(p).get_meta(f"opener-{n}") for n in range(3)] == ["in"] * 3 for p in paths)

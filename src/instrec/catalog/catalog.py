@@ -152,6 +152,21 @@ def validate_label(label: str) -> str:
     return label
 
 
+def _enable_wal(db: sqlite3.Connection, patience_s: float = 60.0) -> None:
+    """Switch to WAL (persistent, so usually a no-op). Two processes creating one catalog at once
+    can get "database is locked" here without SQLite's busy handler ever waiting, so retry."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class _TrackableConnection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot), so the catalog can track
     every thread's connection without keeping those of finished threads alive."""
@@ -180,7 +195,7 @@ class Catalog:
         if db is None or self._local.generation != self._generation:
             db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False,
                                  factory=_TrackableConnection)
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=60000")
