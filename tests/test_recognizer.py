@@ -253,3 +253,27 @@ def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_di
         assert report.images_added == len(ENROLLED) - partial
         stats = rec.stats()
         assert stats["images"] == stats["vectors"] == stats["index"]["vectors"] == len(ENROLLED)
+
+
+def test_query_regions_find_a_small_object_in_clutter(config, embedder):
+    """A photo a quarter of whose area is the object, the rest unrelated texture: the whole-image
+    vector averages the object away, a region's vector does not."""
+    base = config.with_overrides({"rerank.enabled": "false"})
+    scene = sample_photo("gravel").resize((640, 480))  # never enrolled
+    queries = {}
+    for name in ("coffee", "chelsea", "rocket", "astronaut"):
+        queries[name] = scene.copy()
+        queries[name].paste(sample_photo(name).resize((200, 150)), (400, 280))
+    margins = {}
+    for levels in (0, 3):
+        with Recognizer(base.with_overrides({"query.region_levels": str(levels)}), embedder=embedder) as rec:
+            if levels == 0:
+                for name in ENROLLED:
+                    rec.enroll([sample_photo(name)], instance_id=name)
+            results = {name: rec.recognize(photo).matches for name, photo in queries.items()}
+        margins[levels] = {name: next(m.score for m in matches if m.instance_id == name)
+                           - max(m.score for m in matches if m.instance_id != name)
+                           for name, matches in results.items()}
+    assert all(margin > 0 for margin in margins[3].values()), margins  # each one first
+    assert all(margins[3][name] > margins[0][name] for name in queries), margins
+    assert min(margins[0].values()) < 0  # without regions, one of them is not even first

@@ -58,7 +58,8 @@ class IndexConfig:
 
     backend: Literal["auto", "flat", "ivf"] = "auto"
     auto_threshold: int = 20_000  # 'auto' switches from exact to approximate search past this size
-    nprobe: int = 0  # IVF: cells visited per query; 0 = a quarter of the cells (see index/ivf.py)
+    nprobe: int = 0  # IVF: cells visited per query; 0 = 7/16 of the cells (see index/ivf.py)
+    code_dims: int = 256  # IVF: cells and PQ codes use the top this-many principal directions (0 = all)
     refine_factor: int = 2  # IVF: k * this candidates from the PQ codes are re-scored exactly
 
 
@@ -79,6 +80,23 @@ class DecisionConfig:
         unknown = set(self.support_views) - VIEW_FAMILIES.keys()
         if unknown:
             raise ConfigError(f"decision.support_views: unknown {sorted(unknown)}; known: {sorted(VIEW_FAMILIES)}")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """How a query photo is looked at; gallery vectors do not depend on it, so it can change freely.
+
+    Besides its whole-image vector, a query is searched with the GeM vectors of R-MAC regions of
+    one finer feature map: a product filling a third of a cluttered shelf photo then gets a vector
+    of its own, which the whole-image vector averages away.
+    """
+
+    region_levels: int = 0  # R-MAC levels of square regions searched; 0 = whole image only
+    region_side: int = 448  # long side the query is seen at for its regions
+
+    def __post_init__(self) -> None:
+        if self.region_levels < 0 or self.region_side < 32:
+            raise ConfigError("query.region_levels must be >= 0 and query.region_side >= 32")
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)

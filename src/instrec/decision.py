@@ -61,7 +61,8 @@ def _prototype_scores(query, ranked, vectors_of, exclude_vectors) -> list[Instan
             continue
         prototype = matrix[keep].mean(axis=0)
         prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
-        rescored.append(InstanceScore(candidate.instance_pk, float(query @ prototype), candidate.vector_id))
+        similarity = float(np.max(np.atleast_2d(query) @ prototype))  # a query may have several vectors
+        rescored.append(InstanceScore(candidate.instance_pk, similarity, candidate.vector_id))
     return sorted(rescored, key=lambda s: -s.score)
 
 

@@ -79,6 +79,17 @@ class SearchHits:
     instance_pks: np.ndarray
 
 
+def merge_hits(parts: list[SearchHits], k: int) -> SearchHits:
+    """One query's hits from several of its vectors: each gallery vector once, at its best score."""
+    scores = np.concatenate([p.scores for p in parts])
+    ids = np.concatenate([p.vector_ids for p in parts])
+    owners = np.concatenate([p.instance_pks for p in parts])
+    order = np.argsort(-scores, kind="stable")
+    _, first = np.unique(ids[order], return_index=True)
+    keep = order[np.sort(first)][:k]
+    return SearchHits(scores[keep], ids[keep], owners[keep])
+
+
 class Library:
     def __init__(self, home: Path, *, dim: int, descriptor: str, descriptor_info: dict[str, Any], index: IndexConfig,
                  local: LocalVerifier | None = None):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config
@@ -24,7 +25,7 @@ from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownI
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, SearchHits
+from instrec.library import Library, SearchHits, merge_hits
 from instrec.rerank import LocalFeatures, LocalVerifier
 from instrec.rerank.stage import verified_ranking
 
@@ -346,7 +347,9 @@ class Recognizer:
     def _calibration_meta(self) -> str:
         """Scores differ per decision pipeline, so each keeps its own calibration."""
         verified = "+verified" if self.config.rerank.enabled else ""
-        return f"calibration:{self.config.decision.aggregation}{verified}"
+        query = self.config.query
+        regions = f"+regions{query.region_levels}@{query.region_side}" if query.region_levels else ""
+        return f"calibration:{self.config.decision.aggregation}{verified}{regions}"
 
     @property
     def threshold(self) -> float:
@@ -362,31 +365,51 @@ class Recognizer:
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
         t1 = time.perf_counter()
-        vectors = self.embedder.embed([img.pixels for img in loaded])
+        queries = self._query_vectors([img.pixels for img in loaded])
         t2 = time.perf_counter()
-        hits = self.library.search(vectors, self.config.decision.shortlist)
+        hits = self._search(queries)
         t3 = time.perf_counter()
         per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
                      "search": (t3 - t2) * 1e3 / len(images)}
         if self.library.verifier is None:
-            ranked = self._rank(vectors, hits)
+            ranked = self._rank(queries, hits)
             verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
         else:
             features = [self.library.verifier.extract_query(img.pixels) for img in loaded]
             t4 = time.perf_counter()
-            rankings = [verified_ranking(self.library, v, f, h) for v, f, h in zip(vectors, features, hits)]
+            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(queries, features, hits)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(images)
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(images)
         return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
                 for r, h, v in zip(ranked, hits, verified)]
 
+    def _query_vectors(self, pixels: list[Image.Image]) -> list[np.ndarray]:
+        """Per query image, (R, dim) vectors to search with: the whole image's, then its regions'."""
+        vectors = self.embedder.embed(pixels)
+        levels, side = self.config.query.region_levels, self.config.query.region_side
+        if not levels:
+            return [v[None] for v in vectors]
+        return [np.vstack([v[None], self.embedder.region_vectors(image, side, levels)])
+                for image, v in zip(pixels, vectors)]
+
+    def _search(self, queries: list[np.ndarray]) -> list[SearchHits]:
+        """Each query's rows searched together, their hits merged.
+
+        Query by query, not all rows of a batch at once: FAISS picks its BLAS path by batch size,
+        and a photo must score the same alone as in a batch (the threshold sits one ulp above a score).
+        """
+        shortlist = self.config.decision.shortlist
+        if all(len(q) == 1 for q in queries):
+            return self.library.search(np.vstack(queries), shortlist)
+        return [merge_hits(self.library.search(q, shortlist), shortlist) for q in queries]
+
     def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         """Instances ranked for each query vector (the search + aggregation part of recognise)."""
         return self._rank(vectors, self.library.search(vectors, self.config.decision.shortlist), exclude)
 
-    def _rank(self, vectors: np.ndarray, hits: list[SearchHits],
+    def _rank(self, vectors: Sequence[np.ndarray], hits: list[SearchHits],
               exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         dim = self.library.dim
         vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
@@ -463,10 +486,12 @@ class Recognizer:
         siblings = library.catalog.vector_ids_of_images(sorted(set(image_of.values())))
         exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
         genuine, impostor = [], []
+        images = [image_of[int(v)] for v in sample_ids]
+        queries = self._leave_one_out_queries(vectors, images)
         if library.verifier is None:
-            rankings = self.rank(vectors, exclude)
+            rankings = self._rank(queries, self._search(queries), exclude)
         else:
-            rankings = self._verified_leave_one_out(vectors, [image_of[int(v)] for v in sample_ids])
+            rankings = self._verified_leave_one_out(queries, images)
         for owner, ranked in zip(sample_owner.tolist(), rankings):
             own = [s.score for s in ranked if s.instance_pk == owner]
             other = [s.score for s in ranked if s.instance_pk != owner]
@@ -485,12 +510,25 @@ class Recognizer:
         library.catalog.set_meta(self._calibration_meta, result.to_json())
         return result
 
-    def _verified_leave_one_out(self, vectors: np.ndarray, images: list[int]) -> list[list[InstanceScore]]:
+    def _leave_one_out_queries(self, vectors: np.ndarray, images: list[int]) -> list[np.ndarray]:
+        """A sampled gallery vector plays a query; with query regions on, its image's regions (from
+        the stored original) join it, so the scores calibrated are the ones recognition returns."""
+        levels, side = self.config.query.region_levels, self.config.query.region_side
+        regions: dict[int, np.ndarray] = {}
+        for image in set(images) if levels else ():
+            try:
+                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
+                regions[image] = self.embedder.region_vectors(pixels, side, levels)
+            except (UnknownImageError, ImageError, OSError) as error:
+                log.warning("image %d calibrates without its regions: %s", image, error)
+        return [np.vstack([v[None], regions[image]]) if image in regions else v[None]
+                for v, image in zip(vectors, images)]
+
+    def _verified_leave_one_out(self, queries: list[np.ndarray], images: list[int]) -> list[list[InstanceScore]]:
         library = self.library
         stored = library.catalog.local_features_by_pk(sorted(set(images)))
-        hits = library.search(vectors, self.config.decision.shortlist)
         return [
-            verified_ranking(library, vector, LocalFeatures.unpack(stored[image][1]) if image in stored
+            verified_ranking(library, query, LocalFeatures.unpack(stored[image][1]) if image in stored
                              else LocalFeatures.empty(), hit, exclude_image=image).instances
-            for vector, image, hit in zip(vectors, images, hits)
+            for query, image, hit in zip(queries, images, self._search(queries))
         ]

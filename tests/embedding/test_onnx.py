@@ -100,3 +100,21 @@ def test_unreadable_cache_file_is_rebuilt(
     zoo = shapes_zoo(images)
     assert np.abs(embedder.embed(zoo) - reference.embed(zoo)).max() < 1e-5
     assert os.stat(cache_path(tmp_path, reference.digest)).st_size > 100
+
+
+def test_region_vectors_agree_between_onnx_and_torch_and_find_the_region(
+    lite0_onnx: Embedder, lite0_torch: Embedder, images: dict[str, Image.Image]
+) -> None:
+    photo = images["astronaut"]  # 512 x 512: at side 448 a 14 x 14 map
+    fast, reference = lite0_onnx.region_vectors(photo, 448, 3), lite0_torch.region_vectors(photo, 448, 3)
+    assert fast.shape == reference.shape and len(fast) > 5
+    assert (fast * reference).sum(axis=1).min() > 0.9999  # a few cells, cubed: less averaging than whole images
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # a region resembles the same pixels embedded on their own more than the whole photo does
+    corner = lite0_onnx.embed([photo.crop((0, 0, 256, 256))])[0]
+    whole = lite0_onnx.embed([photo])[0]
+    assert (fast @ corner).max() > whole @ corner + 0.05
+
+
+def test_region_vectors_are_empty_when_off_or_for_a_pooled_backbone(lite0_onnx: Embedder, images) -> None:
+    assert lite0_onnx.region_vectors(images["coffee"], 448, 0).shape == (0, lite0_onnx.dim)

@@ -92,7 +92,55 @@ def test_ivf_answers_like_exact_search_with_exact_scores():
     np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-5)
 
 
-def test_ivf_probes_a_quarter_of_its_cells_unless_told():
+def test_ivf_probes_seven_sixteenths_of_its_cells_unless_told():
     index = create_index("ivf", 16, IndexConfig(), 100_000)
-    assert index.nprobe == faiss.extract_index_ivf(index.coarse.index).nlist // 4
+    assert index.nprobe == faiss.extract_index_ivf(index.coarse.index).nlist * 7 // 16
     assert create_index("ivf", 16, IndexConfig(nprobe=3), 100_000).nprobe == 3
+
+
+def descriptor_like(rng, instances, shots, d, rank=64):
+    """Unit vectors with a common mean direction, a decaying spectrum and within-instance noise."""
+    basis = np.linalg.qr(rng.standard_normal((d, rank)))[0].T.astype(np.float32)
+    scale = (np.arange(1, rank + 1) ** -0.6).astype(np.float32)
+    mean = 2.0 * unit(rng, 1, d)
+    centres = rng.standard_normal((instances, rank)).astype(np.float32) * scale * 1.6
+
+    def draw(rows):
+        coords = rows + rng.standard_normal(rows.shape).astype(np.float32) * scale
+        x = coords @ basis + mean + 0.15 * rng.standard_normal((len(rows), d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return draw(np.repeat(centres, shots, axis=0)), draw(centres[:200])
+
+
+def test_ivf_default_matches_exact_search_on_clustered_vectors():
+    """Codes taken in a reduced space (d > code_dims) still keep exact search's answer and scores."""
+    rng = np.random.default_rng(3)
+    d = 384
+    vectors, queries = descriptor_like(rng, 3000, 3, d)
+    ids = np.arange(len(vectors), dtype=np.int64) + 1
+    exact, approx = create_index("flat", d, IndexConfig(), len(ids)), create_index("ivf", d, IndexConfig(), len(ids))
+    assert isinstance(approx.coarse.index, faiss.IndexPreTransform)
+    assert faiss.extract_index_ivf(approx.coarse.index).d == IndexConfig().code_dims
+    approx.train(vectors)
+    for index in (exact, approx):
+        index.add(ids, vectors)
+    want_scores, want = exact.search(queries, 10)
+    got_scores, got = approx.search(queries, 10)
+    assert (got[:, 0] == want[:, 0]).mean() >= 0.99
+    same = got == want
+    np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-5)
+
+
+def test_ivf_reduced_codes_survive_save_and_load(tmp_path):
+    rng = np.random.default_rng(4)
+    vectors, queries = descriptor_like(rng, 1000, 2, 320)
+    ids = np.arange(len(vectors), dtype=np.int64) * 5 + 1
+    index = create_index("ivf", 320, IndexConfig(), len(ids))
+    index.train(vectors)
+    index.add(ids, vectors)
+    index.save(tmp_path / "ivf.faiss")
+    again = load_index("ivf", tmp_path / "ivf.faiss", IndexConfig())
+    for a, b in zip(index.search(queries, 5), again.search(queries, 5)):
+        np.testing.assert_array_equal(a, b)
+    assert index.remove(ids[:10]) == 10 and not np.isin(index.search(vectors[:10], 5)[1], ids[:10]).any()

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
-from instrec.embedding.descriptor_net import DescriptorNet
+from instrec.embedding.descriptor_net import DescriptorNet, GemPowerMap
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
+from instrec.embedding.pooling import region_boxes, region_vectors
 from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
 from instrec.embedding.registry import create_backbone
 from instrec.errors import ConfigError
@@ -53,21 +54,24 @@ class Embedder:
         self.dim: int = backbone.spec.feature_dim
         self.digest: str = descriptor_digest(descriptor, backbone.weights_digest)
         self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
-        self._engine = self._make_engine(cache_dir or default_cache_dir())
+        self._cache_dir = cache_dir or default_cache_dir()
+        self._engine = self._make_engine(self._net, self.digest)
+        self._map_engine: Engine | None = None  # built on first use: only queries need region vectors
 
-    def _make_engine(self, cache_dir: Path) -> Engine:
+    def _make_engine(self, module: torch.nn.Module, digest: str) -> Engine:
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(self._net, cache_dir, self.digest, self.runtime.threads)
+                return cached_engine(module, self._cache_dir, digest, self.runtime.threads)
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
         if self.runtime.threads > 0:
             torch.set_num_threads(self.runtime.threads)  # process-wide: torch has no per-module setting
-        return self._run_torch
 
-    def _run_torch(self, images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self._net(torch.from_numpy(images)).numpy()
+        def run_torch(images: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(images)).numpy()
+
+        return run_torch
 
     def torch_model(self) -> DescriptorNet:
         """The descriptor as a torch module (normalised NCHW -> unit vectors), e.g. to fine-tune.
@@ -88,6 +92,23 @@ class Embedder:
     def vectors(self, inputs: np.ndarray) -> np.ndarray:
         """Unit vectors (n, dim) of a stack of ``preprocess`` outputs of one size, by the chosen engine."""
         return self._engine(inputs)
+
+    def region_vectors(self, image: Image.Image, side: int, levels: int) -> np.ndarray:
+        """(R, dim) unit GeM vectors of the image's R-MAC regions (``pooling.region_boxes``, the
+        whole image excluded: :meth:`embed` gives that), seen at long side ``side``.
+
+        One network pass serves every region. Empty for a backbone that pools by itself.
+        """
+        if levels < 1 or self.spec.stride is None:
+            return np.zeros((0, self.dim), np.float32)
+        if self._map_engine is None:
+            self._map_engine = self._make_engine(GemPowerMap(self._net), f"{self.digest}-gem-map")
+        size = resized_size(*image.size, side, self.descriptor.size_multiple)
+        power_map = self._map_engine(to_input(image, size, self.spec.mean, self.spec.std)[None])[0]
+        boxes = region_boxes(*power_map.shape[1:], levels)[1:]
+        if not boxes:
+            return np.zeros((0, self.dim), np.float32)
+        return region_vectors(power_map, boxes, self.descriptor.gem_p)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""

@@ -38,7 +38,7 @@ def default_cache_dir() -> Path:
 
 
 def export_onnx(module: nn.Module, path: Path) -> None:
-    """Export ``module`` (images -> vectors) with dynamic batch, height and width, atomically."""
+    """Export ``module`` (images -> vectors or feature maps) with dynamic batch and sides, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -49,7 +49,8 @@ def export_onnx(module: nn.Module, path: Path) -> None:
         example = torch.zeros(1, 3, 64, 96)  # sides: multiples of 32, as Lite needs
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(module.eval(), example, check_trace=False)
+            spatial_output = module.eval()(example).dim() == 4  # a feature map: its h and w vary too
+            traced = torch.jit.trace(module, example, check_trace=False)
             torch.onnx.export(
                 traced,
                 (example,),
@@ -58,7 +59,8 @@ def export_onnx(module: nn.Module, path: Path) -> None:
                 opset_version=OPSET,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n"}},
+                dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"},
+                              OUTPUT_NAME: {0: "n", 2: "fh", 3: "fw"} if spatial_output else {0: "n"}},
             )
         _let_pads_fuse_into_convs(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary file
@@ -83,7 +85,7 @@ def _let_pads_fuse_into_convs(path: str) -> None:
 
 
 class OnnxEngine:
-    """Callable (N, 3, H, W) float32 -> (N, dim) float32 on the CPU execution provider."""
+    """Callable (N, 3, H, W) float32 -> the graph's output, float32, on the CPU execution provider."""
 
     def __init__(self, path: Path, threads: int = 0):
         options = ort.SessionOptions()

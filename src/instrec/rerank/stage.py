@@ -70,7 +70,8 @@ def _exact_cosines(library: Library, vector: np.ndarray, images: list[int],
     per_image = library.catalog.vector_ids_of_images(images)
     image_of = {v: image for image, ids in per_image.items() for v in ids}
     ids, _, vectors = library.catalog.vectors_by_pk(sorted(image_of), library.dim)
-    for vector_id, similarity in zip(ids.tolist(), (vectors @ vector).tolist()):
+    similarities = (vectors @ np.atleast_2d(vector).T).max(axis=1)  # a query may have several vectors
+    for vector_id, similarity in zip(ids.tolist(), similarities.tolist()):
         image = image_of[vector_id]
         if similarity > cosine.get(image, -np.inf):
             cosine[image], vector_of[image] = similarity, vector_id
