@@ -4,15 +4,17 @@ Why this shape (``benchmarks/bench_index.py`` measures it): at 100K+ instances a
 only a few MB, yet its answer and scores must match exact search, because the open-set threshold
 compares raw cosines. The candidate stage works in a reduced space: the vectors' top
 ``index.code_dims`` principal directions (randomly rotated so each sub-quantizer gets an even share
-of the variance), where the cells are drawn and the 4-bit PQ fast-scan codes (2 dims each) are
-taken; on 1280-d descriptors that is 64 bytes a vector, 80x smaller than the vector, so a query can
-visit 7/16 of its ~sqrt(n) cells -- enough for descriptor-like vectors, whose genuine neighbours often sit a
-few cells away, and for vectors with no structure at all -- and the ``refine_factor * k`` best
-candidates are then re-scored exactly from a float32 copy of the full vectors (float16 would halve
-its RAM, but FAISS decodes it ~4x slower per candidate). The projection is not centred: inner
-products must stay inner products, and subtracting the mean gives each vector its own offset
-(recall@1 0.92 instead of 0.99 on descriptor-like data). Both parts are addressed by the catalog's
-vector ids, so removal is true removal. The number of cells follows the gallery size; the library
+of the variance), where the ~sqrt(n) cells are drawn and the 4-bit PQ fast-scan codes (2 dims
+each) are taken; on 1280-d descriptors that is 64 bytes a vector, 80x smaller than the vector, so a
+query can visit 7/16 of the cells -- enough for descriptor-like vectors, whose genuine neighbours
+often sit a few cells away, and for vectors with no structure at all -- and the
+``refine_factor * k`` best candidates are then re-scored exactly from a float32 copy of the full
+vectors (float16 would halve its RAM, but FAISS decodes it ~4x slower per candidate). Scanning
+codes is most of a query's time, and fewer, larger cells scan faster per code than 2*sqrt(n) at
+the same recall. The projection is not centred: inner products must stay inner products, and
+subtracting the mean gives each vector its own offset (benchmark's descriptor-like vectors:
+recall@1 0.92 instead of 0.99). Both parts are addressed by the catalog's vector ids, so removal is
+true removal. The number of cells follows the gallery size; the library
 retrains the index when the gallery has grown a lot (see ``Library``).
 """
 
