@@ -1,4 +1,4 @@
-"""End-to-end cost of one recognition, global only vs re-ranked with k = 10 / 20 / 50 candidates.
+"""End-to-end cost of one recognition: global only, with query regions, re-ranked with k = 10 / 20 / 50.
 
     python benchmarks/bench_recognize_latency.py [--shots 3] [--queries 100]
 
@@ -30,9 +30,11 @@ from instrec.recognizer import Recognizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETTINGS = {
-    "global only": {"rerank.enabled": False},
-    "re-ranked, k=10": {"rerank.shortlist": 10},
-    "re-ranked, k=20 (default)": {},
+    "global only": {"rerank.enabled": False, "query.region_levels": 0},
+    "global + query regions": {"rerank.enabled": False},
+    "re-ranked, no query regions": {"query.region_levels": 0},
+    "re-ranked, k=10 (default)": {},
+    "re-ranked, k=20": {"rerank.shortlist": 20},
     "re-ranked, k=50": {"rerank.shortlist": 50},
 }
 
