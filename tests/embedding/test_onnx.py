@@ -116,5 +116,5 @@ def test_region_vectors_agree_between_onnx_and_torch_and_find_the_region(
     assert (fast @ corner).max() > whole @ corner + 0.05
 
 
-def test_region_vectors_are_empty_when_off_or_for_a_pooled_backbone(lite0_onnx: Embedder, images) -> None:
+def test_region_vectors_are_empty_when_regions_are_off(lite0_onnx: Embedder, images) -> None:
     assert lite0_onnx.region_vectors(images["coffee"], 448, 0).shape == (0, lite0_onnx.dim)

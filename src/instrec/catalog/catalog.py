@@ -24,6 +24,7 @@ import numpy as np
 from instrec.errors import DuplicateInstanceError, InstrecError, UnknownImageError, UnknownInstanceError
 
 SCHEMA_VERSION = 2
+IN_LIST_CHUNK = 900  # keys bound per "IN (...)": under SQLite's smallest variable limit (999)
 MAX_ID_LENGTH = 200
 MAX_LABEL_LENGTH = 1000
 
@@ -220,6 +221,16 @@ class Catalog:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, params).fetchall()
 
+    def _query_in(self, sql: str, keys: Sequence[Any], db: sqlite3.Connection | None = None) -> list[sqlite3.Row]:
+        """Rows of ``sql``, whose ``{marks}`` is an ``IN`` list of ``keys``, bound a chunk at a time."""
+        db = db or self._connection()
+        keys = list(keys)
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(keys), IN_LIST_CHUNK):
+            chunk = keys[start:start + IN_LIST_CHUNK]
+            rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
     def close(self) -> None:
         """Close every thread's connection, not just the caller's (a server closes from a worker thread).
 
@@ -284,11 +295,7 @@ class Catalog:
 
     def _split_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]):
         ids = [validate_instance_id(instance_id) for instance_id, _ in entries]
-        existing: set[str] = set()
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            marks = ",".join("?" * len(chunk))
-            existing.update(r[0] for r in db.execute(f"SELECT id FROM instances WHERE id IN ({marks})", chunk))
+        existing = {r[0] for r in self._query_in("SELECT id FROM instances WHERE id IN ({marks})", ids, db)}
         fresh, others, seen = [], [], set()
         for entry in entries:
             (others if entry[0] in existing or entry[0] in seen else fresh).append(entry)
@@ -410,10 +417,7 @@ class Catalog:
         return _instance(rows[0])
 
     def instances_by_pk(self, pks: Sequence[int]) -> dict[int, Instance]:
-        if not pks:
-            return {}
-        marks = ",".join("?" * len(pks))
-        rows = self.query(_INSTANCE_SELECT + f" WHERE i.pk IN ({marks}) GROUP BY i.pk", list(pks))
+        rows = self._query_in(_INSTANCE_SELECT + " WHERE i.pk IN ({marks}) GROUP BY i.pk", pks)
         return {int(r["pk"]): _instance(r) for r in rows}
 
     def list_instances(self, *, offset: int = 0, limit: int = 100, search: str | None = None) -> list[Instance]:
@@ -433,11 +437,8 @@ class Catalog:
         return int(self.query(sql, [_like(search)] * 2)[0][0])
 
     def get_images(self, image_ids: Sequence[int]) -> list[ImageRecord]:
-        if not image_ids:
-            return []
-        marks = ",".join("?" * len(image_ids))
-        rows = self.query(_IMAGE_SELECT + f" WHERE g.pk IN ({marks}) ORDER BY g.pk", list(image_ids))
-        return [_image(r) for r in rows]
+        rows = self._query_in(_IMAGE_SELECT + " WHERE g.pk IN ({marks})", image_ids)
+        return sorted((_image(r) for r in rows), key=lambda image: image.id)
 
     def get_image(self, image_id: int) -> ImageRecord:
         images = self.get_images([int(image_id)])
@@ -480,21 +481,12 @@ class Catalog:
 
     def vectors_by_pk(self, pks: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(vector pks, instance pks, vectors) for the given vector pks that still exist."""
-        if not pks:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, dim), np.float32)
-        out_pk, out_inst, out_vec = [], [], []
-        for start in range(0, len(pks), 900):
-            chunk = list(pks[start:start + 900])
-            marks = ",".join("?" * len(chunk))
-            for row in self._connection().execute(
-                f"SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk WHERE v.pk IN ({marks})",
-                chunk,
-            ):
-                out_pk.append(row[0])
-                out_inst.append(row[1])
-                out_vec.append(np.frombuffer(row[2], dtype=np.float32))
-        vectors = np.stack(out_vec) if out_vec else np.empty((0, dim), np.float32)
-        return np.asarray(out_pk, np.int64), np.asarray(out_inst, np.int64), vectors
+        rows = self._query_in(
+            "SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk WHERE v.pk IN ({marks})",
+            pks,
+        )
+        vectors = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]) if rows else np.empty((0, dim), np.float32)
+        return np.asarray([r[0] for r in rows], np.int64), np.asarray([r[1] for r in rows], np.int64), vectors
 
     def iter_vectors(self, dim: int, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """All (vector pks, instance pks, vectors) in batches, for rebuilding the index."""
@@ -535,14 +527,11 @@ class Catalog:
 
     def vectors_of_instances(self, instance_pks: Sequence[int], dim: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """instance pk -> (vector pks, vectors): every stored vector of those instances."""
-        if not instance_pks:
-            return {}
-        marks = ",".join("?" * len(instance_pks))
         found: dict[int, list[tuple[int, bytes]]] = {}
-        for row in self._connection().execute(
-            f"SELECT g.instance_pk, v.pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
-            f"WHERE g.instance_pk IN ({marks})",
-            list(instance_pks),
+        for row in self._query_in(
+            "SELECT g.instance_pk, v.pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
+            "WHERE g.instance_pk IN ({marks})",
+            instance_pks,
         ):
             found.setdefault(int(row[0]), []).append((int(row[1]), row[2]))
         return {
@@ -553,33 +542,22 @@ class Catalog:
 
     def image_of_vectors(self, vector_pks: Sequence[int]) -> dict[int, int]:
         """vector pk -> image pk."""
-        if not vector_pks:
-            return {}
-        marks = ",".join("?" * len(vector_pks))
-        return {int(r[0]): int(r[1]) for r in self._connection().execute(
-            f"SELECT pk, image_pk FROM vectors WHERE pk IN ({marks})", list(vector_pks)
+        return {int(r[0]): int(r[1]) for r in self._query_in(
+            "SELECT pk, image_pk FROM vectors WHERE pk IN ({marks})", vector_pks
         )}
 
     def vector_ids_of_images(self, image_pks: Sequence[int]) -> dict[int, list[int]]:
-        if not image_pks:
-            return {}
-        marks = ",".join("?" * len(image_pks))
         out: dict[int, list[int]] = {}
-        for row in self._connection().execute(
-            f"SELECT image_pk, pk FROM vectors WHERE image_pk IN ({marks})", list(image_pks)
-        ):
+        for row in self._query_in("SELECT image_pk, pk FROM vectors WHERE image_pk IN ({marks})", image_pks):
             out.setdefault(int(row[0]), []).append(int(row[1]))
         return out
 
     # -- local features (geometric verification) ----------------------------------------------
     def local_features_by_pk(self, image_pks: Sequence[int]) -> dict[int, tuple[int, bytes]]:
         """image pk -> (instance pk, packed local features), for those images that have them."""
-        if not image_pks:
-            return {}
-        marks = ",".join("?" * len(image_pks))
-        return {int(r[0]): (int(r[1]), r[2]) for r in self._connection().execute(
-            f"SELECT f.image_pk, g.instance_pk, f.data FROM local_features f JOIN images g ON g.pk = f.image_pk "
-            f"WHERE f.image_pk IN ({marks})", list(image_pks)
+        return {int(r[0]): (int(r[1]), r[2]) for r in self._query_in(
+            "SELECT f.image_pk, g.instance_pk, f.data FROM local_features f JOIN images g ON g.pk = f.image_pk "
+            "WHERE f.image_pk IN ({marks})", image_pks
         )}
 
     def iter_local_features(self, batch: int = 512) -> Iterator[tuple[list[int], list[bytes]]]:
@@ -611,11 +589,8 @@ class Catalog:
 
     def instance_of_images(self, image_pks: Sequence[int]) -> dict[int, int]:
         """image pk -> instance pk."""
-        if not image_pks:
-            return {}
-        marks = ",".join("?" * len(image_pks))
-        return {int(r[0]): int(r[1]) for r in self._connection().execute(
-            f"SELECT pk, instance_pk FROM images WHERE pk IN ({marks})", list(image_pks)
+        return {int(r[0]): int(r[1]) for r in self._query_in(
+            "SELECT pk, instance_pk FROM images WHERE pk IN ({marks})", image_pks
         )}
 
     def descriptors_in_use(self) -> list[str]:
