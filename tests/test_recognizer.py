@@ -17,6 +17,7 @@ from PIL import Image
 
 from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
+from instrec.decision import default_calibration
 from instrec.recognizer import Recognizer
 
 
@@ -142,6 +143,16 @@ def test_calibration_threshold_separates_impostors(enrolled):
     assert calibration.confidence(calibration.threshold + 0.2) > calibration.confidence(calibration.threshold - 0.2)
     with pytest.raises(InstrecError):
         enrolled.calibrate(target_far=1.5)
+
+
+def test_a_threshold_calibrated_under_other_fusion_settings_is_not_used(enrolled, config, embedder):
+    calibrated = enrolled.calibrate(target_far=0.1).threshold
+    enrolled.close()  # settings are per process: reopen the same library under others
+    with Recognizer(config.with_overrides({"rerank.shortlist": "7"}), embedder=embedder) as same_fusion:
+        assert same_fusion.threshold == calibrated
+    with Recognizer(config.with_overrides({"rerank.inlier_midpoint": "20"}), embedder=embedder) as other:
+        assert other.calibration == default_calibration()  # not calibrated under these settings yet
+        assert other.calibrate(target_far=0.1).threshold != calibrated
 
 
 def test_calibration_needs_two_instances(recognizer):

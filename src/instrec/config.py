@@ -128,9 +128,17 @@ class RerankConfig:
     weight_global: float = 1.0
     weight_local: float = 0.25
     weight_inliers: float = 1.0
-    inlier_midpoint: float = 8.0  # inliers giving geometric evidence ~0.5 (impostors: 0-6 at ratio 0.8)
+    # A homography fits any 4 matches exactly, so chance matches often reach 4-6 inliers; inliers up
+    # to inlier_floor count as none (3, not 4: measured on ukbench-dev, COIL-100 and the proxy).
+    inlier_floor: int = 3
+    inlier_midpoint: float = 6.0  # inliers above the floor giving geometric evidence ~0.5
     inlier_width: float = 5.0  # logistic width: evidence ~0.27 at midpoint - 5, ~0.73 at + 5
     seed: int = 0  # RANSAC and training randomness: same inputs, same answers
+
+    def fusion_key(self) -> dict[str, float]:
+        """The settings that map evidence to a score: a threshold calibrated under others means nothing."""
+        return {name: getattr(self, name) for name in (
+            "weight_global", "weight_local", "weight_inliers", "inlier_floor", "inlier_midpoint", "inlier_width")}
 
     def __post_init__(self) -> None:
         if min(self.max_keypoints, self.query_keypoints) < 8:
@@ -147,6 +155,8 @@ class RerankConfig:
             raise ConfigError("rerank.shortlist must be >= 1")
         if min(self.weight_global, self.weight_local, self.weight_inliers) < 0:
             raise ConfigError("rerank.weight_* must be >= 0")
+        if self.inlier_floor < 0:
+            raise ConfigError("rerank.inlier_floor must be >= 0")
         if self.inlier_width <= 0:
             raise ConfigError("rerank.inlier_width must be > 0")
         if self.max_side > 4095:
@@ -235,10 +245,14 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def short_digest(payload: Any) -> str:
+    """Short stable id of JSON-able settings."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def descriptor_digest(descriptor: DescriptorConfig, weights_digest: str) -> str:
     """Short stable id of a descriptor: what the catalog records next to every vector."""
-    blob = json.dumps({"descriptor": descriptor.key(), "weights": weights_digest}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return short_digest({"descriptor": descriptor.key(), "weights": weights_digest})
 
 
 def _apply(obj: Any, dotted: str, value: Any) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
-from instrec.config import Config
+from instrec.config import Config, short_digest
 from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
@@ -345,8 +345,8 @@ class Recognizer:
 
     @property
     def _calibration_meta(self) -> str:
-        """Scores differ per decision pipeline, so each keeps its own calibration."""
-        verified = "+verified" if self.config.rerank.enabled else ""
+        """Scores differ per decision pipeline (fusion settings included), so each keeps its own calibration."""
+        verified = f"+verified:{short_digest(self.config.rerank.fusion_key())}" if self.config.rerank.enabled else ""
         query = self.config.query
         regions = f"+regions{query.region_levels}@{query.region_side}" if query.region_levels else ""
         return f"calibration:{self.config.decision.aggregation}{verified}{regions}"

@@ -38,6 +38,20 @@ def test_inlier_evidence_is_zero_at_zero_and_increasing():
     assert values == sorted(values) and values[-1] > 0.99
 
 
+def test_inliers_up_to_the_floor_are_no_evidence():
+    config = RerankConfig(inlier_floor=3)
+    assert [inlier_evidence(n, config) for n in (0, 1, 3)] == [0.0, 0.0, 0.0]
+    assert 0.0 < inlier_evidence(4, config) < inlier_evidence(5, config)
+
+
+def test_a_chance_four_point_homography_does_not_outweigh_a_clearly_better_global_match():
+    # Any 4 tentative matches fit a homography exactly; that must not beat a global margin of 0.1.
+    fused = fuse({1: 0.6, 2: 0.5}, None, {1: 0, 2: 4}, RerankConfig())
+    assert fused[1] > fused[2]
+    floorless = fuse({1: 0.6, 2: 0.5}, None, {1: 0, 2: 4}, RerankConfig(inlier_floor=0))
+    assert floorless[2] > floorless[1]  # what the floor is there for
+
+
 def test_fusion_uses_only_the_inputs_given():
     config = RerankConfig()
     fused = fuse({1: 0.9, 2: 0.2}, None, {1: 0, 2: 60}, config)

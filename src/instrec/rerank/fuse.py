@@ -5,9 +5,10 @@ same thing for every query and can be thresholded for open-set "unknown":
 
 * global: cosine similarity, clipped to [0, 1];
 * local: the local index's score (about 1 for an identical image), clipped to [0, 1];
-* inliers: a logistic curve, shifted so 0 inliers give 0: about 0.5 at ``inlier_midpoint``. It is
-  strictly increasing, so ranking follows inlier counts, but the few inliers RANSAC finds on
-  chance matches add little.
+* inliers: the count above ``inlier_floor`` (RANSAC reaches a few inliers on chance matches: a
+  homography fits any 4 points exactly) through a logistic curve, shifted so no inliers above the
+  floor give 0: about 0.5 at ``inlier_midpoint`` above it. It is increasing, so ranking follows
+  inlier counts, but the few inliers chance matches reach add nothing or little.
 
 The weighted mean uses only the inputs actually given (``None``), so a caller without a global
 descriptor still gets a [0, 1] score. Global similarity and geometry weigh the same by default:
@@ -24,12 +25,13 @@ from instrec.config import RerankConfig
 
 
 def inlier_evidence(inliers: float, config: RerankConfig) -> float:
-    """Geometric evidence in [0, 1): 0 for no inliers, ~0.5 at ``config.inlier_midpoint``."""
+    """Geometric evidence in [0, 1): 0 up to ``config.inlier_floor`` inliers, ~0.5 at ``inlier_midpoint`` above it."""
     def logistic(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-(x - config.inlier_midpoint) / config.inlier_width))
 
-    floor = logistic(0.0)
-    return max(0.0, (logistic(max(0.0, float(inliers))) - floor) / (1.0 - floor))
+    at_zero = logistic(0.0)
+    above_floor = max(0.0, float(inliers) - config.inlier_floor)
+    return max(0.0, (logistic(above_floor) - at_zero) / (1.0 - at_zero))
 
 
 def fuse(
