@@ -33,6 +33,7 @@ SETTINGS = {
     "global only": {"rerank.enabled": False, "query.region_levels": 0},
     "global + query regions": {"rerank.enabled": False},
     "re-ranked, no query regions": {"query.region_levels": 0},
+    "re-ranked, k=10, 3 region levels": {"query.region_levels": 3},
     "re-ranked, k=10 (default)": {},
     "re-ranked, k=20": {"rerank.shortlist": 20},
     "re-ranked, k=50": {"rerank.shortlist": 50},
