@@ -82,6 +82,25 @@ def test_corrupt_saved_index_is_rebuilt(tmp_path):
     assert_consistent(open_library(tmp_path))
 
 
+@pytest.mark.parametrize("state", ["not json", "[1, 2]", '{"seq": 1}', "missing file"])
+def test_unusable_saved_state_is_ignored_and_rebuilt_then_saved_again(tmp_path, state):
+    library = open_library(tmp_path)
+    library.catalog.add_images("a", [new_image(1)], library.descriptor)
+    library.close()
+    state_path = tmp_path / "index" / "state.json"
+    if state == "missing file":
+        saved = json.loads(state_path.read_text())
+        (tmp_path / "index" / saved["file"]).unlink()
+    else:
+        state_path.write_text(state)
+    again = open_library(tmp_path)
+    assert_consistent(again)
+    again.catalog.add_images("b", [new_image(2)], again.descriptor)
+    again.close()
+    assert json.loads(state_path.read_text())["seq"] > 0  # a fresh state replaced the unusable one
+    assert_consistent(open_library(tmp_path))
+
+
 def test_other_descriptor_is_refused(tmp_path):
     open_library(tmp_path).close()
     with pytest.raises(DescriptorMismatchError, match="new --home"):

@@ -157,16 +157,13 @@ class Library:
 
     def _load_saved_index(self) -> bool:
         """Load the saved index + owner map; False if there is none usable (then we rebuild)."""
+        state = self._saved_state()
+        if state is None or state["seq"] < self.catalog.journal_floor():
+            return False
         try:
-            state = json.loads(self._state_path.read_text())
-            if state["descriptor"] != self.descriptor or state["dim"] != self.dim:
-                return False
-            if state["seq"] < self.catalog.journal_floor():
-                return False
             index = load_index(state["kind"], self.home / "index" / state["file"], self.index_config)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
-            if self._state_path.exists():
-                log.warning("saved index unusable (%s); rebuilding from the catalog", error)
+            log.warning("saved index unusable (%s); rebuilding from the catalog", error)
             return False
         self._index, self._seq, self._built_for = index, int(state["seq"]), int(state["built_for"])
         self._saved_seq = self._seq
@@ -314,11 +311,20 @@ class Library:
 
     def _saved_state(self) -> dict[str, Any] | None:
         """The state another process (or we) saved, if it describes this library's vectors."""
+        if not self._state_path.exists():
+            return None
         try:
             state = json.loads(self._state_path.read_text())
-            usable = state["descriptor"] == self.descriptor and state["dim"] == self.dim
-            return state if usable and (self.home / "index" / state["file"]).exists() else None
-        except (OSError, ValueError, KeyError):
+            missing = {"kind", "file", "seq", "built_for", "descriptor", "dim"} - state.keys()
+            if missing:
+                raise KeyError(f"no {sorted(missing)}")
+            if state["descriptor"] != self.descriptor or state["dim"] != self.dim:
+                return None  # made for another descriptor: not an error
+            if not (self.home / "index" / state["file"]).exists():
+                raise OSError(f"{state['file']} is missing")
+            return state
+        except (OSError, ValueError, AttributeError, KeyError) as error:  # AttributeError: JSON but no object
+            log.warning("ignoring the unusable saved index state (%s)", error)
             return None
 
     # -- search --------------------------------------------------------------------------------

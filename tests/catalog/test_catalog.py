@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -112,8 +113,6 @@ def test_sample_vectors_spreads_over_keys_and_skips_removed(catalog):
 
 
 def test_local_features_live_and_die_with_their_image(catalog):
-    import dataclasses
-
     head = catalog.journal_head()
     _, added, _ = catalog.add_images("a", [dataclasses.replace(image("a"), local_features=b"kp-a")], "d1")
     catalog.add_images("b", [image("b")], "d1")
