@@ -14,7 +14,7 @@ import pytest
 from instrec.catalog import NewImage
 from instrec.config import IndexConfig
 from instrec.errors import DescriptorMismatchError
-from instrec.library import Library
+from instrec.library import Library, OwnerTable
 
 DIM = 16
 
@@ -39,6 +39,14 @@ def assert_consistent(library: Library) -> None:
         hits = library.search(vectors, 1)
         assert [int(h.vector_ids[0]) for h in hits] == ids.tolist()
         assert [int(h.instance_pks[0]) for h in hits] == inst.tolist()
+
+
+def test_owner_table_grows_forgets_and_answers_minus_one_for_unknown_ids():
+    owners = OwnerTable.of({3: 30, 7: 70})
+    owners.set(np.array([1000, 5]), np.array([9, 50]))  # far past the current size: grows
+    owners.clear(np.array([7, 123456]))  # an id never seen is ignored
+    looked_up = owners(np.array([3, 5, 7, 1000, 999, -1, 10**9]))
+    assert looked_up.tolist() == [30, 50, -1, 9, -1, -1, -1]
 
 
 def test_adds_and_removals_are_searchable_at_once(tmp_path):
@@ -120,7 +128,7 @@ WRITER = textwrap.dedent("""
     import sys, numpy as np
     from instrec.catalog import NewImage
     from instrec.config import IndexConfig
-    from instrec.library import Library
+    from instrec.library import Library, OwnerTable
     lib = Library(sys.argv[1], dim=16, descriptor="d1", descriptor_info={}, index=IndexConfig(backend="flat"))
     rng = np.random.default_rng(int(sys.argv[2]))
     i = 0

@@ -288,3 +288,44 @@ def test_query_regions_find_a_small_object_in_clutter(config, embedder):
     assert all(margin > 0 for margin in margins[3].values()), margins  # each one first
     assert all(margins[3][name] > margins[0][name] for name in queries), margins
     assert min(margins[0].values()) < 0  # without regions, one of them is not even first
+
+
+class _TableEmbedder:
+    """Vectors looked up by a photo's colour (its red value names the row), for exact geometry."""
+
+    dim, digest = 16, "table-embedder"
+
+    def __init__(self, whole: dict[int, np.ndarray], regions: dict[int, np.ndarray]):
+        self.whole, self.regions = whole, regions
+
+    @staticmethod
+    def photo(key: int) -> Image.Image:
+        return Image.new("RGB", (64, 64), (key, 0, 0))
+
+    def embed(self, images):
+        return np.stack([self.whole[image.getpixel((0, 0))[0]] for image in images]).astype(np.float32)
+
+    def region_vectors(self, image, side, levels):
+        return self.regions.get(image.getpixel((0, 0))[0], np.zeros((0, self.dim), np.float32))
+
+
+def test_a_region_resembling_the_whole_gallery_does_not_win_with_a_hub_image(config):
+    """The query's background region is like every gallery image, and most like a hub (0.7); its
+    object region is like the target alone (0.65). Without the offset the hub wins."""
+    e = np.eye(16, dtype=np.float32)
+    bland, hub_own, target_cue, target_own, query_own = e[0], e[1], e[2], e[3], e[4]
+    gallery = {1: 0.7 * bland + np.sqrt(1 - 0.49) * hub_own, 2: 0.65 * target_cue + np.sqrt(1 - 0.65**2) * target_own}
+    gallery.update({10 + i: 0.6 * bland + 0.8 * e[5 + i] for i in range(10)})
+    query = 100
+    embedder = _TableEmbedder({**gallery, query: query_own}, {query: np.stack([bland, target_cue])})
+    base = config.with_overrides({"rerank.enabled": "false"})
+    top = {}
+    for penalty in ("0", "0.5"):
+        with Recognizer(base.with_overrides({"query.region_penalty": penalty}), embedder=embedder) as rec:
+            if penalty == "0":
+                for key in gallery:
+                    rec.enroll([embedder.photo(key)], instance_id=f"i{key}")
+            top[penalty] = rec.recognize(embedder.photo(query)).matches[0]
+    assert top["0"].instance_id == "i1" and top["0"].score == pytest.approx(0.7, abs=1e-6)
+    assert top["0.5"].instance_id == "i2"
+    assert top["0.5"].score == pytest.approx(0.65 - 0.5 * (0.65 / 10 - 0), abs=1e-6)  # lowered a little

@@ -93,10 +93,23 @@ class QueryConfig:
 
     region_levels: int = 4  # R-MAC levels of square regions searched (4: ~30-45 regions); 0 = whole image only
     region_side: int = 448  # long side the query is seen at for its regions
+    # A row's similarities are lowered by penalty x (mean of its best `neighbours` - the whole
+    # image's), so a region like everything (background, clutter) cannot win on a hub image.
+    region_penalty: float = 0.5  # 0 = off
+    region_neighbours: int = 10  # of the decision.shortlist hits each row gets
 
     def __post_init__(self) -> None:
         if self.region_levels < 0 or self.region_side < 32:
             raise ConfigError("query.region_levels must be >= 0 and query.region_side >= 32")
+        if self.region_penalty < 0 or self.region_neighbours < 1:
+            raise ConfigError("query.region_penalty must be >= 0 and query.region_neighbours >= 1")
+
+    def key(self) -> str:
+        """What decides query scores (calibrations are kept per key); empty for whole-image queries."""
+        if not self.region_levels:
+            return ""
+        penalty = f"-{self.region_penalty:g}x{self.region_neighbours}" if self.region_penalty else ""
+        return f"+regions{self.region_levels}@{self.region_side}{penalty}"
 
 
 @dataclass(frozen=True)

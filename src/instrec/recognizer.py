@@ -20,7 +20,8 @@ from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, short_digest
-from instrec.decision import Calibration, InstanceScore, calibrate, default_calibration, rank_instances
+from instrec.decision import (Calibration, InstanceScore, Query, calibrate, default_calibration, rank_instances,
+                              region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.images.views import support_views
@@ -347,9 +348,7 @@ class Recognizer:
     def _calibration_meta(self) -> str:
         """Scores differ per decision pipeline (fusion settings included), so each keeps its own calibration."""
         verified = f"+verified:{short_digest(self.config.rerank.fusion_key())}" if self.config.rerank.enabled else ""
-        query = self.config.query
-        regions = f"+regions{query.region_levels}@{query.region_side}" if query.region_levels else ""
-        return f"calibration:{self.config.decision.aggregation}{verified}{regions}"
+        return f"calibration:{self.config.decision.aggregation}{verified}{self.config.query.key()}"
 
     @property
     def threshold(self) -> float:
@@ -365,9 +364,9 @@ class Recognizer:
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
         t1 = time.perf_counter()
-        queries = self._query_vectors([img.pixels for img in loaded])
+        rows = self._query_vectors([img.pixels for img in loaded])
         t2 = time.perf_counter()
-        hits = self._search(queries)
+        queries, hits = self._search(rows)
         t3 = time.perf_counter()
         per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
                      "search": (t3 - t2) * 1e3 / len(images)}
@@ -394,29 +393,41 @@ class Recognizer:
         return [np.vstack([v[None], self.embedder.region_vectors(image, side, levels)])
                 for image, v in zip(pixels, vectors)]
 
-    def _search(self, queries: list[np.ndarray]) -> list[SearchHits]:
-        """Each query's rows searched together, their hits merged.
+    def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
+                ) -> tuple[list[Query], list[SearchHits]]:
+        """Each photo's rows searched together, each row's offset set, their hits merged.
 
-        Query by query, not all rows of a batch at once: FAISS picks its BLAS path by batch size,
+        Photo by photo, not all rows of a batch at once: FAISS picks its BLAS path by batch size,
         and a photo must score the same alone as in a batch (the threshold sits one ulp above a score).
+        ``exclude`` (leave-one-out calibration) keeps a photo's own vectors out of its offsets.
         """
         shortlist = self.config.decision.shortlist
-        if all(len(q) == 1 for q in queries):
-            return self.library.search(np.vstack(queries), shortlist)
-        return [merge_hits(self.library.search(q, shortlist), shortlist) for q in queries]
+        if all(len(r) == 1 for r in rows):
+            return [Query.plain(r) for r in rows], self.library.search(np.vstack(rows), shortlist)
+        config = self.config.query
+        queries, hits = [], []
+        for i, r in enumerate(rows):
+            parts = self.library.search(r, shortlist)
+            own = exclude[i] if exclude else frozenset()
+            scores = [p.scores[[v not in own for v in p.vector_ids.tolist()]] if own else p.scores for p in parts]
+            offsets = region_offsets(scores, config.region_neighbours, config.region_penalty)
+            queries.append(Query(r, offsets))
+            hits.append(merge_hits(parts, shortlist, offsets))
+        return queries, hits
 
     def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         """Instances ranked for each query vector (the search + aggregation part of recognise)."""
-        return self._rank(vectors, self.library.search(vectors, self.config.decision.shortlist), exclude)
+        queries = [Query.plain(v) for v in vectors]
+        return self._rank(queries, self.library.search(vectors, self.config.decision.shortlist), exclude)
 
-    def _rank(self, vectors: Sequence[np.ndarray], hits: list[SearchHits],
+    def _rank(self, queries: Sequence[Query], hits: list[SearchHits],
               exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         dim = self.library.dim
         vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
         return [
-            rank_instances(v, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of,
+            rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of,
                            exclude[i] if exclude else frozenset())
-            for i, (v, h) in enumerate(zip(vectors, hits))
+            for i, (q, h) in enumerate(zip(queries, hits))
         ]
 
     def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
@@ -487,11 +498,11 @@ class Recognizer:
         exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
         genuine, impostor = [], []
         images = [image_of[int(v)] for v in sample_ids]
-        queries = self._leave_one_out_queries(vectors, images)
+        queries, hits = self._search(self._leave_one_out_queries(vectors, images), exclude)
         if library.verifier is None:
-            rankings = self._rank(queries, self._search(queries), exclude)
+            rankings = self._rank(queries, hits, exclude)
         else:
-            rankings = self._verified_leave_one_out(queries, images)
+            rankings = self._verified_leave_one_out(queries, hits, images)
         for owner, ranked in zip(sample_owner.tolist(), rankings):
             own = [s.score for s in ranked if s.instance_pk == owner]
             other = [s.score for s in ranked if s.instance_pk != owner]
@@ -524,11 +535,12 @@ class Recognizer:
         return [np.vstack([v[None], regions[image]]) if image in regions else v[None]
                 for v, image in zip(vectors, images)]
 
-    def _verified_leave_one_out(self, queries: list[np.ndarray], images: list[int]) -> list[list[InstanceScore]]:
+    def _verified_leave_one_out(self, queries: list[Query], hits: list[SearchHits],
+                                images: list[int]) -> list[list[InstanceScore]]:
         library = self.library
         stored = library.catalog.local_features_by_pk(sorted(set(images)))
         return [
             verified_ranking(library, query, LocalFeatures.unpack(stored[image][1]) if image in stored
                              else LocalFeatures.empty(), hit, exclude_image=image).instances
-            for query, image, hit in zip(queries, images, self._search(queries))
+            for query, image, hit in zip(queries, images, hits)
         ]

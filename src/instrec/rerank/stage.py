@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from instrec.decision import InstanceScore
+from instrec.decision import InstanceScore, Query
 from instrec.library import Library, SearchHits
 from instrec.rerank.features import LocalFeatures
 
@@ -25,7 +25,7 @@ class VerifiedRanking:
 
 def verified_ranking(
     library: Library,
-    vector: np.ndarray,
+    query: Query,
     features: LocalFeatures,
     hits: SearchHits,
     exclude_image: int | None = None,
@@ -43,7 +43,7 @@ def verified_ranking(
             cosine[image], vector_of[image] = score, vector_id
     local = [(i, s) for i, s in library.local_search([features], n + 1)[0] if i != exclude_image][:n]
     local_scores = dict(local)
-    _exact_cosines(library, vector, [i for i in local_scores if i not in cosine], cosine, vector_of)
+    _exact_cosines(library, query, [i for i in local_scores if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
     stored = catalog.local_features_by_pk(candidates)
     instance_of = {i: inst for i, (inst, _) in stored.items()}
@@ -64,13 +64,13 @@ def verified_ranking(
     return VerifiedRanking(list(best.values()), images)
 
 
-def _exact_cosines(library: Library, vector: np.ndarray, images: list[int],
+def _exact_cosines(library: Library, query: Query, images: list[int],
                    cosine: dict[int, float], vector_of: dict[int, int]) -> None:
     """Fill in the global similarity of images the global search did not return."""
     per_image = library.catalog.vector_ids_of_images(images)
     image_of = {v: image for image, ids in per_image.items() for v in ids}
     ids, _, vectors = library.catalog.vectors_by_pk(sorted(image_of), library.dim)
-    similarities = (vectors @ np.atleast_2d(vector).T).max(axis=1)  # a query may have several vectors
+    similarities = query.similarity(vectors)
     for vector_id, similarity in zip(ids.tolist(), similarities.tolist()):
         image = image_of[vector_id]
         if similarity > cosine.get(image, -np.inf):
