@@ -92,6 +92,10 @@ class OnnxEngine:
         # ALL adds the blocked (NCHWc) conv layout on x86: the largest single gain on CPU.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
+        # Idle pool threads must sleep, not spin: spinning ones take the cores that SIFT, BLAS and
+        # FAISS need right after the network (2-core box, default threads: recognition 249 -> 158
+        # ms wall, benchmarks/bench_recognize_latency.py --threads 0).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

@@ -62,12 +62,7 @@ def tentative_matches(
     sims = q @ gallery.T  # unit vectors: squared distance = 2 - 2 * similarity
     starts = np.concatenate([[0], np.cumsum(sizes[present])[:-1]])
     best_sim = np.full((len(q), n_cand), -np.inf, np.float32)
-    best_col = np.zeros((len(q), n_cand), np.int64)
-    for j, s, n in zip(present, starts, sizes[present]):
-        block = sims[:, s : s + n]
-        col = block.argmax(axis=1)
-        best_col[:, j] = col
-        best_sim[:, j] = block[np.arange(len(q)), col]
+    best_sim[:, present] = np.maximum.reduceat(sims, starts, axis=1)
 
     group_sim = np.full((len(q), n_groups), -np.inf, np.float32)
     for g in range(n_groups):
@@ -85,10 +80,11 @@ def tentative_matches(
     d_best = np.maximum(2.0 - 2.0 * best_sim, 0.0)
     ok = d_best < (ratio * ratio) * d_other
 
-    out = []
-    for j in range(n_cand):
+    out = [empty] * n_cand
+    for j, s, n in zip(present, starts, sizes[present]):
         rows = np.flatnonzero(ok[:, j])
-        out.append((rows, best_col[rows, j]) if len(rows) else empty)
+        if len(rows):  # the nearest keypoint is looked up only where the ratio test passed
+            out[j] = (rows, sims[rows, s : s + n].argmax(axis=1))
     return out
 
 

