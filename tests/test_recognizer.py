@@ -329,3 +329,25 @@ def test_a_region_resembling_the_whole_gallery_does_not_win_with_a_hub_image(con
     assert top["0"].instance_id == "i1" and top["0"].score == pytest.approx(0.7, abs=1e-6)
     assert top["0.5"].instance_id == "i2"
     assert top["0.5"].score == pytest.approx(0.65 - 0.5 * (0.65 / 10 - 0), abs=1e-6)  # lowered a little
+
+
+def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
+    """Three shots of one instance; the query is close to one of them only. Expanding the query
+    with its best match pulls the other two shots up (and leaves a ranking it agrees with intact)."""
+    e = np.eye(16, dtype=np.float32)
+    shots = {1: e[0], 2: 0.8 * e[0] + 0.6 * e[1], 3: 0.8 * e[0] + 0.6 * e[2]}
+    other = {4: e[5]}
+    query = 100
+    embedder = _TableEmbedder({**shots, **other, query: 0.9 * e[0] + np.sqrt(1 - 0.81) * e[3]}, {})
+    base = config.with_overrides({"rerank.enabled": "false", "query.region_levels": "0"})
+    scores = {}
+    for expansion in ("0", "1"):
+        with Recognizer(base.with_overrides({"query.expansion": expansion}), embedder=embedder) as rec:
+            if expansion == "0":
+                rec.enroll([embedder.photo(k) for k in shots], instance_id="a")
+                rec.enroll([embedder.photo(k) for k in other], instance_id="b")
+            result = rec.recognize(embedder.photo(query), with_images=True)
+            assert [m.instance_id for m in result.matches] == ["a", "b"]
+            scores[expansion] = sorted(hit.score for hit in result.images if hit.instance_id == "a")
+    assert scores["0"][:2] == pytest.approx([0.72, 0.72], abs=1e-5)
+    assert all(expanded > plain + 0.04 for expanded, plain in zip(scores["1"][:2], scores["0"][:2])), scores

@@ -402,18 +402,38 @@ class Recognizer:
         ``exclude`` (leave-one-out calibration) keeps a photo's own vectors out of its offsets.
         """
         shortlist = self.config.decision.shortlist
-        if all(len(r) == 1 for r in rows):
+        if all(len(r) == 1 for r in rows) and not self.config.query.expansion:
             return [Query.plain(r) for r in rows], self.library.search(np.vstack(rows), shortlist)
-        config = self.config.query
         queries, hits = [], []
         for i, r in enumerate(rows):
-            parts = self.library.search(r, shortlist)
             own = exclude[i] if exclude else frozenset()
-            scores = [p.scores[[v not in own for v in p.vector_ids.tolist()]] if own else p.scores for p in parts]
-            offsets = region_offsets(scores, config.region_neighbours, config.region_penalty)
-            queries.append(Query(r, offsets))
-            hits.append(merge_hits(parts, shortlist, offsets))
+            parts = self.library.search(r, shortlist)
+            query, merged = self._merged(r, parts, own)
+            if self.config.query.expansion:  # offsets stay those of the photo's own rows
+                r = self._expanded(r, merged, own)
+                parts[0] = self.library.search(r[:1], shortlist)[0]
+                query, merged = Query(r, query.offsets), merge_hits(parts, shortlist, query.offsets)
+            queries.append(query)
+            hits.append(merged)
         return queries, hits
+
+    def _merged(self, rows: np.ndarray, parts: list[SearchHits], own: frozenset[int]) -> tuple[Query, SearchHits]:
+        """The rows' offsets (from hits other than the photo's own vectors) and their merged hits."""
+        config = self.config.query
+        scores = [p.scores[[v not in own for v in p.vector_ids.tolist()]] if own else p.scores for p in parts]
+        offsets = region_offsets(scores, config.region_neighbours, config.region_penalty)
+        return Query(rows, offsets), merge_hits(parts, self.config.decision.shortlist, offsets)
+
+    def _expanded(self, rows: np.ndarray, hits: SearchHits, own: frozenset[int]) -> np.ndarray:
+        """``rows`` with the whole-image row replaced by its alpha query expansion."""
+        config = self.config.query
+        best = [(v, s) for v, s in zip(hits.vector_ids.tolist(), hits.scores.tolist()) if v not in own][: config.expansion]
+        ids, _, vectors = self.library.catalog.vectors_by_pk([v for v, _ in best], self.library.dim)
+        weight = dict(best)
+        expanded = rows[0] + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
+        rows = rows.copy()
+        rows[0] = expanded / max(float(np.linalg.norm(expanded)), 1e-12)
+        return rows
 
     def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
         """Instances ranked for each query vector (the search + aggregation part of recognise)."""
