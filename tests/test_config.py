@@ -23,6 +23,8 @@ def test_overrides_are_typed():
     ("runtime.batch_size", "many", "expects int"),
     ("descriptor.flip", "maybe", "expects bool"),
     ("index", "flat", "is a section"),
+    ("query.region_penalty", "-0.1", "region_penalty"),
+    ("query.expansion", "-1", "expansion"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -45,3 +47,13 @@ def test_assignments_need_equals():
     assert parse_assignments(["a.b=c=d"]) == {"a.b": "c=d"}
     with pytest.raises(ConfigError):
         parse_assignments(["index.backend"])
+
+
+def test_every_setting_that_changes_query_scores_changes_the_query_key():
+    """Calibrations are stored per key: one made under other query scoring must not be reused."""
+    base = Config().query
+    changed = [{"query.region_penalty": "0.25"}, {"query.region_neighbours": "20"}, {"query.region_levels": "3"},
+               {"query.region_side": "384"}, {"query.expansion": "2"}]
+    keys = {Config().with_overrides(change).query.key() for change in changed}
+    assert len(keys) == len(changed) and base.key() not in keys
+    assert Config().with_overrides({"query.region_levels": "0"}).query.key() == ""  # plain whole-image queries

@@ -3,6 +3,7 @@
 A query photo is searched with several vectors (its whole image, then regions of it); a gallery
 image scores as its best row, after each row's similarities are lowered by how similar that row is
 to the gallery at large (:func:`region_offsets`).
+
 Two ways to score an instance: the best single image (``max``) or the cosine to the mean of its
 shots (``prototype``). Calibration estimates, from the enrolled gallery alone, the score
 distribution of genuine matches vs impostors, picks the open-set threshold that meets the user's
