@@ -30,11 +30,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.progress import track
 
 from instrec.config import Config
 from instrec.evaluation.datasets import load_split
 from instrec.recognizer import Recognizer
-from rich.progress import track
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETTINGS = {
@@ -94,6 +94,7 @@ def main() -> None:
             print(f"{name:35} {statistics.median(cpu[name]):10.1f} {np.percentile(cpu[name], 95):6.1f} "
                   f"{statistics.median(wall[name]):11.1f} {np.percentile(wall[name], 95):6.1f} "
                   f"{statistics.median(cpu[name]) / baseline:16.2f}   {breakdown}")
+
 
 if __name__ == "__main__":
     main()

@@ -118,11 +118,9 @@ class SearchHits:
     instance_pks: np.ndarray
 
 
-def merge_hits(parts: list[SearchHits], k: int, offsets: np.ndarray | None = None) -> SearchHits:
+def merge_hits(parts: list[SearchHits], k: int, offsets: np.ndarray) -> SearchHits:
     """One query's hits from several of its vectors: each gallery vector once, at its best score
     (part ``i``'s scores lowered by ``offsets[i]`` first)."""
-    if offsets is None:
-        offsets = np.zeros(len(parts), np.float32)
     scores = np.concatenate([p.scores - offset for p, offset in zip(parts, offsets)])
     ids = np.concatenate([p.vector_ids for p in parts])
     owners = np.concatenate([p.instance_pks for p in parts])

@@ -386,12 +386,11 @@ class Recognizer:
 
     def _query_vectors(self, pixels: list[Image.Image]) -> list[np.ndarray]:
         """Per query image, (R, dim) vectors to search with: the whole image's, then its regions'."""
-        vectors = self.embedder.embed(pixels)
-        levels, side = self.config.query.region_levels, self.config.query.region_side
-        if not levels:
-            return [v[None] for v in vectors]
-        return [np.vstack([v[None], self.embedder.region_vectors(image, side, levels)])
-                for image, v in zip(pixels, vectors)]
+        return [np.vstack([v[None], self._regions(image)]) for image, v in zip(pixels, self.embedder.embed(pixels))]
+
+    def _regions(self, pixels: Image.Image) -> np.ndarray:
+        """(R, dim) vectors of the photo's regions as ``query.*`` sets them; none with region_levels=0."""
+        return self.embedder.region_vectors(pixels, self.config.query.region_side, self.config.query.region_levels)
 
     def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
                 ) -> tuple[list[Query], list[SearchHits]]:
@@ -434,11 +433,6 @@ class Recognizer:
         rows = rows.copy()
         rows[0] = expanded / max(float(np.linalg.norm(expanded)), 1e-12)
         return rows
-
-    def rank(self, vectors: np.ndarray, exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
-        """Instances ranked for each query vector (the search + aggregation part of recognise)."""
-        queries = [Query.plain(v) for v in vectors]
-        return self._rank(queries, self.library.search(vectors, self.config.decision.shortlist), exclude)
 
     def _rank(self, queries: Sequence[Query], hits: list[SearchHits],
               exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
@@ -544,12 +538,10 @@ class Recognizer:
     def _leave_one_out_queries(self, vectors: np.ndarray, images: list[int]) -> list[np.ndarray]:
         """A sampled gallery vector plays a query; with query regions on, its image's regions (from
         the stored original) join it, so the scores calibrated are the ones recognition returns."""
-        levels, side = self.config.query.region_levels, self.config.query.region_side
         regions: dict[int, np.ndarray] = {}
-        for image in set(images) if levels else ():
+        for image in set(images) if self.config.query.region_levels else ():  # no decoding without regions
             try:
-                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
-                regions[image] = self.embedder.region_vectors(pixels, side, levels)
+                regions[image] = self._regions(load_image(self.image_bytes(image), self.config.limits).pixels)
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d calibrates without its regions: %s", image, error)
         return [np.vstack([v[None], regions[image]]) if image in regions else v[None]
