@@ -17,7 +17,7 @@ from PIL import Image
 
 from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
-from instrec.decision import default_calibration
+from instrec.decision import WHOLE_IMAGE, Regions, default_calibration
 from instrec.recognizer import Recognizer
 
 
@@ -296,7 +296,7 @@ class _TableEmbedder:
     dim, digest = 16, "table-embedder"
 
     def __init__(self, whole: dict[int, np.ndarray], regions: dict[int, np.ndarray]):
-        self.whole, self.regions = whole, regions
+        self.whole, self.region_table = whole, regions
 
     @staticmethod
     def photo(key: int) -> Image.Image:
@@ -305,8 +305,9 @@ class _TableEmbedder:
     def embed(self, images):
         return np.stack([self.whole[image.getpixel((0, 0))[0]] for image in images]).astype(np.float32)
 
-    def region_vectors(self, image, side, levels):
-        return self.regions.get(image.getpixel((0, 0))[0], np.zeros((0, self.dim), np.float32))
+    def regions(self, image, side, levels):
+        vectors = self.region_table.get(image.getpixel((0, 0))[0], np.zeros((0, self.dim), np.float32))
+        return Regions(vectors, np.tile(np.float32(WHOLE_IMAGE), (len(vectors), 1)))
 
 
 def test_a_region_resembling_the_whole_gallery_does_not_win_with_a_hub_image(config):

@@ -184,7 +184,8 @@ def calibrate(
 @app.command("extract-local")
 def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
                   as_json: bool = JsonOption) -> None:
-    """Extract local features for images enrolled while re-ranking was off (from stored originals)."""
+    """Extract local features for images enrolled while re-ranking was off, or before colour
+    signatures were stored (from stored originals)."""
     try:
         with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
             task = progress.add_task("local features", total=None)

@@ -150,6 +150,9 @@ class RerankConfig:
     weight_global: float = 1.0
     weight_local: float = 0.25
     weight_inliers: float = 1.0
+    # Colour similarity of the query region that matched a candidate best (rerank/colour.py): sees
+    # what SIFT and the global descriptor are blind to (same pack, other flavour colour).
+    weight_colour: float = 0.25
     # A homography fits any 4 matches exactly, so chance matches often reach 4-6 inliers; inliers up
     # to inlier_floor count as none (3, not 4: measured on ukbench-dev, COIL-100 and the proxy).
     inlier_floor: int = 3
@@ -160,7 +163,8 @@ class RerankConfig:
     def fusion_key(self) -> dict[str, float]:
         """The settings that map evidence to a score: a threshold calibrated under others means nothing."""
         return {name: getattr(self, name) for name in (
-            "weight_global", "weight_local", "weight_inliers", "inlier_floor", "inlier_midpoint", "inlier_width")}
+            "weight_global", "weight_local", "weight_inliers", "weight_colour", "inlier_floor", "inlier_midpoint",
+            "inlier_width")}
 
     def __post_init__(self) -> None:
         if min(self.max_keypoints, self.query_keypoints) < 8:
@@ -175,7 +179,7 @@ class RerankConfig:
             raise ConfigError("rerank.ratio must be in (0, 1]")
         if self.shortlist < 1:
             raise ConfigError("rerank.shortlist must be >= 1")
-        if min(self.weight_global, self.weight_local, self.weight_inliers) < 0:
+        if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:
             raise ConfigError("rerank.weight_* must be >= 0")
         if self.inlier_floor < 0:
             raise ConfigError("rerank.inlier_floor must be >= 0")

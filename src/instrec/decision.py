@@ -20,6 +20,25 @@ from typing import Callable, Sequence
 import numpy as np
 
 FALLBACK_THRESHOLD = 0.45  # cosine; used only until `calibrate` has measured the gallery
+WHOLE_IMAGE = (0.0, 1.0, 0.0, 1.0)  # a box as (top, bottom, left, right) fractions of the image
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Search rows of one photo: unit vectors and each one's box, (top, bottom, left, right) as
+    fractions of the photo (so a later stage can look at the pixels a row matched with)."""
+
+    vectors: np.ndarray  # float32 (R, dim)
+    boxes: np.ndarray  # float32 (R, 4)
+
+    @classmethod
+    def none(cls, dim: int) -> "Regions":
+        return cls(np.zeros((0, dim), np.float32), np.zeros((0, 4), np.float32))
+
+    def after_whole(self, vector: np.ndarray) -> "Regions":
+        """These rows preceded by the whole photo's ``vector``."""
+        whole = np.asarray([WHOLE_IMAGE], np.float32)
+        return Regions(np.vstack([vector[None], self.vectors]), np.vstack([whole, self.boxes]))
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,10 @@ class Query:
     def similarity(self, gallery: np.ndarray) -> np.ndarray:
         """Each gallery row's score: its best similarity over the query rows, offsets applied."""
         return (np.atleast_2d(gallery) @ self.vectors.T - self.offsets).max(axis=1)
+
+    def best_rows(self, gallery: np.ndarray) -> np.ndarray:
+        """For each gallery row, the query row that gives :meth:`similarity` its score."""
+        return (np.atleast_2d(gallery) @ self.vectors.T - self.offsets).argmax(axis=1)
 
 
 def region_offsets(row_scores: Sequence[np.ndarray], neighbours: int, penalty: float) -> np.ndarray:

@@ -20,14 +20,15 @@ from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, short_digest
-from instrec.decision import (Calibration, InstanceScore, Query, calibrate, default_calibration, rank_instances,
-                              region_offsets)
+from instrec.decision import (Calibration, InstanceScore, Query, Regions, calibrate, default_calibration,
+                              rank_instances, region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits, merge_hits
 from instrec.rerank import LocalFeatures, LocalVerifier
+from instrec.rerank.colour import QueryColours
 from instrec.rerank.stage import verified_ranking
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,8 @@ class Recognizer:
         return out
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Give images enrolled while re-ranking was off their local features; returns how many.
+        """Give images enrolled while re-ranking was off their local features, and images enrolled
+        before colour signatures existed their signature; returns how many were completed.
 
         Reads the stored originals, so no source folder is needed; resumable (each image is its
         own transaction) and safe alongside other writers (an image removed meanwhile is skipped).
@@ -266,7 +268,10 @@ class Recognizer:
         library = self.library
         if library.verifier is None:
             raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
-        missing = library.catalog.images_without_local_features()
+        catalog = library.catalog
+        colourless = {pk for pk, size in catalog.local_feature_sizes().items()
+                      if not LocalFeatures.packed_with_colour(size)}
+        missing = sorted(set(catalog.images_without_local_features()) | colourless)
         done = 0
         for number, image_pk in enumerate(missing, 1):
             try:
@@ -274,7 +279,7 @@ class Recognizer:
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d skipped: %s", image_pk, error)
                 continue
-            done += library.catalog.put_local_features(image_pk, library.verifier.extract(pixels).pack())
+            done += catalog.put_local_features(image_pk, library.verifier.extract(pixels).pack())
             if progress:
                 progress(number, len(missing))
         library.sync()
@@ -364,9 +369,9 @@ class Recognizer:
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
         t1 = time.perf_counter()
-        rows = self._query_vectors([img.pixels for img in loaded])
+        regions = self._query_regions([img.pixels for img in loaded])
         t2 = time.perf_counter()
-        queries, hits = self._search(rows)
+        queries, hits = self._search([r.vectors for r in regions])
         t3 = time.perf_counter()
         per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
                      "search": (t3 - t2) * 1e3 / len(images)}
@@ -376,21 +381,27 @@ class Recognizer:
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
         else:
             features = [self.library.verifier.extract_query(img.pixels) for img in loaded]
+            colours = [self._colours(img.pixels, r) for img, r in zip(loaded, regions)]
             t4 = time.perf_counter()
-            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(queries, features, hits)]
+            rankings = [verified_ranking(self.library, q, f, h, c)
+                        for q, f, h, c in zip(queries, features, hits, colours)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(images)
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(images)
         return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
                 for r, h, v in zip(ranked, hits, verified)]
 
-    def _query_vectors(self, pixels: list[Image.Image]) -> list[np.ndarray]:
-        """Per query image, (R, dim) vectors to search with: the whole image's, then its regions'."""
-        return [np.vstack([v[None], self._regions(image)]) for image, v in zip(pixels, self.embedder.embed(pixels))]
+    def _query_regions(self, pixels: list[Image.Image]) -> list[Regions]:
+        """Per query image, the rows to search with: the whole image's vector, then its regions'."""
+        return [self._regions(image).after_whole(v) for image, v in zip(pixels, self.embedder.embed(pixels))]
 
-    def _regions(self, pixels: Image.Image) -> np.ndarray:
-        """(R, dim) vectors of the photo's regions as ``query.*`` sets them; none with region_levels=0."""
-        return self.embedder.region_vectors(pixels, self.config.query.region_side, self.config.query.region_levels)
+    def _regions(self, pixels: Image.Image) -> Regions:
+        """The photo's regions as ``query.*`` sets them; none with region_levels=0."""
+        return self.embedder.regions(pixels, self.config.query.region_side, self.config.query.region_levels)
+
+    def _colours(self, pixels: Image.Image, regions: Regions) -> QueryColours | None:
+        """The query's colours per search row, when colour evidence is weighed."""
+        return QueryColours(pixels, regions.boxes) if self.config.rerank.weight_colour > 0 else None
 
     def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
                 ) -> tuple[list[Query], list[SearchHits]]:
@@ -512,11 +523,12 @@ class Recognizer:
         exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
         genuine, impostor = [], []
         images = [image_of[int(v)] for v in sample_ids]
-        queries, hits = self._search(self._leave_one_out_queries(vectors, images), exclude)
+        looked_at = self._leave_one_out_queries(vectors, images)
+        queries, hits = self._search([regions.vectors for regions, _ in looked_at], exclude)
         if library.verifier is None:
             rankings = self._rank(queries, hits, exclude)
         else:
-            rankings = self._verified_leave_one_out(queries, hits, images)
+            rankings = self._verified_leave_one_out(queries, hits, images, looked_at)
         for owner, ranked in zip(sample_owner.tolist(), rankings):
             own = [s.score for s in ranked if s.instance_pk == owner]
             other = [s.score for s in ranked if s.instance_pk != owner]
@@ -535,24 +547,31 @@ class Recognizer:
         library.catalog.set_meta(self._calibration_meta, result.to_json())
         return result
 
-    def _leave_one_out_queries(self, vectors: np.ndarray, images: list[int]) -> list[np.ndarray]:
-        """A sampled gallery vector plays a query; with query regions on, its image's regions (from
-        the stored original) join it, so the scores calibrated are the ones recognition returns."""
-        regions: dict[int, np.ndarray] = {}
-        for image in set(images) if self.config.query.region_levels else ():  # no decoding without regions
+    def _leave_one_out_queries(self, vectors: np.ndarray, images: list[int]) -> list[tuple[Regions, Image.Image | None]]:
+        """A sampled gallery vector plays a query; with query regions (or colour evidence) on, its
+        image's regions and pixels (from the stored original) join it, so the scores calibrated are
+        the ones recognition returns."""
+        looked_at: dict[int, tuple[Regions, Image.Image]] = {}
+        wanted = self.config.query.region_levels or (self.library.verifier and self.config.rerank.weight_colour)
+        for image in set(images) if wanted else ():  # no decoding when neither needs the pixels
             try:
-                regions[image] = self._regions(load_image(self.image_bytes(image), self.config.limits).pixels)
+                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
             except (UnknownImageError, ImageError, OSError) as error:
-                log.warning("image %d calibrates without its regions: %s", image, error)
-        return [np.vstack([v[None], regions[image]]) if image in regions else v[None]
+                log.warning("image %d calibrates without its regions and colours: %s", image, error)
+                continue
+            looked_at[image] = (self._regions(pixels), pixels)
+        none = Regions.none(self.library.dim)
+        return [(looked_at.get(image, (none, None))[0].after_whole(v), looked_at.get(image, (none, None))[1])
                 for v, image in zip(vectors, images)]
 
-    def _verified_leave_one_out(self, queries: list[Query], hits: list[SearchHits],
-                                images: list[int]) -> list[list[InstanceScore]]:
+    def _verified_leave_one_out(self, queries: list[Query], hits: list[SearchHits], images: list[int],
+                                looked_at: list[tuple[Regions, Image.Image | None]]) -> list[list[InstanceScore]]:
         library = self.library
         stored = library.catalog.local_features_by_pk(sorted(set(images)))
         return [
             verified_ranking(library, query, LocalFeatures.unpack(stored[image][1]) if image in stored
-                             else LocalFeatures.empty(), hit, exclude_image=image).instances
-            for query, image, hit in zip(queries, images, hits)
+                             else LocalFeatures.empty(), hit,
+                             self._colours(pixels, regions) if pixels is not None else None,
+                             exclude_image=image).instances
+            for query, image, hit, (regions, pixels) in zip(queries, images, hits, looked_at)
         ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -33,8 +35,19 @@ def test_pack_round_trip(gallery_features):
     np.testing.assert_array_equal(restored.descriptors, features.descriptors)
     assert np.abs(restored.xy - features.xy).max() <= 1 / 32 + 1e-6
     assert restored.scale == features.scale
-    assert len(features.pack()) == 8 + 132 * len(features)
+    assert features.colour is not None and np.abs(restored.colour - features.colour).max() < 1e-3
+    assert len(features.pack()) == 8 + 132 * len(features) + 144
+    assert LocalFeatures.packed_with_colour(len(features.pack()))
     assert len(LocalFeatures.unpack(LocalFeatures.empty().pack())) == 0
+
+
+def test_features_packed_before_colour_signatures_still_unpack(gallery_features):
+    old = dataclasses.replace(gallery_features[2], colour=None).pack()
+    assert len(old) == 8 + 132 * len(gallery_features[2])
+    assert not LocalFeatures.packed_with_colour(len(old))
+    restored = LocalFeatures.unpack(old)
+    assert restored.colour is None
+    np.testing.assert_array_equal(restored.descriptors, gallery_features[2].descriptors)
 
 
 def test_truncated_packed_features_are_refused(gallery_features):

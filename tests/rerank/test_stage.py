@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import cv2
+import numpy as np
 import pytest
+from PIL import Image
 
 from instrec.config import Config
 from instrec.errors import DescriptorMismatchError
 from instrec.recognizer import Recognizer
+from instrec.rerank import LocalFeatures
 
 from .conftest import PHOTOS, warped
 
@@ -114,3 +118,40 @@ def test_extract_local_from_the_cli(config, embedder, photos):
     assert '"extracted": 1' in result.output
     result = CliRunner().invoke(app, ["extract-local", "--home", str(config.home), "--set", "rerank.enabled=false"])
     assert result.exit_code == 2 and "re-ranking is off" in result.output
+
+
+def recoloured(photo, hue_shift: int = 60):
+    """The same photo with every hue turned: identical texture, other colours (a flavour twin)."""
+    hsv = cv2.cvtColor(np.asarray(photo.convert("RGB")), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + hue_shift) % 180
+    return Image.fromarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_colour_tells_a_recoloured_twin_from_the_original(config, embedder, photos, name):
+    twin = recoloured(photos[name])
+    shot = warped(twin, 5, background=photos[CLUTTER])
+    margins = {}
+    for weight in (0.0, 0.25):
+        with open_recognizer(config, embedder, weight_colour=weight) as rec:
+            if weight == 0.0:
+                rec.enroll([photos[name]], instance_id="original")
+                rec.enroll([twin], instance_id="twin")
+                rec.enroll([photos["rocket"]], instance_id="rocket")
+            scores = {m.instance_id: m.score for m in rec.recognize(shot, k=3).matches}
+            margins[weight] = scores["twin"] - scores["original"]
+    assert margins[0.25] > 0
+    assert margins[0.25] > margins[0.0] + 0.02
+
+
+def test_images_stored_without_a_colour_signature_are_given_one(enrolled, photos):
+    catalog = enrolled.library.catalog
+    stored = catalog.local_features_by_pk([i.id for n in ENROLLED for i in enrolled.images(n)])
+    for image, (_, data) in list(stored.items())[:2]:
+        features = LocalFeatures.unpack(data)
+        catalog.put_local_features(image, dataclasses.replace(features, colour=None).pack())
+    assert sum(not LocalFeatures.packed_with_colour(s) for s in catalog.local_feature_sizes().values()) == 2
+    assert enrolled.extract_missing_local_features() == 2
+    assert all(LocalFeatures.packed_with_colour(s) for s in catalog.local_feature_sizes().values())
+    assert enrolled.extract_missing_local_features() == 0
+    assert enrolled.recognize(query(photos, "rocket")).matches[0].instance_id == "rocket"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from instrec.config import RerankConfig
 from instrec.rerank import count_inliers, fuse, inlier_evidence, verify
@@ -59,3 +60,13 @@ def test_fusion_uses_only_the_inputs_given():
     assert fused == fuse({1: 0.9, 2: 0.2}, None, {1: 0, 2: 60}, config)
     only_global = fuse({1: 0.9}, None, None, config)
     assert only_global[1] == 0.9
+
+
+def test_colour_breaks_a_tie_and_a_missing_colour_is_neutral():
+    config = RerankConfig()
+    evidence = ({1: 0.6, 2: 0.6, 3: 0.6}, None, {1: 20, 2: 20, 3: 20})
+    fused = fuse(*evidence, config, colour={1: 0.9, 2: 0.3})
+    assert fused[1] > fused[3] > fused[2]
+    assert fused[3] == pytest.approx(fuse(*evidence, config)[3])  # no signature: scored as without colour
+    assert fuse(*evidence, RerankConfig(weight_colour=0), colour={1: 0.9, 2: 0.3}) == fuse(*evidence, config)
+    assert all(0.0 <= v <= 1.0 for v in fused.values())

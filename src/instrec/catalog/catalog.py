@@ -578,6 +578,10 @@ class Catalog:
             "SELECT pk FROM images WHERE pk NOT IN (SELECT image_pk FROM local_features) ORDER BY pk"
         )]
 
+    def local_feature_sizes(self) -> dict[int, int]:
+        """image pk -> byte length of its packed local features (SQLite reads no blob for this)."""
+        return {int(r[0]): int(r[1]) for r in self.query("SELECT image_pk, length(data) FROM local_features")}
+
     def put_local_features(self, image_pk: int, data: bytes) -> bool:
         """Attach features to an image enrolled without them; False if the image is gone."""
         with self.transaction() as db:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.decision import Regions
 from instrec.embedding.descriptor_net import DescriptorNet, GemPowerMap
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
 from instrec.embedding.pooling import region_boxes, region_vectors
@@ -93,22 +94,24 @@ class Embedder:
         """Unit vectors (n, dim) of a stack of ``preprocess`` outputs of one size, by the chosen engine."""
         return self._engine(inputs)
 
-    def region_vectors(self, image: Image.Image, side: int, levels: int) -> np.ndarray:
-        """(R, dim) unit GeM vectors of the image's R-MAC regions (``pooling.region_boxes``, the
-        whole image excluded: :meth:`embed` gives that), seen at long side ``side``.
+    def regions(self, image: Image.Image, side: int, levels: int) -> Regions:
+        """The image's R-MAC regions (``pooling.region_boxes``, the whole image excluded: :meth:`embed`
+        gives that), seen at long side ``side``: their unit GeM vectors and where each lies.
 
-        One network pass serves every region. Empty for a backbone that pools by itself.
+        One network pass serves every region. None for a backbone that pools by itself.
         """
         if levels < 1 or self.spec.stride is None:
-            return np.zeros((0, self.dim), np.float32)
+            return Regions.none(self.dim)
         if self._map_engine is None:
             self._map_engine = self._make_engine(GemPowerMap(self._net), f"{self.digest}-gem-map")
         size = resized_size(*image.size, side, self.descriptor.size_multiple)
         power_map = self._map_engine(to_input(image, size, self.spec.mean, self.spec.std)[None])[0]
-        boxes = region_boxes(*power_map.shape[1:], levels)[1:]
+        height, width = power_map.shape[1:]
+        boxes = region_boxes(height, width, levels)[1:]
         if not boxes:
-            return np.zeros((0, self.dim), np.float32)
-        return region_vectors(power_map, boxes, self.descriptor.gem_p)
+            return Regions.none(self.dim)
+        fractions = np.asarray(boxes, np.float32) / np.array([height, height, width, width], np.float32)
+        return Regions(region_vectors(power_map, boxes, self.descriptor.gem_p), fractions)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""

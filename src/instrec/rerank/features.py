@@ -3,8 +3,9 @@
 Raw OpenCV SIFT descriptors are integers in [0, 255], so keeping them as uint8 is lossless
 (128 B per keypoint); RootSIFT (Arandjelovic & Zisserman 2012: L1-normalise, then square root)
 is derived on the fly because it matches better under Euclidean distance. Packed, a keypoint costs
-132 bytes (descriptor + two uint16 coordinates in 1/16 pixel), so verification never re-reads or
-re-decodes gallery images.
+132 bytes (descriptor + two uint16 coordinates in 1/16 pixel), followed by the image's colour
+signature (144 bytes, see :mod:`instrec.rerank.colour`), so verification never re-reads or
+re-decodes gallery images. Features packed before colour signatures existed unpack without one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from instrec.rerank.colour import SIGNATURE_SIZE
+
 DESCRIPTOR_DIM = 128
+_KEYPOINT_BYTES = 4 + DESCRIPTOR_DIM
+_COLOUR_BYTES = 2 * SIGNATURE_SIZE  # float16
 _HEADER = np.dtype([("n", "<u4"), ("scale", "<f4")])
 _XY_UNIT = 16.0  # coordinates stored in 1/16 pixel as uint16: up to 4095 px
 MAX_COORDINATE = 65535 / _XY_UNIT
@@ -33,10 +38,13 @@ class LocalFeatures:
     xy: np.ndarray  # float32 (n, 2)
     descriptors: np.ndarray  # uint8 (n, 128), raw SIFT
     scale: float = 1.0
+    colour: np.ndarray | None = None  # float32 (72,) colour signature of the whole image, if extracted
 
     def __post_init__(self) -> None:
         if self.xy.shape != (len(self.descriptors), 2) or self.descriptors.shape[1:] != (DESCRIPTOR_DIM,):
             raise ValueError(f"xy {self.xy.shape} and descriptors {self.descriptors.shape} disagree")
+        if self.colour is not None and self.colour.shape != (SIGNATURE_SIZE,):
+            raise ValueError(f"colour signature of shape {self.colour.shape}, not ({SIGNATURE_SIZE},)")
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -50,20 +58,31 @@ class LocalFeatures:
         return cls(np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_DIM), np.uint8))
 
     def pack(self) -> bytes:
-        """Compact bytes for the catalog; :meth:`unpack` reverses it to within 1/32 pixel."""
+        """Compact bytes for the catalog; :meth:`unpack` reverses it to within 1/32 pixel (colour: float16)."""
         header = np.array([(len(self), self.scale)], dtype=_HEADER)
         xy = np.rint(np.clip(self.xy, 0, MAX_COORDINATE) * _XY_UNIT).astype("<u2")
-        return header.tobytes() + xy.tobytes() + np.ascontiguousarray(self.descriptors, np.uint8).tobytes()
+        colour = b"" if self.colour is None else self.colour.astype("<f2").tobytes()
+        return header.tobytes() + xy.tobytes() + np.ascontiguousarray(self.descriptors, np.uint8).tobytes() + colour
 
     @classmethod
     def unpack(cls, data: bytes) -> "LocalFeatures":
         header = np.frombuffer(data, _HEADER, 1)[0]
         n, offset = int(header["n"]), _HEADER.itemsize
-        if len(data) != offset + n * (4 + DESCRIPTOR_DIM):
+        keypoints_end = offset + n * _KEYPOINT_BYTES
+        if len(data) not in (keypoints_end, keypoints_end + _COLOUR_BYTES):
             raise ValueError(f"packed local features of {len(data)} bytes do not hold {n} keypoints")
         xy = np.frombuffer(data, "<u2", 2 * n, offset).reshape(n, 2).astype(np.float32) / _XY_UNIT
         desc = np.frombuffer(data, np.uint8, n * DESCRIPTOR_DIM, offset + 4 * n).reshape(n, DESCRIPTOR_DIM)
-        return cls(xy, desc, float(header["scale"]))
+        colour = None
+        if len(data) > keypoints_end:
+            colour = np.frombuffer(data, "<f2", SIGNATURE_SIZE, keypoints_end).astype(np.float32)
+        return cls(xy, desc, float(header["scale"]), colour)
+
+    @staticmethod
+    def packed_with_colour(size: int) -> bool:
+        """Whether packed features of ``size`` bytes carry a colour signature (the size alone tells:
+        144 is not a multiple of the 132 bytes a keypoint takes)."""
+        return (size - _HEADER.itemsize) % _KEYPOINT_BYTES != 0
 
 
 def rootsift(descriptors: np.ndarray) -> np.ndarray:

@@ -10,6 +10,10 @@ same thing for every query and can be thresholded for open-set "unknown":
   floor give 0: about 0.5 at ``inlier_midpoint`` above it. It is increasing, so ranking follows
   inlier counts, but the few inliers chance matches reach add nothing or little.
 
+* colour: the colour similarity (:mod:`instrec.rerank.colour`), already in [0, 1]. An id without
+  one (features stored before colour signatures existed, or no hued pixel on either side) leaves
+  the term out of its own mean rather than counting as a colour mismatch.
+
 The weighted mean uses only the inputs actually given (``None``), so a caller without a global
 descriptor still gets a [0, 1] score. Global similarity and geometry weigh the same by default:
 geometry separates look-alikes and finds small objects in clutter, while the global term carries
@@ -39,11 +43,14 @@ def fuse(
     local_scores: Mapping[int, float] | None,
     inliers: Mapping[int, int] | None,
     config: RerankConfig = RerankConfig(),
+    colour: Mapping[int, float] | None = None,
 ) -> dict[int, float]:
-    """Fused score in [0, 1] for every image id present in any input (absent = no evidence)."""
+    """Fused score in [0, 1] for every image id present in the evidence inputs (absent = no
+    evidence); ``colour`` only adjusts ids that have one."""
+    clip = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731
     terms = [
-        (global_scores, config.weight_global, lambda v: min(1.0, max(0.0, float(v)))),
-        (local_scores, config.weight_local, lambda v: min(1.0, max(0.0, float(v)))),
+        (global_scores, config.weight_global, clip),
+        (local_scores, config.weight_local, clip),
         (inliers, config.weight_inliers, lambda v: inlier_evidence(v, config)),
     ]
     terms = [(scores, w, f) for scores, w, f in terms if scores is not None and w > 0]
@@ -51,7 +58,9 @@ def fuse(
     total = sum(w for _, w, _ in terms)
     if not terms or total == 0:
         return {i: 0.0 for i in ids}
+    fused = {i: sum(w * f(scores[i]) for scores, w, f in terms if i in scores) for i in ids}
+    weight = config.weight_colour if colour is not None else 0.0
     return {
-        i: sum(w * f(scores[i]) for scores, w, f in terms if i in scores) / total
-        for i in ids
+        i: (s + weight * clip(colour[i])) / (total + weight) if weight and i in colour else s / total
+        for i, s in fused.items()
     }

@@ -8,12 +8,14 @@ removal can never leave verification data and the catalog disagreeing.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Mapping
 
 from PIL import Image
 
 from instrec.config import RerankConfig
+from instrec.rerank.colour import colour_signature, working_pixels
 from instrec.rerank.features import LocalFeatures, extract_local_features
 from instrec.rerank.fuse import fuse
 from instrec.rerank.index import LocalIndex
@@ -34,9 +36,10 @@ class LocalVerifier:
         return f"sift:{c.max_keypoints}:{c.max_side}:{c.contrast_threshold}"
 
     def extract(self, image: Image.Image) -> LocalFeatures:
-        """Features stored for a gallery image."""
+        """Features stored for a gallery image: keypoints and the colour signature."""
         c = self.config
-        return extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold)
+        keypoints = extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold)
+        return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
         """Features of a query: more of them, since they are never stored."""
@@ -64,12 +67,14 @@ class LocalVerifier:
         global_scores: Mapping[int, float],
         local_scores: Mapping[int, float],
         groups: Mapping[int, int],
+        colour: Mapping[int, float] | None = None,
     ) -> tuple[dict[int, float], dict[int, int]]:
         """Fused [0, 1] score and RANSAC inliers per candidate image id.
 
         ``groups`` (each image's instance) keeps two shots of one instance from cancelling each
         other in the cross-candidate ratio test. Ids without features still get a fused score
-        from their global similarity, with zero geometric evidence.
+        from their global similarity, with zero geometric evidence. ``colour`` is each
+        candidate's colour similarity to the query where both have a signature.
         """
         ids = list(global_scores.keys() | candidates.keys())
         verified = [i for i in ids if i in candidates]
@@ -79,5 +84,5 @@ class LocalVerifier:
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids},
-                     {i: local_scores.get(i, 0.0) for i in ids}, inliers, c)
+                     {i: local_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
         return fused, inliers

@@ -2,8 +2,9 @@
 
 Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best as
 many by local evidence (the local index finds objects the global descriptor ranked low, e.g. a
-small product in a cluttered shelf photo). Each gets an exact cosine, its local score and its
-RANSAC inliers, fused into one [0, 1] score; an instance scores as its best image.
+small product in a cluttered shelf photo). Each gets an exact cosine, its local score, its
+RANSAC inliers and its colour similarity to the query row that matched it best, fused into one
+[0, 1] score; an instance scores as its best image.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from instrec.decision import InstanceScore, Query
 from instrec.library import Library, SearchHits
+from instrec.rerank.colour import QueryColours, colour_similarity
 from instrec.rerank.features import LocalFeatures
 
 
@@ -28,9 +30,13 @@ def verified_ranking(
     query: Query,
     features: LocalFeatures,
     hits: SearchHits,
+    colours: QueryColours | None = None,
     exclude_image: int | None = None,
 ) -> VerifiedRanking:
-    """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored."""
+    """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored.
+
+    ``colours`` (the query's colour per search row) adds colour evidence; None leaves it out.
+    """
     verifier = library.verifier
     catalog = library.catalog
     n = verifier.config.shortlist
@@ -48,10 +54,9 @@ def verified_ranking(
     stored = catalog.local_features_by_pk(candidates)
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
-    fused, inliers = verifier.score(
-        features, {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()},
-        cosine, local_scores, instance_of,
-    )
+    unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
+    colour = None if colours is None else _colour_similarities(library, query, colours, unpacked, vector_of)
+    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour)
     best: dict[int, InstanceScore] = {}
     images = []
     for image in sorted(fused, key=lambda i: (-fused[i], i)):
@@ -75,3 +80,18 @@ def _exact_cosines(library: Library, query: Query, images: list[int],
         image = image_of[vector_id]
         if similarity > cosine.get(image, -np.inf):
             cosine[image], vector_of[image] = similarity, vector_id
+
+
+def _colour_similarities(library: Library, query: Query, colours: QueryColours,
+                         candidates: dict[int, LocalFeatures], vector_of: dict[int, int]) -> dict[int, float]:
+    """Per candidate with a colour signature, its colour similarity to the query row that matched it best."""
+    signed = {i: f.colour for i, f in candidates.items() if f.colour is not None}
+    ids, _, vectors = library.catalog.vectors_by_pk([vector_of[i] for i in signed], library.dim)
+    row_of = dict(zip(ids.tolist(), query.best_rows(vectors).tolist()))
+    out = {}
+    for image, signature in signed.items():
+        row = row_of.get(vector_of[image])  # None: removed meanwhile
+        similarity = None if row is None else colour_similarity(colours.signature(row), signature)
+        if similarity is not None:
+            out[image] = similarity
+    return out

@@ -1,0 +1,78 @@
+"""Colour evidence: does the part of the query that matched a candidate have the candidate's colours?
+
+SIFT sees grey-level gradients only and the global descriptor is trained to be largely colour-blind,
+so two packs of one brand that differ in flavour colour, or two textureless objects of the same
+shape, look alike to both. A hue-saturation histogram sees exactly that difference and costs
+144 bytes per gallery image. Near-white and near-black pixels (catalogue backgrounds, studio
+black, specular highlights, shadows) carry no hue and are left out.
+
+On the query side the histogram is taken over the region whose vector matched the candidate best
+(or the whole photo), so a product filling a corner of a shelf photo is compared by its own
+colours, not the shelf's.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+HUE_BINS, SATURATION_BINS = 18, 4
+SIGNATURE_SIZE = HUE_BINS * SATURATION_BINS
+_WORKING_SIDE = 320  # histograms need no more pixels than this
+_WHITE, _BLACK = 235, 25  # a pixel whose darkest channel is >= _WHITE, or brightest <= _BLACK, has no hue
+
+
+def working_pixels(image: Image.Image) -> np.ndarray:
+    """uint8 RGB (h, w, 3), long side at most 320 px: what signatures are computed from."""
+    rgb = np.asarray(image.convert("RGB"))
+    scale = _WORKING_SIDE / max(rgb.shape[:2])
+    if scale < 1:
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb)
+
+
+def colour_signature(rgb: np.ndarray) -> np.ndarray:
+    """float32 (72,) hue x saturation histogram of an RGB array, summing to 1 (all zeros if no pixel has hue)."""
+    if rgb.size == 0:
+        return np.zeros(SIGNATURE_SIZE, np.float32)
+    rgb = np.ascontiguousarray(rgb)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    mask = ((rgb.min(axis=2) < _WHITE) & (rgb.max(axis=2) > _BLACK)).astype(np.uint8)
+    histogram = cv2.calcHist([hsv], [0, 1], mask, [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]).ravel()
+    total = float(histogram.sum())
+    return (histogram / total if total > 0 else histogram).astype(np.float32)
+
+
+def colour_similarity(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Bhattacharyya coefficient in [0, 1] (1 = same colours); None if either has no hued pixel."""
+    if a.sum() <= 0 or b.sum() <= 0:
+        return None
+    return float(np.sqrt(np.maximum(a, 0) * np.maximum(b, 0)).sum())
+
+
+class QueryColours:
+    """Signatures of a query photo's search rows, computed on demand.
+
+    ``boxes`` is (R, 4) float: each row's (top, bottom, left, right) as fractions of the photo,
+    row 0 the whole photo (see :meth:`instrec.embedding.Embedder.regions`).
+    """
+
+    def __init__(self, image: Image.Image, boxes: np.ndarray | Sequence[Sequence[float]]):
+        self._rgb = working_pixels(image)
+        self._boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def signature(self, row: int) -> np.ndarray:
+        if row not in self._cache:
+            height, width = self._rgb.shape[:2]
+            top, bottom, left, right = self._boxes[row]
+            crop = self._rgb[int(round(top * height)) : int(round(bottom * height)),
+                             int(round(left * width)) : int(round(right * width))]
+            self._cache[row] = colour_signature(crop)
+        return self._cache[row]
