@@ -57,3 +57,12 @@ def test_every_setting_that_changes_query_scores_changes_the_query_key():
     keys = {Config().with_overrides(change).query.key() for change in changed}
     assert len(keys) == len(changed) and base.key() not in keys
     assert Config().with_overrides({"query.region_levels": "0"}).query.key() == ""  # plain whole-image queries
+
+
+def test_every_fusion_weight_changes_the_fusion_key():
+    changed = [{f"rerank.{name}": "0.5"} for name in ("weight_global", "weight_local", "weight_inliers", "weight_colour")]
+    changed += [{"rerank.inlier_floor": "4"}, {"rerank.inlier_midpoint": "8"}, {"rerank.inlier_width": "3"}]
+    keys = {str(Config().with_overrides(change).rerank.fusion_key()) for change in changed}
+    assert len(keys) == len(changed) and str(Config().rerank.fusion_key()) not in keys
+    with pytest.raises(ConfigError):
+        Config().with_overrides({"rerank.weight_colour": "-1"})

@@ -155,6 +155,19 @@ def test_a_threshold_calibrated_under_other_fusion_settings_is_not_used(enrolled
         assert other.calibrate(target_far=0.1).threshold != calibrated
 
 
+def test_scores_against_competitors_are_calibrated_and_returned_as_such(enrolled, config, embedder):
+    plain = enrolled.calibrate(target_far=0.1)
+    photo = altered_views(sample_photo(ENROLLED[0]))["crop"]
+    raw = enrolled.recognize(photo, k=2).matches
+    enrolled.close()
+    with Recognizer(config.with_overrides({"decision.competitor_weight": "0.5"}), embedder=embedder) as rivals:
+        assert rivals.calibration == default_calibration()  # the plain scores' threshold does not apply
+        assert rivals.calibrate(target_far=0.1).threshold < plain.threshold
+        lowered = rivals.recognize(photo, k=2).matches
+    assert [m.instance_id for m in lowered] == [m.instance_id for m in raw]
+    assert lowered[0].score == pytest.approx(raw[0].score - 0.5 * raw[1].score, abs=1e-6)
+
+
 def test_calibration_needs_two_instances(recognizer):
     recognizer.enroll([sample_photo("coffee")], instance_id="coffee")
     with pytest.raises(InstrecError, match="two"):

@@ -20,8 +20,8 @@ from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, short_digest
-from instrec.decision import (Calibration, InstanceScore, Query, Regions, calibrate, default_calibration,
-                              rank_instances, region_offsets)
+from instrec.decision import (Calibration, InstanceScore, Query, Regions, against_competitors, calibrate,
+                              default_calibration, rank_instances, region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.images.views import support_views
@@ -42,7 +42,9 @@ CALIBRATION_QUERIES_VERIFIED = 500  # each costs a geometric verification (~tens
 class Match:
     instance_id: str
     label: str
-    score: float  # cosine similarity of the best evidence, or the fused score when re-ranking is on
+    # cosine similarity of the best evidence (the fused score when re-ranking is on), less
+    # decision.competitor_weight x the best other instance's
+    score: float
     confidence: float  # calibrated probability-like score in [0, 1]
     metadata: dict[str, Any]
     image_id: int  # the gallery image that matched best
@@ -353,7 +355,9 @@ class Recognizer:
     def _calibration_meta(self) -> str:
         """Scores differ per decision pipeline (fusion settings included), so each keeps its own calibration."""
         verified = f"+verified:{short_digest(self.config.rerank.fusion_key())}" if self.config.rerank.enabled else ""
-        return f"calibration:{self.config.decision.aggregation}{verified}{self.config.query.key()}"
+        decision = self.config.decision
+        competitors = f"-{decision.competitor_weight:g}xrival" if decision.competitor_weight else ""
+        return f"calibration:{decision.aggregation}{verified}{self.config.query.key()}{competitors}"
 
     @property
     def threshold(self) -> float:
@@ -477,7 +481,7 @@ class Recognizer:
     def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
                 image_hits: list[ImageHit]) -> Recognition:
         k = k or self.config.decision.top_k
-        top = ranked[:k]
+        top = against_competitors(ranked, self.config.decision.competitor_weight)[:k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
@@ -529,13 +533,15 @@ class Recognizer:
             rankings = self._rank(queries, hits, exclude)
         else:
             rankings = self._verified_leave_one_out(queries, hits, images, looked_at)
+        weight = self.config.decision.competitor_weight
         for owner, ranked in zip(sample_owner.tolist(), rankings):
-            own = [s.score for s in ranked if s.instance_pk == owner]
-            other = [s.score for s in ranked if s.instance_pk != owner]
+            own = [s.score for s in against_competitors(ranked, weight) if s.instance_pk == owner]
+            # the impostor: what would answer if the photo's instance were not enrolled
+            other = against_competitors([s for s in ranked if s.instance_pk != owner], weight)
             if own:
                 genuine.append(own[0])
             if other:
-                impostor.append(other[0])
+                impostor.append(other[0].score)
         source = "leave-one-out"
         if negatives:
             impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
@@ -552,17 +558,17 @@ class Recognizer:
         image's regions and pixels (from the stored original) join it, so the scores calibrated are
         the ones recognition returns."""
         looked_at: dict[int, tuple[Regions, Image.Image]] = {}
-        wanted = self.config.query.region_levels or (self.library.verifier and self.config.rerank.weight_colour)
-        for image in set(images) if wanted else ():  # no decoding when neither needs the pixels
+        colour = self.library.verifier is not None and self.config.rerank.weight_colour > 0
+        for image in set(images) if self.config.query.region_levels or colour else ():  # else no decoding
             try:
                 pixels = load_image(self.image_bytes(image), self.config.limits).pixels
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d calibrates without its regions and colours: %s", image, error)
                 continue
             looked_at[image] = (self._regions(pixels), pixels)
-        none = Regions.none(self.library.dim)
-        return [(looked_at.get(image, (none, None))[0].after_whole(v), looked_at.get(image, (none, None))[1])
-                for v, image in zip(vectors, images)]
+        unseen = (Regions.none(self.library.dim), None)
+        return [(regions.after_whole(v), pixels)
+                for v, (regions, pixels) in zip(vectors, (looked_at.get(image, unseen) for image in images))]
 
     def _verified_leave_one_out(self, queries: list[Query], hits: list[SearchHits], images: list[int],
                                 looked_at: list[tuple[Regions, Image.Image | None]]) -> list[list[InstanceScore]]:
