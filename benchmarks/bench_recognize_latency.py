@@ -43,6 +43,7 @@ SETTINGS = {
     "re-ranked, no query regions": {"query.region_levels": 0},
     "re-ranked, k=10, 3 region levels": {"query.region_levels": 3},
     "re-ranked, k=10, no region penalty": {"query.region_penalty": 0},
+    "re-ranked, k=10, no colour": {"rerank.weight_colour": 0},
     "re-ranked, k=10 (default)": {},
     "re-ranked, k=20": {"rerank.shortlist": 20},
     "re-ranked, k=50": {"rerank.shortlist": 50},
