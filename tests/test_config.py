@@ -25,6 +25,8 @@ def test_overrides_are_typed():
     ("index", "flat", "is a section"),
     ("query.region_penalty", "-0.1", "region_penalty"),
     ("query.expansion", "-1", "expansion"),
+    ("decision.competitor_weight", "1.5", "competitor_weight"),
+    ("decision.competitors", "0", "competitors"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

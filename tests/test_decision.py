@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.decision import InstanceScore, Query, Regions, against_competitors, region_offsets
+from instrec.decision import (FALLBACK_THRESHOLD, UNRELATED_SCORE, InstanceScore, Query, Regions, against_competitors,
+                              fallback_threshold, region_offsets)
 
 
 def test_a_row_like_the_whole_gallery_is_lowered_and_a_distinctive_one_raised():
@@ -55,3 +56,30 @@ def test_an_instance_that_stands_out_keeps_more_of_its_score_than_one_among_look
     assert against_competitors(standing_out, 0.0) == standing_out
     assert against_competitors([InstanceScore(1, 0.8, 10)], 0.5)[0].score == 0.8  # no competitor
     assert against_competitors([], 0.5) == []
+
+
+def test_rivals_are_the_mean_of_the_best_others_with_missing_ones_counted_as_zero():
+    ranked = [InstanceScore(i, score, 10 * i) for i, score in enumerate([0.9, 0.6, 0.5, 0.4, 0.1])]
+    lowered = [s.score for s in against_competitors(ranked, 1.0, competitors=3)]
+    assert lowered == pytest.approx([0.9 - 0.5, 0.6 - 0.6, 0.5 - 0.6333333, 0.4 - 2 / 3, 0.1 - 2 / 3])
+    assert lowered == sorted(lowered, reverse=True)  # the order is kept
+    pair = [InstanceScore(1, 0.8, 10), InstanceScore(2, 0.7, 20)]
+    assert against_competitors(pair, 1.0, competitors=5)[0].score == pytest.approx(0.8 - 0.7 / 5)
+
+
+def test_a_twin_costs_less_among_five_rivals_than_as_the_only_one():
+    """A query of one of two near-identical enrolled packs: its lead over the field survives."""
+    twin_and_field = [InstanceScore(1, 0.80, 10), InstanceScore(2, 0.79, 20)] + [
+        InstanceScore(3 + i, 0.3, 30 + i) for i in range(4)]
+    unknown_field = [InstanceScore(1, 0.55, 10)] + [InstanceScore(2 + i, 0.4 - 0.02 * i, 20 + i) for i in range(5)]
+    runner_up = [against_competitors(r, 0.75, 1)[0].score for r in (twin_and_field, unknown_field)]
+    field = [against_competitors(r, 0.75, 5)[0].score for r in (twin_and_field, unknown_field)]
+    assert runner_up[0] < runner_up[1]  # the twin pair now looks less known than an unknown object
+    assert field[0] > field[1]
+
+
+def test_before_calibration_the_threshold_is_lowered_as_much_as_an_unrelated_field_lowers_a_score():
+    field = [InstanceScore(1, 0.6, 10)] + [InstanceScore(2 + i, UNRELATED_SCORE, 20 + i) for i in range(5)]
+    lowered = against_competitors(field, 0.75, competitors=5)[0].score
+    assert fallback_threshold(0.0) == FALLBACK_THRESHOLD
+    assert lowered - fallback_threshold(0.75) == pytest.approx(0.6 - FALLBACK_THRESHOLD)

@@ -151,21 +151,22 @@ def test_a_threshold_calibrated_under_other_fusion_settings_is_not_used(enrolled
     with Recognizer(config.with_overrides({"rerank.shortlist": "7"}), embedder=embedder) as same_fusion:
         assert same_fusion.threshold == calibrated
     with Recognizer(config.with_overrides({"rerank.inlier_midpoint": "20"}), embedder=embedder) as other:
-        assert other.calibration == default_calibration()  # not calibrated under these settings yet
+        assert other.calibration.source == "default"  # not calibrated under these settings yet
         assert other.calibrate(target_far=0.1).threshold != calibrated
 
 
 def test_scores_against_competitors_are_calibrated_and_returned_as_such(enrolled, config, embedder):
-    plain = enrolled.calibrate(target_far=0.1)
     photo = altered_views(sample_photo(ENROLLED[0]))["crop"]
-    raw = enrolled.recognize(photo, k=2).matches
+    lowered = enrolled.recognize(photo, k=3).matches  # the default: against competitors
     enrolled.close()
-    with Recognizer(config.with_overrides({"decision.competitor_weight": "0.5"}), embedder=embedder) as rivals:
-        assert rivals.calibration == default_calibration()  # the plain scores' threshold does not apply
-        assert rivals.calibrate(target_far=0.1).threshold < plain.threshold
-        lowered = rivals.recognize(photo, k=2).matches
-    assert [m.instance_id for m in lowered] == [m.instance_id for m in raw]
-    assert lowered[0].score == pytest.approx(raw[0].score - 0.5 * raw[1].score, abs=1e-6)
+    with Recognizer(config.with_overrides({"decision.competitor_weight": "0"}), embedder=embedder) as plain:
+        assert plain.calibration == default_calibration()  # the lowered scores' threshold does not apply
+        raw = plain.recognize(photo, k=plain.config.decision.competitors + 1).matches
+        assert plain.calibrate(target_far=0.1).threshold > enrolled.threshold
+    decision = config.decision
+    assert [m.instance_id for m in lowered] == [m.instance_id for m in raw[:3]]
+    rivals = sum(m.score for m in raw[1 : decision.competitors + 1]) / decision.competitors
+    assert lowered[0].score == pytest.approx(raw[0].score - decision.competitor_weight * rivals, abs=1e-6)
 
 
 def test_calibration_needs_two_instances(recognizer):
@@ -332,7 +333,7 @@ def test_a_region_resembling_the_whole_gallery_does_not_win_with_a_hub_image(con
     gallery.update({10 + i: 0.6 * bland + 0.8 * e[5 + i] for i in range(10)})
     query = 100
     embedder = _TableEmbedder({**gallery, query: query_own}, {query: np.stack([bland, target_cue])})
-    base = config.with_overrides({"rerank.enabled": "false"})
+    base = config.with_overrides({"rerank.enabled": "false", "decision.competitor_weight": "0"})  # raw scores
     top = {}
     for penalty in ("0", "0.5"):
         with Recognizer(base.with_overrides({"query.region_penalty": penalty}), embedder=embedder) as rec:

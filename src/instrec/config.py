@@ -72,17 +72,20 @@ class DecisionConfig:
     shortlist: int = 100  # image neighbours fetched per query before grouping by instance
     threshold: float | None = None  # None: use the calibrated threshold stored in the library
     target_far: float = 0.01  # calibrate: false-accept rate the threshold aims for
-    # An instance's score is lowered by this x the best other instance's (decision.against_competitors):
-    # an unknown object resembles several enrolled ones alike, a known one stands out. Off: it also
-    # turns a query of either of two near-identical enrolled instances into "unknown".
-    competitor_weight: float = 0.0
+    # An instance's score is lowered by this x the mean score of the `competitors` best other instances
+    # (decision.against_competitors): an unknown object resembles several enrolled ones alike, a known
+    # one stands out. Against the runner-up alone (competitors=1), near-identical twins become "unknown".
+    competitor_weight: float = 0.75
+    competitors: int = 5
     support_views: tuple[str, ...] = ()  # enrolment: extra vectors per shot from "crops", "rotations", "light"
 
     def __post_init__(self) -> None:
         from instrec.images.views import VIEW_FAMILIES
 
-        if not 0 <= self.competitor_weight < 1:
-            raise ConfigError("decision.competitor_weight must be in [0, 1)")
+        if not 0 <= self.competitor_weight <= 1:
+            raise ConfigError("decision.competitor_weight must be in [0, 1]")
+        if self.competitors < 1:
+            raise ConfigError("decision.competitors must be at least 1")
         unknown = set(self.support_views) - VIEW_FAMILIES.keys()
         if unknown:
             raise ConfigError(f"decision.support_views: unknown {sorted(unknown)}; known: {sorted(VIEW_FAMILIES)}")

@@ -21,7 +21,7 @@ from PIL import Image
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, short_digest
 from instrec.decision import (Calibration, InstanceScore, Query, Regions, against_competitors, calibrate,
-                              default_calibration, rank_instances, region_offsets)
+                              default_calibration, fallback_threshold, rank_instances, region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image
 from instrec.images.views import support_views
@@ -43,7 +43,7 @@ class Match:
     instance_id: str
     label: str
     # cosine similarity of the best evidence (the fused score when re-ranking is on), less
-    # decision.competitor_weight x the best other instance's
+    # decision.competitor_weight x the mean of the decision.competitors best other instances' scores
     score: float
     confidence: float  # calibrated probability-like score in [0, 1]
     metadata: dict[str, Any]
@@ -347,16 +347,17 @@ class Recognizer:
     def calibration(self) -> Calibration:
         stored = self.library.catalog.get_meta(self._calibration_meta)
         if stored != self._calibration_key:
-            self._calibration = Calibration.from_json(stored) if stored else default_calibration()
+            self._calibration = Calibration.from_json(stored) if stored else None
             self._calibration_key = stored
-        return self._calibration or default_calibration()
+        return self._calibration or default_calibration(fallback_threshold(self.config.decision.competitor_weight))
 
     @property
     def _calibration_meta(self) -> str:
         """Scores differ per decision pipeline (fusion settings included), so each keeps its own calibration."""
         verified = f"+verified:{short_digest(self.config.rerank.fusion_key())}" if self.config.rerank.enabled else ""
         decision = self.config.decision
-        competitors = f"-{decision.competitor_weight:g}xrival" if decision.competitor_weight else ""
+        competitors = (f"-{decision.competitor_weight:g}x{decision.competitors}rivals"
+                       if decision.competitor_weight else "")
         return f"calibration:{decision.aggregation}{verified}{self.config.query.key()}{competitors}"
 
     @property
@@ -480,8 +481,9 @@ class Recognizer:
 
     def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
                 image_hits: list[ImageHit]) -> Recognition:
-        k = k or self.config.decision.top_k
-        top = against_competitors(ranked, self.config.decision.competitor_weight)[:k]
+        decision = self.config.decision
+        k = k or decision.top_k
+        top = against_competitors(ranked, decision.competitor_weight, decision.competitors)[:k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
@@ -533,11 +535,12 @@ class Recognizer:
             rankings = self._rank(queries, hits, exclude)
         else:
             rankings = self._verified_leave_one_out(queries, hits, images, looked_at)
-        weight = self.config.decision.competitor_weight
+        rivals = lambda ranked: against_competitors(  # noqa: E731
+            ranked, self.config.decision.competitor_weight, self.config.decision.competitors)
         for owner, ranked in zip(sample_owner.tolist(), rankings):
-            own = [s.score for s in against_competitors(ranked, weight) if s.instance_pk == owner]
+            own = [s.score for s in rivals(ranked) if s.instance_pk == owner]
             # the impostor: what would answer if the photo's instance were not enrolled
-            other = against_competitors([s for s in ranked if s.instance_pk != owner], weight)
+            other = rivals([s for s in ranked if s.instance_pk != owner])
             if own:
                 genuine.append(own[0])
             if other:

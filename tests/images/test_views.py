@@ -36,7 +36,8 @@ def test_support_views_add_vectors_that_match_partial_views(config, embedder):
     scores = {}
     for families in ((), ("crops",)):
         home = config.home / ("with" if families else "without")
-        cfg = dataclasses.replace(config.with_overrides({"rerank.enabled": False}), home=home)
+        raw_scores = {"rerank.enabled": False, "decision.competitor_weight": 0}  # the cosine of the best vector
+        cfg = dataclasses.replace(config.with_overrides(raw_scores), home=home)
         cfg = dataclasses.replace(cfg, decision=dataclasses.replace(cfg.decision, support_views=families))
         with Recognizer(cfg, embedder=embedder) as rec:
             rec.enroll([photo], instance_id="astronaut")
