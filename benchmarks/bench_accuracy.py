@@ -47,7 +47,7 @@ def main() -> None:
                 continue
             rows = compare(root, settings, shots, base=base, unknown_fraction=args.unknown_fraction, seed=0)
             print(f"== {name}\n{text_table(rows)}", flush=True)
-            results.extend({"dataset": name, **row.to_dict()} for row in rows)
+            results.extend({**row.to_dict(), "dataset": name} for row in rows)
             if args.report_dir:
                 write_report(rows, args.report_dir / f"{name}.html", title=f"instrec accuracy: {name}")
     if args.json:
