@@ -479,11 +479,14 @@ class Recognizer:
             out.append(ImageHit(image_id, instances[instance_pk].id, score))
         return out
 
+    def _against_competitors(self, ranked: list[InstanceScore]) -> list[InstanceScore]:
+        """Scores as recognition returns them and calibration measures them (``decision.competitor*``)."""
+        decision = self.config.decision
+        return against_competitors(ranked, decision.competitor_weight, decision.competitors)
+
     def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
                 image_hits: list[ImageHit]) -> Recognition:
-        decision = self.config.decision
-        k = k or decision.top_k
-        top = against_competitors(ranked, decision.competitor_weight, decision.competitors)[:k]
+        top = self._against_competitors(ranked)[:k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
@@ -535,12 +538,10 @@ class Recognizer:
             rankings = self._rank(queries, hits, exclude)
         else:
             rankings = self._verified_leave_one_out(queries, hits, images, looked_at)
-        rivals = lambda ranked: against_competitors(  # noqa: E731
-            ranked, self.config.decision.competitor_weight, self.config.decision.competitors)
         for owner, ranked in zip(sample_owner.tolist(), rankings):
-            own = [s.score for s in rivals(ranked) if s.instance_pk == owner]
+            own = [s.score for s in self._against_competitors(ranked) if s.instance_pk == owner]
             # the impostor: what would answer if the photo's instance were not enrolled
-            other = rivals([s for s in ranked if s.instance_pk != owner])
+            other = self._against_competitors([s for s in ranked if s.instance_pk != owner])
             if own:
                 genuine.append(own[0])
             if other:
