@@ -27,6 +27,8 @@ def test_overrides_are_typed():
     ("query.expansion", "-1", "expansion"),
     ("decision.competitor_weight", "1.5", "competitor_weight"),
     ("decision.competitors", "0", "competitors"),
+    ("rerank.local_shortlist", "-1", "local_shortlist"),
+    ("rerank.match_precision", "float8", "must be one of"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -149,11 +149,15 @@ class RerankConfig:
     hamming_threshold: int = 24  # of 64 bits: a posting farther than this is no match
     hamming_sigma: float = 16.0  # match weight exp(-(h / sigma)^2): soft Hamming selectivity
     # --- verification ---
-    shortlist: int = 10  # candidates verified per query (20: product proxy top-1 0.853 -> 0.870, +21 ms)
+    shortlist: int = 10  # candidates verified per query by global similarity...
+    local_shortlist: int = 10  # ...plus these by local-index score (objects small in a cluttered photo)
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = 1000
+    # Descriptor similarities of the ratio test: "auto" = bfloat16 on CPUs with AMX (3-4x faster
+    # matching, same accuracy: benchmarks/bench_accuracy.py), else float32.
+    match_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # --- fusion into one score per candidate (weights chosen on ukbench-dev, COIL-100 and the
     # product proxy: see benchmarks/bench_accuracy.py) ---
     weight_global: float = 1.0
@@ -186,8 +190,8 @@ class RerankConfig:
             raise ConfigError("rerank.multi_assign must be >= 1")
         if not 0.0 < self.ratio <= 1.0:
             raise ConfigError("rerank.ratio must be in (0, 1]")
-        if self.shortlist < 1:
-            raise ConfigError("rerank.shortlist must be >= 1")
+        if self.shortlist < 1 or self.local_shortlist < 0:
+            raise ConfigError("rerank.shortlist must be >= 1 and rerank.local_shortlist >= 0")
         if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:
             raise ConfigError("rerank.weight_* must be >= 0")
         if self.inlier_floor < 0:

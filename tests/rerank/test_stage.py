@@ -54,6 +54,15 @@ def test_a_pasted_warped_view_is_recognised_with_geometric_evidence(enrolled, ph
     assert {"local_features", "verify"} <= result.timing_ms.keys()
 
 
+@pytest.mark.parametrize("local_shortlist", [0, 2])
+def test_the_local_shortlist_adds_candidates_to_the_global_ones(enrolled, config, embedder, photos, local_shortlist):
+    with open_recognizer(config, embedder, shortlist=1, local_shortlist=local_shortlist) as rec:
+        result = rec.recognize(query(photos, "rocket", seed=3), k=4)
+    assert result.matches[0].instance_id == "rocket"
+    # Only verified candidates are ranked; the global best may also be one of the local ones.
+    assert max(1, local_shortlist) <= len(result.matches) <= 1 + local_shortlist
+
+
 def test_removed_instances_leave_the_local_index(enrolled, photos):
     image_ids = {i.id for i in enrolled.images("coffee")}
     assert image_ids <= local_images(enrolled, photos, "coffee")

@@ -5,6 +5,7 @@ import pytest
 
 from instrec.config import RerankConfig
 from instrec.rerank import count_inliers, fuse, inlier_evidence, verify
+from instrec.rerank.verify import best_similarities
 
 from .conftest import PHOTOS, warped
 
@@ -25,6 +26,27 @@ def test_same_group_candidates_do_not_cancel_each_other(photos, verifier, galler
     grouped = verify(query, twins, ratio=0.8, groups=["rocket", "rocket", "astronaut"])
     assert ungrouped.matches[0] < 5
     assert grouped.matches[0] > 20
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "auto"])
+def test_every_matching_precision_finds_the_true_source(photos, verifier, gallery_features, precision):
+    query = verifier.extract(warped(photos["coffee"], seed=3))
+    result = verify(query, list(gallery_features.values()), precision=precision)
+    true = PHOTOS.index("coffee")
+    assert result.inliers[true] >= 20
+    assert result.inliers[true] > 3 * np.delete(result.inliers, true).max()
+
+
+def test_bfloat16_similarities_are_within_its_precision_of_float32(verifier, photos, gallery_features):
+    query = verifier.extract(warped(photos["rocket"], seed=7)).rootsift()
+    gallery = [f.rootsift() for f in gallery_features.values()] + [np.zeros((0, 128), np.float32)]
+    exact = best_similarities(query, gallery, "float32")
+    approximate = best_similarities(query, gallery, "bfloat16")
+    assert np.isneginf(exact[:, -1]).all() and np.isneginf(approximate[:, -1]).all()  # no keypoints
+    assert np.abs(approximate[:, :-1] - exact[:, :-1]).max() < 0.02
+    assert np.allclose(exact[:, 0], (query @ gallery[0].T).max(axis=1), atol=1e-6)
+    with pytest.raises(ValueError, match="precision"):
+        best_similarities(query, gallery, "float8")
 
 
 def test_too_few_points_have_no_inliers():

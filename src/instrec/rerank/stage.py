@@ -1,8 +1,8 @@
 """Second stage of recognition: turn the global shortlist into instance scores verified by geometry.
 
-Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best as
-many by local evidence (the local index finds objects the global descriptor ranked low, e.g. a
-small product in a cluttered shelf photo). Each gets an exact cosine, its local score, its
+Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best
+``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
+ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local score, its
 RANSAC inliers and its colour similarity to the query row that matched it best, fused into one
 [0, 1] score; an instance scores as its best image.
 """
@@ -47,7 +47,8 @@ def verified_ranking(
         image = image_of.get(vector_id)
         if image is not None and image != exclude_image and image not in cosine and len(cosine) < n:
             cosine[image], vector_of[image] = score, vector_id
-    local = [(i, s) for i, s in library.local_search([features], n + 1)[0] if i != exclude_image][:n]
+    n_local = verifier.config.local_shortlist
+    local = [(i, s) for i, s in library.local_search([features], n_local + 1)[0] if i != exclude_image][:n_local]
     local_scores = dict(local)
     _exact_cosines(library, query, [i for i in local_scores if i not in cosine], cosine, vector_of)
     candidates = list(cosine)

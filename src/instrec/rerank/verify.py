@@ -5,21 +5,24 @@ candidate* (or a different group, e.g. another instance), not from the same imag
 kept only if it is distinctive across the whole shortlist, which rejects background texture shared
 by many images far better than a per-pair ratio test. The surviving matches of each candidate are
 then fitted by RANSAC (homography by default; fundamental matrix for strongly 3-D objects) and the
-inliers counted. One matrix product covers all candidates, so the cost is one GEMM plus one small
-RANSAC per candidate.
+inliers counted. The cost is one matrix product per candidate (in bfloat16 where the CPU has AMX)
+plus one small RANSAC per candidate.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Hashable, Literal, Sequence
 
 import cv2
 import numpy as np
+import torch
 
 from instrec.rerank.features import LocalFeatures
 
 Model = Literal["homography", "fundamental", "affine"]
+Precision = Literal["auto", "float32", "bfloat16"]
 _MIN_POINTS = {"homography": 4, "fundamental": 8, "affine": 3}
 
 
@@ -36,18 +39,19 @@ def tentative_matches(
     candidates: Sequence[LocalFeatures],
     ratio: float = 0.8,
     groups: Sequence[Hashable] | None = None,
+    precision: Precision = "float32",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per candidate, (query keypoint indices, candidate keypoint indices) passing the ratio test.
 
     A query keypoint matches candidate j at j's nearest keypoint when that distance is below
     ``ratio`` times the distance to the nearest keypoint of any candidate in another group
     (``groups[j]``, default: every candidate its own group). With a single group there is no
-    competitor, so every nearest neighbour is kept and only geometry decides.
+    competitor, so every nearest neighbour is kept and only geometry decides. ``precision``: of
+    the similarities the ratio test compares (:func:`best_similarities`).
     """
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     n_cand = len(candidates)
-    sizes = np.array([len(c) for c in candidates], np.int64)
-    if len(query) == 0 or sizes.sum() == 0:
+    if len(query) == 0 or sum(len(c) for c in candidates) == 0:
         return [empty] * n_cand
     keys = list(range(n_cand)) if groups is None else list(groups)
     if len(keys) != n_cand:
@@ -56,13 +60,9 @@ def tentative_matches(
     group_of = np.array([numbering.setdefault(k, len(numbering)) for k in keys], np.int64)
     n_groups = len(numbering)
 
-    present = np.flatnonzero(sizes)
     q = query.rootsift()
-    gallery = np.concatenate([candidates[j].rootsift() for j in present])
-    sims = q @ gallery.T  # unit vectors: squared distance = 2 - 2 * similarity
-    starts = np.concatenate([[0], np.cumsum(sizes[present])[:-1]])
-    best_sim = np.full((len(q), n_cand), -np.inf, np.float32)
-    best_sim[:, present] = np.maximum.reduceat(sims, starts, axis=1)
+    gallery = [c.rootsift() for c in candidates]
+    best_sim = best_similarities(q, gallery, precision)
 
     group_sim = np.full((len(q), n_groups), -np.inf, np.float32)
     for g in range(n_groups):
@@ -81,11 +81,47 @@ def tentative_matches(
     ok = d_best < (ratio * ratio) * d_other
 
     out = [empty] * n_cand
-    for j, s, n in zip(present, starts, sizes[present]):
+    for j, descriptors in enumerate(gallery):
         rows = np.flatnonzero(ok[:, j])
         if len(rows):  # the nearest keypoint is looked up only where the ratio test passed
-            out[j] = (rows, sims[rows, s : s + n].argmax(axis=1))
+            out[j] = (rows, (q[rows] @ descriptors.T).argmax(axis=1))
     return out
+
+
+def best_similarities(query: np.ndarray, gallery: Sequence[np.ndarray], precision: Precision = "float32") -> np.ndarray:
+    """(n_query, n_candidates) float32: each query descriptor's best similarity within each candidate
+    (-inf for a candidate without keypoints).
+
+    One product per candidate, reduced at once: the whole query x shortlist matrix (tens of MB)
+    would be written and read back from memory. "bfloat16" runs the products on torch's bfloat16
+    kernels, 3-4x faster on CPUs with AMX tiles, at 3 significant digits; "auto" picks it there.
+    """
+    out = np.full((len(query), len(gallery)), -np.inf, np.float32)
+    if _resolved(precision) == "float32":
+        for j, descriptors in enumerate(gallery):
+            if len(descriptors):
+                out[:, j] = (query @ descriptors.T).max(axis=1)
+        return out
+    with torch.inference_mode():
+        q = torch.from_numpy(query).bfloat16()
+        for j, descriptors in enumerate(gallery):
+            if len(descriptors):
+                out[:, j] = torch.matmul(q, torch.from_numpy(descriptors).bfloat16().T).amax(dim=1).float().numpy()
+    return out
+
+
+def _resolved(precision: Precision) -> Literal["float32", "bfloat16"]:
+    if precision == "auto":
+        return "bfloat16" if _fast_bfloat16() else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown matching precision {precision!r}")
+    return precision
+
+
+@functools.cache
+def _fast_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX); elsewhere torch emulates it, slower than float32."""
+    return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
 
 
 def count_inliers(
@@ -121,9 +157,10 @@ def verify(
     iters: int = 1000,
     seed: int = 0,
     groups: Sequence[Hashable] | None = None,
+    precision: Precision = "float32",
 ) -> Verification:
     """Ratio-test matches and RANSAC inlier counts of ``query`` against each candidate."""
-    pairs = tentative_matches(query, candidates, ratio, groups)
+    pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
     inliers = np.array(
         [
