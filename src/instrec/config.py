@@ -151,7 +151,8 @@ class RerankConfig:
     # --- verification ---
     shortlist: int = 10  # candidates verified per query by global similarity...
     local_shortlist: int = 10  # ...plus these by local-index score (objects small in a cluttered photo)
-    ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
+    ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image...
+    ratio_rival: int = 1  # ...of the best other instance (2: the second best, so look-alikes share keypoints)
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = 1000
@@ -190,6 +191,8 @@ class RerankConfig:
             raise ConfigError("rerank.multi_assign must be >= 1")
         if not 0.0 < self.ratio <= 1.0:
             raise ConfigError("rerank.ratio must be in (0, 1]")
+        if self.ratio_rival < 1:
+            raise ConfigError("rerank.ratio_rival must be >= 1")
         if self.shortlist < 1 or self.local_shortlist < 0:
             raise ConfigError("rerank.shortlist must be >= 1 and rerank.local_shortlist >= 0")
         if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:

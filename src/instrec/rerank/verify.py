@@ -40,15 +40,20 @@ def tentative_matches(
     ratio: float = 0.8,
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
+    rival_rank: int = 1,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per candidate, (query keypoint indices, candidate keypoint indices) passing the ratio test.
 
     A query keypoint matches candidate j at j's nearest keypoint when that distance is below
     ``ratio`` times the distance to the nearest keypoint of any candidate in another group
     (``groups[j]``, default: every candidate its own group). With a single group there is no
-    competitor, so every nearest neighbour is kept and only geometry decides. ``precision``: of
-    the similarities the ratio test compares (:func:`best_similarities`).
+    competitor, so every nearest neighbour is kept and only geometry decides. ``rival_rank`` = 2
+    takes the competitor from the second-best other group instead: a keypoint shared by two
+    look-alike instances (one pack in two flavours) then counts for both rather than for neither.
+    ``precision``: of the similarities the ratio test compares (:func:`best_similarities`).
     """
+    if rival_rank < 1:
+        raise ValueError(f"rival_rank must be >= 1, got {rival_rank}")
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     n_cand = len(candidates)
     if len(query) == 0 or sum(len(c) for c in candidates) == 0:
@@ -64,19 +69,18 @@ def tentative_matches(
     gallery = [c.rootsift() for c in candidates]
     best_sim = best_similarities(q, gallery, precision)
 
-    group_sim = np.full((len(q), n_groups), -np.inf, np.float32)
+    # Best similarity per group, padded with empty groups so every row has rival_rank others.
+    group_sim = np.full((len(q), max(n_groups, rival_rank + 1)), -np.inf, np.float32)
     for g in range(n_groups):
         members = np.flatnonzero(group_of == g)
         group_sim[:, g] = best_sim[:, members].max(axis=1)
-    if n_groups > 1:
-        top2 = np.argsort(-group_sim, axis=1)[:, :2]
-        rows = np.arange(len(q))
-        first, second = group_sim[rows, top2[:, 0]], group_sim[rows, top2[:, 1]]
-        # Best similarity among groups other than each candidate's own.
-        other = np.where(top2[:, :1] == group_of[None, :], second[:, None], first[:, None])
-        d_other = np.maximum(2.0 - 2.0 * other, 0.0)
-    else:
-        d_other = np.full((len(q), n_cand), np.inf, np.float32)
+    top = np.argsort(-group_sim, axis=1)[:, : rival_rank + 1]
+    top_sim = np.take_along_axis(group_sim, top, axis=1)
+    # The rival_rank-th best group other than each candidate's own: one place further down the
+    # ranking when the candidate's own group is ranked above it.
+    own_above = (top[:, :rival_rank, None] == group_of[None, None, :]).any(axis=1)
+    other = np.where(own_above, top_sim[:, rival_rank, None], top_sim[:, rival_rank - 1, None])
+    d_other = np.maximum(2.0 - 2.0 * other, 0.0)  # inf where there is no such group
     d_best = np.maximum(2.0 - 2.0 * best_sim, 0.0)
     ok = d_best < (ratio * ratio) * d_other
 
@@ -103,11 +107,24 @@ def best_similarities(query: np.ndarray, gallery: Sequence[np.ndarray], precisio
                 out[:, j] = (query @ descriptors.T).max(axis=1)
         return out
     with torch.inference_mode():
-        q = torch.from_numpy(query).bfloat16()
+        q = _zero_padded(query)
         for j, descriptors in enumerate(gallery):
             if len(descriptors):
-                out[:, j] = torch.matmul(q, torch.from_numpy(descriptors).bfloat16().T).amax(dim=1).float().numpy()
+                best = torch.matmul(q, _zero_padded(descriptors).T).amax(dim=1)
+                out[:, j] = best[: len(query)].float().numpy()
     return out
+
+
+def _zero_padded(descriptors: np.ndarray, multiple: int = 128) -> torch.Tensor:
+    """bfloat16 rows padded with zeros to a multiple of ``multiple``.
+
+    Every new matrix shape makes oneDNN build a new kernel (about 2 ms, more than the product
+    itself), so the shapes are kept to a few. Zero rows change no maximum: RootSIFT vectors are
+    non-negative, so every real similarity is >= 0.
+    """
+    padded = torch.zeros((-(-len(descriptors) // multiple) * multiple, descriptors.shape[1]), dtype=torch.bfloat16)
+    padded[: len(descriptors)] = torch.from_numpy(descriptors)
+    return padded
 
 
 def _resolved(precision: Precision) -> Literal["float32", "bfloat16"]:
@@ -158,9 +175,10 @@ def verify(
     seed: int = 0,
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
+    rival_rank: int = 1,
 ) -> Verification:
     """Ratio-test matches and RANSAC inlier counts of ``query`` against each candidate."""
-    pairs = tentative_matches(query, candidates, ratio, groups, precision)
+    pairs = tentative_matches(query, candidates, ratio, groups, precision, rival_rank)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
     inliers = np.array(
         [
