@@ -28,19 +28,6 @@ def test_same_group_candidates_do_not_cancel_each_other(photos, verifier, galler
     assert grouped.matches[0] > 20
 
 
-def test_look_alikes_share_their_keypoints_when_the_rival_is_the_second_best_other(photos, verifier, gallery_features):
-    """Two instances that look alike (two flavours of one pack) keep their common keypoints with rival_rank=2."""
-    query = verifier.extract(warped(photos["rocket"], seed=5))
-    look_alikes = [gallery_features[4], gallery_features[4], gallery_features[1], gallery_features[2]]
-    first = verify(query, look_alikes, rival_rank=1)
-    second = verify(query, look_alikes, rival_rank=2)
-    assert first.matches[0] < 5 and first.matches[1] < 5
-    assert second.matches[0] > 20 and second.matches[0] == second.matches[1]
-    assert max(second.inliers[2:]) < 10  # unrelated candidates still find no geometry
-    with pytest.raises(ValueError, match="rival_rank"):
-        verify(query, look_alikes, rival_rank=0)
-
-
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "auto"])
 def test_every_matching_precision_finds_the_true_source(photos, verifier, gallery_features, precision):
     query = verifier.extract(warped(photos["coffee"], seed=3))

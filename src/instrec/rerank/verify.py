@@ -40,20 +40,15 @@ def tentative_matches(
     ratio: float = 0.8,
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
-    rival_rank: int = 1,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per candidate, (query keypoint indices, candidate keypoint indices) passing the ratio test.
 
     A query keypoint matches candidate j at j's nearest keypoint when that distance is below
     ``ratio`` times the distance to the nearest keypoint of any candidate in another group
     (``groups[j]``, default: every candidate its own group). With a single group there is no
-    competitor, so every nearest neighbour is kept and only geometry decides. ``rival_rank`` = 2
-    takes the competitor from the second-best other group instead: a keypoint shared by two
-    look-alike instances (one pack in two flavours) then counts for both rather than for neither.
-    ``precision``: of the similarities the ratio test compares (:func:`best_similarities`).
+    competitor, so every nearest neighbour is kept and only geometry decides. ``precision``: of
+    the similarities the ratio test compares (:func:`best_similarities`).
     """
-    if rival_rank < 1:
-        raise ValueError(f"rival_rank must be >= 1, got {rival_rank}")
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     n_cand = len(candidates)
     if len(query) == 0 or sum(len(c) for c in candidates) == 0:
@@ -69,18 +64,16 @@ def tentative_matches(
     gallery = [c.rootsift() for c in candidates]
     best_sim = best_similarities(q, gallery, precision)
 
-    # Best similarity per group, padded with empty groups so every row has rival_rank others.
-    group_sim = np.full((len(q), max(n_groups, rival_rank + 1)), -np.inf, np.float32)
+    # Best similarity per group, padded with an empty group so every row has another one.
+    group_sim = np.full((len(q), max(n_groups, 2)), -np.inf, np.float32)
     for g in range(n_groups):
         members = np.flatnonzero(group_of == g)
         group_sim[:, g] = best_sim[:, members].max(axis=1)
-    top = np.argsort(-group_sim, axis=1)[:, : rival_rank + 1]
-    top_sim = np.take_along_axis(group_sim, top, axis=1)
-    # The rival_rank-th best group other than each candidate's own: one place further down the
-    # ranking when the candidate's own group is ranked above it.
-    own_above = (top[:, :rival_rank, None] == group_of[None, None, :]).any(axis=1)
-    other = np.where(own_above, top_sim[:, rival_rank, None], top_sim[:, rival_rank - 1, None])
-    d_other = np.maximum(2.0 - 2.0 * other, 0.0)  # inf where there is no such group
+    top2 = np.argsort(-group_sim, axis=1)[:, :2]
+    first, second = np.take_along_axis(group_sim, top2, axis=1).T
+    # Best similarity among groups other than each candidate's own (-inf with a single group).
+    other = np.where(top2[:, :1] == group_of[None, :], second[:, None], first[:, None])
+    d_other = np.maximum(2.0 - 2.0 * other, 0.0)
     d_best = np.maximum(2.0 - 2.0 * best_sim, 0.0)
     ok = d_best < (ratio * ratio) * d_other
 
@@ -98,7 +91,7 @@ def best_similarities(query: np.ndarray, gallery: Sequence[np.ndarray], precisio
 
     One product per candidate, reduced at once: the whole query x shortlist matrix (tens of MB)
     would be written and read back from memory. "bfloat16" runs the products on torch's bfloat16
-    kernels, 3-4x faster on CPUs with AMX tiles, at 3 significant digits; "auto" picks it there.
+    kernels, faster on CPUs with AMX tiles, at 3 significant digits; "auto" picks it there.
     """
     out = np.full((len(query), len(gallery)), -np.inf, np.float32)
     if _resolved(precision) == "float32":
@@ -175,10 +168,9 @@ def verify(
     seed: int = 0,
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
-    rival_rank: int = 1,
 ) -> Verification:
     """Ratio-test matches and RANSAC inlier counts of ``query`` against each candidate."""
-    pairs = tentative_matches(query, candidates, ratio, groups, precision, rival_rank)
+    pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
     inliers = np.array(
         [
