@@ -87,7 +87,7 @@ def tentative_matches(
 
 def best_similarities(query: np.ndarray, gallery: Sequence[np.ndarray], precision: Precision = "float32") -> np.ndarray:
     """(n_query, n_candidates) float32: each query descriptor's best similarity within each candidate
-    (-inf for a candidate without keypoints).
+    (-inf for a candidate without keypoints). Rows are non-negative unit vectors (RootSIFT).
 
     One product per candidate, reduced at once: the whole query x shortlist matrix (tens of MB)
     would be written and read back from memory. "bfloat16" runs the products on torch's bfloat16
