@@ -2,9 +2,9 @@
 
 Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best
 ``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
-ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local score, its
-RANSAC inliers and its colour similarity to the query row that matched it best, fused into one
-[0, 1] score; an instance scores as its best image.
+ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local
+score, its RANSAC inliers and its colour similarity to the query row that matched it best, fused
+into one [0, 1] score; an instance scores as its best image.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def verified_ranking(
         if image is not None and image != exclude_image and image not in cosine and len(cosine) < n:
             cosine[image], vector_of[image] = score, vector_id
     n_local = verifier.config.local_shortlist
-    local = [(i, s) for i, s in library.local_search([features], n_local + 1)[0] if i != exclude_image][:n_local]
+    found = library.local_search([features], n_local + 1)[0] if n_local else []  # + 1: exclude_image
+    local = [(i, s) for i, s in found if i != exclude_image][:n_local]
     local_scores = dict(local)
     _exact_cosines(library, query, [i for i in local_scores if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
