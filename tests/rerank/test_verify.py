@@ -54,6 +54,25 @@ def test_too_few_points_have_no_inliers():
     assert count_inliers(points, points, "homography") == 0
 
 
+def _mapped(points: np.ndarray, matrix: list[list[float]], offset: list[float]) -> np.ndarray:
+    return (points @ np.asarray(matrix, np.float32).T + np.asarray(offset, np.float32)).astype(np.float32)
+
+
+def test_inliers_piled_onto_a_few_candidate_spots_count_once_per_spot():
+    """A repeated pattern: query points over 240 x 70 px all land in a 20 x 8 px corner of the candidate."""
+    src = np.random.default_rng(0).uniform([0, 0], [240, 70], (40, 2)).astype(np.float32)
+    dst = _mapped(src, [[0.08, 0.0], [0.0, 0.11]], [90, 60])
+    assert count_inliers(src, dst, threshold=10.0) == 40
+    piled = count_inliers(src, dst, threshold=10.0, min_spread=0.25)
+    assert 1 <= piled <= 6  # the 10 px cells the 20 x 8 px patch touches
+
+
+def test_inliers_spread_over_the_candidate_all_count():
+    src = np.random.default_rng(1).uniform(0, 300, (40, 2)).astype(np.float32)
+    dst = _mapped(src, [[0.7, -0.2], [0.2, 0.7]], [30, 10])  # a real view: rotated, shrunk, spread out
+    assert count_inliers(src, dst, threshold=10.0, min_spread=0.25) == count_inliers(src, dst, threshold=10.0) == 40
+
+
 def test_inlier_evidence_is_zero_at_zero_and_increasing():
     config = RerankConfig()
     values = [inlier_evidence(n, config) for n in (0, 5, 10, 20, 60)]

@@ -81,7 +81,7 @@ class LocalVerifier:
         c = self.config
         result = verify(query, [candidates[i] for i in verified], c.ratio, c.ransac_model,
                         c.ransac_threshold, c.ransac_iters, c.seed, [groups.get(i, -i) for i in verified],
-                        c.match_precision)
+                        c.match_precision, c.min_inlier_spread)
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids},
