@@ -185,7 +185,7 @@ def calibrate(
 def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
                   as_json: bool = JsonOption) -> None:
     """Extract local features for images enrolled while re-ranking was off, or before colour
-    signatures were stored (from stored originals)."""
+    signatures and hue maps were stored (from stored originals)."""
     try:
         with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
             task = progress.add_task("local features", total=None)

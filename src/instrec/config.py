@@ -178,13 +178,17 @@ class RerankConfig:
     inlier_floor: int = 3
     inlier_midpoint: float = 6.0  # inliers above the floor giving geometric evidence ~0.5
     inlier_width: float = 5.0  # logistic width: evidence ~0.27 at midpoint - 5, ~0.73 at + 5
+    # Where verification places a candidate in the query, the share of its hued pixels that have its
+    # hue there (rerank/colour.py); below this the inlier evidence shrinks in proportion: the same
+    # print in another colour (Herb-Ox beef vs chicken) matches keypoint for keypoint (0 = off).
+    hue_agreement: float = 0.3
     seed: int = 0  # RANSAC and training randomness: same inputs, same answers
 
     def fusion_key(self) -> dict[str, float]:
         """The settings that map evidence to a score: a threshold calibrated under others means nothing."""
         return {name: getattr(self, name) for name in (
             "weight_global", "weight_local", "weight_inliers", "weight_colour", "inlier_floor", "inlier_midpoint",
-            "inlier_width")}
+            "inlier_width", "hue_agreement")}
 
     def __post_init__(self) -> None:
         if min(self.max_keypoints, self.query_keypoints) < 8:
@@ -205,6 +209,8 @@ class RerankConfig:
             raise ConfigError("rerank.min_inlier_spread must be in [0, 1]")
         if self.inlier_floor < 0:
             raise ConfigError("rerank.inlier_floor must be >= 0")
+        if not 0.0 <= self.hue_agreement <= 1.0:
+            raise ConfigError("rerank.hue_agreement must be in [0, 1]")
         if self.inlier_width <= 0:
             raise ConfigError("rerank.inlier_width must be > 0")
         if self.max_side > 4095:

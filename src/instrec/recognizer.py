@@ -262,7 +262,7 @@ class Recognizer:
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
-        before colour signatures existed their signature; returns how many were completed.
+        before colour signatures or hue maps existed their colour; returns how many were completed.
 
         Reads the stored originals, so no source folder is needed; resumable (each image is its
         own transaction) and safe alongside other writers (an image removed meanwhile is skipped).
@@ -271,9 +271,9 @@ class Recognizer:
         if library.verifier is None:
             raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
         catalog = library.catalog
-        colourless = {pk for pk, size in catalog.local_feature_sizes().items()
-                      if not LocalFeatures.packed_with_colour(size)}
-        missing = sorted(set(catalog.images_without_local_features()) | colourless)
+        incomplete = {pk for pk, size in catalog.local_feature_sizes().items()
+                      if not LocalFeatures.packed_complete(size)}
+        missing = sorted(set(catalog.images_without_local_features()) | incomplete)
         done = 0
         for number, image_pk in enumerate(missing, 1):
             try:
@@ -405,8 +405,9 @@ class Recognizer:
         return self.embedder.regions(pixels, self.config.query.region_side, self.config.query.region_levels)
 
     def _colours(self, pixels: Image.Image, regions: Regions) -> QueryColours | None:
-        """The query's colours per search row, when colour evidence is weighed."""
-        return QueryColours(pixels, regions.boxes) if self.config.rerank.weight_colour > 0 else None
+        """The query's colours per search row, when colour evidence is weighed or hue maps checked."""
+        rerank = self.config.rerank
+        return QueryColours(pixels, regions.boxes) if rerank.weight_colour > 0 or rerank.hue_agreement > 0 else None
 
     def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
                 ) -> tuple[list[Query], list[SearchHits]]:

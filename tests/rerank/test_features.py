@@ -36,18 +36,27 @@ def test_pack_round_trip(gallery_features):
     assert np.abs(restored.xy - features.xy).max() <= 1 / 32 + 1e-6
     assert restored.scale == features.scale
     assert features.colour is not None and np.abs(restored.colour - features.colour).max() < 1e-3
-    assert len(features.pack()) == 8 + 132 * len(features) + 144
-    assert LocalFeatures.packed_with_colour(len(features.pack()))
+    assert features.hue is not None and features.hue_scale > 0
+    np.testing.assert_array_equal(restored.hue, features.hue)
+    assert restored.hue_scale == pytest.approx(features.hue_scale)
+    assert len(features.pack()) == 8 + 132 * len(features) + 144 + 2308
+    assert LocalFeatures.packed_complete(len(features.pack()))
     assert len(LocalFeatures.unpack(LocalFeatures.empty().pack())) == 0
 
 
-def test_features_packed_before_colour_signatures_still_unpack(gallery_features):
-    old = dataclasses.replace(gallery_features[2], colour=None).pack()
-    assert len(old) == 8 + 132 * len(gallery_features[2])
-    assert not LocalFeatures.packed_with_colour(len(old))
+@pytest.mark.parametrize("dropped,extra", [({"colour": None, "hue": None}, 0), ({"hue": None}, 144)])
+def test_features_packed_before_colour_or_hue_maps_still_unpack(gallery_features, dropped, extra):
+    old = dataclasses.replace(gallery_features[2], **dropped).pack()
+    assert len(old) == 8 + 132 * len(gallery_features[2]) + extra
+    assert not LocalFeatures.packed_complete(len(old))
     restored = LocalFeatures.unpack(old)
-    assert restored.colour is None
+    assert restored.hue is None and (restored.colour is None) == ("colour" in dropped)
     np.testing.assert_array_equal(restored.descriptors, gallery_features[2].descriptors)
+
+
+def test_a_hue_map_without_a_colour_signature_is_refused(gallery_features):
+    with pytest.raises(ValueError, match="hue map"):
+        dataclasses.replace(gallery_features[2], colour=None)
 
 
 def test_truncated_packed_features_are_refused(gallery_features):

@@ -153,14 +153,14 @@ def test_colour_tells_a_recoloured_twin_from_the_original(config, embedder, phot
     assert margins[0.25] > margins[0.0] + 0.02
 
 
-def test_images_stored_without_a_colour_signature_are_given_one(enrolled, photos):
+def test_images_stored_without_colour_or_hue_map_are_given_them(enrolled, photos):
     catalog = enrolled.library.catalog
     stored = catalog.local_features_by_pk([i.id for n in ENROLLED for i in enrolled.images(n)])
-    for image, (_, data) in list(stored.items())[:2]:
+    for (image, (_, data)), dropped in zip(list(stored.items())[:2], ({"colour": None, "hue": None}, {"hue": None})):
         features = LocalFeatures.unpack(data)
-        catalog.put_local_features(image, dataclasses.replace(features, colour=None).pack())
-    assert sum(not LocalFeatures.packed_with_colour(s) for s in catalog.local_feature_sizes().values()) == 2
+        catalog.put_local_features(image, dataclasses.replace(features, **dropped).pack())
+    assert sum(not LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values()) == 2
     assert enrolled.extract_missing_local_features() == 2
-    assert all(LocalFeatures.packed_with_colour(s) for s in catalog.local_feature_sizes().values())
+    assert all(LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values())
     assert enrolled.extract_missing_local_features() == 0
     assert enrolled.recognize(query(photos, "rocket")).matches[0].instance_id == "rocket"

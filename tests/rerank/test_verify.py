@@ -73,6 +73,16 @@ def test_inliers_spread_over_the_candidate_all_count():
     assert count_inliers(src, dst, threshold=10.0, min_spread=0.25) == count_inliers(src, dst, threshold=10.0) == 40
 
 
+def test_a_colour_disagreement_takes_away_the_inlier_evidence_in_proportion():
+    config = RerankConfig(hue_agreement=0.3)
+    plain = fuse({1: 0.5}, None, {1: 40}, config)[1]
+    assert fuse({1: 0.5}, None, {1: 40}, config, agreement={1: 0.6})[1] == pytest.approx(plain)
+    halved = fuse({1: 0.5}, None, {1: 40}, config, agreement={1: 0.15})[1]
+    none = fuse({1: 0.5}, None, {1: 0}, config)[1]
+    assert halved == pytest.approx((plain + none) / 2, abs=1e-3)
+    assert fuse({1: 0.5}, None, {1: 40}, RerankConfig(hue_agreement=0), agreement={1: 0.0})[1] == pytest.approx(plain)
+
+
 def test_inlier_evidence_is_zero_at_zero_and_increasing():
     config = RerankConfig()
     values = [inlier_evidence(n, config) for n in (0, 5, 10, 20, 60)]

@@ -10,6 +10,11 @@ same thing for every query and can be thresholded for open-set "unknown":
   floor give 0: about 0.5 at ``inlier_midpoint`` above it. It is increasing, so ranking follows
   inlier counts, but the few inliers chance matches reach add nothing or little.
 
+* agreement: where verification placed the candidate in the query, the share of its hued pixels
+  with the same hue there (:meth:`instrec.rerank.colour.QueryColours.aligned_agreement`). Below
+  ``hue_agreement`` it scales the inlier evidence down in proportion: the same print in another
+  colour (a flavour variant) matches keypoint for keypoint but is another product.
+
 * colour: the colour similarity (:mod:`instrec.rerank.colour`), already in [0, 1]. An id without
   one (features stored before colour signatures existed, or no hued pixel on either side) leaves
   the term out of its own mean rather than counting as a colour mismatch.
@@ -44,14 +49,19 @@ def fuse(
     inliers: Mapping[int, int] | None,
     config: RerankConfig = RerankConfig(),
     colour: Mapping[int, float] | None = None,
+    agreement: Mapping[int, float] | None = None,
 ) -> dict[int, float]:
     """Fused score in [0, 1] for every image id present in the evidence inputs (absent = no
-    evidence); ``colour`` only adjusts ids that have one."""
+    evidence); ``colour`` and ``agreement`` only adjust ids that have one."""
     clip = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731
+    geometry = None if inliers is None else {i: inlier_evidence(n, config) for i, n in inliers.items()}
+    if geometry is not None and agreement and config.hue_agreement > 0:
+        geometry = {i: e * clip(agreement[i] / config.hue_agreement) if i in agreement else e
+                    for i, e in geometry.items()}
     terms = [
         (global_scores, config.weight_global, clip),
         (local_scores, config.weight_local, clip),
-        (inliers, config.weight_inliers, lambda v: inlier_evidence(v, config)),
+        (geometry, config.weight_inliers, float),
     ]
     terms = [(scores, w, f) for scores, w, f in terms if scores is not None and w > 0]
     ids = {int(i) for scores, _, _ in terms for i in scores}

@@ -58,7 +58,7 @@ def verified_ranking(
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
     colour = None if colours is None else _colour_similarities(library, query, colours, unpacked, vector_of)
-    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour)
+    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour, colours)
     best: dict[int, InstanceScore] = {}
     images = []
     for image in sorted(fused, key=lambda i: (-fused[i], i)):

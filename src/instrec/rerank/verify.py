@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Hashable, Literal, Sequence
+from typing import Any, Hashable, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ class Verification:
 
     matches: np.ndarray  # int64 (n_candidates,)
     inliers: np.ndarray  # int64 (n_candidates,)
+    models: tuple[np.ndarray | None, ...] = ()  # per candidate, the fitted 3 x 3 map query -> candidate
 
 
 def tentative_matches(
@@ -134,7 +135,7 @@ def _fast_bfloat16() -> bool:
     return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
 
 
-def count_inliers(
+def fit(
     src: np.ndarray,
     dst: np.ndarray,
     model: Model = "homography",
@@ -142,8 +143,10 @@ def count_inliers(
     iters: int = 1000,
     seed: int = 0,
     min_spread: float = 0.0,
-) -> int:
-    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each); 0 if too few points.
+) -> tuple[int, np.ndarray | None]:
+    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points),
+    and the fitted 3 x 3 map (None without a fit, and for a fundamental matrix, which maps points
+    to lines).
 
     With ``min_spread`` > 0, inliers piled onto a few spots of the candidate (fewer distinct
     ``threshold``-sized cells of ``dst`` than ``min_spread`` per inlier) count once per cell. A
@@ -152,25 +155,32 @@ def count_inliers(
     match spreads over the object.
     """
     if len(src) < _MIN_POINTS[model]:
-        return 0
+        return 0, None
     src = np.ascontiguousarray(src, np.float32)
     dst = np.ascontiguousarray(dst, np.float32)
     cv2.setRNGSeed(seed)  # RANSAC sampling: same matches, same count
+    matrix = None
     if model == "homography":
-        _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=iters, confidence=0.995)
+        matrix, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=iters, confidence=0.995)
     elif model == "fundamental":
         _, mask = cv2.findFundamentalMat(src, dst, cv2.FM_RANSAC, threshold / 2, 0.995, iters)
     else:
-        _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
-                                       maxIters=iters, confidence=0.995)
+        affine, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                            maxIters=iters, confidence=0.995)
+        matrix = None if affine is None else np.vstack([affine, [0.0, 0.0, 1.0]])
     if mask is None:
-        return 0
+        return 0, None
     kept = mask.ravel().astype(bool)
     inliers = int(kept.sum())
-    if min_spread <= 0 or inliers == 0:
-        return inliers
-    distinct = len(np.unique(np.floor(dst[kept] / threshold).astype(np.int64), axis=0))
-    return inliers if distinct >= min_spread * inliers else distinct
+    if min_spread > 0 and inliers:
+        distinct = len(np.unique(np.floor(dst[kept] / threshold).astype(np.int64), axis=0))
+        inliers = inliers if distinct >= min_spread * inliers else distinct
+    return inliers, matrix
+
+
+def count_inliers(*args: Any, **kwargs: Any) -> int:
+    """:func:`fit`'s inlier count alone (same arguments)."""
+    return fit(*args, **kwargs)[0]
 
 
 def verify(
@@ -185,14 +195,10 @@ def verify(
     precision: Precision = "float32",
     min_spread: float = 0.0,
 ) -> Verification:
-    """Ratio-test matches and RANSAC inlier counts (:func:`count_inliers`) of ``query`` against each candidate."""
+    """Ratio-test matches, RANSAC inlier counts and fitted maps (:func:`fit`) of ``query`` against each candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    inliers = np.array(
-        [
-            count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread) if len(qi) else 0
-            for (qi, ci), cand in zip(pairs, candidates)
-        ],
-        np.int64,
-    )
-    return Verification(matches=matches, inliers=inliers)
+    fits = [fit(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread) if len(qi) else (0, None)
+            for (qi, ci), cand in zip(pairs, candidates)]
+    return Verification(matches=matches, inliers=np.array([n for n, _ in fits], np.int64),
+                        models=tuple(matrix for _, matrix in fits))
