@@ -92,7 +92,8 @@ class LocalVerifier:
         if query_colours is not None and c.hue_agreement > 0:
             for i, n, model in zip(verified, result.inliers, result.models):
                 features = candidates[i]
-                # Only a confident fit (evidence >= 0.5) places the candidate well enough to compare pixels.
+                # Only a confident fit (inlier_midpoint above the floor, where the evidence curve turns)
+                # places the candidate well enough to compare pixels.
                 if n >= c.inlier_floor + c.inlier_midpoint and model is not None and features.hue is not None:
                     share = query_colours.aligned_agreement(features.hue, features.hue_scale, model, query.scale)
                     if share is not None:

@@ -57,7 +57,9 @@ def verified_ranking(
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
-    colour = None if colours is None else _colour_similarities(library, query, colours, unpacked, vector_of)
+    # colours may be there only for the hue check (rerank.hue_agreement): then no region colour is weighed.
+    weighed = colours is not None and verifier.config.weight_colour > 0
+    colour = _colour_similarities(library, query, colours, unpacked, vector_of) if weighed else None
     fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour, colours)
     best: dict[int, InstanceScore] = {}
     images = []
