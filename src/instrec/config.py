@@ -153,6 +153,10 @@ class RerankConfig:
     local_shortlist: int = 20  # ...plus these by local-index score (objects small in a cluttered photo)
     # (local 10 -> 20 with query_keypoints 1000 -> 1500: product proxy top-1 0.900 -> 0.923, TAR@FAR=1%
     # 0.400 -> 0.573; but AT&T faces 3-shot top-1 0.987 -> 0.978; +5-12 ms per query)
+    # Region rows (query.region_levels) that matched the best candidates, cut out of the photo and
+    # embedded again as photos of their own: a candidate keeps the better cosine. A region pooled
+    # from the whole photo's feature map also sees the clutter around it (0 = off).
+    second_look: int = 4
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
@@ -188,7 +192,7 @@ class RerankConfig:
         """The settings that map evidence to a score: a threshold calibrated under others means nothing."""
         return {name: getattr(self, name) for name in (
             "weight_global", "weight_local", "weight_inliers", "weight_colour", "inlier_floor", "inlier_midpoint",
-            "inlier_width", "hue_agreement")}
+            "inlier_width", "hue_agreement", "second_look")}
 
     def __post_init__(self) -> None:
         if min(self.max_keypoints, self.query_keypoints) < 8:
@@ -201,6 +205,8 @@ class RerankConfig:
             raise ConfigError("rerank.multi_assign must be >= 1")
         if not 0.0 < self.ratio <= 1.0:
             raise ConfigError("rerank.ratio must be in (0, 1]")
+        if self.second_look < 0:
+            raise ConfigError("rerank.second_look must be >= 0")
         if self.shortlist < 1 or self.local_shortlist < 0:
             raise ConfigError("rerank.shortlist must be >= 1 and rerank.local_shortlist >= 0")
         if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:

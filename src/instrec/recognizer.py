@@ -29,7 +29,7 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits, merge_hits
 from instrec.rerank import LocalFeatures, LocalVerifier
 from instrec.rerank.colour import QueryColours
-from instrec.rerank.stage import verified_ranking
+from instrec.rerank.stage import CropVectors, verified_ranking
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +388,8 @@ class Recognizer:
             features = [self.library.verifier.extract_query(img.pixels) for img in loaded]
             colours = [self._colours(img.pixels, r) for img, r in zip(loaded, regions)]
             t4 = time.perf_counter()
-            rankings = [verified_ranking(self.library, q, f, h, c)
-                        for q, f, h, c in zip(queries, features, hits, colours)]
+            rankings = [verified_ranking(self.library, q, f, h, c, crops=self._crops(img.pixels, r))
+                        for q, f, h, c, img, r in zip(queries, features, hits, colours, loaded, regions)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(images)
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(images)
@@ -408,6 +408,10 @@ class Recognizer:
         """The query's colours per search row, when colour evidence is weighed or hue maps checked."""
         rerank = self.config.rerank
         return QueryColours(pixels, regions.boxes) if rerank.weight_colour > 0 or rerank.hue_agreement > 0 else None
+
+    def _crops(self, pixels: Image.Image, regions: Regions) -> CropVectors:
+        """The second look (``rerank.second_look``): query rows embedded again as crops of the photo."""
+        return lambda rows: self.embedder.embed_crops(pixels, regions.boxes[list(rows)])
 
     def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
                 ) -> tuple[list[Query], list[SearchHits]]:
@@ -583,6 +587,7 @@ class Recognizer:
             verified_ranking(library, query, LocalFeatures.unpack(stored[image][1]) if image in stored
                              else LocalFeatures.empty(), hit,
                              self._colours(pixels, regions) if pixels is not None else None,
-                             exclude_image=image).instances
+                             exclude_image=image,
+                             crops=self._crops(pixels, regions) if pixels is not None else None).instances
             for query, image, hit, (regions, pixels) in zip(queries, images, hits, looked_at)
         ]

@@ -142,7 +142,8 @@ def test_colour_tells_a_recoloured_twin_from_the_original(config, embedder, phot
     shot = warped(twin, 5, background=photos[CLUTTER])
     margins = {}
     for weight in (0.0, 0.25):
-        with open_recognizer(config, embedder, weight_colour=weight) as rec:
+        # the hue check (rerank.hue_agreement) off: this is about the region colour term alone
+        with open_recognizer(config, embedder, weight_colour=weight, hue_agreement=0.0) as rec:
             if weight == 0.0:
                 rec.enroll([photos[name]], instance_id="original")
                 rec.enroll([twin], instance_id="twin")
@@ -164,3 +165,27 @@ def test_images_stored_without_colour_or_hue_map_are_given_them(enrolled, photos
     assert all(LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values())
     assert enrolled.extract_missing_local_features() == 0
     assert enrolled.recognize(query(photos, "rocket")).matches[0].instance_id == "rocket"
+
+
+def test_the_second_look_re_embeds_the_rows_of_the_best_candidates(config, embedder, photos, monkeypatch):
+    """A small object in clutter: its region's crop, embedded like a catalogue photo, is closer to
+    the catalogue photo than the region pooled from the whole photo's feature map."""
+    scene = photos[CLUTTER].convert("RGB").resize((640, 480))
+    scene.paste(photos["coffee"].convert("RGB").resize((176, 132)), (400, 300))
+    looked: list[list[int]] = []
+    scores = {}
+    for rows in (0, 4):
+        with open_recognizer(config, embedder, second_look=rows) as rec:
+            if rows == 0:
+                for name in ENROLLED:
+                    rec.enroll([photos[name]], instance_id=name)
+            embed_crops = rec.embedder.embed_crops
+            monkeypatch.setattr(rec.embedder, "embed_crops",
+                                lambda image, boxes: looked.append(len(boxes)) or embed_crops(image, boxes))
+            scores[rows] = {m.instance_id: m.score for m in rec.recognize(scene, k=4).matches}
+            monkeypatch.undo()
+        if rows == 0:
+            assert looked == []
+    assert 1 <= looked[0] <= 4 and len(looked) == 1
+    assert max(scores[4], key=scores[4].get) == "coffee"
+    assert scores[4]["coffee"] > scores[0]["coffee"] + 0.02

@@ -113,6 +113,21 @@ class Embedder:
         fractions = np.asarray(boxes, np.float32) / np.array([height, height, width, width], np.float32)
         return Regions(region_vectors(power_map, boxes, self.descriptor.gem_p), fractions)
 
+    def embed_crops(self, image: Image.Image, boxes: np.ndarray) -> np.ndarray:
+        """(n, dim) vectors of ``boxes`` ((top, bottom, left, right) fractions) cut out of ``image``
+        and embedded as photos of their own.
+
+        A region vector pooled from the whole photo's feature map also sees the clutter around the
+        region (receptive fields reach past it) and the object at another scale than its catalogue
+        shot; the crop, resized like a gallery image, sees neither.
+        """
+        width, height = image.size
+        crops = []
+        for top, bottom, left, right in np.asarray(boxes, np.float64).reshape(-1, 4):
+            box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
+            crops.append(image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1))))
+        return self.embed(crops) if crops else np.zeros((0, self.dim), np.float32)
+
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
         total = np.zeros((len(images), self.dim), dtype=np.float32)

@@ -5,11 +5,15 @@ Candidates are the best ``rerank.shortlist`` gallery images by global similarity
 ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local
 score, its RANSAC inliers and its colour similarity to the query row that matched it best, fused
 into one [0, 1] score; an instance scores as its best image.
+
+The rows that matched the best candidates are looked at a second time (``rerank.second_look``):
+cut out of the photo and embedded on their own, a candidate keeps the better of the two cosines.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -17,6 +21,8 @@ from instrec.decision import InstanceScore, Query
 from instrec.library import Library, SearchHits
 from instrec.rerank.colour import QueryColours, colour_similarity
 from instrec.rerank.features import LocalFeatures
+
+CropVectors = Callable[[Sequence[int]], np.ndarray]  # query rows -> unit vectors of those rows' crops
 
 
 @dataclass(frozen=True)
@@ -32,10 +38,12 @@ def verified_ranking(
     hits: SearchHits,
     colours: QueryColours | None = None,
     exclude_image: int | None = None,
+    crops: CropVectors | None = None,
 ) -> VerifiedRanking:
     """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored.
 
     ``colours`` (the query's colour per search row) adds colour evidence; None leaves it out.
+    ``crops`` embeds query rows as crops for the second look; None skips it.
     """
     verifier = library.verifier
     catalog = library.catalog
@@ -57,9 +65,12 @@ def verified_ranking(
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
+    matched = _best_rows(library, query, vector_of)
+    if crops is not None and verifier.config.second_look:
+        _second_look(crops, matched, cosine, verifier.config.second_look)
     # colours may be there only for the hue check (rerank.hue_agreement): then no region colour is weighed.
     weighed = colours is not None and verifier.config.weight_colour > 0
-    colour = _colour_similarities(library, query, colours, unpacked, vector_of) if weighed else None
+    colour = _colour_similarities(colours, unpacked, matched) if weighed else None
     fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour, colours)
     best: dict[int, InstanceScore] = {}
     images = []
@@ -86,16 +97,35 @@ def _exact_cosines(library: Library, query: Query, images: list[int],
             cosine[image], vector_of[image] = similarity, vector_id
 
 
-def _colour_similarities(library: Library, query: Query, colours: QueryColours,
-                         candidates: dict[int, LocalFeatures], vector_of: dict[int, int]) -> dict[int, float]:
+def _best_rows(library: Library, query: Query, vector_of: dict[int, int]) -> dict[int, tuple[int, np.ndarray]]:
+    """Per candidate image, the query row its vector matched best and that vector (absent: removed meanwhile)."""
+    ids, _, vectors = library.catalog.vectors_by_pk(sorted(set(vector_of.values())), library.dim)
+    found = dict(zip(ids.tolist(), zip(query.best_rows(vectors).tolist(), vectors)))
+    return {image: found[v] for image, v in vector_of.items() if v in found}
+
+
+def _second_look(crops: CropVectors, matched: dict[int, tuple[int, np.ndarray]], cosine: dict[int, float],
+                 rows: int) -> None:
+    """Raise each candidate's cosine to its similarity with the crop of its row, for the ``rows``
+    region rows (row 0 is the whole photo, embedded as itself already) of the best candidates."""
+    order = sorted((i for i, (row, _) in matched.items() if row > 0), key=lambda i: (-cosine[i], i))
+    looked = list(dict.fromkeys(matched[i][0] for i in order))[:rows]
+    if not looked:
+        return
+    crop_of = dict(zip(looked, crops(looked)))
+    for image, (row, vector) in matched.items():
+        if row in crop_of:
+            cosine[image] = max(cosine[image], float(crop_of[row] @ vector))
+
+
+def _colour_similarities(colours: QueryColours, candidates: dict[int, LocalFeatures],
+                         matched: dict[int, tuple[int, np.ndarray]]) -> dict[int, float]:
     """Per candidate with a colour signature, its colour similarity to the query row that matched it best."""
-    signed = {i: f.colour for i, f in candidates.items() if f.colour is not None}
-    ids, _, vectors = library.catalog.vectors_by_pk([vector_of[i] for i in signed], library.dim)
-    row_of = dict(zip(ids.tolist(), query.best_rows(vectors).tolist()))
     out = {}
-    for image, signature in signed.items():
-        row = row_of.get(vector_of[image])  # None: removed meanwhile
-        similarity = None if row is None else colour_similarity(colours.signature(row), signature)
+    for image, features in candidates.items():
+        if features.colour is None or image not in matched:  # not matched: removed meanwhile
+            continue
+        similarity = colour_similarity(colours.signature(matched[image][0]), features.colour)
         if similarity is not None:
             out[image] = similarity
     return out
