@@ -51,7 +51,7 @@ def test_a_pasted_warped_view_is_recognised_with_geometric_evidence(enrolled, ph
     assert len({hit.image_id for hit in result.images}) == len(result.images) == len(ENROLLED)
     assert result.matches[0].inliers >= 15
     assert all(m.inliers < result.matches[0].inliers for m in result.matches[1:])
-    assert {"local_features", "verify"} <= result.timing_ms.keys()
+    assert {"local_features", "second_look", "verify"} <= result.timing_ms.keys()
 
 
 @pytest.mark.parametrize("local_shortlist", [0, 2])
@@ -182,10 +182,12 @@ def test_the_second_look_re_embeds_the_rows_of_the_best_candidates(config, embed
             embed_crops = rec.embedder.embed_crops
             monkeypatch.setattr(rec.embedder, "embed_crops",
                                 lambda image, boxes: looked.append(len(boxes)) or embed_crops(image, boxes))
-            scores[rows] = {m.instance_id: m.score for m in rec.recognize(scene, k=4).matches}
+            result = rec.recognize(scene, k=4)
             monkeypatch.undo()
+        scores[rows] = {m.instance_id: m.score for m in result.matches}
         if rows == 0:
-            assert looked == []
+            assert looked == [] and result.timing_ms["second_look"] == 0
+    assert result.timing_ms["second_look"] > 0
     assert 1 <= looked[0] <= 4 and len(looked) == 1
     assert max(scores[4], key=scores[4].get) == "coffee"
     assert scores[4]["coffee"] > scores[0]["coffee"] + 0.02
