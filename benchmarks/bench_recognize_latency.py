@@ -1,6 +1,6 @@
 """End-to-end cost of one recognition: global only, with query regions, re-ranked with k = 10 / 20 / 50.
 
-    python benchmarks/bench_recognize_latency.py [--shots 3] [--queries 100] [--threads 1] [--only NAME ...]
+    python benchmarks/bench_recognize_latency.py [--data DIR] [--shots 3] [--queries 100] [--threads 1] [--only NAME ...]
 
 One library (UKBench gallery, local features stored) is opened once per setting. The settings
 take turns on every query, timed in process CPU ms and in wall-clock ms, and the ratio column
@@ -44,6 +44,7 @@ SETTINGS = {
     "re-ranked, k=10, 3 region levels": {"query.region_levels": 3},
     "re-ranked, k=10, no region penalty": {"query.region_penalty": 0},
     "re-ranked, k=10, no colour": {"rerank.weight_colour": 0},
+    "re-ranked, k=10, no second look": {"rerank.second_look": 0},
     "re-ranked, k=10, float32 matching": {"rerank.match_precision": "float32"},
     "re-ranked, k=10, 10 local, 1000 kp": {"rerank.local_shortlist": 10, "rerank.query_keypoints": 1000},
     "re-ranked, k=10 (default)": {},

@@ -153,10 +153,10 @@ class RerankConfig:
     local_shortlist: int = 20  # ...plus these by local-index score (objects small in a cluttered photo)
     # (local 10 -> 20 with query_keypoints 1000 -> 1500: product proxy top-1 0.900 -> 0.923, TAR@FAR=1%
     # 0.400 -> 0.573; but AT&T faces 3-shot top-1 0.987 -> 0.978; +5-12 ms per query)
-    # Region rows (query.region_levels) that matched the best candidates, cut out of the photo and
-    # embedded again as photos of their own: a candidate keeps the better cosine. A region pooled
+    # Small region rows (query.region_levels) that matched the best candidates, cut out of the photo
+    # and embedded again as photos of their own: a candidate keeps the better cosine. A region pooled
     # from the whole photo's feature map also sees the clutter around it (0 = off).
-    second_look: int = 4
+    second_look: int = 2
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image

@@ -29,7 +29,7 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits, merge_hits
 from instrec.rerank import LocalFeatures, LocalVerifier
 from instrec.rerank.colour import QueryColours
-from instrec.rerank.stage import CropVectors, verified_ranking
+from instrec.rerank.stage import QueryCrops, verified_ranking
 
 log = logging.getLogger(__name__)
 
@@ -411,16 +411,16 @@ class Recognizer:
         rerank = self.config.rerank
         return QueryColours(pixels, regions.boxes) if rerank.weight_colour > 0 or rerank.hue_agreement > 0 else None
 
-    def _crops(self, pixels: Image.Image, regions: Regions, spent: list[float] | None = None) -> CropVectors:
+    def _crops(self, pixels: Image.Image, regions: Regions, spent: list[float] | None = None) -> QueryCrops:
         """The second look (``rerank.second_look``): query rows embedded again as crops of the photo
         (the seconds it takes are added to ``spent[0]``)."""
-        def crops(rows: Sequence[int]) -> np.ndarray:
+        def embed(boxes: np.ndarray) -> np.ndarray:
             start = time.perf_counter()
-            vectors = self.embedder.embed_crops(pixels, regions.boxes[list(rows)])
+            vectors = self.embedder.embed_crops(pixels, boxes)
             if spent is not None:
                 spent[0] += time.perf_counter() - start
             return vectors
-        return crops
+        return QueryCrops(regions.boxes, embed)
 
     def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
                 ) -> tuple[list[Query], list[SearchHits]]:

@@ -13,7 +13,7 @@ cut out of the photo and embedded on their own, a candidate keeps the better of 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +22,19 @@ from instrec.library import Library, SearchHits
 from instrec.rerank.colour import QueryColours, colour_similarity
 from instrec.rerank.features import LocalFeatures
 
-CropVectors = Callable[[Sequence[int]], np.ndarray]  # query rows -> unit vectors of those rows' crops
+# The second look crops only regions covering at most this share of the photo: a larger one's pooled
+# vector sees little clutter beyond it, and its crop is nearly the whole photo, embedded already.
+# (Replayed on product proxy seeds 0/1/2: AUROC 0.926/0.926/0.895 cropping the best 4 rows of any
+# size, 0.933/0.926/0.892 cropping the best 2 of at most this size.)
+SMALL_REGION = 0.25
+
+
+@dataclass(frozen=True)
+class QueryCrops:
+    """What the second look needs of a query photo: its rows' boxes and a way to embed crops."""
+
+    boxes: np.ndarray  # (R, 4): each row's (top, bottom, left, right) as fractions, row 0 the whole photo
+    embed: Callable[[np.ndarray], np.ndarray]  # (n, 4) boxes -> (n, dim) unit vectors of those crops
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ def verified_ranking(
     hits: SearchHits,
     colours: QueryColours | None = None,
     exclude_image: int | None = None,
-    crops: CropVectors | None = None,
+    crops: QueryCrops | None = None,
 ) -> VerifiedRanking:
     """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored.
 
@@ -104,15 +116,17 @@ def _best_rows(library: Library, query: Query, vector_of: dict[int, int]) -> dic
     return {image: found[v] for image, v in vector_of.items() if v in found}
 
 
-def _second_look(crops: CropVectors, matched: dict[int, tuple[int, np.ndarray]], cosine: dict[int, float],
+def _second_look(crops: QueryCrops, matched: dict[int, tuple[int, np.ndarray]], cosine: dict[int, float],
                  rows: int) -> None:
     """Raise each candidate's cosine to its similarity with the crop of its row, for the ``rows``
-    region rows (row 0 is the whole photo, embedded as itself already) of the best candidates."""
-    order = sorted((i for i, (row, _) in matched.items() if row > 0), key=lambda i: (-cosine[i], i))
+    small query rows (``SMALL_REGION``) that matched the best candidates."""
+    top, bottom, left, right = crops.boxes.T
+    small = (bottom - top) * (right - left) <= SMALL_REGION
+    order = sorted((i for i, (row, _) in matched.items() if small[row]), key=lambda i: (-cosine[i], i))
     looked = list(dict.fromkeys(matched[i][0] for i in order))[:rows]
     if not looked:
         return
-    crop_of = dict(zip(looked, crops(looked)))
+    crop_of = dict(zip(looked, crops.embed(crops.boxes[looked])))
     for image, (row, vector) in matched.items():
         if row in crop_of:
             cosine[image] = max(cosine[image], float(crop_of[row] @ vector))
