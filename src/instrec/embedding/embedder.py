@@ -124,9 +124,9 @@ class Embedder:
         width, height = image.size
         crops = []
         for top, bottom, left, right in np.asarray(boxes, np.float64).reshape(-1, 4):
-            box = (round(left * width), round(top * height), round(right * width), round(bottom * height))
-            crops.append(image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1))))
-        return self.embed(crops) if crops else np.zeros((0, self.dim), np.float32)
+            x0, y0 = round(left * width), round(top * height)
+            crops.append(image.crop((x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1))))
+        return self.embed(crops)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""

@@ -77,11 +77,12 @@ def verified_ranking(
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
-    matched = _best_rows(library, query, vector_of)
-    if crops is not None and verifier.config.second_look:
-        _second_look(crops, matched, cosine, verifier.config.second_look)
+    looking = crops is not None and verifier.config.second_look > 0
     # colours may be there only for the hue check (rerank.hue_agreement): then no region colour is weighed.
     weighed = colours is not None and verifier.config.weight_colour > 0
+    matched = _best_rows(library, query, vector_of) if looking or weighed else {}
+    if looking:
+        _second_look(crops, matched, cosine, verifier.config.second_look)
     colour = _colour_similarities(colours, unpacked, matched) if weighed else None
     fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour, colours)
     best: dict[int, InstanceScore] = {}
