@@ -52,3 +52,19 @@ def test_errors_exit_nonzero_with_a_message(tmp_path):
 def test_demo_runs(tmp_path):
     result = invoke("demo", "--home", str(tmp_path / "demo"))
     assert "answered correctly" in result.stdout
+
+
+def test_whiten_fits_a_map_a_library_then_uses(tmp_path, gallery_dir):
+    fitted = tmp_path / "w.npz"
+    result = json.loads(invoke("whiten", str(gallery_dir), "--out", str(fitted), "--dims", "4", "--json").stdout)
+    assert result["dims"] == 4 and result["pool"] >= 10 and fitted.is_file()
+    home = str(tmp_path / "lib")
+    invoke("enroll", str(gallery_dir), "--home", home, "--set", f"descriptor.whitening={fitted}")
+    stats = json.loads(invoke("stats", "--home", home, "--json", "--set", f"descriptor.whitening={fitted}").stdout)
+    assert stats["instances"] >= 10
+    refused = runner.invoke(app, ["stats", "--home", home])  # the raw descriptor is another one
+    assert refused.exit_code == 2 and "whitening" in refused.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["whiten", str(empty), "--out", str(tmp_path / "x.npz")])
+    assert result.exit_code == 2 and "no images" in result.output

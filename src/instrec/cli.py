@@ -40,10 +40,14 @@ def _config(home: Optional[Path], sets: Optional[list[str]]) -> Config:
 
 @contextmanager
 def _recognizer(home: Optional[Path], sets: Optional[list[str]]) -> Iterator[Any]:
+    """The library's recognizer; an InstrecError while opening or using it exits with its message."""
     from instrec.recognizer import Recognizer
 
-    with Recognizer(_config(home, sets)) as recognizer:
-        yield recognizer
+    try:
+        with Recognizer(_config(home, sets)) as recognizer:
+            yield recognizer
+    except InstrecError as error:
+        _fail(error)
 
 
 @contextmanager
@@ -196,6 +200,53 @@ def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] =
     table = Table("images given local features")
     table.add_row(str(done))
     _emit({"extracted": done}, as_json, table)
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """Image files in ``folder`` and its subfolders (hidden ones skipped)."""
+    folders = [folder, *sorted(d for d in folder.rglob("*") if d.is_dir() and not d.name.startswith("."))]
+    return [file for d in folders for file in iter_image_files(d)]
+
+
+@app.command()
+def whiten(
+    pool: list[Path] = typer.Argument(..., help="Files or folders (searched with their subfolders) of "
+                                                 "unlabelled photos like the gallery's."),
+    output: Path = typer.Option(..., "--out", help="Where to write the fitted map (.npz)."),
+    dims: int = typer.Option(256, "--dims", help="Principal directions kept: the new vector size."),
+    power: float = typer.Option(0.5, "--power", help="0 = PCA reduction only, 1 = full whitening."),
+    shrinkage: float = typer.Option(0.1, "--shrinkage", help="Share of the mean variance added to every direction's."),
+    sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+) -> None:
+    """Fit PCA-whitening on a pool of photos; use it with --set descriptor.whitening=FILE (a new descriptor:
+    a library built without it, or with another, refuses it)."""
+    import dataclasses
+
+    from instrec.embedding import Embedder
+    from instrec.embedding.whitening import embed_pool, fit_whitening
+
+    try:
+        config = _config(None, sets)
+        files = [f for p in pool for f in (_images_below(p) if p.is_dir() else [p])]
+        if not files:
+            raise InstrecError(f"no images under {', '.join(map(str, pool))}")
+        embedder = Embedder(dataclasses.replace(config.descriptor, whitening=None), config.runtime)
+        with _progress(not as_json) as progress:
+            task = progress.add_task("embed pool", total=len(files))
+            vectors, skipped = embed_pool(embedder, files, config.limits,
+                                          lambda done, total: progress.update(task, completed=done))
+        for error in skipped:
+            console.print(f"[yellow]skipped:[/yellow] {error}")
+        whitening = fit_whitening(vectors, dims, power, shrinkage)
+        saved = whitening.save(output)
+    except InstrecError as error:
+        _fail(error)
+    result = {"file": str(saved), "pool": whitening.pool_size, "skipped": len(skipped), "dims": whitening.dims,
+              "explained_variance": round(whitening.explained, 4), "power": power, "shrinkage": shrinkage}
+    table = Table("key", "value")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    _emit(result, as_json, table)
 
 
 @app.command()

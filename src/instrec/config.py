@@ -38,6 +38,9 @@ class DescriptorConfig:
     gem_p: float = 3.0  # generalised-mean pooling exponent (1 = average, large = max)
     scales: tuple[float, ...] = (1.0,)  # multi-scale: relative to max_side, descriptors are summed
     flip: bool = False  # also embed the mirror image and sum (test-time augmentation)
+    # PCA-whitening file fitted on unlabelled photos (`instrec whiten`, embedding/whitening.py): applied
+    # to every vector, it also sets the dimension. None = raw backbone descriptors.
+    whitening: str | None = None
 
     def key(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
 from instrec.embedding.pooling import region_boxes, region_vectors
 from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
 from instrec.embedding.registry import create_backbone
+from instrec.embedding.whitening import Whitening
 from instrec.errors import ConfigError
 
 Engine = Callable[[np.ndarray], np.ndarray]
@@ -52,8 +53,13 @@ class Embedder:
                 f"got {descriptor.size_multiple}"
             )
         self.spec = backbone.spec
-        self.dim: int = backbone.spec.feature_dim
-        self.digest: str = descriptor_digest(descriptor, backbone.weights_digest)
+        self.whitening = Whitening.load(descriptor.whitening) if descriptor.whitening else None
+        if self.whitening is not None and self.whitening.input_dim != backbone.spec.feature_dim:
+            raise ConfigError(f"descriptor.whitening: {descriptor.whitening} was fitted on {self.whitening.input_dim}-d "
+                              f"descriptors, {descriptor.backbone} gives {backbone.spec.feature_dim}-d")
+        self.dim: int = backbone.spec.feature_dim if self.whitening is None else self.whitening.dims
+        weights = backbone.weights_digest if self.whitening is None else f"{backbone.weights_digest}+{self.whitening.digest}"
+        self.digest: str = descriptor_digest(descriptor, weights)
         self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
         self._cache_dir = cache_dir or default_cache_dir()
         self._engine = self._make_engine(self._net, self.digest)
@@ -111,7 +117,7 @@ class Embedder:
         if not boxes:
             return Regions.none(self.dim)
         fractions = np.asarray(boxes, np.float32) / np.array([height, height, width, width], np.float32)
-        return Regions(region_vectors(power_map, boxes, self.descriptor.gem_p), fractions)
+        return Regions(self._whitened(region_vectors(power_map, boxes, self.descriptor.gem_p)), fractions)
 
     def embed_crops(self, image: Image.Image, boxes: np.ndarray) -> np.ndarray:
         """(n, dim) vectors of ``boxes`` ((top, bottom, left, right) fractions) cut out of ``image``
@@ -130,7 +136,7 @@ class Embedder:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
-        total = np.zeros((len(images), self.dim), dtype=np.float32)
+        total = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
         for scale in self.descriptor.scales:
             sizes = [self.input_size(image, scale) for image in images]
             for batch in batches_by_size(sizes, self.runtime.batch_size):
@@ -139,4 +145,7 @@ class Embedder:
                 if self.descriptor.flip:
                     total[batch] += self.vectors(np.ascontiguousarray(inputs[..., ::-1]))
         norms = np.linalg.norm(total, axis=1, keepdims=True)
-        return total / np.maximum(norms, 1e-12)
+        return self._whitened(total / np.maximum(norms, 1e-12))
+
+    def _whitened(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors if self.whitening is None else self.whitening.apply(vectors)
