@@ -31,6 +31,7 @@ def test_overrides_are_typed():
     ("rerank.match_precision", "float8", "must be one of"),
     ("rerank.min_inlier_spread", "1.5", "min_inlier_spread"),
     ("rerank.hue_agreement", "-0.1", "hue_agreement"),
+    ("rerank.colour_confirms", "1.5", "colour_confirms"),
     ("rerank.second_look", "-1", "second_look"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):

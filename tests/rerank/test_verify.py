@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,23 @@ def test_a_colour_disagreement_takes_away_the_inlier_evidence_in_proportion():
     none = fuse({1: 0.5}, None, {1: 0}, config)[1]
     assert halved == pytest.approx((plain + none) / 2, abs=1e-3)
     assert fuse({1: 0.5}, None, {1: 40}, RerankConfig(hue_agreement=0), agreement={1: 0.0})[1] == pytest.approx(plain)
+
+
+def test_a_hue_check_failure_confirmed_by_the_colour_histogram_also_shrinks_the_global_similarity():
+    config = RerankConfig(hue_agreement=0.3, colour_confirms=0.7, weight_local=0.0)
+    args = ({1: 0.8}, None, {1: 40}, config)
+    lighting = fuse(*args, colour={1: 0.95}, agreement={1: 0.03})[1]  # same colours, hues shifted pixel by pixel
+    variant = fuse(*args, colour={1: 0.35}, agreement={1: 0.03})[1]  # both checks see other colours
+    off = fuse({1: 0.8}, None, {1: 40}, replace(config, colour_confirms=0.0), colour={1: 0.35}, agreement={1: 0.03})[1]
+    hue_fails_alone = fuse({1: 0.8}, None, {1: 40}, config, agreement={1: 0.03})[1]  # no histogram to confirm
+    # the global term keeps 0.8 until confirmed, then shrinks to 0.8 * max(0.1, 0.5) = 0.4 (weights 1, 1, 0.25)
+    evidence = inlier_evidence(40, config) * 0.1
+    assert lighting == pytest.approx((0.8 + evidence + 0.25 * 0.95) / 2.25)
+    assert variant == pytest.approx((0.4 + evidence + 0.25 * 0.35) / 2.25)
+    assert off == pytest.approx((0.8 + evidence + 0.25 * 0.35) / 2.25)
+    assert hue_fails_alone == pytest.approx((0.8 + evidence) / 2.0)
+    passed = fuse(*args, colour={1: 0.35}, agreement={1: 0.6})[1]  # the hue check passed: nothing shrinks
+    assert passed == pytest.approx((0.8 + inlier_evidence(40, config) + 0.25 * 0.35) / 2.25)
 
 
 def test_inlier_evidence_is_zero_at_zero_and_increasing():
