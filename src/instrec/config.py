@@ -46,6 +46,11 @@ class DescriptorConfig:
         return dataclasses.asdict(self)
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it, else all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """How vectors are computed; does not change them (ONNX and torch agree to ~1e-5)."""

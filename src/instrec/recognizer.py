@@ -8,7 +8,6 @@ its own.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
-from instrec.config import Config, short_digest
+from instrec.config import Config, short_digest, usable_cores
 from instrec.decision import (Calibration, InstanceScore, Query, Regions, against_competitors, calibrate,
                               default_calibration, fallback_threshold, rank_instances, region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
@@ -159,12 +158,12 @@ class Recognizer:
         (benchmarks/bench_recognize_latency.py), but from 142 to 157 ms with the network on both
         cores, which do not run it faster.
         """
-        if not 0 < self.config.runtime.threads < (os.cpu_count() or 1):
+        if not 0 < self.config.runtime.threads < usable_cores():
             return work
         if self._side_work is None:
             with self._init_lock:
                 if self._side_work is None:  # one thread per core: concurrent queries each get one
-                    self._side_work = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="instrec-side")
+                    self._side_work = ThreadPoolExecutor(usable_cores(), thread_name_prefix="instrec-side")
         return self._side_work.submit(work).result
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from instrec.config import usable_cores
 from instrec.index.base import as_ids, as_vectors
 
 
@@ -17,8 +18,7 @@ def set_threads(threads: int) -> None:
     One thread is often the faster choice for single-query searches on a small busy machine:
     ``benchmarks/bench_search_threads.py`` measures it.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    faiss.omp_set_num_threads(threads if threads > 0 else cores)
+    faiss.omp_set_num_threads(threads if threads > 0 else usable_cores())
 
 
 def write_atomically(index: faiss.Index, path: Path) -> None:

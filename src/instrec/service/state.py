@@ -9,7 +9,6 @@ stays free to answer health checks and serve pages.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +19,7 @@ import anyio
 import anyio.to_thread
 from fastapi import Request
 
-from instrec.config import Config, ServiceConfig
+from instrec.config import Config, ServiceConfig, usable_cores
 from instrec.service.auth import KeyRing
 from instrec.service.errors import ApiError
 from instrec.service.metrics import Metrics
@@ -36,8 +35,7 @@ def resolve_inference_slots(service: ServiceConfig) -> int:
     the worker processes, so that 8 clients do not thrash 2 cores."""
     if service.inference_slots:
         return service.inference_slots
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // service.workers)
+    return max(1, usable_cores() // service.workers)
 
 
 class ThumbnailCache:
