@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 class Embedder:
     """Computes the vector ``descriptor`` defines for each image, with the engine ``runtime`` picks.
 
-    ``digest`` identifies the descriptor together with the backbone's weights: store it next to
-    the vectors; vectors with different digests are not comparable. Images come decoded and
-    upright (EXIF orientation applied); any PIL mode is converted to RGB.
+    ``digest`` identifies the descriptor together with the backbone's weights and any whitening
+    map: store it next to the vectors; vectors with different digests are not comparable. Images
+    come decoded and upright (EXIF orientation applied); any PIL mode is converted to RGB.
     """
 
     def __init__(
@@ -97,7 +97,8 @@ class Embedder:
         return to_input(image, self.input_size(image, scale), self.spec.mean, self.spec.std)
 
     def vectors(self, inputs: np.ndarray) -> np.ndarray:
-        """Unit vectors (n, dim) of a stack of ``preprocess`` outputs of one size, by the chosen engine."""
+        """The network's unit vectors (n, spec.feature_dim) of a stack of ``preprocess`` outputs of one size,
+        by the chosen engine; ``embed`` sums scales and mirror images, then whitens."""
         return self._engine(inputs)
 
     def regions(self, image: Image.Image, side: int, levels: int) -> Regions:
