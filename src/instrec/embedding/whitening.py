@@ -88,7 +88,7 @@ class Whitening:
             raise ConfigError(f"descriptor.whitening: {path} is not a whitening file ({exc})") from exc
 
 
-def fit_whitening(vectors: np.ndarray, dims: int, power: float = 1.0, shrinkage: float = 0.1) -> Whitening:
+def fit_whitening(vectors: np.ndarray, dims: int, power: float = 0.5, shrinkage: float = 0.1) -> Whitening:
     """PCA-whitening of a pool of descriptors (n, d), keeping the top ``dims`` directions.
 
     A pool of n vectors spans at most n - 1 directions, so ``dims`` must be below n.
