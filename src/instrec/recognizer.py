@@ -24,7 +24,7 @@ from instrec.config import Config, short_digest, usable_cores
 from instrec.decision import (Calibration, InstanceScore, Query, Regions, against_competitors, calibrate,
                               default_calibration, fallback_threshold, rank_instances, region_offsets)
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
-from instrec.images import LoadedImage, iter_image_files, load_image
+from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits, merge_hits
@@ -198,7 +198,7 @@ class Recognizer:
         (same content hash) are reported as duplicates and not added again.
         """
         instance_id = instance_id or uuid.uuid4().hex[:12]
-        loaded, errors = self._load_all(images, skip_bad)
+        loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
         if not loaded:
             if errors:
                 raise errors[0]
@@ -225,7 +225,7 @@ class Recognizer:
     def add_images(self, instance_id: str, images: Sequence[ImageInput], *, skip_bad: bool = False) -> EnrollResult:
         """Add images to an existing instance; never re-creates one deleted meanwhile."""
         self.get(instance_id)  # 404 before any work
-        loaded, errors = self._load_all(images, skip_bad)
+        loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
         if not loaded:
             raise errors[0] if errors else InstrecError("adding images needs at least one image")
         return self._enroll_loaded(instance_id, loaded, errors, create=False)
@@ -244,7 +244,7 @@ class Recognizer:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         report = FolderReport()
         for number, folder in enumerate(folders, 1):
-            loaded, errors = self._load_all(iter_image_files(folder), skip_bad=True)
+            loaded, errors = load_images(iter_image_files(folder), self.config.limits, skip_bad=True)
             report.errors.extend(errors)
             if loaded:
                 result = self._enroll_loaded(folder.name, loaded, [])
@@ -256,17 +256,6 @@ class Recognizer:
         self.library.save()
         report.seconds = time.perf_counter() - started
         return report
-
-    def _load_all(self, images: Sequence[ImageInput], skip_bad: bool) -> tuple[list[LoadedImage], list[ImageError]]:
-        loaded, errors = [], []
-        for image in images:
-            try:
-                loaded.append(load_image(image, self.config.limits))
-            except ImageError as error:
-                if not skip_bad:
-                    raise
-                errors.append(error)
-        return loaded, errors
 
     def _embed_new(self, images: Sequence[LoadedImage]) -> list[NewImage]:
         if not images:

@@ -24,7 +24,7 @@ from instrec.errors import (
     ImageTooSmallError,
     NotAnImageError,
 )
-from instrec.images import IMAGE_EXTENSIONS, LoadedImage, iter_image_files, load_image
+from instrec.images import IMAGE_EXTENSIONS, LoadedImage, iter_image_files, load_image, load_images
 
 WHITE = (255, 255, 255)
 
@@ -446,3 +446,12 @@ def test_iter_image_files_missing_folder(tmp_path):
 def test_image_extensions():
     expected = "jpg jpeg png bmp gif tif tiff webp pgm ppm pbm pnm".split()
     assert IMAGE_EXTENSIONS == frozenset("." + e for e in expected)
+
+
+def test_load_images_raises_on_a_bad_one_or_sets_it_aside():
+    good = Image.new("RGB", (64, 48), WHITE)
+    with pytest.raises(NotAnImageError):
+        load_images([good, b"not an image"])
+    loaded, errors = load_images([good, b"not an image", good], skip_bad=True)
+    assert [image.pixels.size for image in loaded] == [(64, 48), (64, 48)]
+    assert len(errors) == 1 and isinstance(errors[0], NotAnImageError)

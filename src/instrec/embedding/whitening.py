@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from instrec.errors import ConfigError, ImageError
-from instrec.images import load_image
+from instrec.images import load_images
 
 _FORMAT = 1
 
@@ -119,14 +119,10 @@ def embed_pool(embedder: Any, files: Sequence[Path], limits: Any, progress: Call
     and the files that could not be read (skipped: a pool is unlabelled bulk, one bad file loses nothing)."""
     parts, skipped = [], []
     for start in range(0, len(files), batch):
-        loaded = []
-        for path in files[start: start + batch]:
-            try:
-                loaded.append(load_image(path, limits).pixels)
-            except ImageError as error:
-                skipped.append(error)
+        loaded, errors = load_images(files[start: start + batch], limits, skip_bad=True)
+        skipped.extend(errors)
         if loaded:
-            parts.append(embedder.embed(loaded))
+            parts.append(embedder.embed([image.pixels for image in loaded]))
         if progress is not None:
             progress(min(start + batch, len(files)), len(files))
     vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)

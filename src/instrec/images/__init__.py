@@ -6,6 +6,7 @@ from instrec.images.loading import (
     LoadedImage,
     iter_image_files,
     load_image,
+    load_images,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageInput", "LoadedImage", "iter_image_files", "load_image"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageInput", "LoadedImage", "iter_image_files", "load_image", "load_images"]

@@ -20,6 +20,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -115,6 +116,22 @@ def load_image(
     with opened:
         rgb = _decode(opened, source, limits)
     return LoadedImage(rgb, source, data)
+
+
+def load_images(
+    sources: Sequence[ImageInput], limits: LimitsConfig = LimitsConfig(), *, skip_bad: bool = False
+) -> tuple[list[LoadedImage], list[ImageError]]:
+    """:func:`load_image` of each source; with ``skip_bad`` a bad one is set aside with its error
+    instead of raising, so one unreadable file in a batch loses nothing else."""
+    loaded, errors = [], []
+    for source in sources:
+        try:
+            loaded.append(load_image(source, limits))
+        except ImageError as error:
+            if not skip_bad:
+                raise
+            errors.append(error)
+    return loaded, errors
 
 
 def iter_image_files(folder: str | os.PathLike) -> list[Path]:
