@@ -124,6 +124,17 @@ def test_auto_switches_to_ivf_past_threshold_and_stays_consistent(tmp_path):
     assert_consistent(library)
 
 
+def test_a_saved_index_of_another_kind_is_rebuilt_as_the_configured_one(tmp_path):
+    library = open_library(tmp_path)
+    library.catalog.add_batch([(f"i{s}", [new_image(s)]) for s in range(1200)], library.descriptor)
+    library.close()
+    for backend in ("ivf", "auto", "flat"):  # auto: 1200 vectors are under its threshold
+        library = open_library(tmp_path, backend=backend)
+        assert library.index_info()["kind"] == ("ivf" if backend == "ivf" else "flat")
+        assert_consistent(library)
+        library.close()
+
+
 WRITER = textwrap.dedent("""
     import sys, numpy as np
     from instrec.catalog import NewImage

@@ -200,6 +200,8 @@ class Library:
         state = self._saved_state()
         if state is None or state["seq"] < self.catalog.journal_floor():
             return False
+        if state["kind"] != self._choose_kind(self.catalog.stats()["vectors"]):
+            return False  # index.backend now asks for another kind
         try:
             index = load_index(state["kind"], self.home / "index" / state["file"], self.index_config)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
