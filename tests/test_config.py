@@ -32,6 +32,7 @@ def test_overrides_are_typed():
     ("rerank.min_inlier_spread", "1.5", "min_inlier_spread"),
     ("rerank.hue_agreement", "-0.1", "hue_agreement"),
     ("rerank.colour_confirms", "1.5", "colour_confirms"),
+    ("rerank.hue_near_inliers", "3", "hue_near_inliers"),
     ("rerank.second_look", "-1", "second_look"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):

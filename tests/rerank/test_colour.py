@@ -79,3 +79,20 @@ def test_aligned_agreement_tells_the_same_print_in_another_colour():
     assert query.aligned_agreement(hue_map(catalogue), 200 / 48, elsewhere, 1.0) < 0.1
     off_the_photo = np.linalg.inv(np.array([[0.5, 0, 5000], [0, 0.5, 5000], [0, 0, 1]]))
     assert query.aligned_agreement(hue_map(catalogue), 200 / 48, off_the_photo, 1.0) is None
+
+
+def test_near_limits_the_check_to_the_hull_of_the_given_points():
+    """A map fitted to a few inliers on the left half is right there and wrong beyond (here: the
+    catalogue is placed twice too wide, so its blue half lands on an orange backdrop)."""
+    catalogue = canvas(RED, BLUE, size=(200, 120))
+    photo = np.array(_placed(catalogue, (100, 50), 0.5))
+    photo[50:110, 150:300] = (230, 120, 20)  # orange where the loose map puts the blue half
+    query = QueryColours(Image.fromarray(photo), [(0, 1, 0, 1)])
+    loose = np.linalg.inv(np.array([[1.0, 0, 100], [0, 0.5, 50], [0, 0, 1]]))  # right at x = 100, 2x too wide
+    inliers_on_red = np.array([[102, 55], [130, 55], [102, 105], [120, 100]], np.float64)
+    whole = query.aligned_agreement(hue_map(catalogue), 200 / 48, loose, 1.0)
+    near = query.aligned_agreement(hue_map(catalogue), 200 / 48, loose, 1.0, near=inliers_on_red)
+    assert whole < 0.5 and near > 0.9
+    recoloured = canvas(GREEN, BLUE, size=(200, 120))  # another flavour: fails among its inliers too
+    assert query.aligned_agreement(hue_map(recoloured), 200 / 48, loose, 1.0, near=inliers_on_red) < 0.1
+    assert query.aligned_agreement(hue_map(catalogue), 200 / 48, loose, 1.0, near=inliers_on_red[:1] * 0) is None

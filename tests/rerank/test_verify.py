@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from instrec.config import RerankConfig
-from instrec.rerank import count_inliers, fuse, inlier_evidence, verify
+from instrec.rerank import LocalFeatures, LocalVerifier, count_inliers, fuse, inlier_evidence, verify
+from instrec.rerank.colour import QueryColours, colour_signature, hue_map
 from instrec.rerank.verify import best_similarities
 
 from .conftest import PHOTOS, warped
+from .test_colour import BLUE, GREEN, RED, _placed, canvas
 
 
 def test_the_true_source_gets_many_more_inliers(photos, verifier, gallery_features):
@@ -140,3 +142,44 @@ def test_colour_breaks_a_tie_and_a_missing_colour_is_neutral():
     assert fused[3] == pytest.approx(fuse(*evidence, config)[3])  # no signature: scored as without colour
     assert fuse(*evidence, RerankConfig(weight_colour=0), colour={1: 0.9, 2: 0.3}) == fuse(*evidence, config)
     assert all(0.0 <= v <= 1.0 for v in fused.values())
+
+
+def test_the_inlier_points_are_the_query_keypoints_ransac_kept(photos, verifier, gallery_features):
+    query = verifier.extract(warped(photos["chelsea"], seed=11))
+    result = verify(query, list(gallery_features.values()))
+    true = PHOTOS.index("chelsea")
+    points = result.inlier_points[true]
+    assert len(points) == result.inliers[true]  # min_spread off: every kept point counts
+    assert (np.abs(query.xy[:, None] - points[None]).sum(axis=2).min(axis=0) == 0).all()
+
+
+def _few_inlier_candidate(query_colours: str) -> tuple[float, float]:
+    """A red/blue catalogue print matched by 6 exact keypoints on its red half, placed at half size
+    in a photo where that half is ``query_colours``: the fused score with the near-inlier hue check
+    (rerank.hue_near_inliers 5) and without it (9: only confident fits are checked)."""
+    catalogue = canvas(RED, BLUE, size=(200, 120))
+    rng = np.random.default_rng(0)
+    points = rng.uniform([5, 5], [95, 115], (6, 2)).astype(np.float32)
+    descriptors = rng.integers(0, 255, (6, 128)).astype(np.uint8)
+    candidate = LocalFeatures(points, descriptors, colour=colour_signature(catalogue), hue=hue_map(catalogue),
+                              hue_scale=200 / 48)
+    seen = canvas(GREEN if query_colours == "green" else RED, BLUE, size=(200, 120))
+    photo = _placed(seen, (100, 50), 0.5)
+    query = LocalFeatures((points * 0.5 + [100, 50]).astype(np.float32), descriptors)
+    colours = QueryColours(photo, [(0, 1, 0, 1)])
+    scores = []
+    for near in (5, 9):
+        verifier = LocalVerifier(RerankConfig(hue_near_inliers=near))
+        fused, inliers = verifier.score(query, {1: candidate}, {1: 0.7}, {1: 0.0}, {1: 1}, {1: 0.4}, colours)
+        assert inliers[1] == 6
+        scores.append(fused[1])
+    return scores[0], scores[1]
+
+
+def test_a_fit_with_few_inliers_is_hue_checked_among_its_inliers():
+    """Six inliers (under a confident fit's 9) on a print whose colour differs there: from
+    rerank.hue_near_inliers on, the hue check discounts it; where the colours agree, nothing changes."""
+    checked, unchecked = _few_inlier_candidate("green")
+    assert checked < unchecked - 0.05
+    same_checked, same_unchecked = _few_inlier_candidate("red")
+    assert same_checked == pytest.approx(same_unchecked)

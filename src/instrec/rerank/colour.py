@@ -34,6 +34,7 @@ _MAP_SATURATION = 60  # paler pixels' hue is too unstable to compare pixel by pi
 _QUERY_SATURATION = 40  # the query side is allowed paler: lighting washes colours out
 _HUE_TOLERANCE = 12  # in OpenCV hue units: +-24 degrees
 _MIN_ALIGNED_PIXELS = 30
+_NEAR_MARGIN = 6  # working pixels around the hull of the points a check is limited to
 
 
 def working_pixels(image: Image.Image) -> np.ndarray:
@@ -118,14 +119,17 @@ class QueryColours:
         return self._cache[row]
 
     def aligned_agreement(self, candidate_hue: np.ndarray, map_to_candidate: float,
-                          query_to_candidate: np.ndarray, query_scale: float) -> float | None:
+                          query_to_candidate: np.ndarray, query_scale: float,
+                          near: np.ndarray | None = None) -> float | None:
         """Share of the candidate's hued pixels whose query pixel has the same hue, once the
         candidate's :func:`hue_map` is warped into the query by a verified 3 x 3 map.
 
         ``map_to_candidate``: candidate feature-frame pixels per hue-map pixel;
         ``query_to_candidate``: the fitted map between the two feature frames; ``query_scale``:
-        the query's original pixels per feature-frame pixel. None when too little of the candidate
-        lands in the photo to judge.
+        the query's original pixels per feature-frame pixel. ``near`` ((n, 2) query feature-frame
+        points, e.g. the fit's inliers) limits the comparison to their convex hull and a small
+        margin: a map fitted to a few inliers is right among them, not necessarily beyond. None
+        when too little of the candidate lands there to judge.
         """
         try:
             candidate_to_query = np.linalg.inv(query_to_candidate)
@@ -139,9 +143,19 @@ class QueryColours:
         warped = cv2.warpPerspective(candidate_hue, warp, (width, height), flags=cv2.INTER_NEAREST,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=NO_HUE)
         placed = warped != NO_HUE
+        if near is not None:
+            placed &= self._hull_mask(np.asarray(near, np.float64) * to_working)
         if placed.sum() < _MIN_ALIGNED_PIXELS:
             return None
         difference = np.abs(self._hsv[..., 0].astype(np.int16) - warped.astype(np.int16))
         difference = np.minimum(difference, 180 - difference)
         same = (difference <= _HUE_TOLERANCE) & (self._mask > 0) & (self._hsv[..., 1] > _QUERY_SATURATION)
         return float(same[placed].mean())
+
+    def _hull_mask(self, points: np.ndarray) -> np.ndarray:
+        """bool (h, w) of the working frame: the points' convex hull widened by ``_NEAR_MARGIN``."""
+        mask = np.zeros(self._mask.shape, np.uint8)
+        if len(points):
+            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+            mask = cv2.dilate(mask, np.ones((2 * _NEAR_MARGIN + 1,) * 2, np.uint8))
+        return mask > 0

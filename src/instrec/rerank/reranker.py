@@ -90,14 +90,17 @@ class LocalVerifier:
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         agreement = {}
         if query_colours is not None and c.hue_agreement > 0:
-            for i, n, model in zip(verified, result.inliers, result.models):
+            confident = c.inlier_floor + c.inlier_midpoint  # where the evidence curve turns
+            for i, n, model, points in zip(verified, result.inliers, result.models, result.inlier_points):
                 features = candidates[i]
-                # Only a confident fit (inlier_midpoint above the floor, where the evidence curve turns)
-                # places the candidate well enough to compare pixels.
-                if n >= c.inlier_floor + c.inlier_midpoint and model is not None and features.hue is not None:
-                    share = query_colours.aligned_agreement(features.hue, features.hue_scale, model, query.scale)
-                    if share is not None:
-                        agreement[i] = share
+                if n < min(confident, c.hue_near_inliers) or model is None or features.hue is None:
+                    continue
+                # A confident fit places the whole candidate well enough to compare pixels; one
+                # fitted to fewer inliers is compared only among them (Herb-Ox chicken vs beef: 7-8).
+                share = query_colours.aligned_agreement(features.hue, features.hue_scale, model, query.scale,
+                                                        near=None if n >= confident else points)
+                if share is not None:
+                    agreement[i] = share
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids},
                      {i: local_scores.get(i, 0.0) for i in ids}, inliers, c, colour, agreement)
         return fused, inliers

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Hashable, Literal, Sequence
+from typing import Any, Hashable, Literal, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -33,6 +33,13 @@ class Verification:
     matches: np.ndarray  # int64 (n_candidates,)
     inliers: np.ndarray  # int64 (n_candidates,)
     models: tuple[np.ndarray | None, ...] = ()  # per candidate, the fitted 3 x 3 map query -> candidate
+    inlier_points: tuple[np.ndarray, ...] = ()  # per candidate, float32 (m, 2): its inliers' query keypoints
+
+
+class Fit(NamedTuple):
+    inliers: int  # RANSAC inliers (counted per cell under min_spread)
+    matrix: np.ndarray | None  # the fitted 3 x 3 map src -> dst, if any
+    kept: np.ndarray  # bool (n,): which of the given points RANSAC kept
 
 
 def tentative_matches(
@@ -143,10 +150,10 @@ def fit(
     iters: int = 1000,
     seed: int = 0,
     min_spread: float = 0.0,
-) -> tuple[int, np.ndarray | None]:
+) -> Fit:
     """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points),
-    and the fitted 3 x 3 map (None without a fit, and for a fundamental matrix, which maps points
-    to lines).
+    the fitted 3 x 3 map (None without a fit, and for a fundamental matrix, which maps points to
+    lines) and which points it kept.
 
     With ``min_spread`` > 0, inliers piled onto a few spots of the candidate (fewer distinct
     ``threshold``-sized cells of ``dst`` than ``min_spread`` per inlier) count once per cell. A
@@ -154,8 +161,9 @@ def fit(
     candidate ones, and a degenerate homography squeezes them all into one small area; a real
     match spreads over the object.
     """
+    nothing = Fit(0, None, np.zeros(len(src), bool))
     if len(src) < _MIN_POINTS[model]:
-        return 0, None
+        return nothing
     src = np.ascontiguousarray(src, np.float32)
     dst = np.ascontiguousarray(dst, np.float32)
     cv2.setRNGSeed(seed)  # RANSAC sampling: same matches, same count
@@ -169,13 +177,13 @@ def fit(
                                             maxIters=iters, confidence=0.995)
         matrix = None if affine is None else np.vstack([affine, [0.0, 0.0, 1.0]])
     if mask is None:
-        return 0, None
+        return nothing
     kept = mask.ravel().astype(bool)
     inliers = int(kept.sum())
     if min_spread > 0 and inliers:
         distinct = len(np.unique(np.floor(dst[kept] / threshold).astype(np.int64), axis=0))
         inliers = inliers if distinct >= min_spread * inliers else distinct
-    return inliers, matrix
+    return Fit(inliers, matrix, kept)
 
 
 def count_inliers(*args: Any, **kwargs: Any) -> int:
@@ -195,10 +203,12 @@ def verify(
     precision: Precision = "float32",
     min_spread: float = 0.0,
 ) -> Verification:
-    """Ratio-test matches, RANSAC inlier counts and fitted maps (:func:`fit`) of ``query`` against each candidate."""
+    """Ratio-test matches, RANSAC inlier counts, fitted maps and inlier keypoints (:func:`fit`) of
+    ``query`` against each candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    fits = [fit(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread) if len(qi) else (0, None)
+    fits = [fit(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread)
             for (qi, ci), cand in zip(pairs, candidates)]
-    return Verification(matches=matches, inliers=np.array([n for n, _ in fits], np.int64),
-                        models=tuple(matrix for _, matrix in fits))
+    return Verification(matches=matches, inliers=np.array([f.inliers for f in fits], np.int64),
+                        models=tuple(f.matrix for f in fits),
+                        inlier_points=tuple(query.xy[qi][f.kept] for (qi, _), f in zip(pairs, fits)))
