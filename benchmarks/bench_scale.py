@@ -1,0 +1,161 @@
+"""End to end at scale: the default pipeline's cost per query with 100 enrolled instances and with 10,000.
+
+    python benchmarks/bench_scale.py [--instances 10000] [--queries 100] [--threads 1] [--set key=value ...]
+                                     [--keep DIR]
+
+The small library holds the first 100 UKBench objects, one shot each; the queries are their other
+photos. The large library holds the same 100 plus distractor instances of one image each (COIL-100
+views, AT&T faces and crops / rotations of those: ``bench_rerank.distractor_images``), enrolled
+through the public API like any other instance, so every stage pays for them: the global search
+(whole photo and query regions), the local-index shortlist and verification.
+
+Both libraries answer every query, taking turns in a rotating order so a busy spell of the shared
+machine slows both alike. Printed: CPU and wall-clock medians and the large / small ratio (the
+issue's target: within 2x), top-1 on both, each stage's wall median, and memory per image (vector
+index and local index in RAM, the catalog and image store on disk). ``bench_rerank.py --scale``
+measures the local stage alone on the same distractors.
+
+Enrolling 10,000 instances takes about 20 minutes on 2 cores (all cores embed; queries then run
+with ``--threads``, default 1, as ``serve`` runs them). ``--keep DIR`` builds the two libraries
+there once and reuses them on later runs, e.g. to compare ``--set index.backend=ivf`` with flat.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv[:-1] else 1
+if THREADS > 0:  # BLAS reads these once, at import
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from bench_rerank import distractor_images
+from instrec.config import Config, parse_assignments
+from instrec.evaluation.datasets import load_split
+from instrec.recognizer import Recognizer
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+OBJECTS = 100
+
+
+def disk_bytes(home: Path) -> int:
+    return sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--instances", type=int, default=10_000, help="size of the large library")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="runtime.threads for queries (0 = one per core)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value, both libraries")
+    parser.add_argument("--keep", type=Path, help="build the libraries here once, reuse them afterwards")
+    args = parser.parse_args()
+    if not (args.data / "ukbench-dev").is_dir():
+        print(f"no evaluation data at {args.data} (expected ukbench-dev/ there)")
+        return 2
+    split = load_split(args.data / "ukbench-dev", shots=1)
+    gallery = split.gallery[:OBJECTS]
+    enrolled = {name for name, _ in gallery}
+    queries = [(path, truth) for path, truth in split.queries if truth in enrolled][: args.queries]
+    overrides = parse_assignments(args.sets)
+    with tempfile.TemporaryDirectory(prefix="instrec-scale-") as scratch:
+        root = args.keep or Path(scratch)
+        homes = {"small": root / "small", "large": root / f"large-{args.instances}"}
+        built = root / f"built-{args.instances}"  # written last: a half-built pair is built again
+        if args.keep and built.exists():
+            enrolment_seconds = None
+            print(f"reusing the libraries in {root}")
+        else:
+            for home in homes.values():
+                shutil.rmtree(home, ignore_errors=True)
+            enrolment_seconds = build(homes, gallery, args.instances, args.data, overrides)
+            built.touch()
+        query_overrides = {**overrides, "runtime.threads": str(args.threads)}
+        recognizers = {name: Recognizer(Config.load(home=home, overrides=query_overrides)) for name, home in homes.items()}
+        try:
+            report_memory(recognizers, homes, enrolment_seconds)
+            run_queries(recognizers, queries, args.threads)
+        finally:
+            for recognizer in recognizers.values():
+                recognizer.close()
+    return 0
+
+
+def build(homes: dict[str, Path], gallery, instances: int, data: Path, overrides: dict[str, str]) -> float:
+    """Enrol both libraries (all cores); returns the seconds the distractors took."""
+    enrolling = {**overrides, "runtime.threads": "0"}
+    for home in homes.values():
+        with Recognizer(Config.load(home=home, overrides=enrolling)) as recognizer:
+            for instance, files in gallery:
+                recognizer.enroll(files, instance_id=instance)
+    extra = instances - len(gallery)
+    started = time.perf_counter()
+    with Recognizer(Config.load(home=homes["large"], overrides=enrolling)) as recognizer, Progress() as progress:
+        task = progress.add_task(f"enrolling {extra} distractors", total=extra)
+        for number, image in enumerate(distractor_images(data, extra)):
+            recognizer.enroll([image], instance_id=f"distractor-{number:05d}")
+            progress.advance(task)
+    return time.perf_counter() - started
+
+
+def report_memory(recognizers: dict[str, Recognizer], homes: dict[str, Path], enrolment_seconds: float | None) -> None:
+    for name, recognizer in recognizers.items():
+        stats = recognizer.stats()
+        images, index = stats["images"], stats["index"]
+        local = index.get("local", {}).get("bytes", 0)
+        kept = sum(recognizer.library.catalog.local_feature_sizes().values())
+        print(f"{name}: {stats['instances']} instances, {images} images, {index['kind']} index; per image: "
+              f"vectors {index['bytes'] / images:,.0f} B RAM, local index {local / images:,.0f} B RAM, "
+              f"local features for verification {kept / images:,.0f} B on disk, "
+              f"everything on disk {disk_bytes(homes[name]) / images:,.0f} B (with the original photo)")
+    if enrolment_seconds is not None:
+        distractors = recognizers["large"].stats()["images"] - recognizers["small"].stats()["images"]
+        print(f"distractors enrolled at {1e3 * enrolment_seconds / max(1, distractors):.1f} ms per image (all cores)")
+
+
+def run_queries(recognizers: dict[str, Recognizer], queries, threads: int) -> None:
+    names = list(recognizers)
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    correct = {name: 0 for name in names}
+    for recognizer in recognizers.values():
+        recognizer.recognize(queries[0][0])  # warm-up: engine, caches, index load
+    with Progress() as progress:
+        task = progress.add_task("recognising", total=len(queries))
+        for i, (path, truth) in enumerate(queries):
+            for name in names[i % 2:] + names[: i % 2]:
+                start, start_wall = time.process_time(), time.perf_counter()
+                result = recognizers[name].recognize(path)
+                cpu[name].append(1e3 * (time.process_time() - start))
+                wall[name].append(1e3 * (time.perf_counter() - start_wall))
+                correct[name] += bool(result.matches) and result.matches[0].instance_id == truth
+                for stage, ms in result.timing_ms.items():
+                    stages[name].setdefault(stage, []).append(ms)
+            progress.advance(task)
+    print(f"{len(queries)} queries, runtime.threads={threads}; ms per query")
+    print(f"{'library':8} {'CPU median':>10} {'p95':>6} {'wall median':>11} {'p95':>6} {'top-1':>6}   median stage wall ms")
+    for name in names:
+        breakdown = ", ".join(f"{s} {statistics.median(v):.1f}" for s, v in stages[name].items() if s != "total")
+        print(f"{name:8} {statistics.median(cpu[name]):10.1f} {np.percentile(cpu[name], 95):6.1f} "
+              f"{statistics.median(wall[name]):11.1f} {np.percentile(wall[name], 95):6.1f} "
+              f"{correct[name] / len(queries):6.3f}   {breakdown}")
+    for kind, figures in (("CPU", cpu), ("wall", wall)):
+        ratio = statistics.median(figures["large"]) / statistics.median(figures["small"])
+        print(f"large / small, {kind} median: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
