@@ -1,4 +1,5 @@
-"""Exact search: every query is compared to every vector. Best for galleries up to ~20K vectors."""
+"""Exact search: every query row is compared to every vector. Best for galleries up to a few thousand
+vectors when each query searches ~40 region rows (``index.auto_threshold``)."""
 
 from __future__ import annotations
 
