@@ -11,12 +11,12 @@ import sys
 import textwrap
 import threading
 import time
-from unittest import mock
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from instrec.config import RuntimeConfig
 from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
 from instrec.decision import WHOLE_IMAGE, Regions, default_calibration
@@ -371,23 +371,19 @@ def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
 
 
 def test_keypoints_found_on_a_side_thread_change_no_answer(config, embedder):
-    """With a core spare (one photo's network run on fewer threads than there are cores) keypoints
-    are found while the photo is embedded; answers are those of the sequential path, and after
-    close() a query starts the threads again."""
+    """With a core spare (runtime.threads=1 of 2+) keypoints are found while the photo is embedded;
+    answers are those of the sequential path, and after close() a query starts the threads again."""
     answers = {}
-    for cores in (embedder.photo_threads, embedder.photo_threads + 1):  # none spare, one spare
-        rec = Recognizer(config, embedder=embedder)
-        if not answers:
+    for threads in (0, 1):
+        rec = Recognizer(dataclasses.replace(config, runtime=RuntimeConfig(threads=threads)), embedder=embedder)
+        if threads == 0:
             rec.enroll([sample_photo("coffee")], instance_id="coffee")
             rec.enroll([sample_photo("rocket")], instance_id="rocket")
-        with mock.patch("instrec.recognizer.usable_cores", return_value=cores):
-            answers[cores] = rec.recognize(sample_photo("rocket"))
-            assert (rec._side_work is not None) == (cores > embedder.photo_threads)
-            rec.close()
-            again = rec.recognize(sample_photo("rocket"))
+        answers[threads] = rec.recognize(sample_photo("rocket"))
         rec.close()
-        assert again.matches[0].score == pytest.approx(answers[cores].matches[0].score)
-    sequential, overlapped = answers.values()
-    assert sequential.matches[0].instance_id == overlapped.matches[0].instance_id == "rocket"
-    assert overlapped.matches[0].inliers == sequential.matches[0].inliers > 20
-    assert overlapped.matches[0].score == pytest.approx(sequential.matches[0].score)
+        again = rec.recognize(sample_photo("rocket"))
+        rec.close()
+        assert again.matches[0].score == pytest.approx(answers[threads].matches[0].score)
+    assert answers[0].matches[0].instance_id == answers[1].matches[0].instance_id == "rocket"
+    assert answers[1].matches[0].inliers == answers[0].matches[0].inliers > 20
+    assert answers[1].matches[0].score == pytest.approx(answers[0].matches[0].score)

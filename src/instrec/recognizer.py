@@ -150,15 +150,15 @@ class Recognizer:
         return self._library
 
     def _in_parallel(self, work: Callable[[], Any]) -> Callable[[], Any]:
-        """A function giving ``work``'s result: ``work`` is started now on a side thread when one photo's
-        network run leaves a core spare (``Embedder.photo_threads``), else it runs when its result is asked for.
+        """A function giving ``work``'s result: ``work`` is started now on a side thread when the network
+        leaves a core spare (0 < runtime.threads < cores), else it runs when its result is asked for.
 
         SIFT (OpenCV) and ONNX Runtime both release the GIL. On the 2-core machine, keypoints found
         while the photo is embedded took a query from 138 to 120 ms median with one network thread
         (benchmarks/bench_recognize_latency.py), but from 142 to 157 ms with the network on both
         cores, which do not run it faster.
         """
-        if self.embedder.photo_threads >= usable_cores():
+        if not 0 < self.config.runtime.threads < usable_cores():
             return work
         if self._side_work is None:
             with self._init_lock:

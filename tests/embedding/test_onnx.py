@@ -127,27 +127,3 @@ def test_regions_are_boxes_of_the_photo_and_empty_when_off(lite0_onnx: Embedder,
     assert (regions.boxes[:, 1] > regions.boxes[:, 0]).all() and (regions.boxes[:, 3] > regions.boxes[:, 2]).all()
     off = lite0_onnx.regions(images["coffee"], 448, 0)
     assert off.vectors.shape == (0, lite0_onnx.dim) and off.boxes.shape == (0, 4)
-
-
-@pytest.mark.parametrize("cores, threads, photo_threads", [(2, 0, 1), (1, 0, 0), (4, 2, 2), (4, 1, 1)])
-def test_one_photo_runs_on_one_thread_only_when_all_cores_were_asked_for(
-    cache_dir: Path, lite0_onnx: Embedder, images: dict[str, Image.Image], cores: int, threads: int, photo_threads: int
-) -> None:
-    """With runtime.threads 0 a single photo gets a one-thread session (a spare core for its
-    keypoints) and batches the all-core one; the vectors are the same either way."""
-    with mock.patch("instrec.embedding.embedder.usable_cores", return_value=cores):
-        embedder = Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", threads=threads), cache_dir=cache_dir)
-    engine = embedder._engine
-    assert isinstance(engine, OnnxEngine)
-    assert embedder.photo_threads == photo_threads
-    photo = [images["chelsea"]]
-    alone, batched = embedder.embed(photo), embedder.embed(photo + photo)
-    assert np.abs(alone - lite0_onnx.embed(photo)).max() < 1e-5 and np.abs(batched - alone).max() < 1e-5
-    assert (engine._photo() is engine.session) == (photo_threads == threads)
-    assert engine._photo().get_session_options().intra_op_num_threads == photo_threads
-
-
-def test_torch_engine_keeps_one_thread_count_for_photos_and_batches(cache_dir: Path) -> None:
-    with mock.patch("instrec.embedding.embedder.usable_cores", return_value=2):
-        embedder = Embedder(DescriptorConfig(), RuntimeConfig(engine="torch", threads=0), cache_dir=cache_dir)
-    assert embedder.photo_threads == 2

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest, usable_cores
+from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
 from instrec.decision import Regions
 from instrec.embedding.descriptor_net import DescriptorNet, GemPowerMap
-from instrec.embedding.onnx_runtime import OnnxEngine, cached_engine, default_cache_dir
+from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
 from instrec.embedding.pooling import region_boxes, region_vectors
 from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
 from instrec.embedding.registry import create_backbone
@@ -62,20 +62,13 @@ class Embedder:
         self.digest: str = descriptor_digest(descriptor, weights)
         self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
         self._cache_dir = cache_dir or default_cache_dir()
-        # With runtime.threads 0 (all cores) ONNX Runtime runs a single photo on one thread: more barely
-        # speed one photo up on 2 cores, and the spare core finds a query's keypoints meanwhile
-        # (Recognizer._in_parallel). Batches (enrolment) still use every core.
-        cores = usable_cores()
-        self._photo_threads = 1 if runtime.threads == 0 and cores > 1 else runtime.threads
         self._engine = self._make_engine(self._net, self.digest)
         self._map_engine: Engine | None = None  # built on first use: only queries need region vectors
-        self.photo_threads: int = (self._photo_threads if isinstance(self._engine, OnnxEngine)
-                                   else runtime.threads or cores)  # torch: threads are process-wide
 
     def _make_engine(self, module: torch.nn.Module, digest: str) -> Engine:
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(module, self._cache_dir, digest, self.runtime.threads, self._photo_threads)
+                return cached_engine(module, self._cache_dir, digest, self.runtime.threads)
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
         if self.runtime.threads > 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -86,50 +85,30 @@ def _let_pads_fuse_into_convs(path: str) -> None:
 
 
 class OnnxEngine:
-    """Callable (N, 3, H, W) float32 -> the graph's output, float32, on the CPU execution provider.
+    """Callable (N, 3, H, W) float32 -> the graph's output, float32, on the CPU execution provider."""
 
-    A batch runs on ``threads`` (0: ONNX Runtime's default, one per core), a single photo on
-    ``photo_threads`` (default: the same), in a second session made on first use.
-    """
-
-    def __init__(self, path: Path, threads: int = 0, photo_threads: int | None = None):
-        self._path = path
-        self.session = self._session(threads)
-        self._photo_session = self.session if photo_threads in (None, threads) else None
-        self._photo_threads = threads if photo_threads is None else photo_threads
-        self._lock = threading.Lock()
-
-    def _session(self, threads: int) -> ort.InferenceSession:
+    def __init__(self, path: Path, threads: int = 0):
         options = ort.SessionOptions()
         # ALL adds the blocked (NCHWc) conv layout on x86: the largest single gain on CPU.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
         # Idle pool threads must sleep, not spin: spinning ones take the cores that SIFT, BLAS and
         # FAISS need right after the network (2-core box, default threads: recognition 249 -> 158
         # ms wall, benchmarks/bench_recognize_latency.py --threads 0).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(self._path), options, providers=["CPUExecutionProvider"])
-
-    def _photo(self) -> ort.InferenceSession:
-        if self._photo_session is None:
-            with self._lock:
-                if self._photo_session is None:
-                    self._photo_session = self._session(self._photo_threads)
-        return self._photo_session
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        session = self._photo() if len(images) == 1 else self.session
-        return session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
 
 
-def cached_engine(module: nn.Module, cache_dir: Path, digest: str, threads: int = 0,
-                  photo_threads: int | None = None) -> OnnxEngine:
+def cached_engine(module: nn.Module, cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
     """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent)."""
     path = cache_path(cache_dir, digest)
     if path.exists():
         try:
-            return OnnxEngine(path, threads, photo_threads)
+            return OnnxEngine(path, threads)
         except Exception as exc:  # noqa: BLE001 - any unreadable cache file is rebuilt
             log.warning("rebuilding unreadable ONNX cache %s: %s", path, exc)
     export_onnx(module, path)
-    return OnnxEngine(path, threads, photo_threads)
+    return OnnxEngine(path, threads)
