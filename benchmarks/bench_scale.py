@@ -12,12 +12,12 @@ through the public API like any other instance, so every stage pays for them: th
 Both libraries answer every query, taking turns in a rotating order so a busy spell of the shared
 machine slows both alike. Printed: CPU and wall-clock medians and the large / small ratio (the
 issue's target: within 2x), top-1 on both, each stage's wall median, and memory per image (vector
-index and local index in RAM, the catalog and image store on disk). ``bench_rerank.py --scale``
-measures the local stage alone on the same distractors.
+index and local index in RAM, local features kept for verification and everything on disk).
+``bench_rerank.py``'s scale test measures the local stage alone on the same distractors.
 
 Enrolling 10,000 instances takes about 20 minutes on 2 cores (all cores embed; queries then run
 with ``--threads``, default 1, as ``serve`` runs them). ``--keep DIR`` builds the two libraries
-there once and reuses them on later runs, e.g. to compare ``--set index.backend=ivf`` with flat.
+there once and reuses them on later runs, e.g. to compare ``--set index.backend=flat`` with the default (an IVF at 10,000).
 """
 
 from __future__ import annotations
