@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.rerank import LocalIndex, train_vocabulary
+from instrec.rerank import LocalFeatures, LocalIndex, train_vocabulary
 
 from .conftest import PHOTOS, warped
 
@@ -63,3 +63,23 @@ def test_memory_per_gallery_image_stays_within_budget(index, gallery_features):
     per_image = (index.nbytes - before) / len(more)
     assert per_image <= 16 * 1024
     assert per_image >= 12 * np.mean([len(f) for f in more.values()])
+
+
+def test_a_query_descriptor_votes_once_per_image_however_often_it_matches_there(verifier, gallery_features):
+    """Burstiness: an image repeating the query's descriptor five times scores as one holding it once
+    (same keypoint count, fillers in other visual words); counting every match would give it 5x."""
+    source = gallery_features[1]
+    query = LocalFeatures(source.xy[:1], source.descriptors[:1])
+    query_words, _ = verifier.vocabulary.encode(query.rootsift(), verifier.config.multi_assign)
+    filler_words, _ = verifier.vocabulary.encode(gallery_features[2].rootsift(), 1)
+    fillers = gallery_features[2].descriptors[~np.isin(filler_words[:, 0], query_words)][:9]
+
+    def image(copies: int) -> LocalFeatures:
+        descriptors = np.concatenate([np.repeat(query.descriptors, copies, axis=0), fillers[: 10 - copies]])
+        return LocalFeatures(np.zeros((10, 2), np.float32), descriptors)
+
+    index = verifier.new_index()
+    others = {10 + pk: gallery_features[pk] for pk in (3, 4, 5)}  # so the query's word is rare (idf > 0)
+    index.add([1, 5, *others], [image(1), image(5), *others.values()])
+    scores = dict(index.search(query, 5))
+    assert scores[1] > 0 and scores[5] == pytest.approx(scores[1], rel=1e-6)
