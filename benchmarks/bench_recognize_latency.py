@@ -28,6 +28,7 @@ import contextlib
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -76,32 +77,56 @@ def main() -> None:
             print(f"{args.data.name}: {rec.count()} instances, {rec.stats()['images']} images; "
                   f"{len(queries)} queries; ms per query, runtime.threads={args.threads}")
         names = args.only or list(SETTINGS)
-        cpu: dict[str, list[float]] = {name: [] for name in names}
-        wall: dict[str, list[float]] = {name: [] for name in names}
-        stages: dict[str, dict[str, list[float]]] = {name: {} for name in names}
         with contextlib.ExitStack() as stack:
             engines = {name: stack.enter_context(Recognizer(Config.load(home=home, overrides={**base, **SETTINGS[name]})))
                        for name in names}
-            for rec in engines.values():
-                rec.recognize(queries[0])  # warm-up: engine, caches
-            # In a rotating order, so no setting always runs first on a query (cold caches).
-            for i, query in enumerate(track(queries, description="recognising")):
-                for name in names[i % len(names):] + names[: i % len(names)]:
-                    start, start_wall = time.process_time(), time.perf_counter()
-                    result = engines[name].recognize(query)
-                    cpu[name].append(1e3 * (time.process_time() - start))
-                    wall[name].append(1e3 * (time.perf_counter() - start_wall))
-                    for stage, ms in result.timing_ms.items():
-                        stages[name].setdefault(stage, []).append(ms)
-        baseline = statistics.median(cpu[names[0]])
-        print(f"{'setting':35} {'CPU median':>10} {'p95':>6} {'wall median':>11} {'p95':>6} "
-              f"{'x ' + names[0]:>16}   median stage wall ms")
+            turns = take_turns(engines, [(query, None) for query in queries])
+        baseline = statistics.median(turns.cpu[names[0]])
+        print(f"{'setting':35} {Turns.HEADER} {'x ' + names[0]:>16}   median stage wall ms")
         for name in names:
-            breakdown = ", ".join(f"{s} {statistics.median(v):.1f}" for s, v in stages[name].items() if s != "total")
-            print(f"{name:35} {statistics.median(cpu[name]):10.1f} {np.percentile(cpu[name], 95):6.1f} "
-                  f"{statistics.median(wall[name]):11.1f} {np.percentile(wall[name], 95):6.1f} "
-                  f"{statistics.median(cpu[name]) / baseline:16.2f}   {breakdown}")
+            print(f"{name:35} {turns.medians(name)} {statistics.median(turns.cpu[name]) / baseline:16.2f}   "
+                  f"{turns.breakdown(name)}")
 
+
+@dataclass
+class Turns:
+    """Per recognizer: CPU and wall-clock ms of each query, each stage's wall ms, and correct top-1 answers."""
+
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    stages: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    correct: dict[str, int] = field(default_factory=dict)
+
+    HEADER = f"{'CPU median':>10} {'p95':>6} {'wall median':>11} {'p95':>6}"
+
+    def medians(self, name: str) -> str:
+        """The columns under HEADER."""
+        cpu, wall = self.cpu[name], self.wall[name]
+        return (f"{statistics.median(cpu):10.1f} {np.percentile(cpu, 95):6.1f} "
+                f"{statistics.median(wall):11.1f} {np.percentile(wall, 95):6.1f}")
+
+    def breakdown(self, name: str) -> str:
+        return ", ".join(f"{s} {statistics.median(v):.1f}" for s, v in self.stages[name].items() if s != "total")
+
+
+def take_turns(recognizers: dict[str, Recognizer], queries: list[tuple[Path, str | None]]) -> Turns:
+    """Every recognizer answers every (query, truth) after one warm-up query (engine, caches), in an
+    order rotating from query to query, so none always runs first (cold caches) and a busy spell of
+    the machine slows all alike."""
+    names = list(recognizers)
+    turns = Turns({n: [] for n in names}, {n: [] for n in names}, {n: {} for n in names}, {n: 0 for n in names})
+    for recognizer in recognizers.values():
+        recognizer.recognize(queries[0][0])
+    for i, (query, truth) in enumerate(track(queries, description="recognising")):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            start, start_wall = time.process_time(), time.perf_counter()
+            result = recognizers[name].recognize(query)
+            turns.cpu[name].append(1e3 * (time.process_time() - start))
+            turns.wall[name].append(1e3 * (time.perf_counter() - start_wall))
+            turns.correct[name] += bool(result.matches) and result.matches[0].instance_id == truth
+            for stage, ms in result.timing_ms.items():
+                turns.stages[name].setdefault(stage, []).append(ms)
+    return turns
 
 if __name__ == "__main__":
     main()

@@ -22,13 +22,9 @@ there once and reuses them on later runs, e.g. to compare ``--set index.backend=
 
 from __future__ import annotations
 
-import os
 import sys
 
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv[:-1] else 1
-if THREADS > 0:  # BLAS reads these once, at import
-    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+from bench_recognize_latency import Turns, take_turns  # first: it sets BLAS threads from --threads before numpy loads
 
 import argparse
 import shutil
@@ -37,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.progress import Progress
 
 from bench_rerank import distractor_images
@@ -126,36 +121,14 @@ def report_memory(recognizers: dict[str, Recognizer], homes: dict[str, Path], en
 
 
 def run_queries(recognizers: dict[str, Recognizer], queries, threads: int) -> None:
-    names = list(recognizers)
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    stages: dict[str, dict[str, list[float]]] = {name: {} for name in names}
-    correct = {name: 0 for name in names}
-    for recognizer in recognizers.values():
-        recognizer.recognize(queries[0][0])  # warm-up: engine, caches, index load
-    with Progress() as progress:
-        task = progress.add_task("recognising", total=len(queries))
-        for i, (path, truth) in enumerate(queries):
-            for name in names[i % 2:] + names[: i % 2]:
-                start, start_wall = time.process_time(), time.perf_counter()
-                result = recognizers[name].recognize(path)
-                cpu[name].append(1e3 * (time.process_time() - start))
-                wall[name].append(1e3 * (time.perf_counter() - start_wall))
-                correct[name] += bool(result.matches) and result.matches[0].instance_id == truth
-                for stage, ms in result.timing_ms.items():
-                    stages[name].setdefault(stage, []).append(ms)
-            progress.advance(task)
+    turns = take_turns(recognizers, queries)
     print(f"{len(queries)} queries, runtime.threads={threads}; ms per query")
-    print(f"{'library':8} {'CPU median':>10} {'p95':>6} {'wall median':>11} {'p95':>6} {'top-1':>6}   median stage wall ms")
-    for name in names:
-        breakdown = ", ".join(f"{s} {statistics.median(v):.1f}" for s, v in stages[name].items() if s != "total")
-        print(f"{name:8} {statistics.median(cpu[name]):10.1f} {np.percentile(cpu[name], 95):6.1f} "
-              f"{statistics.median(wall[name]):11.1f} {np.percentile(wall[name], 95):6.1f} "
-              f"{correct[name] / len(queries):6.3f}   {breakdown}")
-    for kind, figures in (("CPU", cpu), ("wall", wall)):
+    print(f"{'library':8} {Turns.HEADER} {'top-1':>6}   median stage wall ms")
+    for name in recognizers:
+        print(f"{name:8} {turns.medians(name)} {turns.correct[name] / len(queries):6.3f}   {turns.breakdown(name)}")
+    for kind, figures in (("CPU", turns.cpu), ("wall", turns.wall)):
         ratio = statistics.median(figures["large"]) / statistics.median(figures["small"])
         print(f"large / small, {kind} median: {ratio:.2f}x")
-
 
 if __name__ == "__main__":
     sys.exit(main())
