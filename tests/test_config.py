@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,6 @@ def test_overrides_are_typed():
     ("rerank.local_shortlist", "-1", "local_shortlist"),
     ("rerank.match_precision", "float8", "must be one of"),
     ("rerank.min_inlier_spread", "1.5", "min_inlier_spread"),
-    ("rerank.hue_agreement", "-0.1", "hue_agreement"),
-    ("rerank.colour_confirms", "1.5", "colour_confirms"),
-    ("rerank.hue_near_inliers", "3", "hue_near_inliers"),
     ("rerank.second_look", "-1", "second_look"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
@@ -58,20 +56,48 @@ def test_assignments_need_equals():
         parse_assignments(["index.backend"])
 
 
-def test_every_setting_that_changes_query_scores_changes_the_query_key():
-    """Calibrations are stored per key: one made under other query scoring must not be reused."""
-    base = Config().query
-    changed = [{"query.region_penalty": "0.25"}, {"query.region_neighbours": "20"}, {"query.region_levels": "3"},
-               {"query.region_side": "384"}, {"query.expansion": "2"}]
-    keys = {Config().with_overrides(change).query.key() for change in changed}
-    assert len(keys) == len(changed) and base.key() not in keys
-    assert Config().with_overrides({"query.region_levels": "0"}).query.key() == ""  # plain whole-image queries
+def _changed(value):
+    """Another valid value of a setting of ``value``'s type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 0.5 if value else 0.5
+    if isinstance(value, tuple):
+        return value + (value[-1],) if value else ("crops",)
+    return None
 
 
-def test_every_fusion_weight_changes_the_fusion_key():
-    changed = [{f"rerank.{name}": "0.5"} for name in ("weight_global", "weight_local", "weight_inliers", "weight_colour")]
-    changed += [{"rerank.inlier_floor": "4"}, {"rerank.inlier_midpoint": "8"}, {"rerank.inlier_width": "3"}]
-    keys = {str(Config().with_overrides(change).rerank.fusion_key()) for change in changed}
-    assert len(keys) == len(changed) and str(Config().rerank.fusion_key()) not in keys
+@pytest.mark.parametrize("section", ["descriptor", "decision", "query", "rerank"])
+def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
+    """Calibrations are stored per key: one made under other scoring must not be reused."""
+    base = Config()
+    settings = dataclasses.asdict(getattr(base, section))
+    checked = 0
+    for name, value in settings.items():
+        if name in ("top_k", "threshold", "target_far", "auto_calibrate"):  # what is shown, where the line is drawn
+            new = {"target_far": 0.5, "auto_calibrate": False}.get(name, 3)
+            changed = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: new})})
+            assert changed.scoring_key() == base.scoring_key(), name
+            continue
+        new = _changed(value)
+        if new is None:  # strings and literals: a value of its own below
+            new = {"backbone": "efficientnet_lite1", "weights": "w.pt", "whitening": "w.npz", "aggregation": "prototype",
+                   "vocabulary": "v.npz", "ransac_model": "affine", "match_precision": "float32"}[name]
+        changed = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: new})})
+        assert changed.scoring_key() != base.scoring_key(), f"{section}.{name} does not change the key"
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_scoring_key_ignores_what_does_not_change_scores():
+    base = Config().scoring_key()
+    for change in ({"runtime.threads": "1"}, {"index.backend": "flat"}, {"limits.min_side": "32"},
+                   {"service.port": "9000"}, {"decision.top_k": "3"}):
+        assert Config().with_overrides(change).scoring_key() == base
+
+
+def test_fusion_weights_are_refused_below_zero():
     with pytest.raises(ConfigError):
         Config().with_overrides({"rerank.weight_colour": "-1"})

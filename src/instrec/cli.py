@@ -73,27 +73,30 @@ def _fail(error: Exception) -> None:
 @app.command()
 def enroll(
     folder: Path = typer.Argument(..., help="One sub-folder per instance (folder name = instance id), 1-3 images each."),
-    calibrate: bool = typer.Option(True, help="Re-estimate the 'unknown' threshold afterwards."),
     home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
 ) -> None:
-    """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed."""
+    """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed.
+
+    The 'unknown' threshold is not re-measured here: `instrec calibrate` does that, and `instrec
+    serve` does it by itself once the gallery has changed materially."""
     try:
         with _recognizer(home, sets) as recognizer, _progress() as progress:
             task = progress.add_task("enrolling", total=None)
             report = recognizer.enroll_folder(
                 folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=name)
             )
-            calibration = recognizer.calibrate() if calibrate and recognizer.count() >= 2 else None
+            calibration, stale = recognizer.calibration, recognizer.calibration_stale()
     except InstrecError as error:
         _fail(error)
-    payload = {**report.to_dict(), "threshold": calibration.threshold if calibration else None}
+    payload = {**report.to_dict(), "threshold": calibration.threshold, "calibration": calibration.source,
+               "calibration_stale": stale}
     if not as_json:
         console.print(f"enrolled {report.images_added} images of {report.instances} instances "
                       f"({report.duplicates} already there) in {report.seconds:.1f} s")
         for error in report.errors:
             console.print(f"[yellow]skipped[/yellow] {error}")
-        if calibration:
-            console.print(f"unknown threshold: {calibration.threshold:.3f} (target false-accept {calibration.target_far:.0%})")
+        console.print(f"unknown threshold: {calibration.threshold:.3f} ({calibration.source})"
+                      + ("; the gallery has changed since: run `instrec calibrate`" if stale else ""))
     _emit(payload, as_json)
 
 
@@ -175,21 +178,25 @@ def calibrate(
         negative_files = iter_image_files(negatives) if negatives is not None else None
         if negatives is not None and not negative_files:
             raise InstrecError(f"no images under {negatives}")
-        with _recognizer(home, sets) as recognizer:
-            result = recognizer.calibrate(target_far, negatives=negative_files)
+        with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
+            task = progress.add_task("scoring probes", total=None)
+            result = recognizer.calibrate(target_far, negatives=negative_files,
+                                          progress=lambda n, total: progress.update(task, completed=n, total=total))
     except InstrecError as error:
         _fail(error)
     table = Table("key", "value")
     for key, value in result.__dict__.items():
         table.add_row(key, str(value))
-    _emit(dict(result.__dict__), as_json, table)
+    _emit({**result.__dict__, "summary": result.describe()}, as_json, table)
+    if not as_json:
+        console.print(result.describe())
 
 
 @app.command("extract-local")
 def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
                   as_json: bool = JsonOption) -> None:
     """Extract local features for images enrolled while re-ranking was off, or before colour
-    signatures and hue maps were stored (from stored originals)."""
+    signatures were stored (from stored originals)."""
     try:
         with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
             task = progress.add_task("local features", total=None)

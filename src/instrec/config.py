@@ -83,6 +83,9 @@ class DecisionConfig:
     shortlist: int = 100  # image neighbours fetched per query before grouping by instance
     threshold: float | None = None  # None: use the calibrated threshold stored in the library
     target_far: float = 0.01  # calibrate: false-accept rate the threshold aims for
+    # The service re-calibrates on a side thread once the gallery has changed materially (and at
+    # start-up if it has since the last calibration); the CLI and the Python API never do by themselves.
+    auto_calibrate: bool = True
     # An instance's score is lowered by this x the mean score of the `competitors` best other instances
     # (decision.against_competitors): an unknown object resembles several enrolled ones alike, a known
     # one stands out. Against the runner-up alone (competitors=1), near-identical twins become "unknown".
@@ -131,14 +134,6 @@ class QueryConfig:
             raise ConfigError("query.region_penalty must be >= 0 and query.region_neighbours >= 1")
         if self.expansion < 0 or self.expansion_alpha < 0:
             raise ConfigError("query.expansion and query.expansion_alpha must be >= 0")
-
-    def key(self) -> str:
-        """What decides query scores (calibrations are kept per key); empty for plain whole-image queries."""
-        expansion = f"+qe{self.expansion}^{self.expansion_alpha:g}" if self.expansion else ""
-        if not self.region_levels:
-            return expansion
-        penalty = f"-{self.region_penalty:g}x{self.region_neighbours}" if self.region_penalty else ""
-        return f"+regions{self.region_levels}@{self.region_side}{penalty}{expansion}"
 
 
 @dataclass(frozen=True)
@@ -196,28 +191,7 @@ class RerankConfig:
     inlier_floor: int = 3
     inlier_midpoint: float = 6.0  # inliers above the floor giving geometric evidence ~0.5
     inlier_width: float = 5.0  # logistic width: evidence ~0.27 at midpoint - 5, ~0.73 at + 5
-    # Where verification places a candidate in the query, the share of its hued pixels that have its
-    # hue there (rerank/colour.py); below this the inlier evidence shrinks in proportion: the same
-    # print in another colour (Herb-Ox beef vs chicken) matches keypoint for keypoint (0 = off).
-    hue_agreement: float = 0.3
-    # A fit with fewer inliers than a confident one (inlier_floor + inlier_midpoint) is hue-checked too,
-    # from this many inliers on, but only within the hull of its inliers, where even a loose map is
-    # right (>= the confident count: off). Product proxy seeds 0-4: mean AUROC 0.923 -> 0.925,
-    # TAR@FAR=1% 0.655 -> 0.712 (end to end); ukbench-dev, COIL-100, AT&T faces: top-1 and AUROC
-    # unchanged (ukbench-dev TAR 0.890 -> 0.910).
-    hue_near_inliers: int = 4
-    # When the hue check fails and the region's colour similarity is below this as well, the global
-    # similarity shrinks like the inlier evidence (to the larger of agreement / hue_agreement and
-    # colour / colour_confirms): both checks see another colour. Product proxy mean AUROC 0.917 -> 0.920,
-    # TAR@FAR=1% 0.603 -> 0.630 (replayed); ukbench-dev, COIL-100, AT&T faces unchanged (0 = off).
-    colour_confirms: float = 0.7
     seed: int = 0  # RANSAC and training randomness: same inputs, same answers
-
-    def fusion_key(self) -> dict[str, float]:
-        """The settings that map evidence to a score: a threshold calibrated under others means nothing."""
-        return {name: getattr(self, name) for name in (
-            "weight_global", "weight_local", "weight_inliers", "weight_colour", "inlier_floor", "inlier_midpoint",
-            "inlier_width", "hue_agreement", "hue_near_inliers", "colour_confirms", "second_look")}
 
     def __post_init__(self) -> None:
         if min(self.max_keypoints, self.query_keypoints) < 8:
@@ -240,12 +214,8 @@ class RerankConfig:
             raise ConfigError("rerank.min_inlier_spread must be in [0, 1]")
         if self.inlier_floor < 0:
             raise ConfigError("rerank.inlier_floor must be >= 0")
-        if not 0.0 <= self.hue_agreement <= 1.0 or not 0.0 <= self.colour_confirms <= 1.0:
-            raise ConfigError("rerank.hue_agreement and rerank.colour_confirms must be in [0, 1]")
         if self.inlier_width <= 0:
             raise ConfigError("rerank.inlier_width must be > 0")
-        if self.hue_near_inliers < 4:
-            raise ConfigError("rerank.hue_near_inliers must be >= 4 (a homography fits any 4 matches)")
         if self.max_side > 4095:
             raise ConfigError("rerank.max_side must be <= 4095 (stored coordinates are uint16 / 16)")
 
@@ -290,6 +260,14 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 
+    def scoring_key(self) -> str:
+        """Digest of every setting that changes a score: a threshold calibrated under other values means
+        nothing, so calibrations are stored per key. Derived, not listed, so a new setting is covered
+        the day it is added; only the settings known not to change scores are left out."""
+        payload = {name: {k: v for k, v in dataclasses.asdict(getattr(self, name)).items()
+                          if k not in _NOT_SCORING.get(name, ())} for name in _SCORING_SECTIONS}
+        return short_digest(payload)
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
         """Return a copy with ``{"section.key": value}`` applied (values may be strings)."""
         config = self
@@ -310,6 +288,13 @@ class Config:
         if home is not None:
             config = dataclasses.replace(config, home=Path(home))
         return config.with_overrides(overrides or {})
+
+
+# Sections whose settings decide scores, and the settings in them that do not (which answers are
+# shown, where the line is drawn, not what a candidate scores). runtime (ONNX and torch agree),
+# index (approximate search finds the same neighbours within its recall) and limits do not either.
+_SCORING_SECTIONS = ("descriptor", "decision", "query", "rerank")
+_NOT_SCORING = {"decision": ("top_k", "threshold", "target_far", "auto_calibrate")}
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:

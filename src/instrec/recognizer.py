@@ -20,9 +20,10 @@ import numpy as np
 from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
-from instrec.config import Config, short_digest, usable_cores
-from instrec.decision import (Calibration, InstanceScore, Query, Regions, against_competitors, calibrate,
-                              default_calibration, fallback_threshold, rank_instances, region_offsets)
+from instrec.config import Config, usable_cores
+from instrec.decision import (Calibration, InstanceScore, Prior, Query, Regions, against_competitors, calibrate,
+                              default_calibration, rank_instances, region_offsets)
+from instrec.decision.gallery import Shot, measure
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.images.views import support_views
@@ -35,8 +36,12 @@ from instrec.rerank.stage import QueryCrops, verified_ranking
 log = logging.getLogger(__name__)
 
 ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.load_image)
-CALIBRATION_QUERIES = 2000
-CALIBRATION_QUERIES_VERIFIED = 500  # each costs a geometric verification (~tens of ms)
+CALIBRATION_IMAGES = 120  # enrolled images probed per calibration (two probes each), whatever the gallery's size
+# The gallery has changed materially when this share of its images (at least one) came or went
+# since it was calibrated: then recalibrate_in_background starts.
+STALE_SHARE = 0.2
+NEAR_DUPLICATE = 0.97  # cosine between two instances' images above which they are one picture
+NEAR_DUPLICATE_NEIGHBOURS = 5
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class Recognizer:
         self._calibration: Calibration | None = None
         self._calibration_key: str | None = None
         self._side_work: ThreadPoolExecutor | None = None
+        self._recalibrating: threading.Thread | None = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, **overrides: Any) -> "Recognizer":
@@ -274,7 +280,7 @@ class Recognizer:
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
-        before colour signatures or hue maps existed their colour; returns how many were completed.
+        before colour signatures existed their colour; returns how many were completed.
 
         Reads the stored originals, so no source folder is needed; resumable (each image is its
         own transaction) and safe alongside other writers (an image removed meanwhile is skipped).
@@ -361,16 +367,13 @@ class Recognizer:
         if stored != self._calibration_key:
             self._calibration = Calibration.from_json(stored) if stored else None
             self._calibration_key = stored
-        return self._calibration or default_calibration(fallback_threshold(self.config.decision.competitor_weight))
+        decision = self.config.decision
+        return self._calibration or default_calibration(self._prior, decision.competitor_weight, decision.target_far)
 
     @property
     def _calibration_meta(self) -> str:
-        """Scores differ per decision pipeline (fusion settings included), so each keeps its own calibration."""
-        verified = f"+verified:{short_digest(self.config.rerank.fusion_key())}" if self.config.rerank.enabled else ""
-        decision = self.config.decision
-        competitors = (f"-{decision.competitor_weight:g}x{decision.competitors}rivals"
-                       if decision.competitor_weight else "")
-        return f"calibration:{decision.aggregation}{verified}{self.config.query.key()}{competitors}"
+        """Scores differ per scoring pipeline (Config.scoring_key), so each keeps its own calibration."""
+        return f"calibration:{self.config.scoring_key()}"
 
     @property
     def threshold(self) -> float:
@@ -385,33 +388,40 @@ class Recognizer:
         """Raises :class:`ImageError` for a bad image (nothing is half-done: recognition writes nothing)."""
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
+        load_ms = (time.perf_counter() - t0) * 1e3 / len(images)
+        ranked, hits, verified, per_image = self._ranked([img.pixels for img in loaded])
+        per_image = {"load": load_ms, **per_image}
+        return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
+                for r, h, v in zip(ranked, hits, verified)]
+
+    def _ranked(self, pixels: list[Image.Image]):
+        """Per photo, its instances ranked by score before the decision, its search hits, its verified
+        images (image pk, instance pk, fused score) and the time each stage took per photo (ms)."""
         t1 = time.perf_counter()
         verifier = self.library.verifier
         keypoints = None if verifier is None else self._in_parallel(
-            lambda: [verifier.extract_query(img.pixels) for img in loaded])
-        regions = self._query_regions([img.pixels for img in loaded])
+            lambda: [verifier.extract_query(image) for image in pixels])
+        regions = self._query_regions(pixels)
         t2 = time.perf_counter()
         queries, hits = self._search([r.vectors for r in regions])
         t3 = time.perf_counter()
-        per_image = {"load": (t1 - t0) * 1e3 / len(images), "embed": (t2 - t1) * 1e3 / len(images),
-                     "search": (t3 - t2) * 1e3 / len(images)}
+        per_image = {"embed": (t2 - t1) * 1e3 / len(pixels), "search": (t3 - t2) * 1e3 / len(pixels)}
         if keypoints is None:
             ranked = self._rank(queries, hits)
             verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
-            per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(images)
+            per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(pixels)
         else:
             features = keypoints()
-            colours = [self._colours(img.pixels, r) for img, r in zip(loaded, regions)]
+            colours = [self._colours(image, r) for image, r in zip(pixels, regions)]
             t4 = time.perf_counter()
             looking = [0.0]  # seconds spent on the second look, told apart from verification
-            rankings = [verified_ranking(self.library, q, f, h, c, crops=self._crops(img.pixels, r, looking))
-                        for q, f, h, c, img, r in zip(queries, features, hits, colours, loaded, regions)]
+            rankings = [verified_ranking(self.library, q, f, h, c, crops=self._crops(image, r, looking))
+                        for q, f, h, c, image, r in zip(queries, features, hits, colours, pixels, regions)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
-            per_image["local_features"] = (t4 - t3) * 1e3 / len(images)  # in parallel: what the embedding did not hide
-            per_image["second_look"] = looking[0] * 1e3 / len(images)
-            per_image["verify"] = (time.perf_counter() - t4 - looking[0]) * 1e3 / len(images)
-        return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
-                for r, h, v in zip(ranked, hits, verified)]
+            per_image["local_features"] = (t4 - t3) * 1e3 / len(pixels)  # in parallel: what the embedding did not hide
+            per_image["second_look"] = looking[0] * 1e3 / len(pixels)
+            per_image["verify"] = (time.perf_counter() - t4 - looking[0]) * 1e3 / len(pixels)
+        return ranked, hits, verified, per_image
 
     def _query_regions(self, pixels: list[Image.Image]) -> list[Regions]:
         """Per query image, the rows to search with: the whole image's vector, then its regions'."""
@@ -422,9 +432,8 @@ class Recognizer:
         return self.embedder.regions(pixels, self.config.query.region_side, self.config.query.region_levels)
 
     def _colours(self, pixels: Image.Image, regions: Regions) -> QueryColours | None:
-        """The query's colours per search row, when colour evidence is weighed or hue maps checked."""
-        rerank = self.config.rerank
-        return QueryColours(pixels, regions.boxes) if rerank.weight_colour > 0 or rerank.hue_agreement > 0 else None
+        """The query's colours per search row, when colour evidence is weighed."""
+        return QueryColours(pixels, regions.boxes) if self.config.rerank.weight_colour > 0 else None
 
     def _crops(self, pixels: Image.Image, regions: Regions, spent: list[float] | None = None) -> QueryCrops:
         """The second look (``rerank.second_look``): query rows embedded again as crops of the photo
@@ -437,41 +446,37 @@ class Recognizer:
             return vectors
         return QueryCrops(regions.boxes, embed)
 
-    def _search(self, rows: list[np.ndarray], exclude: Sequence[frozenset[int]] | None = None
-                ) -> tuple[list[Query], list[SearchHits]]:
+    def _search(self, rows: list[np.ndarray]) -> tuple[list[Query], list[SearchHits]]:
         """Each photo's rows searched together, each row's offset set, their hits merged.
 
         Photo by photo, not all rows of a batch at once: FAISS picks its BLAS path by batch size,
         and a photo must score the same alone as in a batch (the threshold sits one ulp above a score).
-        ``exclude`` (leave-one-out calibration) keeps a photo's own vectors out of its offsets.
         """
         shortlist = self.config.decision.shortlist
         if all(len(r) == 1 for r in rows) and not self.config.query.expansion:
             return [Query.plain(r) for r in rows], self.library.search(np.vstack(rows), shortlist)
         queries, hits = [], []
-        for i, r in enumerate(rows):
-            own = exclude[i] if exclude else frozenset()
+        for r in rows:
             parts = self.library.search(r, shortlist)
-            query, merged = self._merged(r, parts, own)
+            query, merged = self._merged(r, parts)
             if self.config.query.expansion:  # offsets stay those of the photo's own rows
-                r = self._expanded(r, merged, own)
+                r = self._expanded(r, merged)
                 parts[0] = self.library.search(r[:1], shortlist)[0]
                 query, merged = Query(r, query.offsets), merge_hits(parts, shortlist, query.offsets)
             queries.append(query)
             hits.append(merged)
         return queries, hits
 
-    def _merged(self, rows: np.ndarray, parts: list[SearchHits], own: frozenset[int]) -> tuple[Query, SearchHits]:
-        """The rows' offsets (from hits other than the photo's own vectors) and their merged hits."""
+    def _merged(self, rows: np.ndarray, parts: list[SearchHits]) -> tuple[Query, SearchHits]:
+        """The rows' offsets and their merged hits."""
         config = self.config.query
-        scores = [p.scores[[v not in own for v in p.vector_ids.tolist()]] if own else p.scores for p in parts]
-        offsets = region_offsets(scores, config.region_neighbours, config.region_penalty)
+        offsets = region_offsets([p.scores for p in parts], config.region_neighbours, config.region_penalty)
         return Query(rows, offsets), merge_hits(parts, self.config.decision.shortlist, offsets)
 
-    def _expanded(self, rows: np.ndarray, hits: SearchHits, own: frozenset[int]) -> np.ndarray:
+    def _expanded(self, rows: np.ndarray, hits: SearchHits) -> np.ndarray:
         """``rows`` with the whole-image row replaced by its alpha query expansion."""
         config = self.config.query
-        best = [(v, s) for v, s in zip(hits.vector_ids.tolist(), hits.scores.tolist()) if v not in own][: config.expansion]
+        best = list(zip(hits.vector_ids.tolist(), hits.scores.tolist()))[: config.expansion]
         ids, _, vectors = self.library.catalog.vectors_by_pk([v for v, _ in best], self.library.dim)
         weight = dict(best)
         expanded = rows[0] + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
@@ -479,15 +484,11 @@ class Recognizer:
         rows[0] = expanded / max(float(np.linalg.norm(expanded)), 1e-12)
         return rows
 
-    def _rank(self, queries: Sequence[Query], hits: list[SearchHits],
-              exclude: Sequence[frozenset[int]] | None = None) -> list[list[InstanceScore]]:
+    def _rank(self, queries: Sequence[Query], hits: list[SearchHits]) -> list[list[InstanceScore]]:
         dim = self.library.dim
         vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
-        return [
-            rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of,
-                           exclude[i] if exclude else frozenset())
-            for i, (q, h) in enumerate(zip(queries, hits))
-        ]
+        return [rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of)
+                for q, h in zip(queries, hits)]
 
     def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
         """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
@@ -529,89 +530,110 @@ class Recognizer:
 
     # -- calibration ---------------------------------------------------------------------------
     def calibrate(self, target_far: float | None = None, *, seed: int = 0,
-                  negatives: Sequence[ImageInput] | None = None) -> Calibration:
-        """Estimate the open-set threshold from the enrolled gallery (leave-one-image-out).
+                  negatives: Sequence[ImageInput] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Calibration:
+        """Measure the open-set threshold on this gallery and store it (blended with the shipped prior).
 
-        Each sampled gallery image is searched with its own vectors excluded: its best score to its
-        own instance (if that has other images) is a genuine score; its best score to any other
-        instance is an impostor score. The threshold lets through ``target_far`` of impostors.
-        With re-ranking on, the sampled image's stored local features play the query's, so the
-        scores calibrated are the fused ones recognition returns.
+        Up to ``CALIBRATION_IMAGES`` enrolled images, whatever the gallery's size, are turned into
+        query-like probes (:mod:`instrec.decision.probes`): a probe's score for its own instance is
+        genuine, its best other instance's an impostor score, and so is the best score of each
+        shipped stranger photo. The threshold lets through ``target_far`` of impostors.
 
         ``negatives`` (photos of things that are *not* enrolled, taken like real queries, e.g.
-        shelf photos without the catalogue's products) replace the gallery's impostor pairs: a
-        gallery of clean catalogue shots resembles itself far more than real queries resemble it,
-        so its own impostor scores set the threshold too high.
+        shelf photos without the catalogue's products) replace the synthetic impostors: the best
+        estimate of what strangers score, when a user has them.
         """
         target_far = self.config.decision.target_far if target_far is None else target_far
         if not 0 < target_far < 1:
             raise InstrecError("target false-accept rate must be between 0 and 1")
         library = self.library
         library.sync()
-        owners = library.catalog.vector_owners()
-        if len(set(owners.values())) < (1 if negatives else 2):
-            raise InstrecError("calibration needs at least two enrolled instances (or one and negatives)")
+        owners = library.catalog.image_owners()
+        if not owners:
+            raise InstrecError("calibration needs at least one enrolled instance")
         rng = np.random.default_rng(seed)
-        ids = np.asarray(sorted(owners), np.int64)
-        budget = CALIBRATION_QUERIES if library.verifier is None else CALIBRATION_QUERIES_VERIFIED
-        sample = rng.choice(ids, size=min(budget, len(ids)), replace=False)
-        sample_ids, sample_owner, vectors = library.catalog.vectors_by_pk(sample.tolist(), library.dim)
-        image_of = library.catalog.image_of_vectors(sample_ids.tolist())
-        siblings = library.catalog.vector_ids_of_images(sorted(set(image_of.values())))
-        exclude = [frozenset(siblings.get(image_of[int(v)], [int(v)])) for v in sample_ids]
-        genuine, impostor = [], []
-        images = [image_of[int(v)] for v in sample_ids]
-        looked_at = self._leave_one_out_queries(vectors, images)
-        queries, hits = self._search([regions.vectors for regions, _ in looked_at], exclude)
-        if library.verifier is None:
-            rankings = self._rank(queries, hits, exclude)
-        else:
-            rankings = self._verified_leave_one_out(queries, hits, images, looked_at)
-        for owner, ranked in zip(sample_owner.tolist(), rankings):
-            own = [s.score for s in self._against_competitors(ranked) if s.instance_pk == owner]
-            # the impostor: what would answer if the photo's instance were not enrolled
-            other = self._against_competitors([s for s in ranked if s.instance_pk != owner])
-            if own:
-                genuine.append(own[0])
-            if other:
-                impostor.append(other[0].score)
-        source = "leave-one-out"
+        sample = sorted(rng.choice(sorted(owners), size=min(CALIBRATION_IMAGES, len(owners)), replace=False).tolist())
+        twins, duplicates = self._twins(owners, sample)
+        shots = []
+        for image in sample:
+            try:
+                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
+            except (UnknownImageError, ImageError, OSError) as error:  # removed meanwhile, or a lost blob
+                log.warning("image %d is not probed: %s", image, error)
+                continue
+            shots.append(Shot(owners[image][0], pixels, seed * 1_000_003 + image))
+        rank = lambda photos: self._ranked(photos)[0]  # noqa: E731
+        scores = measure(rank, self._against_competitors, shots, twins, progress, with_strangers=not negatives)
+        source = f"probes of {len(shots)} images, {scores.strangers} stranger photos"
         if negatives:
-            impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
-                        for r in self.recognize_many(negatives[start : start + 16], k=1) if r.matches]
-            source = "leave-one-out genuine, negatives impostor"
-        if not impostor:
-            raise InstrecError("calibration found no impostor scores (no negative matched anything)")
-        result = calibrate(np.asarray(genuine), np.asarray(impostor), target_far, source)
+            scores.impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
+                               for r in self.recognize_many(negatives[start : start + 16], k=1) if r.matches]
+            source = f"probes of {len(shots)} images, {len(scores.impostor)} negatives"
+        if not scores.impostor:
+            raise InstrecError("calibration found no impostor scores: enrol a second instance or pass negatives")
+        result = calibrate(np.asarray(scores.genuine), np.asarray(scores.impostor), target_far, source, self._prior,
+                           images=len(owners), duplicates=duplicates)
         library.catalog.set_meta(self._calibration_meta, result.to_json())
         return result
 
-    def _leave_one_out_queries(self, vectors: np.ndarray, images: list[int]) -> list[tuple[Regions, Image.Image | None]]:
-        """A sampled gallery vector plays a query; with query regions (or colour evidence) on, its
-        image's regions and pixels (from the stored original) join it, so the scores calibrated are
-        the ones recognition returns."""
-        looked_at: dict[int, tuple[Regions, Image.Image]] = {}
-        colour = self.library.verifier is not None and self.config.rerank.weight_colour > 0
-        for image in set(images) if self.config.query.region_levels or colour else ():  # else no decoding
-            try:
-                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
-            except (UnknownImageError, ImageError, OSError) as error:
-                log.warning("image %d calibrates without its regions and colours: %s", image, error)
-                continue
-            looked_at[image] = (self._regions(pixels), pixels)
-        unseen = (Regions.none(self.library.dim), None)
-        return [(regions.after_whole(v), pixels)
-                for v, (regions, pixels) in zip(vectors, (looked_at.get(image, unseen) for image in images))]
-
-    def _verified_leave_one_out(self, queries: list[Query], hits: list[SearchHits], images: list[int],
-                                looked_at: list[tuple[Regions, Image.Image | None]]) -> list[list[InstanceScore]]:
+    def _twins(self, owners: dict[int, tuple[int, str]], sample: list[int]) -> tuple[dict[int, set[int]], int]:
+        """Instances that hold a duplicate of another's image, by content hash or a near-identical
+        vector (the sampled images' nearest other-instance vectors): each instance's twins, and how
+        many images are duplicates. A twin's score for a probe is not a stranger's."""
+        by_hash: dict[str, set[int]] = {}
+        for instance, sha in owners.values():
+            by_hash.setdefault(sha, set()).add(instance)
+        pairs = [group for group in by_hash.values() if len(group) > 1]
+        duplicates = sum(len(group) for group in pairs)
         library = self.library
-        stored = library.catalog.local_features_by_pk(sorted(set(images)))
-        return [
-            verified_ranking(library, query, LocalFeatures.unpack(stored[image][1]) if image in stored
-                             else LocalFeatures.empty(), hit,
-                             self._colours(pixels, regions) if pixels is not None else None,
-                             exclude_image=image,
-                             crops=self._crops(pixels, regions) if pixels is not None else None).instances
-            for query, image, hit, (regions, pixels) in zip(queries, images, hits, looked_at)
-        ]
+        ids, instances, vectors = library.catalog.vectors_by_pk(
+            [v for vs in library.catalog.vector_ids_of_images(sample).values() for v in vs[:1]], library.dim)
+        if len(vectors):
+            hits = library.search(vectors, NEAR_DUPLICATE_NEIGHBOURS)
+            for own, hit in zip(instances.tolist(), hits):
+                near = {int(i) for i, score in zip(hit.instance_pks.tolist(), hit.scores.tolist())
+                        if score >= NEAR_DUPLICATE and i != own and i >= 0}
+                if near:
+                    pairs.append(near | {own})
+                    duplicates += 1
+        twins: dict[int, set[int]] = {}
+        for group in pairs:
+            for instance in group:
+                twins.setdefault(instance, set()).update(group - {instance})
+        if duplicates:
+            log.warning("%d images duplicate another instance's image: kept out of the impostor scores", duplicates)
+        return twins, duplicates
+
+    @property
+    def _prior(self) -> Prior | None:
+        """The shipped prior, if it was fitted under this scoring pipeline."""
+        prior = Prior.load()
+        return prior if prior is not None and prior.key == self.config.scoring_key() else None
+
+    def calibration_stale(self) -> bool:
+        """Whether the gallery has changed materially since it was calibrated (or never was)."""
+        images = self.library.catalog.stats()["images"]
+        calibration = self.calibration
+        if calibration.impostor == 0:  # the prior or a guess: stale as soon as there is a gallery
+            return images > 0
+        return abs(images - calibration.images) >= max(1.0, STALE_SHARE * calibration.images)
+
+    def recalibrate_in_background(self) -> bool:
+        """Start re-calibrating on a side thread if the gallery changed materially and no
+        re-calibration is running; True if one was started. Never blocks recognition: the old
+        threshold holds until the new one is stored."""
+        with self._init_lock:
+            if self._recalibrating is not None and self._recalibrating.is_alive():
+                return False
+            if not self.calibration_stale():
+                return False
+            self._recalibrating = threading.Thread(target=self._recalibrate, name="instrec-calibrate", daemon=True)
+            self._recalibrating.start()
+            return True
+
+    def _recalibrate(self) -> None:
+        try:
+            result = self.calibrate()
+            log.info("re-calibrated: %s", result.describe())
+        except Exception as error:  # a side thread has no caller to raise to
+            log.warning("background calibration failed: %s", error)

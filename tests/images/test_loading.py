@@ -455,3 +455,56 @@ def test_load_images_raises_on_a_bad_one_or_sets_it_aside():
     loaded, errors = load_images([good, b"not an image", good], skip_bad=True)
     assert [image.pixels.size for image in loaded] == [(64, 48), (64, 48)]
     assert len(errors) == 1 and isinstance(errors[0], NotAnImageError)
+
+
+def _phone_jpeg(size=(4032, 3024), orientation: int | None = None) -> bytes:
+    """A 12 MP JPEG like a phone's: a gradient with a marker in the top-left corner."""
+    x = np.linspace(0, 255, size[0], dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, size[1], dtype=np.float32)[:, None, None]
+    pixels = np.broadcast_to(np.concatenate([x + 0 * y, y + 0 * x, 128 + 0 * x * y], axis=2), (size[1], size[0], 3))
+    pixels = np.ascontiguousarray(pixels.astype(np.uint8))
+    pixels[:300, :300] = (255, 0, 0)
+    image = Image.fromarray(pixels)
+    buffer = io.BytesIO()
+    exif = image.getexif()
+    if orientation:
+        exif[0x0112] = orientation
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_12_megapixel_jpeg_is_decoded_at_working_size_and_keeps_its_bytes_and_size():
+    from instrec.images.loading import WORKING_SIDE
+
+    data = _phone_jpeg()
+    loaded = load_image(data)
+    assert max(loaded.pixels.size) <= WORKING_SIDE and loaded.pixels.size[0] / loaded.pixels.size[1] == pytest.approx(4 / 3, rel=0.01)
+    assert (loaded.width, loaded.height) == (4032, 3024)  # what the file holds
+    assert loaded.encoded == data and loaded.sha256 == hashlib.sha256(data).hexdigest()
+    red = np.asarray(loaded.pixels)[:20, :20].mean(axis=(0, 1))
+    assert red[0] > 200 and red[1] < 60  # the top-left marker is where it was
+
+
+def test_a_large_jpeg_is_never_decoded_at_full_size(monkeypatch):
+    """Draft mode: the decoder itself produces a quarter-size image, no 36 MB buffer is ever made."""
+    from PIL import JpegImagePlugin
+
+    decoded = []
+    load = JpegImagePlugin.JpegImageFile.load
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", lambda self: decoded.append(self.size) or load(self))
+    load_image(_phone_jpeg())
+    assert decoded and max(max(size) for size in decoded) <= 1008  # 4032 / 4
+
+
+def test_a_large_rotated_jpeg_is_oriented_and_reports_its_oriented_size():
+    loaded = load_image(_phone_jpeg(orientation=6))  # rotate 90 degrees clockwise to display
+    assert (loaded.width, loaded.height) == (3024, 4032)
+    assert loaded.pixels.height > loaded.pixels.width
+
+
+def test_large_arrays_and_pil_images_are_reduced_to_working_size():
+    from instrec.images.loading import WORKING_SIDE
+
+    big = np.zeros((3000, 2000, 3), np.uint8)
+    for loaded in (load_image(big), load_image(Image.fromarray(big))):
+        assert max(loaded.pixels.size) == WORKING_SIDE and (loaded.width, loaded.height) == (2000, 3000)

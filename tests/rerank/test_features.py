@@ -36,27 +36,30 @@ def test_pack_round_trip(gallery_features):
     assert np.abs(restored.xy - features.xy).max() <= 1 / 32 + 1e-6
     assert restored.scale == features.scale
     assert features.colour is not None and np.abs(restored.colour - features.colour).max() < 1e-3
-    assert features.hue is not None and features.hue_scale > 0
-    np.testing.assert_array_equal(restored.hue, features.hue)
-    assert restored.hue_scale == pytest.approx(features.hue_scale)
-    assert len(features.pack()) == 8 + 132 * len(features) + 144 + 2308
+    assert len(features.pack()) == 8 + 132 * len(features) + 144
     assert LocalFeatures.packed_complete(len(features.pack()))
     assert len(LocalFeatures.unpack(LocalFeatures.empty().pack())) == 0
 
 
-@pytest.mark.parametrize("dropped,extra", [({"colour": None, "hue": None}, 0), ({"hue": None}, 144)])
-def test_features_packed_before_colour_or_hue_maps_still_unpack(gallery_features, dropped, extra):
-    old = dataclasses.replace(gallery_features[2], **dropped).pack()
-    assert len(old) == 8 + 132 * len(gallery_features[2]) + extra
+def test_features_packed_before_colour_signatures_still_unpack(gallery_features):
+    old = dataclasses.replace(gallery_features[2], colour=None).pack()
+    assert len(old) == 8 + 132 * len(gallery_features[2])
     assert not LocalFeatures.packed_complete(len(old))
     restored = LocalFeatures.unpack(old)
-    assert restored.hue is None and (restored.colour is None) == ("colour" in dropped)
+    assert restored.colour is None
     np.testing.assert_array_equal(restored.descriptors, gallery_features[2].descriptors)
 
 
-def test_a_hue_map_without_a_colour_signature_is_refused(gallery_features):
-    with pytest.raises(ValueError, match="hue map"):
-        dataclasses.replace(gallery_features[2], colour=None)
+def test_features_packed_with_a_former_hue_map_unpack_without_it(gallery_features):
+    """Libraries written while a hue check existed stored a 2308-byte hue map after the colour."""
+    features = gallery_features[2]
+    legacy = features.pack() + bytes(2308)
+    assert LocalFeatures.packed_complete(len(legacy))
+    restored = LocalFeatures.unpack(legacy)
+    np.testing.assert_array_equal(restored.descriptors, features.descriptors)
+    np.testing.assert_allclose(restored.colour, LocalFeatures.unpack(features.pack()).colour)
+    with pytest.raises(ValueError, match="do not hold"):
+        LocalFeatures.unpack(features.pack() + bytes(100))
 
 
 def test_truncated_packed_features_are_refused(gallery_features):

@@ -138,29 +138,30 @@ def recoloured(photo, hue_shift: int = 60):
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
-def test_colour_tells_a_recoloured_twin_from_the_original(config, embedder, photos, name):
+def test_colour_tells_a_recoloured_twin_from_the_original_in_the_fused_score(config, embedder, photos, name):
     twin = recoloured(photos[name])
     shot = warped(twin, 5, background=photos[CLUTTER])
     margins = {}
     for weight in (0.0, 0.25):
-        # the hue check (rerank.hue_agreement) off: this is about the region colour term alone
-        with open_recognizer(config, embedder, weight_colour=weight, hue_agreement=0.0) as rec:
+        with open_recognizer(config, embedder, weight_colour=weight) as rec:
             if weight == 0.0:
                 rec.enroll([photos[name]], instance_id="original")
                 rec.enroll([twin], instance_id="twin")
                 rec.enroll([photos["rocket"]], instance_id="rocket")
-            scores = {m.instance_id: m.score for m in rec.recognize(shot, k=3).matches}
+            result = rec.recognize(shot, k=3, with_images=True)
+            scores = {hit.instance_id: hit.score for hit in result.images}  # fused, before the decision
             margins[weight] = scores["twin"] - scores["original"]
+            assert result.matches[0].instance_id == "twin"
     assert margins[0.25] > 0
     assert margins[0.25] > margins[0.0] + 0.02
 
 
-def test_images_stored_without_colour_or_hue_map_are_given_them(enrolled, photos):
+def test_images_stored_without_colour_are_given_it(enrolled, photos):
     catalog = enrolled.library.catalog
     stored = catalog.local_features_by_pk([i.id for n in ENROLLED for i in enrolled.images(n)])
-    for (image, (_, data)), dropped in zip(list(stored.items())[:2], ({"colour": None, "hue": None}, {"hue": None})):
+    for image, (_, data) in list(stored.items())[:2]:
         features = LocalFeatures.unpack(data)
-        catalog.put_local_features(image, dataclasses.replace(features, **dropped).pack())
+        catalog.put_local_features(image, dataclasses.replace(features, colour=None).pack())
     assert sum(not LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values()) == 2
     assert enrolled.extract_missing_local_features() == 2
     assert all(LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values())
@@ -183,14 +184,14 @@ def test_the_second_look_re_embeds_small_rows_of_the_best_candidates(config, emb
             embed_crops = rec.embedder.embed_crops
             monkeypatch.setattr(rec.embedder, "embed_crops",
                                 lambda image, boxes: looked.append(boxes) or embed_crops(image, boxes))
-            result = rec.recognize(scene, k=4)
+            result = rec.recognize(scene, k=4, with_images=True)
             monkeypatch.undo()
-        scores[rows] = {m.instance_id: m.score for m in result.matches}
+        scores[rows] = {hit.instance_id: hit.score for hit in result.images}  # fused, before the decision
         if rows == 0:
             assert looked == [] and result.timing_ms["second_look"] == 0
     assert result.timing_ms["second_look"] > 0
     assert len(looked) == 1 and 1 <= len(looked[0]) <= 2
     top, bottom, left, right = looked[0].T
     assert ((bottom - top) * (right - left) <= SMALL_REGION).all()  # never the whole photo or a large part
-    assert max(scores[2], key=scores[2].get) == "coffee"
+    assert result.matches[0].instance_id == "coffee"
     assert scores[2]["coffee"] > scores[0]["coffee"] + 0.02

@@ -506,6 +506,12 @@ class Catalog:
                 np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim),
             )
 
+    def image_owners(self) -> dict[int, tuple[int, str]]:
+        """image pk -> (instance pk, content hash) for every image."""
+        return {int(r[0]): (int(r[1]), str(r[2])) for r in self._connection().execute(
+            "SELECT pk, instance_pk, sha256 FROM images"
+        )}
+
     def vector_owners(self) -> dict[int, int]:
         """vector pk -> instance pk for every stored vector."""
         return {int(r[0]): int(r[1]) for r in self._connection().execute(

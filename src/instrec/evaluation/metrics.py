@@ -29,6 +29,7 @@ class QueryOutcome:
     query: str = ""  # the query's source (path), for showing failures
     top: tuple[Candidate, ...] = ()  # the first few answers with their gallery images
     timing_ms: dict[str, float] = field(default_factory=dict)  # the engine's own per-stage timing
+    confidence: float | None = None  # the confidence shown with the best match
 
     @property
     def correct(self) -> bool:
@@ -80,6 +81,26 @@ def tar_at_far(known: list[QueryOutcome], unknown: list[QueryOutcome], far: floa
     return float(np.mean([o.top_score > threshold and _rank(o) == 1 for o in known]))
 
 
+def reliability(outcomes: list[QueryOutcome], bins: int = 10) -> list[tuple[float, float, int]]:
+    """Per confidence bin with queries in it: (mean confidence shown, share of those answers that
+    were right, queries). An unknown query's best match is never right."""
+    shown = [(o.confidence, o.correct) for o in outcomes if o.confidence is not None]
+    out = []
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in shown if low <= c < high or (b == bins - 1 and c == 1.0)]
+        if inside:
+            out.append((float(np.mean([c for c, _ in inside])), float(np.mean([ok for _, ok in inside])), len(inside)))
+    return out
+
+
+def expected_calibration_error(outcomes: list[QueryOutcome], bins: int = 10) -> float | None:
+    """Mean gap between the confidence shown and how often the answer was right, weighted by queries."""
+    table = reliability(outcomes, bins)
+    total = sum(n for _, _, n in table)
+    return sum(n * abs(c - right) for c, right, n in table) / total if total else None
+
+
 def summarise(outcomes: list[QueryOutcome]) -> dict[str, float | int | None]:
     known = [o for o in outcomes if o.truth is not None]
     unknown = [o for o in outcomes if o.truth is None]
@@ -105,6 +126,7 @@ def summarise(outcomes: list[QueryOutcome]) -> dict[str, float | int | None]:
         "false_reject": share([o.unknown for o in known]),
         "true_reject": share([o.unknown for o in unknown]),
         "false_accept": share([not o.unknown for o in unknown]),
+        "ece": expected_calibration_error(outcomes),
         "ms_per_query": float(np.median(ms)),
         "ms_p95": float(np.percentile(ms, 95)),
     }

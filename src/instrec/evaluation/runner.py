@@ -42,24 +42,27 @@ def run(
     config: Config | None = None,
     progress: Progress | None = None,
     embedder: Any = None,
+    calibrate: bool = True,
 ) -> Run:
-    """Enrol the split's gallery into a fresh library, calibrate, run every query; keep every outcome."""
+    """Enrol the split's gallery into a fresh library, calibrate (unless told not to: then the
+    threshold is the prior's), run every query; keep every outcome."""
     split = load_split(root, shots, unknown_fraction, seed)
     config = config or Config.load()
     with tempfile.TemporaryDirectory(prefix="instrec-eval-") as home:
         config = dataclasses.replace(config, home=Path(home))
         with Recognizer(config, embedder=embedder) as recognizer:
             enrol_s, gallery_images = _enrol(recognizer, split.gallery, progress)
-            calibration = None
-            if len(split.gallery) >= 2:
-                calibration = recognizer.calibrate()
+            if calibrate:
+                recognizer.calibrate()
             outcomes = _query(recognizer, split.queries, {name: len(files) for name, files in split.gallery}, progress)
             index = recognizer.library.index_info()
+            calibration = recognizer.calibration
     result: dict[str, Any] = {
         "dataset": str(root), "layout": split.layout, "shots": shots, "unknown_fraction": unknown_fraction,
         "seed": seed, "instances": len(split.gallery), "gallery_images": gallery_images,
         **summarise(outcomes),
-        "threshold": calibration.threshold if calibration else None,
+        "threshold": calibration.threshold,
+        "calibration": calibration.describe(),
         "enrol_images_per_s": gallery_images / enrol_s if enrol_s > 0 else None,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "index": index["kind"],
@@ -100,6 +103,7 @@ def _query(recognizer: Recognizer, queries, gallery_sizes: dict[str, int], progr
             query=str(path),
             top=_candidates(recognizer, recognition),
             timing_ms=dict(recognition.timing_ms),
+            confidence=recognition.matches[0].confidence if recognition.matches else None,
         ))
         if progress:
             progress("query", number, len(queries))

@@ -6,6 +6,10 @@ truncated file is an error, never silently grey-padded), EXIF orientation is app
 policy holds: 8-bit RGB, with transparency composited over WHITE (the usual background of product
 cut-outs, so a cut-out matches a photo of the same object on a white table).
 
+Every stage works at 640 px or less, so pixels are kept at ``WORKING_SIDE`` on the long side at
+most: a 12 MP phone JPEG is decoded at a quarter of its size straight from the DCT (JPEG draft
+mode) and no full-size buffer outlives the decoding. The file's bytes are stored as they came.
+
 No PIL global state (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``) or warning filter is changed:
 the limits are checked here, which keeps this safe to call from many threads.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import struct
 import zlib
@@ -45,6 +50,11 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 BACKGROUND = (255, 255, 255)
+# Long side of the pixels every stage gets: above rerank.max_side and the embedding's 224 px with
+# room for the second look's crops. JPEGs are drafted to at least 3/4 of it (DCT scaling by 1/2,
+# 1/4 or 1/8), then anything larger is resized down to it.
+WORKING_SIDE = 1024
+_DRAFT_SIDE = WORKING_SIDE * 3 // 4
 # What PIL raises for broken data differs per plugin; all of them mean "corrupt".
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
 _BOMBS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -54,9 +64,10 @@ _BOMBS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 class LoadedImage:
     """A decoded image plus the exact bytes the library stores and hashes for it."""
 
-    pixels: Image.Image  # mode "RGB", EXIF orientation applied, fully loaded
+    pixels: Image.Image  # mode "RGB", EXIF orientation applied, fully loaded, long side <= WORKING_SIDE
     source: str  # path as given, "<bytes>", "<PIL image>", "<array>", or the name= passed in
     original: bytes | None = None  # the file's bytes; None for PIL/array input
+    size: tuple[int, int] | None = None  # the image's own (width, height), oriented; None: that of pixels
 
     @functools.cached_property
     def encoded(self) -> bytes:
@@ -77,11 +88,11 @@ class LoadedImage:
 
     @property
     def width(self) -> int:
-        return self.pixels.width
+        return (self.size or self.pixels.size)[0]
 
     @property
     def height(self) -> int:
-        return self.pixels.height
+        return (self.size or self.pixels.size)[1]
 
 
 def load_image(
@@ -90,10 +101,11 @@ def load_image(
     """Decode ``src`` into an RGB :class:`LoadedImage`; raise an ``ImageError`` naming the source."""
     if isinstance(src, Image.Image):
         source = name or "<PIL image>"
-        return _from_pixels(_decode(src, source, limits), source)
+        return _from_pixels(*_decode(src, source, limits), source)
     if isinstance(src, np.ndarray):
         source = name or "<array>"
-        return _from_pixels(_to_rgb(_from_array(src, source, limits)), source)
+        rgb = _to_rgb(_from_array(src, source, limits))
+        return _from_pixels(_bounded(rgb), rgb.size, source)
     if isinstance(src, (bytes, bytearray, memoryview)):
         source, data = name or "<bytes>", bytes(src)
         if len(data) > limits.max_bytes:
@@ -114,8 +126,8 @@ def load_image(
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(source, f"unreadable image header: {exc}") from None
     with opened:
-        rgb = _decode(opened, source, limits)
-    return LoadedImage(rgb, source, data)
+        rgb, size = _decode(opened, source, limits)
+    return LoadedImage(rgb, source, data, size)
 
 
 def load_images(
@@ -183,12 +195,20 @@ def _check_size(width: int, height: int, source: str, limits: LimitsConfig) -> N
         raise ImageTooSmallError(source, f"{width}x{height}: smaller side is below limits.min_side={limits.min_side}")
 
 
-def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> Image.Image:
-    """Check the header size, then decode strictly (first frame), orient, and convert to RGB."""
+def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.Image, tuple[int, int]]:
+    """Check the header size, then decode strictly (first frame) at working size, orient, and
+    convert to RGB; also the image's own oriented size."""
     _check_size(im.width, im.height, source, limits)
+    width, height = im.size
     try:
+        if im.format == "JPEG" and max(width, height) > WORKING_SIDE:
+            scale = _DRAFT_SIDE / max(width, height)  # decodes at 1/2, 1/4 or 1/8 scale, not below this
+            im.draft(im.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         im.load()
-        return _to_rgb(ImageOps.exif_transpose(im))
+        loaded = im.size
+        rgb = _to_rgb(ImageOps.exif_transpose(im))
+        turned = rgb.size != loaded and rgb.size == loaded[::-1]
+        return _bounded(rgb), ((height, width) if turned else (width, height))
     except _BOMBS as exc:
         raise ImageTooLargeError(source, str(exc)) from None
     except _DECODE_ERRORS as exc:
@@ -243,6 +263,16 @@ def _from_array(a: np.ndarray, source: str, limits: LimitsConfig) -> Image.Image
     return Image.fromarray(np.ascontiguousarray(a.astype(np.uint8)))
 
 
-def _from_pixels(rgb: Image.Image, source: str) -> LoadedImage:
-    """PIL/array input has no file: store a canonical PNG (fresh image, so no metadata leaks in)."""
-    return LoadedImage(Image.frombytes("RGB", rgb.size, rgb.tobytes()), source)
+def _bounded(rgb: Image.Image) -> Image.Image:
+    """``rgb``, or a copy with its long side ``WORKING_SIDE`` if it is larger."""
+    if max(rgb.size) <= WORKING_SIDE:
+        return rgb
+    scale = WORKING_SIDE / max(rgb.size)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _from_pixels(rgb: Image.Image, size: tuple[int, int], source: str) -> LoadedImage:
+    """PIL/array input has no file: store a canonical PNG of the working pixels (a fresh image, so
+    no metadata leaks in)."""
+    return LoadedImage(Image.frombytes("RGB", rgb.size, rgb.tobytes()), source, size=size)

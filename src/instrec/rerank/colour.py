@@ -9,11 +9,6 @@ black, specular highlights, shadows) carry no hue and are left out.
 On the query side the histogram is taken over the region whose vector matched the candidate best
 (or the whole photo), so a product filling a corner of a shelf photo is compared by its own
 colours, not the shelf's.
-
-A histogram cannot tell a pack whose cap and label swapped colours, and a region box takes in
-shelf and occluders. Once verification has found where the candidate lies in the query, a small
-stored hue map (48 px long side, 2.3 KB) is warped there and compared pixel by pixel
-(:meth:`QueryColours.aligned_agreement`): the same print in another flavour colour fails it.
 """
 
 from __future__ import annotations
@@ -28,13 +23,6 @@ HUE_BINS, SATURATION_BINS = 18, 4
 SIGNATURE_SIZE = HUE_BINS * SATURATION_BINS
 _WORKING_SIDE = 320  # histograms need no more pixels than this
 _WHITE, _BLACK = 235, 25  # a pixel whose darkest channel is >= _WHITE, or brightest <= _BLACK, has no hue
-HUE_MAP_SIDE = 48
-NO_HUE = 255  # hue map value of a pixel without a stable hue (OpenCV hues are 0-179)
-_MAP_SATURATION = 60  # paler pixels' hue is too unstable to compare pixel by pixel
-_QUERY_SATURATION = 40  # the query side is allowed paler: lighting washes colours out
-_HUE_TOLERANCE = 12  # in OpenCV hue units: +-24 degrees
-_MIN_ALIGNED_PIXELS = 30
-_NEAR_MARGIN = 6  # working pixels around the hull of the points a check is limited to
 
 
 def working_pixels(image: Image.Image) -> np.ndarray:
@@ -72,19 +60,6 @@ def _histogram(hsv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (histogram / total if total > 0 else histogram).astype(np.float32)
 
 
-def hue_map(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (48, 48): the image's hue at 48 px on its long side, top-left aligned; :data:`NO_HUE`
-    where a pixel is white, black or pale, and in the padding."""
-    height, width = rgb.shape[:2]
-    scale = HUE_MAP_SIDE / max(height, width)
-    size = (max(1, min(HUE_MAP_SIDE, round(width * scale))), max(1, min(HUE_MAP_SIDE, round(height * scale))))
-    hsv, mask = _hue_saturation(cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA))
-    out = np.full((HUE_MAP_SIDE, HUE_MAP_SIDE), NO_HUE, np.uint8)
-    stable = (mask > 0) & (hsv[..., 1] > _MAP_SATURATION)
-    out[: size[1], : size[0]] = np.where(stable, hsv[..., 0], NO_HUE)
-    return out
-
-
 def colour_similarity(a: np.ndarray, b: np.ndarray) -> float | None:
     """Bhattacharyya coefficient in [0, 1] (1 = same colours); None if either has no hued pixel."""
     if a.sum() <= 0 or b.sum() <= 0:
@@ -102,7 +77,6 @@ class QueryColours:
     def __init__(self, image: Image.Image, boxes: np.ndarray | Sequence[Sequence[float]]):
         pixels = working_pixels(image)
         self._hsv, self._mask = _hue_saturation(pixels)  # once, cropped per row
-        self._per_original_pixel = pixels.shape[1] / image.size[0]
         self._boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         self._cache: dict[int, np.ndarray] = {}
 
@@ -117,45 +91,3 @@ class QueryColours:
             columns = slice(int(round(left * width)), int(round(right * width)))
             self._cache[row] = _histogram(self._hsv[rows, columns], self._mask[rows, columns])
         return self._cache[row]
-
-    def aligned_agreement(self, candidate_hue: np.ndarray, map_to_candidate: float,
-                          query_to_candidate: np.ndarray, query_scale: float,
-                          near: np.ndarray | None = None) -> float | None:
-        """Share of the candidate's hued pixels whose query pixel has the same hue, once the
-        candidate's :func:`hue_map` is warped into the query by a verified 3 x 3 map.
-
-        ``map_to_candidate``: candidate feature-frame pixels per hue-map pixel;
-        ``query_to_candidate``: the fitted map between the two feature frames; ``query_scale``:
-        the query's original pixels per feature-frame pixel. ``near`` ((n, 2) query feature-frame
-        points, e.g. the fit's inliers) limits the comparison to their convex hull and a small
-        margin: a map fitted to a few inliers is right among them, not necessarily beyond. None
-        when too little of the candidate lands there to judge.
-        """
-        try:
-            candidate_to_query = np.linalg.inv(query_to_candidate)
-        except np.linalg.LinAlgError:
-            return None
-        if not np.isfinite(candidate_to_query).all():
-            return None
-        to_working = query_scale * self._per_original_pixel
-        warp = np.diag([to_working, to_working, 1.0]) @ candidate_to_query @ np.diag([map_to_candidate, map_to_candidate, 1.0])
-        height, width = self._mask.shape
-        warped = cv2.warpPerspective(candidate_hue, warp, (width, height), flags=cv2.INTER_NEAREST,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=NO_HUE)
-        placed = warped != NO_HUE
-        if near is not None:
-            placed &= self._hull_mask(np.asarray(near, np.float64) * to_working)
-        if placed.sum() < _MIN_ALIGNED_PIXELS:
-            return None
-        difference = np.abs(self._hsv[..., 0].astype(np.int16) - warped.astype(np.int16))
-        difference = np.minimum(difference, 180 - difference)
-        same = (difference <= _HUE_TOLERANCE) & (self._mask > 0) & (self._hsv[..., 1] > _QUERY_SATURATION)
-        return float(same[placed].mean())
-
-    def _hull_mask(self, points: np.ndarray) -> np.ndarray:
-        """bool (h, w) of the working frame: the points' convex hull widened by ``_NEAR_MARGIN``."""
-        mask = np.zeros(self._mask.shape, np.uint8)
-        if len(points):
-            cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
-            mask = cv2.dilate(mask, np.ones((2 * _NEAR_MARGIN + 1,) * 2, np.uint8))
-        return mask > 0

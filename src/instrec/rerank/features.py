@@ -4,9 +4,10 @@ Raw OpenCV SIFT descriptors are integers in [0, 255], so keeping them as uint8 i
 (128 B per keypoint); RootSIFT (Arandjelovic & Zisserman 2012: L1-normalise, then square root)
 is derived on the fly because it matches better under Euclidean distance. Packed, a keypoint costs
 132 bytes (descriptor + two uint16 coordinates in 1/16 pixel), followed by the image's colour
-signature (144 bytes, see :mod:`instrec.rerank.colour`) and its hue map (2308 bytes), so
-verification never re-reads or re-decodes gallery images. Features packed before colour signatures
-or hue maps existed unpack without them: the three layouts differ in size modulo 132.
+signature (144 bytes, see :mod:`instrec.rerank.colour`), so verification never re-reads or
+re-decodes gallery images. Features packed before colour signatures existed unpack without them,
+and those packed with the hue map of a former colour check unpack with it ignored: the three
+layouts differ in size modulo 132.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from instrec.rerank.colour import HUE_MAP_SIDE, SIGNATURE_SIZE
+from instrec.rerank.colour import SIGNATURE_SIZE
 
 DESCRIPTOR_DIM = 128
 _KEYPOINT_BYTES = 4 + DESCRIPTOR_DIM
 _COLOUR_BYTES = 2 * SIGNATURE_SIZE  # float16
-_HUE_BYTES = 4 + HUE_MAP_SIDE * HUE_MAP_SIDE  # float32 feature-frame pixels per map pixel, then the map
+_LEGACY_HUE_BYTES = 4 + 48 * 48  # a former check's hue map, written by earlier versions: skipped
 _HEADER = np.dtype([("n", "<u4"), ("scale", "<f4")])
 _XY_UNIT = 16.0  # coordinates stored in 1/16 pixel as uint16: up to 4095 px
 MAX_COORDINATE = 65535 / _XY_UNIT
@@ -41,16 +42,12 @@ class LocalFeatures:
     descriptors: np.ndarray  # uint8 (n, 128), raw SIFT
     scale: float = 1.0
     colour: np.ndarray | None = None  # float32 (72,) colour signature of the whole image, if extracted
-    hue: np.ndarray | None = None  # uint8 (48, 48) colour.hue_map of the image; needs ``colour``
-    hue_scale: float = 0.0  # feature-frame (xy) pixels per hue-map pixel
 
     def __post_init__(self) -> None:
         if self.xy.shape != (len(self.descriptors), 2) or self.descriptors.shape[1:] != (DESCRIPTOR_DIM,):
             raise ValueError(f"xy {self.xy.shape} and descriptors {self.descriptors.shape} disagree")
         if self.colour is not None and self.colour.shape != (SIGNATURE_SIZE,):
             raise ValueError(f"colour signature of shape {self.colour.shape}, not ({SIGNATURE_SIZE},)")
-        if self.hue is not None and (self.colour is None or self.hue.shape != (HUE_MAP_SIDE, HUE_MAP_SIDE)):
-            raise ValueError(f"a hue map needs a colour signature and shape ({HUE_MAP_SIDE}, {HUE_MAP_SIDE})")
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -68,8 +65,6 @@ class LocalFeatures:
         header = np.array([(len(self), self.scale)], dtype=_HEADER)
         xy = np.rint(np.clip(self.xy, 0, MAX_COORDINATE) * _XY_UNIT).astype("<u2")
         colour = b"" if self.colour is None else self.colour.astype("<f2").tobytes()
-        if self.hue is not None:
-            colour += np.float32(self.hue_scale).astype("<f4").tobytes() + np.ascontiguousarray(self.hue, np.uint8).tobytes()
         return header.tobytes() + xy.tobytes() + np.ascontiguousarray(self.descriptors, np.uint8).tobytes() + colour
 
     @classmethod
@@ -78,26 +73,20 @@ class LocalFeatures:
         n, offset = int(header["n"]), _HEADER.itemsize
         keypoints_end = offset + n * _KEYPOINT_BYTES
         colour_end = keypoints_end + _COLOUR_BYTES
-        if len(data) not in (keypoints_end, colour_end, colour_end + _HUE_BYTES):
+        if len(data) not in (keypoints_end, colour_end, colour_end + _LEGACY_HUE_BYTES):
             raise ValueError(f"packed local features of {len(data)} bytes do not hold {n} keypoints")
         xy = np.frombuffer(data, "<u2", 2 * n, offset).reshape(n, 2).astype(np.float32) / _XY_UNIT
         desc = np.frombuffer(data, np.uint8, n * DESCRIPTOR_DIM, offset + 4 * n).reshape(n, DESCRIPTOR_DIM)
-        colour = hue = None
-        hue_scale = 0.0
+        colour = None
         if len(data) > keypoints_end:
             colour = np.frombuffer(data, "<f2", SIGNATURE_SIZE, keypoints_end).astype(np.float32)
-        if len(data) > colour_end:
-            hue_scale = float(np.frombuffer(data, "<f4", 1, colour_end)[0])
-            hue = np.frombuffer(data, np.uint8, HUE_MAP_SIDE * HUE_MAP_SIDE, colour_end + 4).reshape(
-                HUE_MAP_SIDE, HUE_MAP_SIDE)
-        return cls(xy, desc, float(header["scale"]), colour, hue, hue_scale)
+        return cls(xy, desc, float(header["scale"]), colour)
 
     @staticmethod
     def packed_complete(size: int) -> bool:
-        """Whether packed features of ``size`` bytes carry the colour signature and the hue map (the
-        size alone tells: 144 and 144 + 2308 leave remainders 12 and 76 modulo the 132 bytes a
-        keypoint takes)."""
-        return (size - _HEADER.itemsize) % _KEYPOINT_BYTES == (_COLOUR_BYTES + _HUE_BYTES) % _KEYPOINT_BYTES
+        """Whether packed features of ``size`` bytes carry the colour signature (the size alone tells:
+        without it the keypoints fill whole 132-byte records after the header)."""
+        return (size - _HEADER.itemsize) % _KEYPOINT_BYTES != 0
 
 
 def rootsift(descriptors: np.ndarray) -> np.ndarray:

@@ -9,18 +9,6 @@ same thing for every query and can be thresholded for open-set "unknown":
   homography fits any 4 points exactly) through a logistic curve, shifted so no inliers above the
   floor give 0: about 0.5 at ``inlier_midpoint`` above it. It is increasing, so ranking follows
   inlier counts, but the few inliers chance matches reach add nothing or little.
-
-* agreement: where verification placed the candidate in the query, the share of its hued pixels
-  with the same hue there (:meth:`instrec.rerank.colour.QueryColours.aligned_agreement`). Below
-  ``hue_agreement`` it scales the inlier evidence down in proportion: the same print in another
-  colour (a flavour variant) matches keypoint for keypoint but is another product.
-
-  When the region's colour histogram disagrees too (colour similarity below ``colour_confirms``),
-  both checks say "other colours" and the global similarity shrinks the same way, down to the
-  larger of the two ratios: the variant is as alike as a colour-blind descriptor can see. A failed
-  hue check alone does not touch it: lighting shifts hues pixel by pixel (UKBench matches with 40-110
-  inliers and agreement 0-0.1 keep colour similarities of 0.84-0.99).
-
 * colour: the colour similarity (:mod:`instrec.rerank.colour`), already in [0, 1]. An id without
   one (features stored before colour signatures existed, or no hued pixel on either side) leaves
   the term out of its own mean rather than counting as a colour mismatch.
@@ -29,6 +17,11 @@ The weighted mean uses only the inputs actually given (``None``), so a caller wi
 descriptor still gets a [0, 1] score. Global similarity and geometry weigh the same by default:
 geometry separates look-alikes and finds small objects in clutter, while the global term carries
 textureless objects (no keypoints, no inliers) and colour differences SIFT cannot see.
+
+The mean is one of an instance's two channels: the decision lowers it against the competing
+instances and keeps the larger of that and the inlier evidence alone
+(:func:`instrec.decision.against_competitors`), so strong geometry is not averaged down by a
+global similarity that a flat catalogue label and a photo of the curved bottle do not share.
 """
 
 from __future__ import annotations
@@ -55,18 +48,11 @@ def fuse(
     inliers: Mapping[int, int] | None,
     config: RerankConfig = RerankConfig(),
     colour: Mapping[int, float] | None = None,
-    agreement: Mapping[int, float] | None = None,
 ) -> dict[int, float]:
     """Fused score in [0, 1] for every image id present in the evidence inputs (absent = no
-    evidence); ``colour`` and ``agreement`` only adjust ids that have one."""
+    evidence); ``colour`` only adjusts ids that have one."""
     clip = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731
     geometry = None if inliers is None else {i: inlier_evidence(n, config) for i, n in inliers.items()}
-    hue = {i: clip(a / config.hue_agreement) for i, a in (agreement or {}).items()} if config.hue_agreement > 0 else {}
-    if geometry is not None and hue:
-        geometry = {i: e * hue.get(i, 1.0) for i, e in geometry.items()}
-    if global_scores is not None and colour and config.colour_confirms > 0:
-        global_scores = {i: g * max(hue[i], clip(colour[i] / config.colour_confirms))
-                         if i in hue and hue[i] < 1 and i in colour else g for i, g in global_scores.items()}
     terms = [
         (global_scores, config.weight_global, clip),
         (local_scores, config.weight_local, clip),

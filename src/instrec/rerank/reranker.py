@@ -15,7 +15,7 @@ from typing import Mapping
 from PIL import Image
 
 from instrec.config import RerankConfig
-from instrec.rerank.colour import HUE_MAP_SIDE, QueryColours, colour_signature, hue_map, working_pixels
+from instrec.rerank.colour import colour_signature, working_pixels
 from instrec.rerank.features import LocalFeatures, extract_local_features
 from instrec.rerank.fuse import fuse
 from instrec.rerank.index import LocalIndex
@@ -36,12 +36,10 @@ class LocalVerifier:
         return f"sift:{c.max_keypoints}:{c.max_side}:{c.contrast_threshold}"
 
     def extract(self, image: Image.Image) -> LocalFeatures:
-        """Features stored for a gallery image: keypoints, the colour signature and the hue map."""
+        """Features stored for a gallery image: keypoints and the colour signature."""
         c = self.config
         keypoints = extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold)
-        pixels = working_pixels(image)
-        return dataclasses.replace(keypoints, colour=colour_signature(pixels), hue=hue_map(pixels),
-                                   hue_scale=max(image.size) / HUE_MAP_SIDE / keypoints.scale)
+        return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
         """Features of a query: more of them, since they are never stored."""
@@ -70,15 +68,13 @@ class LocalVerifier:
         local_scores: Mapping[int, float],
         groups: Mapping[int, int],
         colour: Mapping[int, float] | None = None,
-        query_colours: QueryColours | None = None,
     ) -> tuple[dict[int, float], dict[int, int]]:
         """Fused [0, 1] score and RANSAC inliers per candidate image id.
 
         ``groups`` (each image's instance) keeps two shots of one instance from cancelling each
         other in the cross-candidate ratio test. Ids without features still get a fused score
         from their global similarity, with zero geometric evidence. ``colour`` is each
-        candidate's colour similarity to the query where both have a signature; ``query_colours``
-        lets each verified candidate's hue map be checked where the geometry puts it.
+        candidate's colour similarity to the query where both have a signature.
         """
         ids = list(global_scores.keys() | candidates.keys())
         verified = [i for i in ids if i in candidates]
@@ -88,19 +84,6 @@ class LocalVerifier:
                         c.match_precision, c.min_inlier_spread)
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
-        agreement = {}
-        if query_colours is not None and c.hue_agreement > 0:
-            confident = c.inlier_floor + c.inlier_midpoint  # where the evidence curve turns
-            for i, n, model, points in zip(verified, result.inliers, result.models, result.inlier_points):
-                features = candidates[i]
-                if n < min(confident, c.hue_near_inliers) or model is None or features.hue is None:
-                    continue
-                # A confident fit places the whole candidate well enough to compare pixels; one
-                # fitted to fewer inliers is compared only among them (Herb-Ox chicken vs beef: 7-8).
-                share = query_colours.aligned_agreement(features.hue, features.hue_scale, model, query.scale,
-                                                        near=None if n >= confident else points)
-                if share is not None:
-                    agreement[i] = share
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids},
-                     {i: local_scores.get(i, 0.0) for i in ids}, inliers, c, colour, agreement)
+                     {i: local_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
         return fused, inliers

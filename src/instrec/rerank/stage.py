@@ -4,7 +4,8 @@ Candidates are the best ``rerank.shortlist`` gallery images by global similarity
 ``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
 ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local
 score, its RANSAC inliers and its colour similarity to the query row that matched it best, fused
-into one [0, 1] score; an instance scores as its best image.
+into one [0, 1] score; an instance scores as its best image, and keeps the inlier evidence of its
+best-verified image as a channel of its own (:func:`instrec.decision.against_competitors`).
 
 The rows that matched the best candidates are looked at a second time (``rerank.second_look``):
 cut out of the photo and embedded on their own, a candidate keeps the better of the two cosines.
@@ -12,6 +13,7 @@ cut out of the photo and embedded on their own, a candidate keeps the better of 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +23,7 @@ from instrec.decision import InstanceScore, Query
 from instrec.library import Library, SearchHits
 from instrec.rerank.colour import QueryColours, colour_similarity
 from instrec.rerank.features import LocalFeatures
+from instrec.rerank.fuse import inlier_evidence
 
 # The second look crops only regions covering at most this share of the photo: a larger one's pooled
 # vector sees little clutter beyond it, and its crop is nearly the whole photo, embedded already.
@@ -49,10 +52,9 @@ def verified_ranking(
     features: LocalFeatures,
     hits: SearchHits,
     colours: QueryColours | None = None,
-    exclude_image: int | None = None,
     crops: QueryCrops | None = None,
 ) -> VerifiedRanking:
-    """Candidates scored and grouped by instance; ``exclude_image`` (leave-one-out calibration) is ignored.
+    """Candidates scored and grouped by instance.
 
     ``colours`` (the query's colour per search row) adds colour evidence; None leaves it out.
     ``crops`` embeds query rows as crops for the second look; None skips it.
@@ -65,12 +67,10 @@ def verified_ranking(
     vector_of: dict[int, int] = {}  # image -> one of its vectors (names the evidence for thumbnails)
     for score, vector_id in zip(hits.scores.tolist(), hits.vector_ids.tolist()):
         image = image_of.get(vector_id)
-        if image is not None and image != exclude_image and image not in cosine and len(cosine) < n:
+        if image is not None and image not in cosine and len(cosine) < n:
             cosine[image], vector_of[image] = score, vector_id
     n_local = verifier.config.local_shortlist
-    found = library.local_search([features], n_local + 1)[0] if n_local else []  # + 1: exclude_image
-    local = [(i, s) for i, s in found if i != exclude_image][:n_local]
-    local_scores = dict(local)
+    local_scores = dict(library.local_search([features], n_local)[0]) if n_local else {}
     _exact_cosines(library, query, [i for i in local_scores if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
     stored = catalog.local_features_by_pk(candidates)
@@ -78,23 +78,25 @@ def verified_ranking(
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
     looking = crops is not None and verifier.config.second_look > 0
-    # colours may be there only for the hue check (rerank.hue_agreement): then no region colour is weighed.
     weighed = colours is not None and verifier.config.weight_colour > 0
     matched = _best_rows(library, query, vector_of) if looking or weighed else {}
     if looking:
         _second_look(crops, matched, cosine, verifier.config.second_look)
     colour = _colour_similarities(colours, unpacked, matched) if weighed else None
-    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour, colours)
+    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour)
     best: dict[int, InstanceScore] = {}
+    geometry: dict[int, float] = {}  # per instance, the inlier evidence of its best-verified image
     images = []
     for image in sorted(fused, key=lambda i: (-fused[i], i)):
         instance = instance_of.get(image)
         if instance is None:  # removed meanwhile
             continue
         images.append((image, instance, fused[image]))
+        geometry[instance] = max(geometry.get(instance, 0.0), inlier_evidence(inliers[image], verifier.config))
         if instance not in best:
             best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image])
-    return VerifiedRanking(list(best.values()), images)
+    instances = [dataclasses.replace(s, geometry=geometry[s.instance_pk]) for s in best.values()]
+    return VerifiedRanking(instances, images)
 
 
 def _exact_cosines(library: Library, query: Query, images: list[int],

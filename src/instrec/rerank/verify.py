@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Hashable, Literal, NamedTuple, Sequence
+from typing import Hashable, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -32,14 +32,6 @@ class Verification:
 
     matches: np.ndarray  # int64 (n_candidates,)
     inliers: np.ndarray  # int64 (n_candidates,)
-    models: tuple[np.ndarray | None, ...] = ()  # per candidate, the fitted 3 x 3 map query -> candidate
-    inlier_points: tuple[np.ndarray, ...] = ()  # per candidate, float32 (m, 2): its inliers' query keypoints
-
-
-class Fit(NamedTuple):
-    inliers: int  # RANSAC inliers (counted per cell under min_spread)
-    matrix: np.ndarray | None  # the fitted 3 x 3 map src -> dst, if any
-    kept: np.ndarray  # bool (n,): which of the given points RANSAC kept
 
 
 def tentative_matches(
@@ -142,7 +134,7 @@ def _fast_bfloat16() -> bool:
     return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
 
 
-def fit(
+def count_inliers(
     src: np.ndarray,
     dst: np.ndarray,
     model: Model = "homography",
@@ -150,10 +142,8 @@ def fit(
     iters: int = 1000,
     seed: int = 0,
     min_spread: float = 0.0,
-) -> Fit:
-    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points),
-    the fitted 3 x 3 map (None without a fit, and for a fundamental matrix, which maps points to
-    lines) and which points it kept.
+) -> int:
+    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points).
 
     With ``min_spread`` > 0, inliers piled onto a few spots of the candidate (fewer distinct
     ``threshold``-sized cells of ``dst`` than ``min_spread`` per inlier) count once per cell. A
@@ -161,34 +151,26 @@ def fit(
     candidate ones, and a degenerate homography squeezes them all into one small area; a real
     match spreads over the object.
     """
-    nothing = Fit(0, None, np.zeros(len(src), bool))
     if len(src) < _MIN_POINTS[model]:
-        return nothing
+        return 0
     src = np.ascontiguousarray(src, np.float32)
     dst = np.ascontiguousarray(dst, np.float32)
     cv2.setRNGSeed(seed)  # RANSAC sampling: same matches, same count
-    matrix = None
     if model == "homography":
-        matrix, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=iters, confidence=0.995)
+        _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=iters, confidence=0.995)
     elif model == "fundamental":
         _, mask = cv2.findFundamentalMat(src, dst, cv2.FM_RANSAC, threshold / 2, 0.995, iters)
     else:
-        affine, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
-                                            maxIters=iters, confidence=0.995)
-        matrix = None if affine is None else np.vstack([affine, [0.0, 0.0, 1.0]])
+        _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
+                                       maxIters=iters, confidence=0.995)
     if mask is None:
-        return nothing
+        return 0
     kept = mask.ravel().astype(bool)
     inliers = int(kept.sum())
     if min_spread > 0 and inliers:
         distinct = len(np.unique(np.floor(dst[kept] / threshold).astype(np.int64), axis=0))
         inliers = inliers if distinct >= min_spread * inliers else distinct
-    return Fit(inliers, matrix, kept)
-
-
-def count_inliers(*args: Any, **kwargs: Any) -> int:
-    """:func:`fit`'s inlier count alone (same arguments)."""
-    return fit(*args, **kwargs)[0]
+    return inliers
 
 
 def verify(
@@ -203,12 +185,10 @@ def verify(
     precision: Precision = "float32",
     min_spread: float = 0.0,
 ) -> Verification:
-    """Ratio-test matches, RANSAC inlier counts, fitted maps and inlier keypoints (:func:`fit`) of
-    ``query`` against each candidate."""
+    """Ratio-test matches and RANSAC inlier counts (:func:`count_inliers`) of ``query`` against each
+    candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    fits = [fit(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread)
-            for (qi, ci), cand in zip(pairs, candidates)]
-    return Verification(matches=matches, inliers=np.array([f.inliers for f in fits], np.int64),
-                        models=tuple(f.matrix for f in fits),
-                        inlier_points=tuple(query.xy[qi][f.kept] for (qi, _), f in zip(pairs, fits)))
+    inliers = [count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread)
+               for (qi, ci), cand in zip(pairs, candidates)]
+    return Verification(matches=matches, inliers=np.array(inliers, np.int64))

@@ -80,6 +80,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
             state.recognizer = await anyio.to_thread.run_sync(Recognizer, config)
         try:
             await anyio.to_thread.run_sync(_warm_up, state.recognizer)
+            await anyio.to_thread.run_sync(state.recalibrate_if_changed)
             state.ready = True
             log.info("instrec service ready (auth %s, %d inference slot(s))",
                      "on" if keys.enabled else "OFF", state.inference_slots)

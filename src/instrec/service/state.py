@@ -110,8 +110,16 @@ class ServiceState:
         assert self._writes is not None, "lifespan not started"
         async with self._writes:
             if embeds:
-                return await self.inference(fn, *args, kind="enroll")
-            return await anyio.to_thread.run_sync(fn, *args)
+                result = await self.inference(fn, *args, kind="enroll")
+            else:
+                result = await anyio.to_thread.run_sync(fn, *args)
+        self.recalibrate_if_changed()
+        return result
+
+    def recalibrate_if_changed(self) -> None:
+        """Re-calibrate on a side thread once the gallery has changed materially (decision.auto_calibrate)."""
+        if self.config.decision.auto_calibrate and self.recognizer is not None:
+            self.recognizer.recalibrate_in_background()
 
 
 async def service_state(request: Request) -> ServiceState:

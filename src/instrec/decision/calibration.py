@@ -1,0 +1,190 @@
+"""From scores to "unknown": the open-set threshold, how sure it is, and what a score's confidence is.
+
+A threshold is measured on the gallery itself (:mod:`instrec.decision.probes` makes query-like
+views of enrolled images and takes real scene photos as strangers), or on the user's own negatives.
+A few hundred impostor scores say little about a 1 % false-accept rate, so the measurement is
+blended with a prior: the threshold and confidence curve of the default pipeline, fitted offline
+on real evaluation data (``benchmarks/fit_decision_prior.py`` writes ``prior.json``). The prior
+weighs as much as ``strength`` impostor scores: a gallery of one instance decides almost by the
+prior alone, one with thousands of scores by its own.
+
+The confidence shown to users is a logistic map of the score to the probability that the answer
+is right, fitted on the same real queries (right answers against wrong ones and strangers); a
+calibrated threshold moves it along with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from instrec.decision.scores import UNRELATED_SCORE
+
+FALLBACK_THRESHOLD = 0.45  # raw score (cosine or fused); until measured, for pipelines without a prior
+PRIOR_FILE = Path(__file__).with_name("prior.json")
+WEAK_ESTIMATE = 300  # fewer impostor scores than this: the report says so and suggests negatives
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The decision of one scoring pipeline (``key``), fitted on real data before any gallery exists."""
+
+    key: str  # the scoring key (Config.scoring_key) it was fitted under
+    thresholds: dict[str, float]  # false-accept rate -> the score letting through that share of strangers
+    slope: float  # confidence = sigmoid(slope * (score - the 1 % threshold) + offset)
+    offset: float
+    strength: int  # how many impostor scores of a gallery it weighs as
+    fitted_on: str = ""
+
+    def threshold(self, target_far: float) -> float:
+        """The prior threshold for ``target_far``, interpolated in log false-accept rate."""
+        rates = sorted((float(far), t) for far, t in self.thresholds.items())
+        logs = [math.log(far) for far, _ in rates]
+        return float(np.interp(math.log(target_far), logs, [t for _, t in rates]))
+
+    @classmethod
+    def load(cls, path: Path = PRIOR_FILE) -> "Prior | None":
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    def save(self, path: Path = PRIOR_FILE) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    slope: float  # confidence = sigmoid(slope * score + intercept)
+    intercept: float
+    target_far: float
+    genuine: int  # how many genuine / impostor scores the estimate rests on
+    impostor: int
+    tar_at_threshold: float | None
+    source: str  # where the scores came from: "prior", "probes", or negatives for the impostors
+    false_accepts: int = 0  # impostor scores at or above the threshold
+    measured_threshold: float | None = None  # the gallery's own, before blending with the prior
+    prior_weight: float = 0.0  # share of the threshold that is the prior's
+    images: int = 0  # gallery images when measured: tells when the gallery has changed materially
+    duplicates: int = 0  # images that duplicate another instance's, kept out of the impostors
+
+    def confidence(self, score: float) -> float:
+        return _sigmoid(self.slope * score + self.intercept)
+
+    def far_interval(self) -> tuple[float, float]:
+        """95 % Wilson interval of the false-accept rate at the threshold, from the impostor scores."""
+        return wilson_interval(self.false_accepts, self.impostor)
+
+    def describe(self) -> str:
+        """What the threshold rests on, in words a user can act on."""
+        if self.impostor == 0:
+            return (f"threshold {self.threshold:.3f} is the prior fitted on real evaluation data; nothing has been "
+                    "measured on this gallery yet (instrec calibrate).")
+        low, high = self.far_interval()
+        words = (f"threshold {self.threshold:.3f} rests on {self.impostor} stranger and {self.genuine} genuine "
+                 f"scores ({self.source}); {self.false_accepts} strangers reach it: false-accept rate "
+                 f"{low:.1%}-{high:.1%} (95 % interval) against a target of {self.target_far:.1%}")
+        if self.prior_weight > 0:
+            words += f"; {self.prior_weight:.0%} of it is the prior"
+        if self.duplicates:
+            words += f"; {self.duplicates} images duplicate another instance's and were left out as strangers"
+        if self.impostor < WEAK_ESTIMATE:
+            words += ("; the estimate is weak: calibrate with --negatives (photos of things not enrolled, taken "
+                      "like real queries) to firm it up")
+        return words + "."
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        return cls(**json.loads(text))
+
+
+def default_calibration(prior: Prior | None, competitor_weight: float, target_far: float = 0.01) -> Calibration:
+    """Before any measurement: the prior, or for a pipeline without one a logistic centred on a guess."""
+    if prior is not None:
+        threshold = prior.threshold(target_far)
+        return Calibration(threshold, prior.slope, prior.offset - prior.slope * threshold, target_far, 0, 0,
+                           None, "prior", prior_weight=1.0)
+    threshold = fallback_threshold(competitor_weight)
+    return Calibration(threshold, 10.0, -10.0 * threshold, target_far, 0, 0, None, "default")
+
+
+def fallback_threshold(competitor_weight: float) -> float:
+    """The uncalibrated threshold for scores lowered by ``competitor_weight`` x their rivals' mean."""
+    return FALLBACK_THRESHOLD - competitor_weight * UNRELATED_SCORE
+
+
+def calibrate(genuine: np.ndarray, impostor: np.ndarray, target_far: float, source: str,
+              prior: Prior | None = None, **extra: int) -> Calibration:
+    """Threshold = the impostor quantile that lets through ``target_far`` of impostors, blended
+    with ``prior`` by their numbers of scores; ``extra`` fills the bookkeeping fields."""
+    genuine = np.asarray(genuine, np.float64)
+    impostor = np.asarray(impostor, np.float64)
+    if len(impostor) == 0:
+        raise ValueError("calibration needs impostor scores")
+    measured = float(np.quantile(impostor, 1.0 - target_far, method="higher"))
+    measured = float(np.nextafter(measured, np.inf))  # strictly above the quantile impostor
+    if prior is None:
+        threshold, weight = measured, 0.0
+        slope, intercept = _fit_logistic(genuine, impostor, threshold)
+    else:
+        weight = prior.strength / (prior.strength + len(impostor))
+        threshold = weight * prior.threshold(target_far) + (1 - weight) * measured
+        slope, intercept = prior.slope, prior.offset - prior.slope * threshold
+    tar = float((genuine >= threshold).mean()) if len(genuine) else None
+    return Calibration(threshold, slope, intercept, target_far, int(len(genuine)), int(len(impostor)), tar, source,
+                       false_accepts=int((impostor >= threshold).sum()), measured_threshold=measured,
+                       prior_weight=weight, **extra)
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Platt scaling, ``P(label | score) = sigmoid(a * score + b)``, by Newton's method on the
+    ``weights``-weighted log loss (default: each class weighs half). Returns (a, b); (nan, nan)
+    when it does not converge to an increasing curve."""
+    x, y = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
+    if weights is None:
+        positives, negatives = max(float(y.sum()), 1.0), max(float(len(y) - y.sum()), 1.0)
+        weights = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    a, b = 10.0, -10.0 * float(np.median(x))
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -60.0, 60.0)))
+        g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))]) + 1e-4 * np.array([a, 0.0])
+        h_diag = w * p * (1 - p)
+        h = np.array([[np.sum(h_diag * x * x) + 1e-4, np.sum(h_diag * x)], [np.sum(h_diag * x), np.sum(h_diag) + 1e-9]])
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return (float(a), float(b)) if math.isfinite(a) and math.isfinite(b) and a > 0 else (math.nan, math.nan)
+
+
+def _fit_logistic(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Class-balanced Platt scaling of genuine against impostor; centred on the threshold if degenerate."""
+    if len(genuine) >= 3:
+        a, b = fit_logistic(np.concatenate([genuine, impostor]),
+                            np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))]))
+        if math.isfinite(a):
+            return a, b
+    slope = 4.0 / max(float(np.std(impostor)), 0.02)
+    return slope, -slope * threshold
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
