@@ -2,7 +2,7 @@
 threshold (no negatives), the reference run side by side on the same split, tiny galleries, and
 phone-size photos.
 
-    python benchmarks/bench_real.py [--results benchmarks/RESULTS.md] [--skip-large] [--skip-tiny]
+    python benchmarks/bench_real.py [--results] [--skip-large] [--skip-tiny]
 
 1. Accuracy and decision, default settings, calibrated on the gallery alone: beer-labels as laid out,
    ukbench-dev / coil100 / att-faces at 1 shot with unknown fraction 0.2 (seed 0). The reference
@@ -18,7 +18,6 @@ Data: ../shared/data (read only).
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import json
 import statistics
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 from PIL import Image
+
+from results import write_section
 
 from instrec.config import Config
 from instrec.evaluation.datasets import load_split
@@ -67,7 +68,7 @@ def reference(layout: Path) -> dict:
 
 
 def accuracy(rows: list[str]) -> None:
-    rows += ["## Accuracy and the decision at the calibrated threshold (no negatives)", "",
+    rows += ["### Accuracy and the decision at the calibrated threshold (no negatives)", "",
              "| set | engine | top-1 | AUROC | TAR@FAR=1% | accepted correct | false accept | ECE | threshold | ms/query |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name in SETS:
@@ -90,7 +91,7 @@ def accuracy(rows: list[str]) -> None:
 def tiny_galleries(rows: list[str]) -> None:
     objects = sorted(p for p in (DATA / "ukbench-dev").iterdir() if p.is_dir())
     strangers = [sorted(p.iterdir())[0] for p in objects[-25:]]
-    rows += ["", "## Tiny galleries: 25 photos of other objects, false accepts", "",
+    rows += ["", "### Tiny galleries: 25 photos of other objects, false accepts", "",
              "| instances enrolled | with the prior | after calibrate |", "|---|---|---|"]
     for n in (1, 3, 10):
         with tempfile.TemporaryDirectory() as home, Recognizer(Config.load(home=home)) as rec:
@@ -123,7 +124,7 @@ def phone_photos(rows: list[str]) -> None:
                 rec.recognize(data)
                 timings[label][0].append((time.perf_counter() - wall) * 1e3)
                 timings[label][1].append((time.process_time() - cpu) * 1e3)
-    rows += ["", f"## Phone photos: {len(queries)} queries, 20 instances, median ms per query", "",
+    rows += ["", f"### Phone photos: {len(queries)} queries, 20 instances, median ms per query", "",
              "| query | wall | CPU |", "|---|---|---|"]
     for label, (wall, cpu) in timings.items():
         rows.append(f"| {label} | {statistics.median(wall):.0f} | {statistics.median(cpu):.0f} |")
@@ -132,19 +133,18 @@ def phone_photos(rows: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--results", type=Path, help="write the tables to this markdown file")
+    parser.add_argument("--results", action="store_true", help="write the tables into benchmarks/RESULTS.md")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-tiny", action="store_true")
     args = parser.parse_args()
-    rows = [f"# bench_real ({datetime.date.today().isoformat()})", "",
-            f"`python benchmarks/{Path(__file__).name}` on the 2-core machine; data ../shared/data.", ""]
+    rows: list[str] = []
     accuracy(rows)
     if not args.skip_tiny:
         tiny_galleries(rows)
     if not args.skip_large:
         phone_photos(rows)
     if args.results:
-        args.results.write_text("\n".join(rows) + "\n")
+        write_section("Real data as a new user meets it", "python benchmarks/bench_real.py --results", rows)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,13 @@ from instrec.rerank.stage import QueryCrops, verified_ranking
 log = logging.getLogger(__name__)
 
 ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.load_image)
-CALIBRATION_IMAGES = 120  # enrolled images probed per calibration (two probes each), whatever the gallery's size
+CALIBRATION_IMAGES = 60  # enrolled images probed per calibration (two probes each), whatever the gallery's size
 # The gallery has changed materially when this share of its images (at least one) came or went
 # since it was calibrated: then recalibrate_in_background starts.
 STALE_SHARE = 0.2
 NEAR_DUPLICATE = 0.97  # cosine between two instances' images above which they are one picture
 NEAR_DUPLICATE_NEIGHBOURS = 5
+SAME_PICTURE = 0.9  # a shipped scene photo this close to a gallery vector was enrolled: no stranger
 
 
 @dataclass(frozen=True)
@@ -357,6 +358,8 @@ class Recognizer:
             "dim": library.dim,
             "threshold": self.threshold,
             "calibration": calibration.source,
+            "calibration_summary": calibration.describe(),
+            "calibration_stale": self.calibration_stale(),
             "home": str(self.config.home),
         }
 
@@ -563,7 +566,8 @@ class Recognizer:
                 continue
             shots.append(Shot(owners[image][0], pixels, seed * 1_000_003 + image))
         rank = lambda photos: self._ranked(photos)[0]  # noqa: E731
-        scores = measure(rank, self._against_competitors, shots, twins, progress, with_strangers=not negatives)
+        scores = measure(rank, self._against_competitors, shots, twins, self._holds, progress,
+                         with_strangers=not negatives)
         source = f"probes of {len(shots)} images, {scores.strangers} stranger photos"
         if negatives:
             scores.impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
@@ -603,6 +607,11 @@ class Recognizer:
         if duplicates:
             log.warning("%d images duplicate another instance's image: kept out of the impostor scores", duplicates)
         return twins, duplicates
+
+    def _holds(self, photo: Image.Image) -> bool:
+        """Whether the gallery holds this very picture (resized or recompressed): a vector that close."""
+        hits = self.library.search(self.embedder.embed([photo]), 1)[0]
+        return bool(len(hits.scores)) and float(hits.scores[0]) >= SAME_PICTURE
 
     @property
     def _prior(self) -> Prior | None:

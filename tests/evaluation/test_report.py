@@ -9,6 +9,7 @@ from instrec.evaluation import Candidate, QueryOutcome, Row, Run, Setting
 from instrec.evaluation.report import WORST_FAILURES, failures, roc_curve, stage_medians, write_report
 
 SECTIONS = ("settings", "accuracy-vs-shots", "scores--genuine-vs-impostor", "roc--known-vs-unknown-queries",
+            "operating-point-at-the-calibrated-threshold", "reliability-of-the-confidence-shown",
             "latency-per-stage--median-ms-query", "20-worst-failures-per-row")
 
 
@@ -56,6 +57,22 @@ def test_worst_failures_are_wrong_answers_and_accepted_unknowns_most_confident_f
     ]
     assert [o.top_score for o in failures(outcomes)] == [0.95, 0.7, 0.6]
     assert len(failures(outcomes, limit=1)) == 1
+
+
+def test_known_queries_rejected_as_unknown_are_among_the_failures_lowest_first():
+    a, b = Candidate("a", "A", 0.9, "a.jpg"), Candidate("b", "B", 0.8, "b.jpg")
+    wrong = [outcome("b", [a, b], 0.9 - i / 100) for i in range(30)]
+    rejected = [outcome("a", [a], 0.3 + i / 100, unknown=True) for i in range(3)]
+    shown = failures(wrong + rejected, limit=10)
+    assert len(shown) == 10 and [o.top_score for o in shown[-3:]] == [0.3, 0.31, 0.32]
+    assert shown[0].top_score == 0.9  # the most confident wrong answer still leads
+
+
+def test_the_operating_point_and_the_reliability_diagram_are_reported(compared, tmp_path):
+    page = write_report(compared, tmp_path / "report.html").read_text()
+    point = page.split('<section id="operating-point-at-the-calibrated-threshold">')[1].split("</section>")[0]
+    assert "accepted correct" in point and "false accept" in point and point.count("<tr>") == 1 + len(compared)
+    assert "ECE" in page.split('<section id="reliability-of-the-confidence-shown">')[1]
 
 
 def test_roc_curve_runs_from_nothing_to_everything_accepted():

@@ -12,17 +12,14 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from instrec.decision.probes import probes, strangers
+from instrec.decision.probes import background_photos, probes, stranger_views
 from instrec.decision.scores import InstanceScore
 
 Rank = Callable[[list[Image.Image]], list[list[InstanceScore]]]
 Adjust = Callable[[list[InstanceScore]], list[InstanceScore]]
 Progress = Callable[[int, int], None]
+Holds = Callable[[Image.Image], bool]
 BATCH = 8  # probes ranked at once
-# A shipped stranger that verifies this well, or scores this high, is an enrolled picture, not a
-# stranger: it is left out, and not used as a backdrop either.
-ENROLLED_GEOMETRY = 0.5
-ENROLLED_SCORE = 0.9
 
 
 @dataclass(frozen=True)
@@ -39,24 +36,23 @@ class Scores:
     strangers: int = 0  # shipped strangers scored (the others hold an enrolled picture)
 
 
-def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, set[int]],
+def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, set[int]], holds: Holds,
             progress: Progress | None = None, with_strangers: bool = True) -> Scores:
     """Score the shipped strangers (``with_strangers``) and two probes per shot.
 
     A probe's own instance gives a genuine score; the best of the others, with its own instance
     and its ``twins`` (instances holding a duplicate of one of its images) set aside, an impostor
-    score, as if the photo's instance were not enrolled.
+    score, as if the photo's instance were not enrolled. A shipped scene the gallery ``holds``
+    (someone enrolled that very picture) is neither a stranger nor a backdrop.
     """
     scores = Scores()
-    backdrops = []
-    for photo, ranked in _ranked_in_batches(rank, strangers(), None):
-        top = ranked[0] if ranked else None
-        enrolled = top is not None and ((top.geometry or 0.0) >= ENROLLED_GEOMETRY or top.score >= ENROLLED_SCORE)
-        if with_strangers and not enrolled and ranked:
-            scores.impostor.append(adjust(ranked)[0].score)
-            scores.strangers += 1
-        if not enrolled:
-            backdrops.append(photo)
+    backdrops = [photo for photo in background_photos() if not holds(photo)]
+    if with_strangers:
+        views = [view for photo in backdrops for view in stranger_views(photo)]
+        for _, ranked in _ranked_in_batches(rank, views, None):
+            if ranked:
+                scores.impostor.append(adjust(ranked)[0].score)
+                scores.strangers += 1
     owners = []
     photos = []
     for shot in shots:

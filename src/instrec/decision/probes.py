@@ -33,14 +33,16 @@ def background_photos() -> tuple[Image.Image, ...]:
     return tuple(Image.open(path).convert("RGB") for path in sorted(BACKGROUNDS.glob("*.jpg")))
 
 
+def stranger_views(photo: Image.Image) -> list[Image.Image]:
+    """A scene photo as two strangers: whole, and as a mirrored crop."""
+    w, h = photo.size
+    cw, ch = round(_STRANGER_CROP * w), round(_STRANGER_CROP * h)
+    return [photo, ImageOps.mirror(photo.crop((w - cw, h - ch, w, h)))]
+
+
 def strangers() -> list[Image.Image]:
-    """Photos of things no gallery holds: each scene whole and as a mirrored crop."""
-    out = []
-    for photo in background_photos():
-        w, h = photo.size
-        cw, ch = round(_STRANGER_CROP * w), round(_STRANGER_CROP * h)
-        out += [photo, ImageOps.mirror(photo.crop((w - cw, h - ch, w, h)))]
-    return out
+    """Photos of things no gallery holds (unless it enrolled one of the shipped pictures)."""
+    return [view for photo in background_photos() for view in stranger_views(photo)]
 
 
 def probes(shot: Image.Image, seed: int, backdrops: list[Image.Image] | None = None) -> list[Image.Image]:

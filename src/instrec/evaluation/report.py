@@ -18,7 +18,7 @@ import numpy as np
 
 from instrec.errors import InstrecError
 from instrec.evaluation.compare import COLUMNS, Row, table_cells
-from instrec.evaluation.metrics import QueryOutcome
+from instrec.evaluation.metrics import QueryOutcome, expected_calibration_error, reliability
 from instrec.images import load_image
 
 WORST_FAILURES = 20
@@ -41,6 +41,8 @@ def write_report(rows: list[Row], path: str | Path, *, title: str = "instrec eva
         ("Accuracy vs shots", _img(_accuracy_vs_shots(rows))),
         ("Scores: genuine vs impostor", _img(_histograms(rows))),
         ("ROC: known vs unknown queries", _roc_section(rows)),
+        ("Operating point at the calibrated threshold", _operating_points(rows)),
+        ("Reliability of the confidence shown", _reliability_section(rows)),
         ("Latency per stage (median ms/query)", _latency_section(rows)),
         (f"{WORST_FAILURES} worst failures per row", _failures_section(rows)),
     ]
@@ -57,9 +59,50 @@ def write_report(rows: list[Row], path: str | Path, *, title: str = "instrec eva
 
 
 def failures(outcomes: Iterable[QueryOutcome], limit: int = WORST_FAILURES) -> list[QueryOutcome]:
-    """Known queries answered wrongly at rank 1 and unknown queries accepted, most confident first."""
+    """Known queries answered wrongly at rank 1, unknown queries accepted, and known queries answered
+    rightly but rejected as "unknown": wrong answers most confident first, then the rejected ones
+    least confident first (the furthest below the threshold)."""
+    outcomes = list(outcomes)
     wrong = [o for o in outcomes if (o.truth is not None and not o.correct) or (o.truth is None and not o.unknown)]
-    return sorted(wrong, key=lambda o: -o.top_score)[:limit]
+    rejected = sorted((o for o in outcomes if o.correct and o.unknown), key=lambda o: o.top_score)
+    shown_rejected = min(len(rejected), max(limit // 2, limit - len(wrong)))
+    return sorted(wrong, key=lambda o: -o.top_score)[: limit - shown_rejected] + rejected[:shown_rejected]
+
+
+def _operating_points(rows: list[Row]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("setting", "threshold", "accepted correct", "accepted wrong",
+                                             "false reject", "false accept", "ECE", "what it rests on"))
+    body = ""
+    for row in rows:
+        s = row.run.summary
+        cells = [_row_name(row), f"{s.get('threshold', float('nan')):.3f}"] + [
+            "-" if s.get(k) is None else f"{s[k]:.3f}"
+            for k in ("accept_correct", "accept_wrong", "false_reject", "false_accept", "ece")] + [
+            str(s.get("calibration", ""))]
+        body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+    return ("<p>Known queries are accepted correct when their best match is right and scores at or above "
+            "the threshold; false rejects are known queries answered \"unknown\"; false accepts are "
+            f"never-enrolled queries given an answer.</p><table><tr>{head}</tr>{body}</table>")
+
+
+def _reliability_section(rows: list[Row]) -> str:
+    import matplotlib.pyplot as plt
+
+    tables = [(row, reliability(row.run.outcomes)) for row in rows]
+    if not any(table for _, table in tables):
+        return "<p>No confidence was recorded with these answers.</p>"
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for row, table in tables:
+        if table:
+            ece = expected_calibration_error(row.run.outcomes)
+            axis.plot([c for c, _, _ in table], [r for _, r, _ in table], marker="o",
+                      label=f"{_row_name(row)}: ECE {ece:.3f}")
+    axis.plot([0, 1], [0, 1], color="0.7", linestyle=":")
+    axis.set_xlabel("confidence shown")
+    axis.set_ylabel("share of those answers that were right")
+    axis.legend(fontsize=8)
+    return ("<p>Queries binned by the confidence shown with their best match: a calibrated confidence lies "
+            "on the diagonal. ECE is the mean gap, weighted by queries.</p>" + _img(figure, "reliability"))
 
 
 def _row_name(row: Row) -> str:
@@ -202,12 +245,14 @@ def _failures_section(rows: list[Row]) -> str:
         strips = "".join(_strip(o) for o in worst) or "<p>No failures.</p>"
         parts.append(f"<h3>{html.escape(_row_name(row))}</h3>{strips}")
     return ("<p>Known queries whose top-1 is wrong and unknown queries accepted at the threshold, "
-            "highest top-1 score first.</p>" + "".join(parts))
+            "highest top-1 score first; then known queries answered rightly but rejected as "
+            "\"unknown\", lowest score first.</p>" + "".join(parts))
 
 
 def _strip(outcome: QueryOutcome) -> str:
     truth = outcome.truth or "unknown (not enrolled)"
-    cells = [_figure(outcome.query, f"query<br>truth: {html.escape(truth)}")]
+    verdict = " (rejected)" if outcome.correct and outcome.unknown else ""
+    cells = [_figure(outcome.query, f"query{verdict}<br>truth: {html.escape(truth)}")]
     for rank, candidate in enumerate(outcome.top, 1):
         verdict = "good" if candidate.instance_id == outcome.truth else "bad"
         caption = (f"<span class='{verdict}'>#{rank} {html.escape(candidate.label or candidate.instance_id)}</span>"

@@ -50,7 +50,7 @@ async def calibrate(
             raise ApiError(409, "calibration_impossible", str(error)) from None
 
     result = await state.write(run, embeds=True)
-    return dataclasses.asdict(result)
+    return {**dataclasses.asdict(result), "summary": result.describe()}
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
