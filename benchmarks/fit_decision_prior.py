@@ -30,6 +30,7 @@ import numpy as np
 
 from instrec.config import Config
 from instrec.decision import Prior, fit_logistic
+from instrec.evaluation.metrics import auroc
 from instrec.evaluation.runner import run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -73,7 +74,10 @@ def main() -> None:
         scores += [score for score, _, _ in rows]
         labels += [right for _, right, _ in rows]
         weights += [1.0 / len(rows)] * len(rows)
-        print(f"{name}: {len(rows)} queries, {len(strangers)} never enrolled; own threshold at 1 % "
+        known = [(score, right) for score, right, unknown in rows if not unknown]
+        separation = auroc(np.asarray([score for score, _ in known]), strangers)
+        print(f"{name}: {len(rows)} queries, {len(strangers)} never enrolled; top-1 "
+              f"{np.mean([right for _, right in known]):.3f}, AUROC {separation:.3f}; own threshold at 1 % "
               f"{set_threshold(strangers, 0.01):.3f}", flush=True)
     thresholds = {f"{far:g}": float(np.median([set_threshold(np.asarray([s for s, _, u in per_set[name] if u]), far)
                                                for name in args.threshold_sets])) for far in RATES}

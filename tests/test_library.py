@@ -1,7 +1,6 @@
 """The index stays consistent with the catalog: across processes, reopen, and kill -9 mid-write."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -583,12 +583,11 @@ class Recognizer:
     def _twins(self, owners: dict[int, tuple[int, str]], sample: list[int]) -> tuple[dict[int, set[int]], int]:
         """Instances that hold a duplicate of another's image, by content hash or a near-identical
         vector (the sampled images' nearest other-instance vectors): each instance's twins, and how
-        many images are duplicates. A twin's score for a probe is not a stranger's."""
+        many instances have one. A twin's score for a probe is not a stranger's."""
         by_hash: dict[str, set[int]] = {}
         for instance, sha in owners.values():
             by_hash.setdefault(sha, set()).add(instance)
         pairs = [group for group in by_hash.values() if len(group) > 1]
-        duplicates = sum(len(group) for group in pairs)
         library = self.library
         ids, instances, vectors = library.catalog.vectors_by_pk(
             [v for vs in library.catalog.vector_ids_of_images(sample).values() for v in vs[:1]], library.dim)
@@ -599,14 +598,14 @@ class Recognizer:
                         if score >= NEAR_DUPLICATE and i != own and i >= 0}
                 if near:
                     pairs.append(near | {own})
-                    duplicates += 1
         twins: dict[int, set[int]] = {}
         for group in pairs:
             for instance in group:
                 twins.setdefault(instance, set()).update(group - {instance})
-        if duplicates:
-            log.warning("%d images duplicate another instance's image: kept out of the impostor scores", duplicates)
-        return twins, duplicates
+        if twins:
+            log.warning("%d instances share a picture with another: kept out of each other's stranger scores",
+                        len(twins))
+        return twins, len(twins)
 
     def _holds(self, photo: Image.Image) -> bool:
         """Whether the gallery holds this very picture (resized or recompressed): a vector that close."""

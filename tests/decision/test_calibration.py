@@ -44,7 +44,7 @@ def test_the_report_names_its_uncertainty_and_what_to_do_about_it():
     weak = calibrate(np.ones(5), np.linspace(0, 0.3, 40), 0.01, "probes of 3 images", PRIOR, duplicates=2)
     words = weak.describe()
     assert "40 stranger" in words and "95 % interval" in words and "--negatives" in words
-    assert "2 images duplicate" in words and "prior" in words
+    assert "2 instances share a picture" in words and "prior" in words
     low, high = weak.far_interval()
     assert 0 <= low <= weak.false_accepts / 40 <= high <= 1
     strong = calibrate(np.ones(5), np.linspace(0, 0.3, 5000), 0.01, "negatives")

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from instrec.config import RerankConfig
-from instrec.rerank import LocalFeatures, LocalVerifier, count_inliers, fuse, inlier_evidence, verify
+from instrec.rerank import LocalFeatures, count_inliers, fuse, inlier_evidence, tentative_matches, verify
 from instrec.rerank.verify import best_similarities
 
 from .conftest import PHOTOS, warped
@@ -49,6 +48,19 @@ def test_bfloat16_similarities_are_within_its_precision_of_float32(verifier, pho
     assert np.allclose(exact[:, 0], (query @ gallery[0].T).max(axis=1), atol=1e-6)
     with pytest.raises(ValueError, match="precision"):
         best_similarities(query, gallery, "float8")
+
+
+def test_with_one_candidate_only_distinctive_matches_pass_the_ratio_test():
+    """A gallery of one instance has no other candidate to compare with: Lowe's test within it holds."""
+    rng = np.random.default_rng(0)
+    descriptors = rng.integers(0, 255, (50, 128)).astype(np.uint8)
+    candidate = LocalFeatures(rng.uniform(0, 300, (100, 2)).astype(np.float32), np.vstack([descriptors, descriptors]))
+    query = LocalFeatures(rng.uniform(0, 300, (50, 2)).astype(np.float32), descriptors)
+    (matched, _), = tentative_matches(query, [candidate])
+    assert len(matched) == 0  # every descriptor is there twice: nothing is distinctive
+    distinct = LocalFeatures(candidate.xy[:50], descriptors)
+    (matched, _), = tentative_matches(query, [distinct])
+    assert len(matched) == 50
 
 
 def test_too_few_points_have_no_inliers():

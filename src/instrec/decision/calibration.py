@@ -68,7 +68,7 @@ class Calibration:
     measured_threshold: float | None = None  # the gallery's own, before blending with the prior
     prior_weight: float = 0.0  # share of the threshold that is the prior's
     images: int = 0  # gallery images when measured: tells when the gallery has changed materially
-    duplicates: int = 0  # images that duplicate another instance's, kept out of the impostors
+    duplicates: int = 0  # instances sharing a picture with another, kept out of each other's impostors
 
     def confidence(self, score: float) -> float:
         return _sigmoid(self.slope * score + self.intercept)
@@ -89,7 +89,8 @@ class Calibration:
         if self.prior_weight > 0:
             words += f"; {self.prior_weight:.0%} of it is the prior"
         if self.duplicates:
-            words += f"; {self.duplicates} images duplicate another instance's and were left out as strangers"
+            words += (f"; {self.duplicates} instances share a picture with another (the same photo enrolled "
+                      "twice?) and were kept out of each other's stranger scores")
         if self.impostor < WEAK_ESTIMATE:
             words += ("; the estimate is weak: calibrate with --negatives (photos of things not enrolled, taken "
                       "like real queries) to firm it up")

@@ -100,8 +100,10 @@ def compare(
     seed: int = 0,
     progress: Progress | None = None,
     embedder: Any = None,
+    calibrate: bool = True,
 ) -> list[Row]:
-    """One evaluation per setting x shots. Every setting is checked before the first one runs.
+    """One evaluation per setting x shots. Every setting is checked before the first one runs;
+    ``calibrate=False`` skips each gallery's calibration (ranking figures only).
 
     ``embedder`` (optional) serves the settings whose descriptor and runtime equal the base's; the
     others get their own, built once and shared by the settings that agree.
@@ -118,7 +120,8 @@ def compare(
         for count in shots:
             stage = _prefixed(progress, f"{setting.name} x{count}")
             rows.append(Row(setting, count, run(root, shots=count, unknown_fraction=unknown_fraction, seed=seed,
-                                                config=config, progress=stage, embedder=embedders[key])))
+                                                config=config, progress=stage, embedder=embedders[key],
+                                                calibrate=calibrate)))
     return rows
 
 

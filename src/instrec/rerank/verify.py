@@ -45,8 +45,8 @@ def tentative_matches(
 
     A query keypoint matches candidate j at j's nearest keypoint when that distance is below
     ``ratio`` times the distance to the nearest keypoint of any candidate in another group
-    (``groups[j]``, default: every candidate its own group). With a single group there is no
-    competitor, so every nearest neighbour is kept and only geometry decides. ``precision``: of
+    (``groups[j]``, default: every candidate its own group), and below ``ratio`` times the
+    distance to j's second-nearest keypoint. ``precision``: of
     the similarities the ratio test compares (:func:`best_similarities`).
     """
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -80,8 +80,18 @@ def tentative_matches(
     out = [empty] * n_cand
     for j, descriptors in enumerate(gallery):
         rows = np.flatnonzero(ok[:, j])
-        if len(rows):  # the nearest keypoint is looked up only where the ratio test passed
-            out[j] = (rows, (q[rows] @ descriptors.T).argmax(axis=1))
+        if not len(rows):
+            continue
+        # The nearest keypoint is looked up only where the ratio test passed, and there the second
+        # nearest within the candidate competes too: Lowe's own test, all there is when the gallery
+        # holds one instance (chance matches then pass the cross-candidate test unopposed).
+        similarities = q[rows] @ descriptors.T
+        nearest = similarities.argmax(axis=1)
+        if descriptors.shape[0] > 1:
+            best, runner_up = (-np.partition(-similarities, 1, axis=1)[:, :2]).T
+            distinct = np.maximum(2.0 - 2.0 * best, 0.0) < (ratio * ratio) * np.maximum(2.0 - 2.0 * runner_up, 0.0)
+            rows, nearest = rows[distinct], nearest[distinct]
+        out[j] = (rows, nearest)
     return out
 
 
