@@ -7,6 +7,7 @@ its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -373,10 +374,14 @@ class Recognizer:
         decision = self.config.decision
         return self._calibration or default_calibration(self._prior, decision.competitor_weight, decision.target_far)
 
+    @functools.cached_property
+    def _scoring_key(self) -> str:
+        return self.config.scoring_key()
+
     @property
     def _calibration_meta(self) -> str:
         """Scores differ per scoring pipeline (Config.scoring_key), so each keeps its own calibration."""
-        return f"calibration:{self.config.scoring_key()}"
+        return f"calibration:{self._scoring_key}"
 
     @property
     def threshold(self) -> float:
@@ -615,8 +620,8 @@ class Recognizer:
     @property
     def _prior(self) -> Prior | None:
         """The shipped prior, if it was fitted under this scoring pipeline."""
-        prior = Prior.load()
-        return prior if prior is not None and prior.key == self.config.scoring_key() else None
+        prior = Prior.shipped()
+        return prior if prior is not None and prior.key == self._scoring_key else None
 
     def calibration_stale(self) -> bool:
         """Whether the gallery has changed materially since it was calibrated (or never was)."""

@@ -15,6 +15,7 @@ calibrated threshold moves it along with itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -49,6 +50,12 @@ class Prior:
     @classmethod
     def load(cls, path: Path = PRIOR_FILE) -> "Prior | None":
         return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    @staticmethod
+    @functools.cache
+    def shipped() -> "Prior | None":
+        """The prior that ships with instrec, read once per process (every recognition asks for it)."""
+        return Prior.load()
 
     def save(self, path: Path = PRIOR_FILE) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
