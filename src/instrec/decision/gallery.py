@@ -49,7 +49,7 @@ def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, 
     backdrops = [photo for photo in background_photos() if not holds(photo)]
     if with_strangers:
         views = [view for photo in backdrops for view in stranger_views(photo)]
-        for _, ranked in _ranked_in_batches(rank, views, None):
+        for ranked in _ranked_in_batches(rank, views, None):
             if ranked:
                 scores.impostor.append(adjust(ranked)[0].score)
                 scores.strangers += 1
@@ -59,7 +59,7 @@ def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, 
         for probe in probes(shot.pixels, shot.seed, backdrops):
             owners.append(shot.instance_pk)
             photos.append(probe)
-    for (_, ranked), owner in zip(_ranked_in_batches(rank, photos, progress), owners):
+    for ranked, owner in zip(_ranked_in_batches(rank, photos, progress), owners):
         own = [s.score for s in adjust(ranked) if s.instance_pk == owner]
         others = adjust([s for s in ranked if s.instance_pk != owner and s.instance_pk not in twins.get(owner, ())])
         if own:
@@ -71,7 +71,6 @@ def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, 
 
 def _ranked_in_batches(rank: Rank, photos: list[Image.Image], progress: Progress | None):
     for start in range(0, len(photos), BATCH):
-        batch = photos[start : start + BATCH]
-        yield from zip(batch, rank(batch))
+        yield from rank(photos[start : start + BATCH])
         if progress:
             progress(min(start + BATCH, len(photos)), len(photos))
