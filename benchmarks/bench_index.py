@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="index.* / runtime.threads overrides")
     parser.add_argument("--k", type=int, default=100, help="neighbours fetched per query (the shortlist)")
     parser.add_argument("--rows", type=int, default=1,
-                        help="rows searched together per query: a recognition searches the whole photo and ~40 regions")
+                        help="rows searched together per query (a recognition searches one)")
     args = parser.parse_args()
     config = Config.load(overrides=parse_assignments(args.sets))
     set_threads(config.runtime.threads)

@@ -1,4 +1,4 @@
-"""End-to-end cost of one recognition: global only, with query regions, re-ranked with k = 10 / 20 / 50.
+"""End-to-end cost of one recognition: global only, re-ranked with k = 10 / 20 / 50.
 
     python benchmarks/bench_recognize_latency.py [--data DIR] [--shots 3] [--queries 100] [--threads 1] [--only NAME ...]
 
@@ -41,14 +41,8 @@ from instrec.recognizer import Recognizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETTINGS = {
-    "global only": {"rerank.enabled": False, "query.region_levels": 0},
-    "global + query regions": {"rerank.enabled": False},
-    "re-ranked, no query regions": {"query.region_levels": 0},
-    "re-ranked, k=10, 3 region levels": {"query.region_levels": 3},
-    "re-ranked, k=10, no region penalty": {"query.region_penalty": 0},
+    "global only": {"rerank.enabled": False},
     "re-ranked, k=10, no colour": {"rerank.weight_colour": 0},
-    "re-ranked, k=10, no second look": {"rerank.second_look": 0},
-    "re-ranked, k=10, second look at 2": {"rerank.second_look": 2},
     "re-ranked, k=10, float32 matching": {"rerank.match_precision": "float32"},
     "re-ranked, k=10, 10 local, 1000 kp": {"rerank.local_shortlist": 10, "rerank.query_keypoints": 1000},
     "re-ranked, k=10 (default)": {},

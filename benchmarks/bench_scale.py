@@ -6,8 +6,8 @@
 The small library holds the first 100 UKBench objects, one shot each; the queries are their other
 photos. The large library holds the same 100 plus distractor instances of one image each (COIL-100
 views, AT&T faces and crops / rotations of those: ``bench_rerank.distractor_images``), enrolled
-through the public API like any other instance, so every stage pays for them: the global search
-(whole photo and query regions), the local-index shortlist and verification.
+through the public API like any other instance, so every stage pays for them: the global search,
+the local-index shortlist and verification.
 
 Both libraries answer every query, taking turns in a rotating order so a busy spell of the shared
 machine slows both alike. Printed: CPU and wall-clock medians and the large / small ratio (the

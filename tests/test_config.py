@@ -24,14 +24,12 @@ def test_overrides_are_typed():
     ("runtime.batch_size", "many", "expects int"),
     ("descriptor.flip", "maybe", "expects bool"),
     ("index", "flat", "is a section"),
-    ("query.region_penalty", "-0.1", "region_penalty"),
     ("query.expansion", "-1", "expansion"),
     ("decision.competitor_weight", "1.5", "competitor_weight"),
     ("decision.competitors", "0", "competitors"),
     ("rerank.local_shortlist", "-1", "local_shortlist"),
     ("rerank.match_precision", "float8", "must be one of"),
     ("rerank.min_inlier_spread", "1.5", "min_inlier_spread"),
-    ("rerank.second_look", "-1", "second_look"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -88,7 +86,7 @@ def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
         changed = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: new})})
         assert changed.scoring_key() != base.scoring_key(), f"{section}.{name} does not change the key"
         checked += 1
-    assert checked >= 5
+    assert checked == len(settings) - sum(n in ("top_k", "threshold", "target_far", "auto_calibrate") for n in settings) >= 2
 
 
 def test_the_scoring_key_ignores_what_does_not_change_scores():

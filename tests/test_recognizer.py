@@ -19,7 +19,7 @@ from PIL import Image
 from instrec.config import RuntimeConfig
 from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
-from instrec.decision import WHOLE_IMAGE, Regions, default_calibration
+from instrec.decision import default_calibration
 from instrec.rerank import inlier_evidence
 from instrec.recognizer import Recognizer
 
@@ -319,37 +319,13 @@ def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_di
         assert stats["images"] == stats["vectors"] == stats["index"]["vectors"] == len(ENROLLED)
 
 
-def test_query_regions_find_a_small_object_in_clutter(config, embedder):
-    """A photo a quarter of whose area is the object, the rest unrelated texture: the whole-image
-    vector averages the object away, a region's vector does not."""
-    base = config.with_overrides({"rerank.enabled": "false"})
-    scene = sample_photo("gravel").resize((640, 480))  # never enrolled
-    queries = {}
-    for name in ("coffee", "chelsea", "rocket", "astronaut"):
-        queries[name] = scene.copy()
-        queries[name].paste(sample_photo(name).resize((200, 150)), (400, 280))
-    margins = {}
-    for levels in (0, 3):
-        with Recognizer(base.with_overrides({"query.region_levels": str(levels)}), embedder=embedder) as rec:
-            if levels == 0:
-                for name in ENROLLED:
-                    rec.enroll([sample_photo(name)], instance_id=name)
-            results = {name: rec.recognize(photo).matches for name, photo in queries.items()}
-        margins[levels] = {name: next(m.score for m in matches if m.instance_id == name)
-                           - max(m.score for m in matches if m.instance_id != name)
-                           for name, matches in results.items()}
-    assert all(margin > 0 for margin in margins[3].values()), margins  # each one first
-    assert all(margins[3][name] > margins[0][name] for name in queries), margins
-    assert min(margins[0].values()) < 0  # without regions, one of them is not even first
-
-
 class _TableEmbedder:
     """Vectors looked up by a photo's colour (its red value names the row), for exact geometry."""
 
     dim, digest = 16, "table-embedder"
 
-    def __init__(self, whole: dict[int, np.ndarray], regions: dict[int, np.ndarray]):
-        self.whole, self.region_table = whole, regions
+    def __init__(self, whole: dict[int, np.ndarray]):
+        self.whole = whole
 
     @staticmethod
     def photo(key: int) -> Image.Image:
@@ -357,32 +333,6 @@ class _TableEmbedder:
 
     def embed(self, images):
         return np.stack([self.whole[image.getpixel((0, 0))[0]] for image in images]).astype(np.float32)
-
-    def regions(self, image, side, levels):
-        vectors = self.region_table.get(image.getpixel((0, 0))[0], np.zeros((0, self.dim), np.float32))
-        return Regions(vectors, np.tile(np.float32(WHOLE_IMAGE), (len(vectors), 1)))
-
-
-def test_a_region_resembling_the_whole_gallery_does_not_win_with_a_hub_image(config):
-    """The query's background region is like every gallery image, and most like a hub (0.7); its
-    object region is like the target alone (0.65). Without the offset the hub wins."""
-    e = np.eye(16, dtype=np.float32)
-    bland, hub_own, target_cue, target_own, query_own = e[0], e[1], e[2], e[3], e[4]
-    gallery = {1: 0.7 * bland + np.sqrt(1 - 0.49) * hub_own, 2: 0.65 * target_cue + np.sqrt(1 - 0.65**2) * target_own}
-    gallery.update({10 + i: 0.6 * bland + 0.8 * e[5 + i] for i in range(10)})
-    query = 100
-    embedder = _TableEmbedder({**gallery, query: query_own}, {query: np.stack([bland, target_cue])})
-    base = config.with_overrides({"rerank.enabled": "false", "decision.competitor_weight": "0"})  # raw scores
-    top = {}
-    for penalty in ("0", "0.5"):
-        with Recognizer(base.with_overrides({"query.region_penalty": penalty}), embedder=embedder) as rec:
-            if penalty == "0":
-                for key in gallery:
-                    rec.enroll([embedder.photo(key)], instance_id=f"i{key}")
-            top[penalty] = rec.recognize(embedder.photo(query)).matches[0]
-    assert top["0"].instance_id == "i1" and top["0"].score == pytest.approx(0.7, abs=1e-6)
-    assert top["0.5"].instance_id == "i2"
-    assert top["0.5"].score == pytest.approx(0.65 - 0.5 * (0.65 / 10 - 0), abs=1e-6)  # lowered a little
 
 
 def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
@@ -392,8 +342,8 @@ def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
     shots = {1: e[0], 2: 0.8 * e[0] + 0.6 * e[1], 3: 0.8 * e[0] + 0.6 * e[2]}
     other = {4: e[5]}
     query = 100
-    embedder = _TableEmbedder({**shots, **other, query: 0.9 * e[0] + np.sqrt(1 - 0.81) * e[3]}, {})
-    base = config.with_overrides({"rerank.enabled": "false", "query.region_levels": "0"})
+    embedder = _TableEmbedder({**shots, **other, query: 0.9 * e[0] + np.sqrt(1 - 0.81) * e[3]})
+    base = config.with_overrides({"rerank.enabled": "false"})
     scores = {}
     for expansion in ("0", "1"):
         with Recognizer(base.with_overrides({"query.expansion": expansion}), embedder=embedder) as rec:

@@ -65,9 +65,7 @@ class IndexConfig:
     """Nearest-neighbour index over the gallery vectors."""
 
     backend: Literal["auto", "flat", "ivf"] = "auto"
-    # 'auto' switches from exact to approximate search past this many vectors. A query searches its
-    # whole photo and ~40 regions at once, so exact search costs 40 rows x the gallery: at 2,100
-    # vectors 19.5 ms CPU against the IVF's 11.7, at 9,900 169 against 14.9 (bench_index.py --rows 40).
+    # 'auto' switches from exact to approximate search past this many vectors (bench_index.py).
     auto_threshold: int = 2_000
     nprobe: int = 0  # IVF: cells visited per query; 0 = 7/16 of the cells (see index/ivf.py)
     code_dims: int = 256  # IVF: cells and PQ codes use the top this-many principal directions (0 = all)
@@ -109,17 +107,11 @@ class DecisionConfig:
 class QueryConfig:
     """How a query photo is looked at; gallery vectors do not depend on it, so it can change freely.
 
-    Besides its whole-image vector, a query is searched with the GeM vectors of R-MAC regions of
-    one finer feature map: a product filling a third of a cluttered shelf photo then gets a vector
-    of its own, which the whole-image vector averages away.
+    A query is searched with its whole-image vector. (Searching R-MAC regions of the photo as well,
+    with a hub penalty and a second look at small regions, was tuned on the product proxy and
+    removed: on beer-labels and ukbench-dev it cost accuracy and ~70 ms per query.)
     """
 
-    region_levels: int = 4  # R-MAC levels of square regions searched (4: ~30-45 regions); 0 = whole image only
-    region_side: int = 448  # long side the query is seen at for its regions
-    # A row's similarities are lowered by penalty x (mean of its best `neighbours` - the whole
-    # image's), so a region like everything (background, clutter) cannot win on a hub image.
-    region_penalty: float = 0.5  # 0 = off
-    region_neighbours: int = 10  # of the decision.shortlist hits each row gets
     # Alpha query expansion (Radenovic et al. 2018): the whole-image row is searched again as itself
     # plus its `expansion` best gallery vectors weighted by score^alpha. Off: measured on the global
     # ranking it raised ukbench-dev AUROC (1 shot 0.964 -> 0.982) but cut the product proxy's
@@ -128,10 +120,6 @@ class QueryConfig:
     expansion_alpha: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.region_levels < 0 or self.region_side < 32:
-            raise ConfigError("query.region_levels must be >= 0 and query.region_side >= 32")
-        if self.region_penalty < 0 or self.region_neighbours < 1:
-            raise ConfigError("query.region_penalty must be >= 0 and query.region_neighbours >= 1")
         if self.expansion < 0 or self.expansion_alpha < 0:
             raise ConfigError("query.expansion and query.expansion_alpha must be >= 0")
 
@@ -159,13 +147,6 @@ class RerankConfig:
     local_shortlist: int = 20  # ...plus these by local-index score (objects small in a cluttered photo)
     # (local 10 -> 20 with query_keypoints 1000 -> 1500: product proxy top-1 0.900 -> 0.923, TAR@FAR=1%
     # 0.400 -> 0.573; but AT&T faces 3-shot top-1 0.987 -> 0.978; +5-12 ms per query)
-    # Small region rows (query.region_levels) that matched the best candidates, cut out of the photo
-    # and embedded again as photos of their own: a candidate keeps the better cosine. A region pooled
-    # from the whole photo's feature map also sees the clutter around it, and its object at another
-    # scale than the catalogue shot. Product proxy, mean of seeds 0/1/2, top-1 / AUROC: off 0.901 /
-    # 0.904, 1 row 0.913 / 0.911, 2 rows 0.919 / 0.917; ukbench-dev and AT&T faces unchanged. Each
-    # row costs one 224 px network pass (~11 ms on one core; 0 = off).
-    second_look: int = 2
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
@@ -183,7 +164,7 @@ class RerankConfig:
     weight_global: float = 1.0
     weight_local: float = 0.25
     weight_inliers: float = 1.0
-    # Colour similarity of the query region that matched a candidate best (rerank/colour.py): sees
+    # Colour similarity of the query photo and the candidate (rerank/colour.py): sees
     # what SIFT and the global descriptor are blind to (same pack, other flavour colour).
     weight_colour: float = 0.25
     # A homography fits any 4 matches exactly, so chance matches often reach 4-6 inliers; inliers up
@@ -204,8 +185,6 @@ class RerankConfig:
             raise ConfigError("rerank.multi_assign must be >= 1")
         if not 0.0 < self.ratio <= 1.0:
             raise ConfigError("rerank.ratio must be in (0, 1]")
-        if self.second_look < 0:
-            raise ConfigError("rerank.second_look must be >= 0")
         if self.shortlist < 1 or self.local_shortlist < 0:
             raise ConfigError("rerank.shortlist must be >= 1 and rerank.local_shortlist >= 0")
         if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:

@@ -71,8 +71,8 @@ class ReadWriteLock:
 
 
 class OwnerTable:
-    """Vector id -> instance pk as a dense array indexed by id, so a whole hit list (4,500 ids for a
-    query searched with its regions) is looked up in one vectorised step instead of a Python loop.
+    """Vector id -> instance pk as a dense array indexed by id, so a whole hit list is looked up in
+    one vectorised step instead of a Python loop.
 
     Vector ids are the catalog's increasing row ids, so the array costs 8 bytes per vector ever
     made; a removed vector's slot holds -1.
@@ -116,18 +116,6 @@ class SearchHits:
     scores: np.ndarray
     vector_ids: np.ndarray
     instance_pks: np.ndarray
-
-
-def merge_hits(parts: list[SearchHits], k: int, offsets: np.ndarray) -> SearchHits:
-    """One query's hits from several of its vectors: each gallery vector once, at its best score
-    (part ``i``'s scores lowered by ``offsets[i]`` first)."""
-    scores = np.concatenate([p.scores - offset for p, offset in zip(parts, offsets)])
-    ids = np.concatenate([p.vector_ids for p in parts])
-    owners = np.concatenate([p.instance_pks for p in parts])
-    order = np.argsort(-scores, kind="stable")
-    _, first = np.unique(ids[order], return_index=True)
-    keep = order[np.sort(first)][:k]
-    return SearchHits(scores[keep], ids[keep], owners[keep])
 
 
 class Library:

@@ -22,17 +22,16 @@ from PIL import Image
 
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, usable_cores
-from instrec.decision import (Calibration, InstanceScore, Prior, Query, Regions, against_competitors, calibrate,
-                              default_calibration, rank_instances, region_offsets)
+from instrec.decision import (Calibration, InstanceScore, Prior, against_competitors, calibrate, default_calibration,
+                              rank_instances)
 from instrec.decision.gallery import Shot, measure
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, SearchHits, merge_hits
+from instrec.library import Library, SearchHits
 from instrec.rerank import LocalFeatures, LocalVerifier
-from instrec.rerank.colour import QueryColours
-from instrec.rerank.stage import QueryCrops, verified_ranking
+from instrec.rerank.stage import verified_ranking
 
 log = logging.getLogger(__name__)
 
@@ -409,9 +408,9 @@ class Recognizer:
         verifier = self.library.verifier
         keypoints = None if verifier is None else self._in_parallel(
             lambda: [verifier.extract_query(image) for image in pixels])
-        regions = self._query_regions(pixels)
+        vectors = self.embedder.embed(pixels)
         t2 = time.perf_counter()
-        queries, hits = self._search([r.vectors for r in regions])
+        queries, hits = self._search(vectors)
         t3 = time.perf_counter()
         per_image = {"embed": (t2 - t1) * 1e3 / len(pixels), "search": (t3 - t2) * 1e3 / len(pixels)}
         if keypoints is None:
@@ -420,79 +419,36 @@ class Recognizer:
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(pixels)
         else:
             features = keypoints()
-            colours = [self._colours(image, r) for image, r in zip(pixels, regions)]
             t4 = time.perf_counter()
-            looking = [0.0]  # seconds spent on the second look, told apart from verification
-            rankings = [verified_ranking(self.library, q, f, h, c, crops=self._crops(image, r, looking))
-                        for q, f, h, c, image, r in zip(queries, features, hits, colours, pixels, regions)]
+            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(queries, features, hits)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(pixels)  # in parallel: what the embedding did not hide
-            per_image["second_look"] = looking[0] * 1e3 / len(pixels)
-            per_image["verify"] = (time.perf_counter() - t4 - looking[0]) * 1e3 / len(pixels)
+            per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(pixels)
         return ranked, hits, verified, per_image
 
-    def _query_regions(self, pixels: list[Image.Image]) -> list[Regions]:
-        """Per query image, the rows to search with: the whole image's vector, then its regions'."""
-        return [self._regions(image).after_whole(v) for image, v in zip(pixels, self.embedder.embed(pixels))]
+    def _search(self, vectors: np.ndarray) -> tuple[np.ndarray, list[SearchHits]]:
+        """The photos' search vectors (expanded, with ``query.expansion``) and their hits.
 
-    def _regions(self, pixels: Image.Image) -> Regions:
-        """The photo's regions as ``query.*`` sets them; none with region_levels=0."""
-        return self.embedder.regions(pixels, self.config.query.region_side, self.config.query.region_levels)
-
-    def _colours(self, pixels: Image.Image, regions: Regions) -> QueryColours | None:
-        """The query's colours per search row, when colour evidence is weighed."""
-        return QueryColours(pixels, regions.boxes) if self.config.rerank.weight_colour > 0 else None
-
-    def _crops(self, pixels: Image.Image, regions: Regions, spent: list[float] | None = None) -> QueryCrops:
-        """The second look (``rerank.second_look``): query rows embedded again as crops of the photo
-        (the seconds it takes are added to ``spent[0]``)."""
-        def embed(boxes: np.ndarray) -> np.ndarray:
-            start = time.perf_counter()
-            vectors = self.embedder.embed_crops(pixels, boxes)
-            if spent is not None:
-                spent[0] += time.perf_counter() - start
-            return vectors
-        return QueryCrops(regions.boxes, embed)
-
-    def _search(self, rows: list[np.ndarray]) -> tuple[list[Query], list[SearchHits]]:
-        """Each photo's rows searched together, each row's offset set, their hits merged.
-
-        Photo by photo, not all rows of a batch at once: FAISS picks its BLAS path by batch size,
-        and a photo must score the same alone as in a batch (the threshold sits one ulp above a score).
+        Photo by photo, not the batch at once: FAISS picks its BLAS path by batch size, and a photo
+        must score the same alone as in a batch (the threshold sits one ulp above a score).
         """
         shortlist = self.config.decision.shortlist
-        if all(len(r) == 1 for r in rows) and not self.config.query.expansion:
-            return [Query.plain(r) for r in rows], self.library.search(np.vstack(rows), shortlist)
-        queries, hits = [], []
-        for r in rows:
-            parts = self.library.search(r, shortlist)
-            query, merged = self._merged(r, parts)
-            if self.config.query.expansion:  # offsets stay those of the photo's own rows
-                r = self._expanded(r, merged)
-                parts[0] = self.library.search(r[:1], shortlist)[0]
-                query, merged = Query(r, query.offsets), merge_hits(parts, shortlist, query.offsets)
-            queries.append(query)
-            hits.append(merged)
-        return queries, hits
+        hits = [self.library.search(v[None], shortlist)[0] for v in vectors]
+        if not self.config.query.expansion:
+            return vectors, hits
+        vectors = np.vstack([self._expanded(v, h) for v, h in zip(vectors, hits)])
+        return vectors, [self.library.search(v[None], shortlist)[0] for v in vectors]
 
-    def _merged(self, rows: np.ndarray, parts: list[SearchHits]) -> tuple[Query, SearchHits]:
-        """The rows' offsets and their merged hits."""
-        config = self.config.query
-        offsets = region_offsets([p.scores for p in parts], config.region_neighbours, config.region_penalty)
-        return Query(rows, offsets), merge_hits(parts, self.config.decision.shortlist, offsets)
-
-    def _expanded(self, rows: np.ndarray, hits: SearchHits) -> np.ndarray:
-        """``rows`` with the whole-image row replaced by its alpha query expansion."""
+    def _expanded(self, vector: np.ndarray, hits: SearchHits) -> np.ndarray:
+        """``vector``'s alpha query expansion by its best hits."""
         config = self.config.query
         best = list(zip(hits.vector_ids.tolist(), hits.scores.tolist()))[: config.expansion]
         ids, _, vectors = self.library.catalog.vectors_by_pk([v for v, _ in best], self.library.dim)
         weight = dict(best)
-        expanded = rows[0] + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
-        rows = rows.copy()
-        rows[0] = expanded / max(float(np.linalg.norm(expanded)), 1e-12)
-        return rows
+        expanded = vector + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
+        return (expanded / max(float(np.linalg.norm(expanded)), 1e-12)).astype(np.float32)
 
-    def _rank(self, queries: Sequence[Query], hits: list[SearchHits]) -> list[list[InstanceScore]]:
+    def _rank(self, queries: np.ndarray, hits: list[SearchHits]) -> list[list[InstanceScore]]:
         dim = self.library.dim
         vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
         return [rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of)

@@ -92,17 +92,3 @@ def test_input_sides_are_rounded_to_multiples_of_32(
     assert coffee.size == (600, 400) and lite0_torch.input_size(coffee) == (224, 160)
     assert lite0_torch.preprocess(coffee).shape == (3, 160, 224)
     assert lite0_torch.input_size(coffee, scale=0.707) == (160, 96)
-
-
-def test_crops_are_embedded_as_photos_of_their_own(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
-    scene = Image.new("RGB", (600, 400), (20, 90, 40))
-    scene.paste(images["coffee"].resize((200, 150)), (350, 200))
-    scene.paste(images["rocket"].resize((200, 150)), (40, 30))
-    whole, coffee_box, rocket_box = lite0_torch.embed_crops(
-        scene, np.array([[0, 1, 0, 1], [200 / 400, 350 / 400, 350 / 600, 550 / 600], [30 / 400, 180 / 400, 40 / 600, 240 / 600]]))
-    assert np.allclose(whole, lite0_torch.embed([scene])[0], atol=1e-5)
-    coffee, rocket = lite0_torch.embed([images["coffee"], images["rocket"]])
-    assert coffee_box @ coffee > 0.9 and rocket_box @ rocket > 0.9
-    assert coffee_box @ coffee > whole @ coffee + 0.2  # the scene's vector is mostly the rest of it
-    assert coffee_box @ rocket < coffee_box @ coffee - 0.2
-    assert lite0_torch.embed_crops(scene, np.zeros((0, 4))).shape == (0, lite0_torch.dim)

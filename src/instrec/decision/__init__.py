@@ -7,11 +7,9 @@
 
 from instrec.decision.calibration import (FALLBACK_THRESHOLD, Calibration, Prior, calibrate, default_calibration,
                                           fallback_threshold, fit_logistic, wilson_interval)
-from instrec.decision.scores import (UNRELATED_SCORE, WHOLE_IMAGE, InstanceScore, Query, Regions, against_competitors,
-                                     rank_instances, region_offsets)
+from instrec.decision.scores import UNRELATED_SCORE, InstanceScore, against_competitors, rank_instances
 
 __all__ = [
-    "FALLBACK_THRESHOLD", "UNRELATED_SCORE", "WHOLE_IMAGE", "Calibration", "InstanceScore", "Prior", "Query", "Regions",
-    "against_competitors", "calibrate", "default_calibration", "fallback_threshold", "fit_logistic", "rank_instances",
-    "region_offsets", "wilson_interval",
+    "FALLBACK_THRESHOLD", "UNRELATED_SCORE", "Calibration", "InstanceScore", "Prior", "against_competitors",
+    "calibrate", "default_calibration", "fallback_threshold", "fit_logistic", "rank_instances", "wilson_interval",
 ]

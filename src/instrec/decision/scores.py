@@ -1,11 +1,7 @@
 """From image neighbours to instance scores.
 
-A query photo is searched with several vectors (its whole image, then regions of it); a gallery
-image scores as its best row, after each row's similarities are lowered by how similar that row is
-to the gallery at large (:func:`region_offsets`).
-
-Two ways to score an instance: the best single image (``max``) or the cosine to the mean of its
-shots (``prototype``). Either is then lowered against the competing instances
+A query photo is searched with its whole-image vector. Two ways to score an instance: the best
+single image (``max``) or the cosine to the mean of its shots (``prototype``). Either is then lowered against the competing instances
 (:func:`against_competitors`), the score that "unknown" is decided on.
 """
 
@@ -22,61 +18,6 @@ import numpy as np
 # a gallery with fewer than `competitors` other instances counts the missing rivals at, so a score
 # means the same in a library of 3 instances as in one of 30,000.
 UNRELATED_SCORE = 0.3
-WHOLE_IMAGE = (0.0, 1.0, 0.0, 1.0)  # a box as (top, bottom, left, right) fractions of the image
-
-
-@dataclass(frozen=True)
-class Regions:
-    """Search rows of one photo: unit vectors and each one's box, (top, bottom, left, right) as
-    fractions of the photo (so a later stage can look at the pixels a row matched with)."""
-
-    vectors: np.ndarray  # float32 (R, dim)
-    boxes: np.ndarray  # float32 (R, 4)
-
-    @classmethod
-    def none(cls, dim: int) -> "Regions":
-        return cls(np.zeros((0, dim), np.float32), np.zeros((0, 4), np.float32))
-
-    def after_whole(self, vector: np.ndarray) -> "Regions":
-        """These rows preceded by the whole photo's ``vector``."""
-        whole = np.asarray([WHOLE_IMAGE], np.float32)
-        return Regions(np.vstack([vector[None], self.vectors]), np.vstack([whole, self.boxes]))
-
-
-@dataclass(frozen=True)
-class Query:
-    """One photo's search rows (whole image first, then its regions) and each row's offset."""
-
-    vectors: np.ndarray  # float32 (R, dim)
-    offsets: np.ndarray  # float32 (R,): subtracted from the row's similarities
-
-    @classmethod
-    def plain(cls, vectors: np.ndarray) -> "Query":
-        vectors = np.atleast_2d(vectors)
-        return cls(vectors, np.zeros(len(vectors), np.float32))
-
-    def similarity(self, gallery: np.ndarray) -> np.ndarray:
-        """Each gallery row's score: its best similarity over the query rows, offsets applied."""
-        return (np.atleast_2d(gallery) @ self.vectors.T - self.offsets).max(axis=1)
-
-    def best_rows(self, gallery: np.ndarray) -> np.ndarray:
-        """For each gallery row, the query row that gives :meth:`similarity` its score."""
-        return (np.atleast_2d(gallery) @ self.vectors.T - self.offsets).argmax(axis=1)
-
-
-def region_offsets(row_scores: Sequence[np.ndarray], neighbours: int, penalty: float) -> np.ndarray:
-    """How much to lower each query row's similarities: ``penalty`` x (the mean of its ``neighbours``
-    best similarities - the whole image's, row 0).
-
-    A region that resembles much of the gallery (dark background, generic clutter) otherwise wins
-    with whichever gallery image happens to resemble everything: a hub. This is the query side of
-    CSLS (Conneau et al. 2018, "Word translation without parallel data"); on the product proxy it
-    moved the global descriptor's top-1 from 0.69 to 0.75 and cut the one hub's wins from 41 to 27.
-    """
-    typical = np.array([float(np.mean(s[:neighbours])) if len(s) else np.nan for s in row_scores])
-    if len(typical) < 2 or penalty == 0 or np.isnan(typical[0]):
-        return np.zeros(len(typical), np.float32)
-    return (penalty * np.nan_to_num(typical - typical[0])).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -91,7 +32,7 @@ class InstanceScore:
 
 
 def rank_instances(
-    query: Query,
+    query: np.ndarray,
     scores: np.ndarray,
     vector_ids: np.ndarray,
     instance_pks: np.ndarray,
@@ -140,7 +81,7 @@ def against_competitors(ranked: list[InstanceScore], weight: float, competitors:
     return sorted(lowered, key=lambda s: -s.score)
 
 
-def _prototype_scores(query, ranked, vectors_of) -> list[InstanceScore]:
+def _prototype_scores(query: np.ndarray, ranked: list[InstanceScore], vectors_of) -> list[InstanceScore]:
     vectors = vectors_of([s.instance_pk for s in ranked])
     rescored = []
     for candidate in ranked:
@@ -150,6 +91,6 @@ def _prototype_scores(query, ranked, vectors_of) -> list[InstanceScore]:
         _, matrix = stack
         prototype = matrix.mean(axis=0)
         prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
-        similarity = float(query.similarity(prototype)[0])
+        similarity = float(prototype @ query)
         rescored.append(InstanceScore(candidate.instance_pk, similarity, candidate.vector_id))
     return sorted(rescored, key=lambda s: -s.score)

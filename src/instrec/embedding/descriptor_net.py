@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from instrec.embedding.backbone import Backbone
-from instrec.embedding.pooling import GEM_EPS, gem, l2_normalize
+from instrec.embedding.pooling import gem, l2_normalize
 from instrec.errors import ConfigError
 
 
@@ -33,19 +33,3 @@ class DescriptorNet(nn.Module):
         features = self.backbone.forward_features(images)
         pooled = features if self.backbone.spec.stride is None else gem(features, self.gem_p)
         return l2_normalize(pooled)
-
-
-class GemPowerMap(nn.Module):
-    """Normalised image batch -> ``clamp(features, eps) ** p`` per cell, (N, C, h, w).
-
-    The GeM descriptor of any rectangle of cells is the p-th root of this map's mean over it, so one
-    network pass yields the descriptors of many regions of a photo (see ``pooling.region_vectors``).
-    """
-
-    def __init__(self, net: DescriptorNet):
-        super().__init__()
-        self.backbone = net.backbone
-        self.gem_p = net.gem_p
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_features(images).clamp(min=GEM_EPS).pow(self.gem_p)

@@ -11,10 +11,8 @@ import torch
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
-from instrec.decision import Regions
-from instrec.embedding.descriptor_net import DescriptorNet, GemPowerMap
+from instrec.embedding.descriptor_net import DescriptorNet
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
-from instrec.embedding.pooling import region_boxes, region_vectors
 from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
 from instrec.embedding.registry import create_backbone
 from instrec.embedding.whitening import Whitening
@@ -63,7 +61,6 @@ class Embedder:
         self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
         self._cache_dir = cache_dir or default_cache_dir()
         self._engine = self._make_engine(self._net, self.digest)
-        self._map_engine: Engine | None = None  # built on first use: only queries need region vectors
 
     def _make_engine(self, module: torch.nn.Module, digest: str) -> Engine:
         if self.runtime.engine == "onnx":
@@ -100,40 +97,6 @@ class Embedder:
         """The network's unit vectors (n, spec.feature_dim) of a stack of ``preprocess`` outputs of one size,
         by the chosen engine; ``embed`` sums scales and mirror images, then whitens."""
         return self._engine(inputs)
-
-    def regions(self, image: Image.Image, side: int, levels: int) -> Regions:
-        """The image's R-MAC regions (``pooling.region_boxes``, the whole image excluded: :meth:`embed`
-        gives that), seen at long side ``side``: their unit GeM vectors and where each lies.
-
-        One network pass serves every region. None for a backbone that pools by itself.
-        """
-        if levels < 1 or self.spec.stride is None:
-            return Regions.none(self.dim)
-        if self._map_engine is None:
-            self._map_engine = self._make_engine(GemPowerMap(self._net), f"{self.digest}-gem-map")
-        size = resized_size(*image.size, side, self.descriptor.size_multiple)
-        power_map = self._map_engine(to_input(image, size, self.spec.mean, self.spec.std)[None])[0]
-        height, width = power_map.shape[1:]
-        boxes = region_boxes(height, width, levels)[1:]
-        if not boxes:
-            return Regions.none(self.dim)
-        fractions = np.asarray(boxes, np.float32) / np.array([height, height, width, width], np.float32)
-        return Regions(self._whitened(region_vectors(power_map, boxes, self.descriptor.gem_p)), fractions)
-
-    def embed_crops(self, image: Image.Image, boxes: np.ndarray) -> np.ndarray:
-        """(n, dim) vectors of ``boxes`` ((top, bottom, left, right) fractions) cut out of ``image``
-        and embedded as photos of their own.
-
-        A region vector pooled from the whole photo's feature map also sees the clutter around the
-        region (receptive fields reach past it) and the object at another scale than its catalogue
-        shot; the crop, resized like a gallery image, sees neither.
-        """
-        width, height = image.size
-        crops = []
-        for top, bottom, left, right in np.asarray(boxes, np.float64).reshape(-1, 4):
-            x0, y0 = round(left * width), round(top * height)
-            crops.append(image.crop((x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1))))
-        return self.embed(crops)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""

@@ -1,5 +1,5 @@
-"""Exact search: every query row is compared to every vector. Best for galleries up to a few thousand
-vectors when each query searches ~40 region rows (``index.auto_threshold``)."""
+"""Exact search: every query row is compared to every vector. Best for small galleries
+(up to ``index.auto_threshold`` vectors)."""
 
 from __future__ import annotations
 

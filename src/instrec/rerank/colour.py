@@ -1,19 +1,13 @@
-"""Colour evidence: does the part of the query that matched a candidate have the candidate's colours?
+"""Colour evidence: does the query photo have the candidate's colours?
 
 SIFT sees grey-level gradients only and the global descriptor is trained to be largely colour-blind,
 so two packs of one brand that differ in flavour colour, or two textureless objects of the same
 shape, look alike to both. A hue-saturation histogram sees exactly that difference and costs
 144 bytes per gallery image. Near-white and near-black pixels (catalogue backgrounds, studio
 black, specular highlights, shadows) carry no hue and are left out.
-
-On the query side the histogram is taken over the region whose vector matched the candidate best
-(or the whole photo), so a product filling a corner of a shelf photo is compared by its own
-colours, not the shelf's.
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -65,29 +59,3 @@ def colour_similarity(a: np.ndarray, b: np.ndarray) -> float | None:
     if a.sum() <= 0 or b.sum() <= 0:
         return None
     return float(np.sqrt(np.maximum(a, 0) * np.maximum(b, 0)).sum())
-
-
-class QueryColours:
-    """Signatures of a query photo's search rows, computed on demand.
-
-    ``boxes`` is (R, 4) float: each row's (top, bottom, left, right) as fractions of the photo,
-    row 0 the whole photo (see :meth:`instrec.embedding.Embedder.regions`).
-    """
-
-    def __init__(self, image: Image.Image, boxes: np.ndarray | Sequence[Sequence[float]]):
-        pixels = working_pixels(image)
-        self._hsv, self._mask = _hue_saturation(pixels)  # once, cropped per row
-        self._boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        self._cache: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self._boxes)
-
-    def signature(self, row: int) -> np.ndarray:
-        if row not in self._cache:
-            height, width = self._mask.shape
-            top, bottom, left, right = self._boxes[row]
-            rows = slice(int(round(top * height)), int(round(bottom * height)))
-            columns = slice(int(round(left * width)), int(round(right * width)))
-            self._cache[row] = _histogram(self._hsv[rows, columns], self._mask[rows, columns])
-        return self._cache[row]

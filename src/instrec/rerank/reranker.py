@@ -42,9 +42,13 @@ class LocalVerifier:
         return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
-        """Features of a query: more of them, since they are never stored."""
+        """Features of a query: more keypoints, since they are never stored, and the colour
+        signature when colour is weighed."""
         c = self.config
-        return extract_local_features(image, c.query_keypoints, c.max_side, c.contrast_threshold)
+        keypoints = extract_local_features(image, c.query_keypoints, c.max_side, c.contrast_threshold)
+        if c.weight_colour <= 0:
+            return keypoints
+        return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
 
     def new_index(self) -> LocalIndex:
         c = self.config
