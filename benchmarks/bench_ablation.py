@@ -25,10 +25,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OFF = {
     "defaults": {},
     "no colour": {"rerank.weight_colour": "0"},
-    "no local-index score": {"rerank.weight_local": "0"},
     "no local shortlist": {"rerank.local_shortlist": "0"},
     "no competitors": {"decision.competitor_weight": "0"},
-    "no inlier-spread rule": {"rerank.min_inlier_spread": "0"},
     "no re-ranking (global only)": {"rerank.enabled": "false"},
 }
 COLUMNS = ("top1", "auroc", "tar_at_far_1pct", "ms_per_query")

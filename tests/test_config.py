@@ -29,7 +29,6 @@ def test_overrides_are_typed():
     ("decision.competitors", "0", "competitors"),
     ("rerank.local_shortlist", "-1", "local_shortlist"),
     ("rerank.match_precision", "float8", "must be one of"),
-    ("rerank.min_inlier_spread", "1.5", "min_inlier_spread"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

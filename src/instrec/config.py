@@ -151,18 +151,12 @@ class RerankConfig:
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = 1000
-    # Inliers on fewer distinct spots of the candidate (ransac_threshold-sized cells) than this per
-    # inlier count once per spot: a repeated pattern matched into one corner of an unrelated product
-    # gave an unknown query 33 inliers (product proxy AUROC 0.914 -> 0.921, TAR@FAR=1% 0.573 -> 0.653;
-    # ukbench-dev, COIL-100, AT&T faces unchanged at 1 shot; 0 = off).
-    min_inlier_spread: float = 0.25
     # Descriptor similarities of the ratio test: "auto" = bfloat16 on CPUs with AMX (faster; same
     # accuracy on every set of benchmarks/bench_accuracy.py), else float32.
     match_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # --- fusion into one score per candidate (weights chosen on ukbench-dev, COIL-100 and the
     # product proxy: see benchmarks/bench_accuracy.py) ---
     weight_global: float = 1.0
-    weight_local: float = 0.25
     weight_inliers: float = 1.0
     # Colour similarity of the query photo and the candidate (rerank/colour.py): sees
     # what SIFT and the global descriptor are blind to (same pack, other flavour colour).
@@ -187,10 +181,8 @@ class RerankConfig:
             raise ConfigError("rerank.ratio must be in (0, 1]")
         if self.shortlist < 1 or self.local_shortlist < 0:
             raise ConfigError("rerank.shortlist must be >= 1 and rerank.local_shortlist >= 0")
-        if min(self.weight_global, self.weight_local, self.weight_inliers, self.weight_colour) < 0:
+        if min(self.weight_global, self.weight_inliers, self.weight_colour) < 0:
             raise ConfigError("rerank.weight_* must be >= 0")
-        if not 0.0 <= self.min_inlier_spread <= 1.0:
-            raise ConfigError("rerank.min_inlier_spread must be in [0, 1]")
         if self.inlier_floor < 0:
             raise ConfigError("rerank.inlier_floor must be >= 0")
         if self.inlier_width <= 0:

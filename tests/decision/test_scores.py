@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from instrec.decision import FALLBACK_THRESHOLD, UNRELATED_SCORE, InstanceScore, against_competitors, fallback_threshold

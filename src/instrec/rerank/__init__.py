@@ -3,7 +3,7 @@
 RootSIFT keypoints per gallery image are packed into the catalog; an inverted file with Hamming
 embedding (:class:`LocalIndex`) shortlists gallery images with work sub-linear in gallery size;
 :func:`verify` checks candidates geometrically (cross-candidate ratio test + RANSAC) and
-:func:`fuse` turns global similarity, local score and inliers into one [0, 1] score.
+:func:`fuse` turns global similarity, inliers and colour into one [0, 1] score.
 :class:`LocalVerifier` ties them together for the recognizer.
 """
 

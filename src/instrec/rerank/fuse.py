@@ -1,10 +1,9 @@
-"""One score per candidate from global similarity, local-index evidence and verified inliers.
+"""One score per candidate from global similarity, verified inliers and colour.
 
 Each input is mapped to [0, 1] with a fixed (query-independent) curve, so the fused score means the
 same thing for every query and can be thresholded for open-set "unknown":
 
 * global: cosine similarity, clipped to [0, 1];
-* local: the local index's score (about 1 for an identical image), clipped to [0, 1];
 * inliers: the count above ``inlier_floor`` (RANSAC reaches a few inliers on chance matches: a
   homography fits any 4 points exactly) through a logistic curve, shifted so no inliers above the
   floor give 0: about 0.5 at ``inlier_midpoint`` above it. It is increasing, so ranking follows
@@ -44,7 +43,6 @@ def inlier_evidence(inliers: float, config: RerankConfig) -> float:
 
 def fuse(
     global_scores: Mapping[int, float] | None,
-    local_scores: Mapping[int, float] | None,
     inliers: Mapping[int, int] | None,
     config: RerankConfig = RerankConfig(),
     colour: Mapping[int, float] | None = None,
@@ -55,7 +53,6 @@ def fuse(
     geometry = None if inliers is None else {i: inlier_evidence(n, config) for i, n in inliers.items()}
     terms = [
         (global_scores, config.weight_global, clip),
-        (local_scores, config.weight_local, clip),
         (geometry, config.weight_inliers, float),
     ]
     terms = [(scores, w, f) for scores, w, f in terms if scores is not None and w > 0]

@@ -69,7 +69,6 @@ class LocalVerifier:
         query: LocalFeatures,
         candidates: Mapping[int, LocalFeatures],
         global_scores: Mapping[int, float],
-        local_scores: Mapping[int, float],
         groups: Mapping[int, int],
         colour: Mapping[int, float] | None = None,
     ) -> tuple[dict[int, float], dict[int, int]]:
@@ -85,9 +84,8 @@ class LocalVerifier:
         c = self.config
         result = verify(query, [candidates[i] for i in verified], c.ratio, c.ransac_model,
                         c.ransac_threshold, c.ransac_iters, c.seed, [groups.get(i, -i) for i in verified],
-                        c.match_precision, c.min_inlier_spread)
+                        c.match_precision)
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
-        fused = fuse({i: global_scores.get(i, 0.0) for i in ids},
-                     {i: local_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
+        fused = fuse({i: global_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
         return fused, inliers

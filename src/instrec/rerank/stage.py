@@ -2,8 +2,8 @@
 
 Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best
 ``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
-ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its local
-score, its RANSAC inliers and its colour similarity to the query photo, fused into one [0, 1]
+ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its
+RANSAC inliers and its colour similarity to the query photo, fused into one [0, 1]
 score; an instance scores as its best image, and keeps the inlier evidence of its best-verified
 image as a channel of its own (:func:`instrec.decision.against_competitors`).
 """
@@ -47,8 +47,8 @@ def verified_ranking(
         if image is not None and image not in cosine and len(cosine) < n:
             cosine[image], vector_of[image] = score, vector_id
     n_local = verifier.config.local_shortlist
-    local_scores = dict(library.local_search([features], n_local)[0]) if n_local else {}
-    _exact_cosines(library, query, [i for i in local_scores if i not in cosine], cosine, vector_of)
+    local_hits = [image for image, _ in library.local_search([features], n_local)[0]] if n_local else []
+    _exact_cosines(library, query, [i for i in local_hits if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
     stored = catalog.local_features_by_pk(candidates)
     instance_of = {i: inst for i, (inst, _) in stored.items()}
@@ -56,7 +56,7 @@ def verified_ranking(
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
     weighed = features.colour is not None and verifier.config.weight_colour > 0
     colour = _colour_similarities(features.colour, unpacked) if weighed else None
-    fused, inliers = verifier.score(features, unpacked, cosine, local_scores, instance_of, colour)
+    fused, inliers = verifier.score(features, unpacked, cosine, instance_of, colour)
     best: dict[int, InstanceScore] = {}
     geometry: dict[int, float] = {}  # per instance, the inlier evidence of its best-verified image
     images = []

@@ -151,16 +151,8 @@ def count_inliers(
     threshold: float = 6.0,
     iters: int = 1000,
     seed: int = 0,
-    min_spread: float = 0.0,
 ) -> int:
-    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points).
-
-    With ``min_spread`` > 0, inliers piled onto a few spots of the candidate (fewer distinct
-    ``threshold``-sized cells of ``dst`` than ``min_spread`` per inlier) count once per cell. A
-    repeated pattern (a can's rim, a doily) lets dozens of query keypoints match a handful of
-    candidate ones, and a degenerate homography squeezes them all into one small area; a real
-    match spreads over the object.
-    """
+    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points)."""
     if len(src) < _MIN_POINTS[model]:
         return 0
     src = np.ascontiguousarray(src, np.float32)
@@ -175,12 +167,7 @@ def count_inliers(
                                        maxIters=iters, confidence=0.995)
     if mask is None:
         return 0
-    kept = mask.ravel().astype(bool)
-    inliers = int(kept.sum())
-    if min_spread > 0 and inliers:
-        distinct = len(np.unique(np.floor(dst[kept] / threshold).astype(np.int64), axis=0))
-        inliers = inliers if distinct >= min_spread * inliers else distinct
-    return inliers
+    return int(mask.ravel().astype(bool).sum())
 
 
 def verify(
@@ -193,12 +180,11 @@ def verify(
     seed: int = 0,
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
-    min_spread: float = 0.0,
 ) -> Verification:
     """Ratio-test matches and RANSAC inlier counts (:func:`count_inliers`) of ``query`` against each
     candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    inliers = [count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed, min_spread)
+    inliers = [count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed)
                for (qi, ci), cand in zip(pairs, candidates)]
     return Verification(matches=matches, inliers=np.array(inliers, np.int64))
