@@ -432,12 +432,14 @@ class Recognizer:
         Photo by photo, not the batch at once: FAISS picks its BLAS path by batch size, and a photo
         must score the same alone as in a batch (the threshold sits one ulp above a score).
         """
-        shortlist = self.config.decision.shortlist
-        hits = [self.library.search(v[None], shortlist)[0] for v in vectors]
+        def each(rows: np.ndarray) -> list[SearchHits]:
+            return [self.library.search(row[None], self.config.decision.shortlist)[0] for row in rows]
+
+        hits = each(vectors)
         if not self.config.query.expansion:
             return vectors, hits
         vectors = np.vstack([self._expanded(v, h) for v, h in zip(vectors, hits)])
-        return vectors, [self.library.search(v[None], shortlist)[0] for v in vectors]
+        return vectors, each(vectors)
 
     def _expanded(self, vector: np.ndarray, hits: SearchHits) -> np.ndarray:
         """``vector``'s alpha query expansion by its best hits."""

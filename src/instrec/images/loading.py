@@ -50,9 +50,9 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 _FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 BACKGROUND = (255, 255, 255)
-# Long side of the pixels every stage gets: above rerank.max_side and the embedding's 224 px with
-# room for the second look's crops. JPEGs are drafted to at least 3/4 of it (DCT scaling by 1/2,
-# 1/4 or 1/8), then anything larger is resized down to it.
+# Long side of the pixels every stage gets: above the default rerank.max_side and the embedding's
+# 224 px, with room for a user raising rerank.max_side. JPEGs are drafted to at least 3/4 of it (DCT
+# scaling by 1/2, 1/4 or 1/8), then anything larger is resized down to it.
 WORKING_SIDE = 1024
 _DRAFT_SIDE = WORKING_SIDE * 3 // 4
 # What PIL raises for broken data differs per plugin; all of them mean "corrupt".
