@@ -109,7 +109,7 @@ class QueryConfig:
 
     A query is searched with its whole-image vector. (Searching R-MAC regions of the photo as well,
     with a hub penalty and a second look at small regions, was tuned on the product proxy and
-    removed: on beer-labels and ukbench-dev it cost accuracy and ~70 ms per query.)
+    removed: it cost accuracy on real sets and time on every query; benchmarks/RESULTS.md.)
     """
 
     # Alpha query expansion (Radenovic et al. 2018): the whole-image row is searched again as itself

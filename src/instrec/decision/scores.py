@@ -1,8 +1,9 @@
 """From image neighbours to instance scores.
 
 A query photo is searched with its whole-image vector. Two ways to score an instance: the best
-single image (``max``) or the cosine to the mean of its shots (``prototype``). Either is then lowered against the competing instances
-(:func:`against_competitors`), the score that "unknown" is decided on.
+single image (``max``) or the cosine to the mean of its shots (``prototype``). Either is then
+lowered against the competing instances (:func:`against_competitors`), the score that "unknown"
+is decided on.
 """
 
 from __future__ import annotations

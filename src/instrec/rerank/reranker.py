@@ -38,17 +38,14 @@ class LocalVerifier:
     def extract(self, image: Image.Image) -> LocalFeatures:
         """Features stored for a gallery image: keypoints and the colour signature."""
         c = self.config
-        keypoints = extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold)
-        return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
+        return _with_colour(extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold), image)
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
         """Features of a query: more keypoints, since they are never stored, and the colour
         signature when colour is weighed."""
         c = self.config
         keypoints = extract_local_features(image, c.query_keypoints, c.max_side, c.contrast_threshold)
-        if c.weight_colour <= 0:
-            return keypoints
-        return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
+        return _with_colour(keypoints, image) if c.weight_colour > 0 else keypoints
 
     def new_index(self) -> LocalIndex:
         c = self.config
@@ -89,3 +86,7 @@ class LocalVerifier:
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
         return fused, inliers
+
+
+def _with_colour(keypoints: LocalFeatures, image: Image.Image) -> LocalFeatures:
+    return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))

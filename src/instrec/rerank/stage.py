@@ -54,8 +54,7 @@ def verified_ranking(
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
-    weighed = features.colour is not None and verifier.config.weight_colour > 0
-    colour = _colour_similarities(features.colour, unpacked) if weighed else None
+    colour = None if features.colour is None else _colour_similarities(features.colour, unpacked)
     fused, inliers = verifier.score(features, unpacked, cosine, instance_of, colour)
     best: dict[int, InstanceScore] = {}
     geometry: dict[int, float] = {}  # per instance, the inlier evidence of its best-verified image
