@@ -161,11 +161,12 @@ def test_a_threshold_calibrated_under_other_scoring_settings_is_not_used(enrolle
 def test_scores_against_competitors_are_calibrated_and_returned_as_such(enrolled, config, embedder):
     photo = altered_views(sample_photo(ENROLLED[0]))["crop"]
     lowered = enrolled.recognize(photo, k=3).matches  # the default: against competitors
+    lowered_threshold = enrolled.calibrate(target_far=0.1).threshold
     enrolled.close()
     with Recognizer(config.with_overrides({"decision.competitor_weight": "0"}), embedder=embedder) as plain:
         assert plain.calibration == default_calibration(None, 0.0)  # the lowered scores' threshold does not apply
         raw = plain.recognize(photo, k=plain.config.decision.competitors + 1).matches
-        assert plain.calibrate(target_far=0.1).threshold > enrolled.threshold
+        assert plain.calibrate(target_far=0.1).threshold > lowered_threshold
     decision = config.decision
     assert [m.instance_id for m in lowered] == [m.instance_id for m in raw[:3]]
     rivals = sum(m.score for m in raw[1 : decision.competitors + 1]) / decision.competitors

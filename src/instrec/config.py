@@ -133,20 +133,22 @@ class RerankConfig:
 
     enabled: bool = True  # extract local features at enrolment and verify at recognition
     # --- keypoints (what is stored per gallery image; changing these needs a re-extraction) ---
-    max_keypoints: int = 800  # strongest SIFT keypoints kept: <= 132 B each on disk, 12 B in RAM
+    # Strongest SIFT keypoints kept per gallery image: <= 132 B each on disk, 12 B in RAM. A catalogue
+    # label downscaled to max_side holds more than 800; the extra ones separate same-brand twins.
+    max_keypoints: int = 1200
     query_keypoints: int = 1500  # a query is not stored: more keypoints find small objects in clutter
     max_side: int = 640  # long side is downscaled to this before detection (never upscaled)
     contrast_threshold: float = 0.02  # SIFT's; lower than OpenCV's 0.04 finds more points on small images
     # --- sub-linear local index (inverted file over visual words + Hamming embedding) ---
     vocabulary: str = "generic"  # "generic" (shipped, trained on scikit-image samples) or a .npz path
     multi_assign: int = 3  # visual words probed per query descriptor
-    hamming_threshold: int = 24  # of 64 bits: a posting farther than this is no match
+    # Of 64 bits: a posting farther than this is no match. Tighter than Jegou et al.'s 24: with a small
+    # generic vocabulary, loose matches let labels sharing one template outvote the right one.
+    hamming_threshold: int = 16
     hamming_sigma: float = 16.0  # match weight exp(-(h / sigma)^2): soft Hamming selectivity
     # --- verification ---
     shortlist: int = 10  # candidates verified per query by global similarity...
     local_shortlist: int = 20  # ...plus these by local-index score (objects small in a cluttered photo)
-    # (local 10 -> 20 with query_keypoints 1000 -> 1500: product proxy top-1 0.900 -> 0.923, TAR@FAR=1%
-    # 0.400 -> 0.573; but AT&T faces 3-shot top-1 0.987 -> 0.978; +5-12 ms per query)
     ratio: float = 0.8  # Lowe ratio; the 2nd neighbour is taken from a *different* candidate image
     ransac_model: Literal["homography", "fundamental", "affine"] = "homography"
     ransac_threshold: float = 10.0  # reprojection error in pixels of the max_side-scaled image
