@@ -275,7 +275,7 @@ class Recognizer:
         for img, per_image in zip(images, views):
             out.append(NewImage(img.sha256, img.source, img.width, img.height, vectors[start : start + len(per_image)],
                                 views=tuple(per_image),
-                                local_features=verifier.extract(img.pixels).pack() if verifier else None))
+                                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None))
             start += len(per_image)
         return out
 
@@ -296,11 +296,11 @@ class Recognizer:
         done = 0
         for number, image_pk in enumerate(missing, 1):
             try:
-                pixels = load_image(self.image_bytes(image_pk), self.config.limits).pixels
+                image = load_image(self.image_bytes(image_pk), self.config.limits)
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d skipped: %s", image_pk, error)
                 continue
-            done += catalog.features.put(image_pk, library.verifier.extract(pixels).pack())
+            done += catalog.features.put(image_pk, library.verifier.extract(image.pixels, image.alpha).pack())
             if progress:
                 progress(number, len(missing))
         library.sync()
