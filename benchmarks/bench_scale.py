@@ -112,7 +112,7 @@ def report_memory(recognizers: dict[str, Recognizer], homes: dict[str, Path], en
         stats = recognizer.stats()
         images, index = stats["images"], stats["index"]
         local = index.get("local", {}).get("bytes", 0)
-        kept = sum(recognizer.library.catalog.local_feature_sizes().values())
+        kept = sum(recognizer.library.catalog.features.sizes().values())
         print(f"{name}: {stats['instances']} instances, {images} images, {index['kind']} index; per image: "
               f"vectors {index['bytes'] / images:,.0f} B RAM, local index {local / images:,.0f} B RAM, "
               f"local features for verification {kept / images:,.0f} B on disk, "

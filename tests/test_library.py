@@ -30,11 +30,11 @@ def new_image(seed: int) -> NewImage:
 
 
 def assert_consistent(library: Library) -> None:
-    owners = library.catalog.vector_owners()
+    owners = library.catalog.vectors.owners()
     info = library.index_info()
     assert info["vectors"] == len(owners) == library.catalog.stats()["vectors"]
     if owners:
-        ids, inst, vectors = library.catalog.vectors_by_pk(sorted(owners), DIM)
+        ids, inst, vectors = library.catalog.vectors.by_pk(sorted(owners), DIM)
         hits = library.search(vectors, 1)
         assert [int(h.vector_ids[0]) for h in hits] == ids.tolist()
         assert [int(h.instance_pks[0]) for h in hits] == inst.tolist()

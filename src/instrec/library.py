@@ -186,7 +186,7 @@ class Library:
     def _load_saved_index(self) -> bool:
         """Load the saved index + owner map; False if there is none usable (then we rebuild)."""
         state = self._saved_state()
-        if state is None or state["seq"] < self.catalog.journal_floor():
+        if state is None or state["seq"] < self.catalog.journal.floor():
             return False
         if state["kind"] != self._choose_kind(self.catalog.stats()["vectors"]):
             return False  # index.backend now asks for another kind
@@ -201,7 +201,7 @@ class Library:
             self._rebuild_local()
         # Owners come from the catalog as it is now; replaying the journal from the saved position
         # then brings the index forward, and owners of vectors added meanwhile are already known.
-        self._owner = OwnerTable.of(self.catalog.vector_owners())
+        self._owner = OwnerTable.of(self.catalog.vectors.owners())
         return True
 
     def _choose_kind(self, size: int) -> str:
@@ -233,7 +233,7 @@ class Library:
         Rows written after the head was read are picked up again by the next replay, which is
         idempotent (remove-then-add), so nothing is missed or doubled.
         """
-        head = self.catalog.journal_head()
+        head = self.catalog.journal.head()
         self._rebuild_vectors()
         if self.verifier is not None:
             self._rebuild_local()
@@ -241,7 +241,7 @@ class Library:
 
     def _rebuild_local(self) -> None:
         local = self.verifier.new_index()
-        for pks, blobs in self.catalog.iter_local_features():
+        for pks, blobs in self.catalog.features.iterate():
             local.add(pks, [LocalFeatures.unpack(b) for b in blobs])
         self._local = local
         log.info("built local-feature index over %d images", len(local))
@@ -251,9 +251,9 @@ class Library:
         kind = self._choose_kind(size)
         index = create_index(kind, self.dim, self.index_config, size)
         if index.needs_training:
-            index.train(self.catalog.sample_vectors(index.training_size, self.dim))
+            index.train(self.catalog.vectors.sample(index.training_size, self.dim))
         owners = OwnerTable()
-        for ids, instance_pks, vectors in self.catalog.iter_vectors(self.dim):
+        for ids, instance_pks, vectors in self.catalog.vectors.iterate(self.dim):
             index.add(ids, vectors)
             owners.set(ids, instance_pks)
         self._index, self._owner, self._built_for = index, owners, size
@@ -261,16 +261,16 @@ class Library:
 
     def sync(self) -> None:
         """Apply catalog changes made since our last look (by us or by another process)."""
-        if self.catalog.journal_head() == self._seq:
+        if self.catalog.journal.head() == self._seq:
             return
         with self._sync_mutex, self._lock.write():
             self._sync_locked()
 
     def _sync_locked(self) -> None:
-        entries = self.catalog.journal_since(self._seq)
-        if self._seq < self.catalog.journal_floor():  # compacted past us (read after: no gap unseen)
+        entries = self.catalog.journal.since(self._seq)
+        if self._seq < self.catalog.journal.floor():  # compacted past us (read after: no gap unseen)
             self._rebuild()
-            entries = self.catalog.journal_since(self._seq)
+            entries = self.catalog.journal.since(self._seq)
         if not entries:
             return
         if len(entries) > max(len(self._index), 10_000):
@@ -284,7 +284,7 @@ class Library:
                 self._index.remove(np.asarray(pks, np.int64))
                 self._owner.clear(np.asarray(pks, np.int64))
             elif self._local is not None and op == "add":
-                found = self.catalog.local_features_by_pk(pks)
+                found = self.catalog.features.of_images(pks)
                 self._local.add(list(found), [LocalFeatures.unpack(data) for _, data in found.values()])
             elif self._local is not None:
                 self._local.remove(pks)
@@ -296,7 +296,7 @@ class Library:
         """Add vectors that still exist; remove-then-add keeps a replay idempotent."""
         if not vector_ids:
             return
-        ids, owners, vectors = self.catalog.vectors_by_pk(vector_ids, self.dim)
+        ids, owners, vectors = self.catalog.vectors.by_pk(vector_ids, self.dim)
         self._index.remove(ids)
         self._index.add(ids, vectors)
         self._owner.set(ids, owners)
@@ -335,8 +335,8 @@ class Library:
             for old in directory.glob("*.faiss*"):  # an index may keep side files named <file>.<part>
                 if old.name != name and not old.name.startswith(name + "."):
                     old.unlink(missing_ok=True)
-        if self._seq - self.catalog.journal_floor() > COMPACT_JOURNAL_AFTER:
-            self.catalog.compact_journal(self._seq)
+        if self._seq - self.catalog.journal.floor() > COMPACT_JOURNAL_AFTER:
+            self.catalog.journal.compact(self._seq)
 
     def _saved_state(self) -> dict[str, Any] | None:
         """The state another process (or we) saved, if it describes this library's vectors."""

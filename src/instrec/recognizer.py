@@ -275,7 +275,7 @@ class Recognizer:
         for img, per_image in zip(images, views):
             out.append(NewImage(img.sha256, img.source, img.width, img.height, vectors[start : start + len(per_image)],
                                 views=tuple(per_image),
-                                local_features=verifier.extract(img.pixels).pack() if verifier else None))
+                                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None))
             start += len(per_image)
         return out
 
@@ -290,17 +290,17 @@ class Recognizer:
         if library.verifier is None:
             raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
         catalog = library.catalog
-        incomplete = {pk for pk, size in catalog.local_feature_sizes().items()
+        incomplete = {pk for pk, size in catalog.features.sizes().items()
                       if not LocalFeatures.packed_complete(size)}
-        missing = sorted(set(catalog.images_without_local_features()) | incomplete)
+        missing = sorted(set(catalog.features.missing()) | incomplete)
         done = 0
         for number, image_pk in enumerate(missing, 1):
             try:
-                pixels = load_image(self.image_bytes(image_pk), self.config.limits).pixels
+                image = load_image(self.image_bytes(image_pk), self.config.limits)
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d skipped: %s", image_pk, error)
                 continue
-            done += catalog.put_local_features(image_pk, library.verifier.extract(pixels).pack())
+            done += catalog.features.put(image_pk, library.verifier.extract(image.pixels, image.alpha).pack())
             if progress:
                 progress(number, len(missing))
         library.sync()
@@ -445,21 +445,21 @@ class Recognizer:
         """``vector``'s alpha query expansion by its best hits."""
         config = self.config.query
         best = list(zip(hits.vector_ids.tolist(), hits.scores.tolist()))[: config.expansion]
-        ids, _, vectors = self.library.catalog.vectors_by_pk([v for v, _ in best], self.library.dim)
+        ids, _, vectors = self.library.catalog.vectors.by_pk([v for v, _ in best], self.library.dim)
         weight = dict(best)
         expanded = vector + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
         return (expanded / max(float(np.linalg.norm(expanded)), 1e-12)).astype(np.float32)
 
     def _rank(self, queries: np.ndarray, hits: list[SearchHits]) -> list[list[InstanceScore]]:
         dim = self.library.dim
-        vectors_of = lambda pks: self.library.catalog.vectors_of_instances(pks, dim)  # noqa: E731
+        vectors_of = lambda pks: self.library.catalog.vectors.of_instances(pks, dim)  # noqa: E731
         return [rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of)
                 for q, h in zip(queries, hits)]
 
     def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
         """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
         catalog = self.library.catalog
-        image_of = catalog.image_of_vectors(hits.vector_ids.tolist())
+        image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
         instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist()) | {i for _, i, _ in verified}))
         seen: set[int] = set()
         out = []
@@ -484,7 +484,7 @@ class Recognizer:
                 image_hits: list[ImageHit]) -> Recognition:
         top = self._against_competitors(ranked)[:k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
-        images = self.library.catalog.image_of_vectors([s.vector_id for s in top])
+        images = self.library.catalog.vectors.image_of([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
         matches = [
             Match(inst.id, inst.label, s.score, calibration.confidence(s.score), inst.metadata,
@@ -552,8 +552,8 @@ class Recognizer:
             by_hash.setdefault(sha, set()).add(instance)
         pairs = [group for group in by_hash.values() if len(group) > 1]
         library = self.library
-        ids, instances, vectors = library.catalog.vectors_by_pk(
-            [v for vs in library.catalog.vector_ids_of_images(sample).values() for v in vs[:1]], library.dim)
+        ids, instances, vectors = library.catalog.vectors.by_pk(
+            [v for vs in library.catalog.vectors.of_images(sample).values() for v in vs[:1]], library.dim)
         if len(vectors):
             hits = library.search(vectors, NEAR_DUPLICATE_NEIGHBOURS)
             for own, hit in zip(instances.tolist(), hits):

@@ -49,9 +49,9 @@ def test_must_create_refuses_existing_id(catalog):
 def test_remove_cascades_and_journals(catalog):
     catalog.add_images("a", [image("a", n_views=2)], "d1")
     catalog.add_images("b", [image("b")], "d1")
-    head = catalog.journal_head()
+    head = catalog.journal.head()
     catalog.remove_instance("a")
-    entries = catalog.journal_since(head)
+    entries = catalog.journal.since(head)
     assert [op for _, op, _, _ in entries] == ["remove", "remove"]
     assert catalog.stats() == {"instances": 1, "images": 1, "vectors": 1}
     with pytest.raises(UnknownInstanceError):
@@ -88,13 +88,13 @@ def test_bulk_batch_matches_one_by_one_writes(catalog):
     local = NewImage("f" * 64, "l.jpg", 1, 1, np.ones((1, 4), np.float32), local_features=b"kp")
     entries = [("new", [image("b"), image("b"), image("c", n_views=2)]), ("old", [image("a"), image("d")]),
                ("new", [image("e")]), ("withkp", [local])]
-    head = catalog.journal_head()
+    head = catalog.journal.head()
     assert catalog.add_batch(entries, "d1") == 5  # b, c (new); d (old); e (repeat of new); f
     assert [i.image_count for i in catalog.list_instances()] == [2, 3, 1]
     assert catalog.get_instance("new").label == "new"
     assert catalog.stats() == {"instances": 3, "images": 6, "vectors": 7}
-    assert len(catalog.journal_since(head)) == 6 + 1  # every vector journalled, plus the local features
-    assert catalog.local_features_by_pk([catalog.images_of("withkp")[0].id])
+    assert len(catalog.journal.since(head)) == 6 + 1  # every vector journalled, plus the local features
+    assert catalog.features.of_images([catalog.images_of("withkp")[0].id])
 
 
 def test_bulk_batch_is_all_or_nothing(catalog):
@@ -107,24 +107,24 @@ def test_sample_vectors_spreads_over_keys_and_skips_removed(catalog):
     for n in range(50):
         catalog.add_images(f"i{n}", [NewImage(f"{n:064x}", "s", 1, 1, np.full((1, 4), n, np.float32))], "d1")
     catalog.remove_instance("i0")
-    sample = catalog.sample_vectors(10, 4)
+    sample = catalog.vectors.sample(10, 4)
     assert 8 <= len(sample) <= 10 and 0 not in sample[:, 0]
     assert sample[:, 0].min() < 10 and sample[:, 0].max() == 49
 
 
 def test_local_features_live_and_die_with_their_image(catalog):
-    head = catalog.journal_head()
+    head = catalog.journal.head()
     _, added, _ = catalog.add_images("a", [dataclasses.replace(image("a"), local_features=b"kp-a")], "d1")
     catalog.add_images("b", [image("b")], "d1")
     pk_a, pk_b = added[0].id, catalog.images_of("b")[0].id
-    assert catalog.local_features_by_pk([pk_a, pk_b]) == {pk_a: (catalog.get_instance("a").pk, b"kp-a")}
-    assert catalog.images_without_local_features() == [pk_b]
-    assert catalog.put_local_features(pk_b, b"kp-b") and catalog.images_without_local_features() == []
+    assert catalog.features.of_images([pk_a, pk_b]) == {pk_a: (catalog.get_instance("a").pk, b"kp-a")}
+    assert catalog.features.missing() == [pk_b]
+    assert catalog.features.put(pk_b, b"kp-b") and catalog.features.missing() == []
     catalog.remove_instance("a")
-    assert not catalog.put_local_features(pk_a, b"again")
-    local = [(op, pk) for _, op, kind, pk in catalog.journal_since(head) if kind == "local"]
+    assert not catalog.features.put(pk_a, b"again")
+    local = [(op, pk) for _, op, kind, pk in catalog.journal.since(head) if kind == "local"]
     assert local == [("add", pk_a), ("add", pk_b), ("remove", pk_a)]
-    assert [pks for pks, _ in catalog.iter_local_features(batch=1)] == [[pk_b]]
+    assert [pks for pks, _ in catalog.features.iterate(batch=1)] == [[pk_b]]
 
 
 SIMULTANEOUS_OPENERS = textwrap.dedent("""

@@ -25,6 +25,7 @@ from instrec.errors import (
     NotAnImageError,
 )
 from instrec.images import IMAGE_EXTENSIONS, LoadedImage, iter_image_files, load_image, load_images
+from instrec.images.loading import WORKING_SIDE
 
 WHITE = (255, 255, 255)
 
@@ -474,8 +475,6 @@ def _phone_jpeg(size=(4032, 3024), orientation: int | None = None) -> bytes:
 
 
 def test_a_12_megapixel_jpeg_is_decoded_at_working_size_and_keeps_its_bytes_and_size():
-    from instrec.images.loading import WORKING_SIDE
-
     data = _phone_jpeg()
     loaded = load_image(data)
     assert max(loaded.pixels.size) <= WORKING_SIDE and loaded.pixels.size[0] / loaded.pixels.size[1] == pytest.approx(4 / 3, rel=0.01)
@@ -508,3 +507,25 @@ def test_large_arrays_and_pil_images_are_reduced_to_working_size():
     big = np.zeros((3000, 2000, 3), np.uint8)
     for loaded in (load_image(big), load_image(Image.fromarray(big))):
         assert max(loaded.pixels.size) == WORKING_SIDE and (loaded.width, loaded.height) == (2000, 3000)
+
+
+def test_transparency_is_kept_as_alpha_beside_the_white_composite(tmp_path):
+    cutout = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    cutout.paste((200, 40, 40, 255), (10, 5, 30, 25))
+    for src in (write(tmp_path, "cut.png", encode(cutout)), cutout):
+        img = load_image(src)
+        assert img.alpha is not None and img.alpha.size == img.pixels.size
+        assert img.alpha.getpixel((0, 0)) == 0 and img.alpha.getpixel((20, 15)) == 255
+        assert pixel(img) == WHITE and pixel(img, (20, 15)) == (200, 40, 40)
+
+
+def test_opaque_pictures_carry_no_alpha(tmp_path):
+    assert load_image(Image.new("RGBA", (20, 20), (10, 20, 30, 255))).alpha is None
+    assert load_image(write(tmp_path, "o.jpg", encode(Image.new("RGB", (20, 20)), "JPEG"))).alpha is None
+
+
+def test_the_alpha_of_a_large_cutout_is_bounded_with_its_pixels():
+    big = Image.new("RGBA", (3000, 1500), (0, 0, 0, 0))
+    big.paste((0, 90, 200, 255), (500, 300, 2500, 1200))
+    img = load_image(big)
+    assert img.alpha is not None and img.alpha.size == img.pixels.size and max(img.pixels.size) == WORKING_SIDE

@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from instrec.rerank import LocalFeatures, extract_local_features
+from instrec.rerank import LocalFeatures, extract_local_features, verify
 
 
 def test_extraction_is_deterministic_and_capped(photos):
@@ -70,3 +70,29 @@ def test_truncated_packed_features_are_refused(gallery_features):
 def test_rootsift_rows_are_unit_vectors(gallery_features):
     norms = np.linalg.norm(gallery_features[2].rootsift(), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+
+
+def _cutout(photo: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """A disc cut out of ``photo``: its white composite and its alpha."""
+    alpha = Image.new("L", photo.size, 0)
+    ImageDraw.Draw(alpha).ellipse((60, 40, photo.width - 60, photo.height - 40), fill=255)
+    white = Image.composite(photo, Image.new("RGB", photo.size, (255, 255, 255)), alpha)
+    return white, alpha
+
+
+def test_a_cutouts_edge_is_described_against_dark_backgrounds_too(photos):
+    white, alpha = _cutout(photos["coffee"])
+    plain = extract_local_features(white, max_keypoints=5000)
+    both = extract_local_features(white, max_keypoints=5000, alpha=alpha)
+    assert len(both) > len(plain)  # the edge over black adds keypoints...
+    np.testing.assert_array_equal(both.descriptors[: len(plain)], plain.descriptors)  # ...after the white ones
+    capped = extract_local_features(white, max_keypoints=len(plain) + 5, alpha=alpha)
+    assert len(capped) == len(plain) + 5
+
+
+def test_a_cutout_matches_better_on_a_dark_background_with_its_alpha(photos):
+    white, alpha = _cutout(photos["coffee"])
+    on_dark = Image.composite(white, Image.new("RGB", white.size, (10, 10, 10)), alpha)
+    query = extract_local_features(on_dark, max_keypoints=1500)
+    inliers = [verify(query, [extract_local_features(white, 1200, alpha=a)]).inliers[0] for a in (None, alpha)]
+    assert inliers[1] > inliers[0]

@@ -105,7 +105,7 @@ def test_with_reranking_off_nothing_local_is_stored(config, embedder, photos):
         result = rec.recognize(query(photos, "astronaut"))
         assert result.matches[0].inliers is None
         assert "verify" not in result.timing_ms
-        assert rec.library.catalog.images_without_local_features() == [i.id for n in ("astronaut", "coffee")
+        assert rec.library.catalog.features.missing() == [i.id for n in ("astronaut", "coffee")
                                                                        for i in rec.images(n)]
 
 
@@ -161,12 +161,12 @@ def test_colour_tells_a_recoloured_twin_from_the_original_in_the_fused_score(con
 
 def test_images_stored_without_colour_are_given_it(enrolled, photos):
     catalog = enrolled.library.catalog
-    stored = catalog.local_features_by_pk([i.id for n in ENROLLED for i in enrolled.images(n)])
+    stored = catalog.features.of_images([i.id for n in ENROLLED for i in enrolled.images(n)])
     for image, (_, data) in list(stored.items())[:2]:
         features = LocalFeatures.unpack(data)
-        catalog.put_local_features(image, dataclasses.replace(features, colour=None).pack())
-    assert sum(not LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values()) == 2
+        catalog.features.put(image, dataclasses.replace(features, colour=None).pack())
+    assert sum(not LocalFeatures.packed_complete(s) for s in catalog.features.sizes().values()) == 2
     assert enrolled.extract_missing_local_features() == 2
-    assert all(LocalFeatures.packed_complete(s) for s in catalog.local_feature_sizes().values())
+    assert all(LocalFeatures.packed_complete(s) for s in catalog.features.sizes().values())
     assert enrolled.extract_missing_local_features() == 0
     assert enrolled.recognize(query(photos, "rocket")).matches[0].instance_id == "rocket"

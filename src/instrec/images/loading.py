@@ -4,7 +4,9 @@ Every input goes through the same checks: byte and pixel limits are enforced fro
 the header *before* any pixel is decoded (defeats decompression bombs), decoding is strict (a
 truncated file is an error, never silently grey-padded), EXIF orientation is applied, and one colour
 policy holds: 8-bit RGB, with transparency composited over WHITE (the usual background of product
-cut-outs, so a cut-out matches a photo of the same object on a white table).
+cut-outs, so a cut-out matches a photo of the same object on a white table). The alpha channel of a
+picture with transparent pixels is kept alongside: the object's edge looks the other way round
+against a dark background, which local features are told (:mod:`instrec.rerank.features`).
 
 Every stage works at 640 px or less, so pixels are kept at ``WORKING_SIDE`` on the long side at
 most: a 12 MP phone JPEG is decoded at a quarter of its size straight from the DCT (JPEG draft
@@ -68,6 +70,7 @@ class LoadedImage:
     source: str  # path as given, "<bytes>", "<PIL image>", "<array>", or the name= passed in
     original: bytes | None = None  # the file's bytes; None for PIL/array input
     size: tuple[int, int] | None = None  # the image's own (width, height), oriented; None: that of pixels
+    alpha: Image.Image | None = None  # mode "L", same size as pixels, where the source has transparent pixels
 
     @functools.cached_property
     def encoded(self) -> bytes:
@@ -104,8 +107,8 @@ def load_image(
         return _from_pixels(*_decode(src, source, limits), source)
     if isinstance(src, np.ndarray):
         source = name or "<array>"
-        rgb = _to_rgb(_from_array(src, source, limits))
-        return _from_pixels(_bounded(rgb), rgb.size, source)
+        rgb, alpha = _to_rgb(_from_array(src, source, limits))
+        return _from_pixels(_bounded(rgb), None if alpha is None else _bounded(alpha), rgb.size, source)
     if isinstance(src, (bytes, bytearray, memoryview)):
         source, data = name or "<bytes>", bytes(src)
         if len(data) > limits.max_bytes:
@@ -126,8 +129,8 @@ def load_image(
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(source, f"unreadable image header: {exc}") from None
     with opened:
-        rgb, size = _decode(opened, source, limits)
-    return LoadedImage(rgb, source, data, size)
+        rgb, alpha, size = _decode(opened, source, limits)
+    return LoadedImage(rgb, source, data, size, alpha)
 
 
 def load_images(
@@ -195,9 +198,9 @@ def _check_size(width: int, height: int, source: str, limits: LimitsConfig) -> N
         raise ImageTooSmallError(source, f"{width}x{height}: smaller side is below limits.min_side={limits.min_side}")
 
 
-def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.Image, tuple[int, int]]:
+def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.Image, Image.Image | None, tuple[int, int]]:
     """Check the header size, then decode strictly (first frame) at working size, orient, and
-    convert to RGB; also the image's own oriented size."""
+    convert to RGB; also its alpha (None if opaque) and the image's own oriented size."""
     _check_size(im.width, im.height, source, limits)
     width, height = im.size
     try:
@@ -206,23 +209,26 @@ def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.I
             im.draft(im.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         im.load()
         loaded = im.size
-        rgb = _to_rgb(ImageOps.exif_transpose(im))
+        rgb, alpha = _to_rgb(ImageOps.exif_transpose(im))
         turned = rgb.size != loaded and rgb.size == loaded[::-1]
-        return _bounded(rgb), ((height, width) if turned else (width, height))
+        return _bounded(rgb), None if alpha is None else _bounded(alpha), ((height, width) if turned else (width, height))
     except _BOMBS as exc:
         raise ImageTooLargeError(source, str(exc)) from None
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(source, f"corrupt or truncated image data: {exc}") from None
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """One colour policy for every mode: 8-bit RGB, transparency composited over white."""
+def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """One colour policy for every mode: 8-bit RGB, transparency composited over white; and the
+    alpha channel where some pixel is not fully opaque."""
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         im = Image.fromarray(_rescale(np.asarray(im)))
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        alpha = rgba.getchannel("A")
         background = Image.new("RGBA", im.size, BACKGROUND + (255,))
-        im = Image.alpha_composite(background, im.convert("RGBA"))
-    return im.convert("RGB")
+        return Image.alpha_composite(background, rgba).convert("RGB"), alpha if alpha.getextrema()[0] < 255 else None
+    return im.convert("RGB"), None
 
 
 def _rescale(a: np.ndarray) -> np.ndarray:
@@ -272,7 +278,7 @@ def _bounded(rgb: Image.Image) -> Image.Image:
     return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _from_pixels(rgb: Image.Image, size: tuple[int, int], source: str) -> LoadedImage:
+def _from_pixels(rgb: Image.Image, alpha: Image.Image | None, size: tuple[int, int], source: str) -> LoadedImage:
     """PIL/array input has no file: store a canonical PNG of the working pixels (a fresh image, so
     no metadata leaks in)."""
-    return LoadedImage(Image.frombytes("RGB", rgb.size, rgb.tobytes()), source, size=size)
+    return LoadedImage(Image.frombytes("RGB", rgb.size, rgb.tobytes()), source, size=size, alpha=alpha)

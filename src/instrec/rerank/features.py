@@ -31,7 +31,7 @@ MAX_COORDINATE = 65535 / _XY_UNIT
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    """Keypoints of one image, strongest first.
+    """Keypoints of one image, strongest first (a cut-out's extra keypoints over black after them).
 
     ``xy`` are pixel coordinates in the *working frame*: the image downscaled so its long side is at
     most ``max_side`` (``scale`` = original / working; 1.0 when not resized), so RANSAC thresholds
@@ -97,15 +97,51 @@ def rootsift(descriptors: np.ndarray) -> np.ndarray:
 
 def extract_local_features(
     image: Image.Image,
-    max_keypoints: int = 800,
+    max_keypoints: int = 1200,
     max_side: int = 640,
     contrast_threshold: float = 0.02,
+    alpha: Image.Image | None = None,
 ) -> LocalFeatures:
     """SIFT keypoints + descriptors of a PIL image, at most ``max_keypoints``, strongest first.
+
+    ``alpha`` (mode "L", the size of ``image``) marks a cut-out composited over white. Its edge then
+    has the opposite contrast against a dark background, and SIFT descriptors follow the contrast's
+    direction, so the keypoints of the cut-out over black that the white composite lacks are added
+    after the white composite's own, as far as ``max_keypoints`` allows.
 
     Deterministic: same pixels and arguments give the same arrays (ties in response are broken by
     position, not by OpenCV's internal order).
     """
+    features = _sift(image, max_keypoints, max_side, contrast_threshold)
+    if alpha is None or len(features) >= max_keypoints:
+        return features
+    white = np.asarray(image.convert("RGB"), np.float32)
+    clear = 255.0 * (1.0 - np.asarray(alpha, np.float32)[..., None] / 255.0)
+    on_black = Image.fromarray(np.clip(np.rint(white - clear), 0, 255).astype(np.uint8))  # over white: a*c + (1-a)*255
+    extra = _sift(on_black, max_keypoints, max_side, contrast_threshold)
+    new = ~_same_keypoints(extra, features)
+    room = max_keypoints - len(features)
+    return LocalFeatures(np.vstack([features.xy, extra.xy[new][:room]]),
+                         np.vstack([features.descriptors, extra.descriptors[new][:room]]), features.scale)
+
+
+# A keypoint of the black composite is one the white composite has already when one of those lies
+# this close (working-frame pixels) with this similar a descriptor: the object's interior, where
+# the background does not reach.
+_SAME_PLACE_PX = 1.5
+_SAME_DESCRIPTOR = 0.9  # RootSIFT cosine
+
+
+def _same_keypoints(extra: LocalFeatures, kept: LocalFeatures) -> np.ndarray:
+    """Per keypoint of ``extra``, whether ``kept`` has it already."""
+    if not len(extra) or not len(kept):
+        return np.zeros(len(extra), bool)
+    near = np.linalg.norm(extra.xy[:, None] - kept.xy[None], axis=2) < _SAME_PLACE_PX
+    alike = extra.rootsift() @ kept.rootsift().T > _SAME_DESCRIPTOR
+    return (near & alike).any(axis=1)
+
+
+def _sift(image: Image.Image, max_keypoints: int, max_side: int, contrast_threshold: float) -> LocalFeatures:
     gray = np.asarray(image.convert("L"))
     h, w = gray.shape
     scale = 1.0

@@ -35,10 +35,12 @@ class LocalVerifier:
         c = self.config
         return f"sift:{c.max_keypoints}:{c.max_side}:{c.contrast_threshold}"
 
-    def extract(self, image: Image.Image) -> LocalFeatures:
-        """Features stored for a gallery image: keypoints and the colour signature."""
+    def extract(self, image: Image.Image, alpha: Image.Image | None = None) -> LocalFeatures:
+        """Features stored for a gallery image: keypoints (of both contrasts of a cut-out's edge,
+        given its ``alpha``) and the colour signature."""
         c = self.config
-        return _with_colour(extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold), image)
+        keypoints = extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold, alpha)
+        return _with_colour(keypoints, image)
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
         """Features of a query: more keypoints, since they are never stored, and the colour

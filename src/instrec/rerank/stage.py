@@ -39,7 +39,7 @@ def verified_ranking(
     verifier = library.verifier
     catalog = library.catalog
     n = verifier.config.shortlist
-    image_of = catalog.image_of_vectors(hits.vector_ids.tolist())
+    image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
     cosine: dict[int, float] = {}
     vector_of: dict[int, int] = {}  # image -> one of its vectors (names the evidence for thumbnails)
     for score, vector_id in zip(hits.scores.tolist(), hits.vector_ids.tolist()):
@@ -50,7 +50,7 @@ def verified_ranking(
     local_hits = [image for image, _ in library.local_search([features], n_local)[0]] if n_local else []
     _exact_cosines(library, query, [i for i in local_hits if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
-    stored = catalog.local_features_by_pk(candidates)
+    stored = catalog.features.of_images(candidates)
     instance_of = {i: inst for i, (inst, _) in stored.items()}
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
@@ -74,9 +74,9 @@ def verified_ranking(
 def _exact_cosines(library: Library, query: np.ndarray, images: list[int],
                    cosine: dict[int, float], vector_of: dict[int, int]) -> None:
     """Fill in the global similarity of images the global search did not return."""
-    per_image = library.catalog.vector_ids_of_images(images)
+    per_image = library.catalog.vectors.of_images(images)
     image_of = {v: image for image, ids in per_image.items() for v in ids}
-    ids, _, vectors = library.catalog.vectors_by_pk(sorted(image_of), library.dim)
+    ids, _, vectors = library.catalog.vectors.by_pk(sorted(image_of), library.dim)
     similarities = vectors @ query
     for vector_id, similarity in zip(ids.tolist(), similarities.tolist()):
         image = image_of[vector_id]

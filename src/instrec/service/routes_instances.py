@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
-from instrec.catalog import ImageRecord
-from instrec.catalog.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH
+from instrec.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH, ImageRecord
 from instrec.config import LimitsConfig
 from instrec.errors import UnknownImageError
 from instrec.images import load_image

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from fastapi import Request, UploadFile
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from instrec.catalog.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH, validate_instance_id, validate_label
+from instrec.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH, validate_instance_id, validate_label
 from instrec.errors import InstrecError
 from instrec.service.errors import ApiError
 
