@@ -7,24 +7,21 @@ its own.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, Instance, NewImage
 from instrec.config import Config, usable_cores
-from instrec.decision import (Calibration, InstanceScore, Prior, against_competitors, calibrate, default_calibration,
-                              rank_instances)
-from instrec.decision.gallery import Shot, measure
+from instrec.decision import Calibration, InstanceScore, against_competitors, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.images.views import support_views
@@ -32,85 +29,11 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
 from instrec.rerank import LocalFeatures, LocalVerifier
 from instrec.rerank.stage import verified_ranking
+from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
 
 ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.load_image)
-CALIBRATION_IMAGES = 60  # enrolled images probed per calibration (two probes each), whatever the gallery's size
-# The gallery has changed materially when this share of its images (at least one) came or went
-# since it was calibrated: then recalibrate_in_background starts.
-STALE_SHARE = 0.2
-NEAR_DUPLICATE = 0.97  # cosine between two instances' images above which they are one picture
-NEAR_DUPLICATE_NEIGHBOURS = 5
-SAME_PICTURE = 0.9  # a shipped scene photo this close to a gallery vector was enrolled: no stranger
-
-
-@dataclass(frozen=True)
-class Match:
-    instance_id: str
-    label: str
-    # cosine similarity of the best evidence (the fused score when re-ranking is on), less
-    # decision.competitor_weight x the mean of the decision.competitors best other instances' scores
-    score: float
-    confidence: float  # calibrated probability-like score in [0, 1]
-    metadata: dict[str, Any]
-    image_id: int  # the gallery image that matched best
-    inliers: int | None = None  # geometrically verified keypoint matches (re-ranking on)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"instance_id": self.instance_id, "label": self.label, "score": round(self.score, 6),
-                "confidence": round(self.confidence, 6), "metadata": self.metadata, "image_id": self.image_id,
-                "inliers": self.inliers}
-
-
-@dataclass(frozen=True)
-class ImageHit:
-    image_id: int
-    instance_id: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Recognition:
-    unknown: bool
-    matches: list[Match]  # top-k, best first; shown even when unknown (the nearest candidates)
-    threshold: float
-    timing_ms: dict[str, float]
-    images: list[ImageHit] = field(default_factory=list)  # gallery images ranked (with_images=True)
-
-    @property
-    def best(self) -> Match | None:
-        return None if self.unknown or not self.matches else self.matches[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"unknown": self.unknown, "matches": [m.to_dict() for m in self.matches],
-                "threshold": self.threshold, "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
-
-
-@dataclass
-class EnrollResult:
-    instance: Instance
-    added: list[ImageRecord] = field(default_factory=list)
-    duplicates: list[ImageRecord] = field(default_factory=list)
-    errors: list[ImageError] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"instance": self.instance.to_dict(), "added": [i.to_dict() for i in self.added],
-                "duplicates": [i.to_dict() for i in self.duplicates],
-                "errors": [{"source": e.source, "error": e.reason} for e in self.errors]}
-
-
-@dataclass
-class FolderReport:
-    instances: int = 0
-    images_added: int = 0
-    duplicates: int = 0
-    errors: list[ImageError] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"instances": self.instances, "images_added": self.images_added, "duplicates": self.duplicates,
-                "errors": [{"source": e.source, "error": e.reason} for e in self.errors], "seconds": self.seconds}
 
 
 class Recognizer:
@@ -121,10 +44,8 @@ class Recognizer:
         self._embedder = embedder
         self._library: Library | None = None
         self._init_lock = threading.Lock()
-        self._calibration: Calibration | None = None
-        self._calibration_key: str | None = None
+        self._gallery_calibrator: GalleryCalibrator | None = None
         self._side_work: ThreadPoolExecutor | None = None
-        self._recalibrating: threading.Thread | None = None
 
     @classmethod
     def open(cls, home: str | Path | None = None, **overrides: Any) -> "Recognizer":
@@ -160,10 +81,9 @@ class Recognizer:
         """A function giving ``work``'s result: ``work`` is started now on a side thread when the network
         leaves a core spare (0 < runtime.threads < cores), else it runs when its result is asked for.
 
-        SIFT (OpenCV) and ONNX Runtime both release the GIL. On the 2-core machine, keypoints found
-        while the photo is embedded took a query from 138 to 120 ms median with one network thread
-        (benchmarks/bench_recognize_latency.py), but from 142 to 157 ms with the network on both
-        cores, which do not run it faster.
+        SIFT (OpenCV) and ONNX Runtime both release the GIL, so keypoints found while the photo is
+        embedded come for free only where the network leaves a core idle; with the network on every
+        core they slow it down (benchmarks/bench_recognize_latency.py measures both).
         """
         if not 0 < self.config.runtime.threads < usable_cores():
             return work
@@ -366,21 +286,7 @@ class Recognizer:
     # -- recognition ---------------------------------------------------------------------------
     @property
     def calibration(self) -> Calibration:
-        stored = self.library.catalog.get_meta(self._calibration_meta)
-        if stored != self._calibration_key:
-            self._calibration = Calibration.from_json(stored) if stored else None
-            self._calibration_key = stored
-        decision = self.config.decision
-        return self._calibration or default_calibration(self._prior, decision.competitor_weight, decision.target_far)
-
-    @functools.cached_property
-    def _scoring_key(self) -> str:
-        return self.config.scoring_key()
-
-    @property
-    def _calibration_meta(self) -> str:
-        """Scores differ per scoring pipeline (Config.scoring_key), so each keeps its own calibration."""
-        return f"calibration:{self._scoring_key}"
+        return self._calibrator.current()
 
     @property
     def threshold(self) -> float:
@@ -495,116 +401,30 @@ class Recognizer:
         return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())}, image_hits)
 
     # -- calibration ---------------------------------------------------------------------------
+    @property
+    def _calibrator(self) -> GalleryCalibrator:
+        if self._gallery_calibrator is None:
+            library = self.library
+            with self._init_lock:
+                if self._gallery_calibrator is None:
+                    self._gallery_calibrator = GalleryCalibrator(
+                        self.config, library, lambda photos: self._ranked(photos)[0], self._against_competitors,
+                        lambda photos: [r.matches[0].score for r in self.recognize_many(photos, k=1) if r.matches],
+                        self.embedder.embed)
+        return self._gallery_calibrator
+
     def calibrate(self, target_far: float | None = None, *, seed: int = 0,
                   negatives: Sequence[ImageInput] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Calibration:
-        """Measure the open-set threshold on this gallery and store it (blended with the shipped prior).
-
-        Up to ``CALIBRATION_IMAGES`` enrolled images, whatever the gallery's size, are turned into
-        query-like probes (:mod:`instrec.decision.probes`): a probe's score for its own instance is
-        genuine, its best other instance's an impostor score, and so is the best score of each
-        shipped stranger photo. The threshold lets through ``target_far`` of impostors.
-
-        ``negatives`` (photos of things that are *not* enrolled, taken like real queries, e.g.
-        shelf photos without the catalogue's products) replace the synthetic impostors: the best
-        estimate of what strangers score, when a user has them.
-        """
-        target_far = self.config.decision.target_far if target_far is None else target_far
-        if not 0 < target_far < 1:
-            raise InstrecError("target false-accept rate must be between 0 and 1")
-        library = self.library
-        library.sync()
-        owners = library.catalog.image_owners()
-        if not owners:
-            raise InstrecError("calibration needs at least one enrolled instance")
-        rng = np.random.default_rng(seed)
-        sample = sorted(rng.choice(sorted(owners), size=min(CALIBRATION_IMAGES, len(owners)), replace=False).tolist())
-        twins, duplicates = self._twins(owners, sample)
-        shots = []
-        for image in sample:
-            try:
-                pixels = load_image(self.image_bytes(image), self.config.limits).pixels
-            except (UnknownImageError, ImageError, OSError) as error:  # removed meanwhile, or a lost blob
-                log.warning("image %d is not probed: %s", image, error)
-                continue
-            shots.append(Shot(owners[image][0], pixels, seed * 1_000_003 + image))
-        rank = lambda photos: self._ranked(photos)[0]  # noqa: E731
-        scores = measure(rank, self._against_competitors, shots, twins, self._holds, progress,
-                         with_strangers=not negatives)
-        source = f"probes of {len(shots)} images, {scores.strangers} stranger photos"
-        if negatives:
-            scores.impostor = [r.matches[0].score for start in range(0, len(negatives), 16)
-                               for r in self.recognize_many(negatives[start : start + 16], k=1) if r.matches]
-            source = f"probes of {len(shots)} images, {len(scores.impostor)} negatives"
-        if not scores.impostor:
-            raise InstrecError("calibration found no impostor scores: enrol a second instance or pass negatives")
-        result = calibrate(np.asarray(scores.genuine), np.asarray(scores.impostor), target_far, source, self._prior,
-                           images=len(owners), duplicates=duplicates)
-        library.catalog.set_meta(self._calibration_meta, result.to_json())
-        return result
-
-    def _twins(self, owners: dict[int, tuple[int, str]], sample: list[int]) -> tuple[dict[int, set[int]], int]:
-        """Instances that hold a duplicate of another's image, by content hash or a near-identical
-        vector (the sampled images' nearest other-instance vectors): each instance's twins, and how
-        many instances have one. A twin's score for a probe is not a stranger's."""
-        by_hash: dict[str, set[int]] = {}
-        for instance, sha in owners.values():
-            by_hash.setdefault(sha, set()).add(instance)
-        pairs = [group for group in by_hash.values() if len(group) > 1]
-        library = self.library
-        ids, instances, vectors = library.catalog.vectors.by_pk(
-            [v for vs in library.catalog.vectors.of_images(sample).values() for v in vs[:1]], library.dim)
-        if len(vectors):
-            hits = library.search(vectors, NEAR_DUPLICATE_NEIGHBOURS)
-            for own, hit in zip(instances.tolist(), hits):
-                near = {int(i) for i, score in zip(hit.instance_pks.tolist(), hit.scores.tolist())
-                        if score >= NEAR_DUPLICATE and i != own and i >= 0}
-                if near:
-                    pairs.append(near | {own})
-        twins: dict[int, set[int]] = {}
-        for group in pairs:
-            for instance in group:
-                twins.setdefault(instance, set()).update(group - {instance})
-        if twins:
-            log.warning("%d instances share a picture with another: kept out of each other's stranger scores",
-                        len(twins))
-        return twins, len(twins)
-
-    def _holds(self, photo: Image.Image) -> bool:
-        """Whether the gallery holds this very picture (resized or recompressed): a vector that close."""
-        hits = self.library.search(self.embedder.embed([photo]), 1)[0]
-        return bool(len(hits.scores)) and float(hits.scores[0]) >= SAME_PICTURE
-
-    @property
-    def _prior(self) -> Prior | None:
-        """The shipped prior, if it was fitted under this scoring pipeline."""
-        prior = Prior.shipped()
-        return prior if prior is not None and prior.key == self._scoring_key else None
+        """Measure the open-set threshold on this gallery and store it (:meth:`GalleryCalibrator.measure`);
+        ``negatives``: photos of things not enrolled, taken like real queries, the best impostors."""
+        return self._calibrator.measure(target_far, seed=seed, negatives=negatives, progress=progress)
 
     def calibration_stale(self) -> bool:
         """Whether the gallery has changed materially since it was calibrated (or never was)."""
-        images = self.library.catalog.stats()["images"]
-        calibration = self.calibration
-        if calibration.impostor == 0:  # the prior or a guess: stale as soon as there is a gallery
-            return images > 0
-        return abs(images - calibration.images) >= max(1.0, STALE_SHARE * calibration.images)
+        return self._calibrator.stale()
 
     def recalibrate_in_background(self) -> bool:
-        """Start re-calibrating on a side thread if the gallery changed materially and no
-        re-calibration is running; True if one was started. Never blocks recognition: the old
-        threshold holds until the new one is stored."""
-        with self._init_lock:
-            if self._recalibrating is not None and self._recalibrating.is_alive():
-                return False
-            if not self.calibration_stale():
-                return False
-            self._recalibrating = threading.Thread(target=self._recalibrate, name="instrec-calibrate", daemon=True)
-            self._recalibrating.start()
-            return True
-
-    def _recalibrate(self) -> None:
-        try:
-            result = self.calibrate()
-            log.info("re-calibrated: %s", result.describe())
-        except Exception as error:  # a side thread has no caller to raise to
-            log.warning("background calibration failed: %s", error)
+        """Re-calibrate on a side thread if the gallery changed materially and none is running;
+        True if one was started. Never blocks recognition: the old threshold holds meanwhile."""
+        return self._calibrator.start_if_stale()
