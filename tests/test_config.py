@@ -24,7 +24,6 @@ def test_overrides_are_typed():
     ("runtime.batch_size", "many", "expects int"),
     ("descriptor.flip", "maybe", "expects bool"),
     ("index", "flat", "is a section"),
-    ("query.expansion", "-1", "expansion"),
     ("decision.competitor_weight", "1.5", "competitor_weight"),
     ("decision.competitors", "0", "competitors"),
     ("rerank.local_shortlist", "-1", "local_shortlist"),
@@ -62,11 +61,11 @@ def _changed(value):
     if isinstance(value, float):
         return value * 0.5 if value else 0.5
     if isinstance(value, tuple):
-        return value + (value[-1],) if value else ("crops",)
+        return value + (value[-1],)
     return None
 
 
-@pytest.mark.parametrize("section", ["descriptor", "decision", "query", "rerank"])
+@pytest.mark.parametrize("section", ["descriptor", "decision", "rerank"])
 def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
     """Calibrations are stored per key: one made under other scoring must not be reused."""
     base = Config()

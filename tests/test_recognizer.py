@@ -320,44 +320,6 @@ def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_di
         assert stats["images"] == stats["vectors"] == stats["index"]["vectors"] == len(ENROLLED)
 
 
-class _TableEmbedder:
-    """Vectors looked up by a photo's colour (its red value names the row), for exact geometry."""
-
-    dim, digest = 16, "table-embedder"
-
-    def __init__(self, whole: dict[int, np.ndarray]):
-        self.whole = whole
-
-    @staticmethod
-    def photo(key: int) -> Image.Image:
-        return Image.new("RGB", (64, 64), (key, 0, 0))
-
-    def embed(self, images):
-        return np.stack([self.whole[image.getpixel((0, 0))[0]] for image in images]).astype(np.float32)
-
-
-def test_query_expansion_lifts_the_siblings_of_the_best_match(config):
-    """Three shots of one instance; the query is close to one of them only. Expanding the query
-    with its best match pulls the other two shots up (and leaves a ranking it agrees with intact)."""
-    e = np.eye(16, dtype=np.float32)
-    shots = {1: e[0], 2: 0.8 * e[0] + 0.6 * e[1], 3: 0.8 * e[0] + 0.6 * e[2]}
-    other = {4: e[5]}
-    query = 100
-    embedder = _TableEmbedder({**shots, **other, query: 0.9 * e[0] + np.sqrt(1 - 0.81) * e[3]})
-    base = config.with_overrides({"rerank.enabled": "false"})
-    scores = {}
-    for expansion in ("0", "1"):
-        with Recognizer(base.with_overrides({"query.expansion": expansion}), embedder=embedder) as rec:
-            if expansion == "0":
-                rec.enroll([embedder.photo(k) for k in shots], instance_id="a")
-                rec.enroll([embedder.photo(k) for k in other], instance_id="b")
-            result = rec.recognize(embedder.photo(query), with_images=True)
-            assert [m.instance_id for m in result.matches] == ["a", "b"]
-            scores[expansion] = sorted(hit.score for hit in result.images if hit.instance_id == "a")
-    assert scores["0"][:2] == pytest.approx([0.72, 0.72], abs=1e-5)
-    assert all(expanded > plain + 0.04 for expanded, plain in zip(scores["1"][:2], scores["0"][:2])), scores
-
-
 def test_keypoints_found_on_a_side_thread_change_no_answer(config, embedder):
     """With a core spare (runtime.threads=1 of 2+) keypoints are found while the photo is embedded;
     answers are those of the sequential path, and after close() a query starts the threads again."""

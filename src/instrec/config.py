@@ -89,39 +89,12 @@ class DecisionConfig:
     # one stands out. Against the runner-up alone (competitors=1), near-identical twins become "unknown".
     competitor_weight: float = 0.75
     competitors: int = 5
-    support_views: tuple[str, ...] = ()  # enrolment: extra vectors per shot from "crops", "rotations", "light"
 
     def __post_init__(self) -> None:
-        from instrec.images.views import VIEW_FAMILIES
-
         if not 0 <= self.competitor_weight <= 1:
             raise ConfigError("decision.competitor_weight must be in [0, 1]")
         if self.competitors < 1:
             raise ConfigError("decision.competitors must be at least 1")
-        unknown = set(self.support_views) - VIEW_FAMILIES.keys()
-        if unknown:
-            raise ConfigError(f"decision.support_views: unknown {sorted(unknown)}; known: {sorted(VIEW_FAMILIES)}")
-
-
-@dataclass(frozen=True)
-class QueryConfig:
-    """How a query photo is looked at; gallery vectors do not depend on it, so it can change freely.
-
-    A query is searched with its whole-image vector. (Searching R-MAC regions of the photo as well,
-    with a hub penalty and a second look at small regions, was tuned on the product proxy and
-    removed: it cost accuracy on real sets and time on every query; benchmarks/RESULTS.md.)
-    """
-
-    # Alpha query expansion (Radenovic et al. 2018): the whole-image row is searched again as itself
-    # plus its `expansion` best gallery vectors weighted by score^alpha. Off: measured on the global
-    # ranking it raised ukbench-dev AUROC (1 shot 0.964 -> 0.982) but cut the product proxy's
-    # (0.715 -> 0.597), since a wrong first answer is reinforced as much as a right one.
-    expansion: int = 0
-    expansion_alpha: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.expansion < 0 or self.expansion_alpha < 0:
-            raise ConfigError("query.expansion and query.expansion_alpha must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -228,7 +201,6 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
-    query: QueryConfig = field(default_factory=QueryConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -266,7 +238,7 @@ class Config:
 # Sections whose settings decide scores, and the settings in them that do not (which answers are
 # shown, where the line is drawn, not what a candidate scores). runtime (ONNX and torch agree),
 # index (approximate search finds the same neighbours within its recall) and limits do not either.
-_SCORING_SECTIONS = ("descriptor", "decision", "query", "rerank")
+_SCORING_SECTIONS = ("descriptor", "decision", "rerank")
 _NOT_SCORING = {"decision": ("top_k", "threshold", "target_far", "auto_calibrate")}
 
 

@@ -24,11 +24,10 @@ from instrec.config import Config, usable_cores
 from instrec.decision import Calibration, InstanceScore, against_competitors, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
-from instrec.images.views import support_views
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
 from instrec.rerank import LocalFeatures, LocalVerifier
-from instrec.rerank.stage import verified_ranking
+from instrec.query import verified_ranking
 from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
@@ -187,17 +186,11 @@ class Recognizer:
     def _embed_new(self, images: Sequence[LoadedImage]) -> list[NewImage]:
         if not images:
             return []
-        views = [{"original": img.pixels, **support_views(img.pixels, self.config.decision.support_views)}
-                 for img in images]
-        vectors = self.embedder.embed([view for per_image in views for view in per_image.values()])
+        vectors = self.embedder.embed([img.pixels for img in images])
         verifier = self.library.verifier
-        out, start = [], 0
-        for img, per_image in zip(images, views):
-            out.append(NewImage(img.sha256, img.source, img.width, img.height, vectors[start : start + len(per_image)],
-                                views=tuple(per_image),
-                                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None))
-            start += len(per_image)
-        return out
+        return [NewImage(img.sha256, img.source, img.width, img.height, vectors[number : number + 1],
+                         local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None)
+                for number, img in enumerate(images)]
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
@@ -316,45 +309,27 @@ class Recognizer:
             lambda: [verifier.extract_query(image) for image in pixels])
         vectors = self.embedder.embed(pixels)
         t2 = time.perf_counter()
-        queries, hits = self._search(vectors)
+        hits = self._search(vectors)
         t3 = time.perf_counter()
         per_image = {"embed": (t2 - t1) * 1e3 / len(pixels), "search": (t3 - t2) * 1e3 / len(pixels)}
         if keypoints is None:
-            ranked = self._rank(queries, hits)
+            ranked = self._rank(vectors, hits)
             verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(pixels)
         else:
             features = keypoints()
             t4 = time.perf_counter()
-            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(queries, features, hits)]
+            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(vectors, features, hits)]
             ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
             per_image["local_features"] = (t4 - t3) * 1e3 / len(pixels)  # in parallel: what the embedding did not hide
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(pixels)
         return ranked, hits, verified, per_image
 
-    def _search(self, vectors: np.ndarray) -> tuple[np.ndarray, list[SearchHits]]:
-        """The photos' search vectors (expanded, with ``query.expansion``) and their hits.
-
-        Photo by photo, not the batch at once: FAISS picks its BLAS path by batch size, and a photo
-        must score the same alone as in a batch (the threshold sits one ulp above a score).
-        """
-        def each(rows: np.ndarray) -> list[SearchHits]:
-            return [self.library.search(row[None], self.config.decision.shortlist)[0] for row in rows]
-
-        hits = each(vectors)
-        if not self.config.query.expansion:
-            return vectors, hits
-        vectors = np.vstack([self._expanded(v, h) for v, h in zip(vectors, hits)])
-        return vectors, each(vectors)
-
-    def _expanded(self, vector: np.ndarray, hits: SearchHits) -> np.ndarray:
-        """``vector``'s alpha query expansion by its best hits."""
-        config = self.config.query
-        best = list(zip(hits.vector_ids.tolist(), hits.scores.tolist()))[: config.expansion]
-        ids, _, vectors = self.library.catalog.vectors.by_pk([v for v, _ in best], self.library.dim)
-        weight = dict(best)
-        expanded = vector + sum(max(weight[v], 0.0) ** config.expansion_alpha * x for v, x in zip(ids.tolist(), vectors))
-        return (expanded / max(float(np.linalg.norm(expanded)), 1e-12)).astype(np.float32)
+    def _search(self, vectors: np.ndarray) -> list[SearchHits]:
+        """The photos' hits, photo by photo, not the batch at once: FAISS picks its BLAS path by batch
+        size, and a photo must score the same alone as in a batch (the threshold sits one ulp above
+        a score)."""
+        return [self.library.search(row[None], self.config.decision.shortlist)[0] for row in vectors]
 
     def _rank(self, queries: np.ndarray, hits: list[SearchHits]) -> list[list[InstanceScore]]:
         dim = self.library.dim

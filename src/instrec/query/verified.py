@@ -1,4 +1,4 @@
-"""Second stage of recognition: turn the global shortlist into instance scores verified by geometry.
+"""Turn the global shortlist into instance scores verified by geometry (the second stage, ``rerank``).
 
 Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best
 ``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
@@ -17,9 +17,8 @@ import numpy as np
 
 from instrec.decision import InstanceScore
 from instrec.library import Library, SearchHits
+from instrec.rerank import LocalFeatures, inlier_evidence
 from instrec.rerank.colour import colour_similarity
-from instrec.rerank.features import LocalFeatures
-from instrec.rerank.fuse import inlier_evidence
 
 
 @dataclass(frozen=True)

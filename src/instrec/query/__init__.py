@@ -1,0 +1,7 @@
+"""The query stage: a photo's global hits and local features turned into instances ranked by
+verified evidence, before the decision. It joins the library (stored vectors, features, the local
+index) and the re-ranking algorithms, so neither has to know the other."""
+
+from instrec.query.verified import VerifiedRanking, verified_ranking
+
+__all__ = ["VerifiedRanking", "verified_ranking"]
