@@ -379,13 +379,13 @@ class Recognizer:
     @property
     def _calibrator(self) -> GalleryCalibrator:
         if self._gallery_calibrator is None:
-            library = self.library
+            library, embed = self.library, self.embedder.embed  # built before the lock: they take it themselves
             with self._init_lock:
                 if self._gallery_calibrator is None:
                     self._gallery_calibrator = GalleryCalibrator(
                         self.config, library, lambda photos: self._ranked(photos)[0], self._against_competitors,
                         lambda photos: [r.matches[0].score for r in self.recognize_many(photos, k=1) if r.matches],
-                        self.embedder.embed)
+                        embed)
         return self._gallery_calibrator
 
     def calibrate(self, target_far: float | None = None, *, seed: int = 0,
