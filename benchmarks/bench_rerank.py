@@ -60,7 +60,7 @@ def load_ukbench(data: Path) -> tuple[list[str], list[Image.Image]]:
 def kshot_split(labels: list[str], k: int) -> tuple[list[int], list[int]]:
     gallery, queries = [], []
     for lab in sorted(set(labels)):
-        idx = [i for i, l in enumerate(labels) if l == lab]  # files are sorted
+        idx = [i for i, name in enumerate(labels) if name == lab]  # files are sorted
         gallery += idx[:k]
         queries += idx[k:]
     return gallery, queries
@@ -230,7 +230,7 @@ def run_scale(cfg: RerankConfig, labels, images, feats, data: Path, n_big: int, 
     objs = sorted(set(labels))[:100]
     gallery, queries = [], []
     for lab in objs:
-        idx = [i for i, l in enumerate(labels) if l == lab]
+        idx = [i for i, name in enumerate(labels) if name == lab]
         gallery.append(idx[0])
         queries += idx[1:]
     rng = np.random.default_rng(1)
@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"ukbench-dev: {len(images)} images, {np.mean([len(f) for f in feats]):.0f} keypoints/image, "
         f"extraction {1000 * (clock() - t) / len(images):.1f} ms/image")
     voc = generic_vocabulary()
-    log(f"vocabulary: generic, {voc.size} words (shipped file {Path(__file__).parent.parent / 'src/instrec/rerank/generic_vocabulary.npz'})")
+    shipped = Path(__file__).parent.parent / "src/instrec/rerank/generic_vocabulary.npz"
+    log(f"vocabulary: generic, {voc.size} words (shipped file {shipped})")
 
     shots = [int(s) for s in args.shots.split(",")]
     ks = (10, 20, 50)

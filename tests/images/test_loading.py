@@ -477,7 +477,8 @@ def _phone_jpeg(size=(4032, 3024), orientation: int | None = None) -> bytes:
 def test_a_12_megapixel_jpeg_is_decoded_at_working_size_and_keeps_its_bytes_and_size():
     data = _phone_jpeg()
     loaded = load_image(data)
-    assert max(loaded.pixels.size) <= WORKING_SIDE and loaded.pixels.size[0] / loaded.pixels.size[1] == pytest.approx(4 / 3, rel=0.01)
+    width, height = loaded.pixels.size
+    assert max(width, height) <= WORKING_SIDE and width / height == pytest.approx(4 / 3, rel=0.01)
     assert (loaded.width, loaded.height) == (4032, 3024)  # what the file holds
     assert loaded.encoded == data and loaded.sha256 == hashlib.sha256(data).hexdigest()
     red = np.asarray(loaded.pixels)[:20, :20].mean(axis=(0, 1))

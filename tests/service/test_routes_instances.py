@@ -140,7 +140,8 @@ def test_list_paginates_and_searches(make_client, photos):
     assert page["total"] == 5 and len(page["instances"]) == 2 and page["offset"] == 0
     rest = fresh.get("/v1/instances", params={"limit": 2, "offset": 4}).json()
     assert len(rest["instances"]) == 1
-    seen = [i["label"] for o in (0, 2, 4) for i in fresh.get("/v1/instances", params={"limit": 2, "offset": o}).json()["instances"]]
+    pages = [fresh.get("/v1/instances", params={"limit": 2, "offset": o}).json()["instances"] for o in (0, 2, 4)]
+    seen = [i["label"] for page in pages for i in page]
     assert sorted(seen) == sorted(labels)
     mugs = fresh.get("/v1/instances", params={"search": "mug"}).json()
     assert mugs["total"] == 2 and {i["label"] for i in mugs["instances"]} == {"red mug", "blue mug"}

@@ -189,7 +189,8 @@ def _cut_out(path: Path, twin: _Twin | None) -> tuple[np.ndarray, np.ndarray]:
         image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         top, height = int(twin.band_top * h), max(2, int(twin.band_height * h))
         band = image[top:top + height]
-        band[mask[top:top + height] > 0] = (0.35 * band[mask[top:top + height] > 0] + 0.65 * np.array(twin.band_colour)).astype(np.uint8)
+        inside = mask[top:top + height] > 0
+        band[inside] = (0.35 * band[inside] + 0.65 * np.array(twin.band_colour)).astype(np.uint8)
     return image, mask
 
 

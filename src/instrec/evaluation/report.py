@@ -193,7 +193,8 @@ def _roc_section(rows: list[Row]) -> str:
 
     usable = [r for r in rows if r.run.summary.get("auroc") is not None]
     if not usable:
-        return "<p>No unknown queries: evaluate with <code>--unknown-fraction</code> or a <code>queries/_unknown</code> folder.</p>"
+        return ("<p>No unknown queries: evaluate with <code>--unknown-fraction</code> or a "
+                "<code>queries/_unknown</code> folder.</p>")
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     for row in usable:
         known = np.asarray([o.top_score for o in row.run.outcomes if o.truth is not None])
