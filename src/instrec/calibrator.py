@@ -18,7 +18,7 @@ from PIL import Image
 from instrec.config import Config
 from instrec.decision import Calibration, InstanceScore, Prior, calibrate, default_calibration
 from instrec.decision.gallery import Shot, measure
-from instrec.errors import ImageError, InstrecError, UnknownImageError
+from instrec.errors import ImageError, InstrecError
 from instrec.images import load_image
 from instrec.library import Library
 
@@ -46,9 +46,10 @@ class GalleryCalibrator:
         self.config = config
         self.library = library
         self._rank, self._lower, self._best_scores, self._embed = rank, lower, best_scores, embed
-        self._meta = f"calibration:{config.scoring_key()}"
+        key = config.scoring_key()
+        self._meta = f"calibration:{key}"
         prior = Prior.shipped()
-        self.prior = prior if prior is not None and prior.key == config.scoring_key() else None
+        self.prior = prior if prior is not None and prior.key == key else None
         self._stored: tuple[str | None, Calibration | None] = (None, None)
         self._lock = threading.Lock()
         self._running: threading.Thread | None = None
@@ -90,7 +91,7 @@ class GalleryCalibrator:
         for image in sample:
             try:
                 pixels = load_image(library.blobs.get(owners[image][1]), self.config.limits).pixels
-            except (UnknownImageError, ImageError, OSError) as error:  # removed meanwhile, or a lost blob
+            except (ImageError, OSError) as error:  # its original removed meanwhile, or lost
                 log.warning("image %d is not probed: %s", image, error)
                 continue
             shots.append(Shot(owners[image][0], pixels, seed * 1_000_003 + image))
