@@ -10,7 +10,8 @@ import pytest
 from instrec.config import Config
 from instrec.decision import Calibration, Prior, calibrate, default_calibration, fit_logistic, wilson_interval
 
-PRIOR = Prior(key="k", thresholds={"0.001": 0.9, "0.01": 0.6, "0.1": 0.3}, slope=12.0, offset=1.0, strength=200)
+PRIOR = Prior(key="k", thresholds={"0.001": 0.9, "0.01": 0.6, "0.1": 0.3}, slope=3.0, offset=1.0,
+              stranger_median=0.1, strength=200)
 
 
 def test_the_prior_threshold_is_interpolated_in_log_false_accept_rate():
@@ -27,9 +28,21 @@ def test_few_scores_decide_by_the_prior_and_many_by_the_gallery():
     assert few.threshold > 0.5  # mostly the prior's 0.6
     assert many.threshold < 0.21  # mostly the gallery's own quantile (~0.198)
     assert few.measured_threshold == pytest.approx(many.measured_threshold, abs=0.02)
-    # the confidence curve keeps its shape and moves with the threshold
+    # the confidence curve keeps its shape, moves with the threshold and stretches with the gallery's
+    # stride from a typical stranger to it
     for c in (few, many):
-        assert c.slope == PRIOR.slope and c.confidence(c.threshold) == pytest.approx(1 / (1 + math.exp(-1.0)))
+        stride = c.threshold - c.stranger_median
+        assert c.confidence(c.threshold) == pytest.approx(1 / (1 + math.exp(-1.0)))
+        assert c.confidence(c.threshold + stride) == pytest.approx(1 / (1 + math.exp(-4.0)))
+        assert c.confidence(c.stranger_median) == pytest.approx(1 / (1 + math.exp(2.0)))
+    assert many.slope > few.slope  # its strangers sit closer below its threshold
+
+
+def test_before_any_measurement_the_prior_stride_shapes_the_curve():
+    c = default_calibration(PRIOR, 0.75)
+    assert c.threshold == pytest.approx(0.6) and c.stranger_median is None
+    assert c.confidence(0.6) == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert c.confidence(0.1) == pytest.approx(1 / (1 + math.exp(2.0)))  # at the prior's typical stranger
 
 
 def test_without_a_prior_the_gallery_decides_alone_and_the_curve_is_fitted():
@@ -70,6 +83,9 @@ def test_the_logistic_fit_recovers_a_known_curve():
     y = rng.uniform(0, 1, len(x)) < 1 / (1 + np.exp(-(8 * x - 4)))
     a, b = fit_logistic(x, y.astype(float), np.ones(len(x)))
     assert a == pytest.approx(8, rel=0.1) and b == pytest.approx(-4, rel=0.1)
+    # the same curve on a score scale a thousand times smaller
+    a, b = fit_logistic(x / 1000, y.astype(float), np.ones(len(x)))
+    assert a == pytest.approx(8000, rel=0.1) and b == pytest.approx(-4, rel=0.1)
 
 
 def test_the_shipped_prior_was_fitted_under_the_default_scoring_settings():

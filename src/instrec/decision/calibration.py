@@ -9,8 +9,11 @@ weighs as much as ``strength`` impostor scores: a gallery of one instance decide
 prior alone, one with thousands of scores by its own.
 
 The confidence shown to users is a logistic map of the score to the probability that the answer
-is right, fitted on the same real queries (right answers against wrong ones and strangers); a
-calibrated threshold moves it along with itself.
+is right, fitted on the same real queries (right answers against wrong ones and strangers). Its
+variable is the score's distance from the threshold in units of the gallery's own stride from a
+typical stranger (the median impostor score) to the threshold: score scales differ by an order of
+magnitude between galleries (a verified label scores near 1, a textureless object's right answer
+near its strangers), and measured in that stride one curve fits them all.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from instrec.decision.scores import UNRELATED_SCORE
 FALLBACK_THRESHOLD = 0.45  # raw score (cosine or fused); until measured, for pipelines without a prior
 PRIOR_FILE = Path(__file__).with_name("prior.json")
 WEAK_ESTIMATE = 300  # fewer impostor scores than this: the report says so and suggests negatives
+MIN_STRIDE = 0.02  # floor of threshold - median stranger score: a curve steeper than that is noise
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,24 @@ class Prior:
 
     key: str  # the scoring key (Config.scoring_key) it was fitted under
     thresholds: dict[str, float]  # false-accept rate -> the score letting through that share of strangers
-    slope: float  # confidence = sigmoid(slope * (score - the 1 % threshold) + offset)
+    # confidence = sigmoid(slope * (score - threshold) / (threshold - stranger_median) + offset)
+    slope: float
     offset: float
+    stranger_median: float  # what a typical stranger scores, until a gallery has measured its own
     strength: int  # how many impostor scores of a gallery it weighs as
     fitted_on: str = ""
+
+    def curve(self, threshold: float, stranger_median: float) -> tuple[float, float]:
+        """(slope, intercept) of the raw-score confidence at ``threshold`` for a gallery whose
+        strangers score ``stranger_median`` in the median."""
+        slope = self.slope / max(threshold - stranger_median, MIN_STRIDE)
+        return slope, self.offset - slope * threshold
+
+    def blend(self, target_far: float, measured: float, impostors: int) -> tuple[float, float]:
+        """(threshold, the prior's weight in it) for a gallery that measured ``measured`` on
+        ``impostors`` scores."""
+        weight = self.strength / (self.strength + impostors)
+        return weight * self.threshold(target_far) + (1 - weight) * measured, weight
 
     def threshold(self, target_far: float) -> float:
         """The prior threshold for ``target_far``, interpolated in log false-accept rate."""
@@ -76,6 +94,7 @@ class Calibration:
     prior_weight: float = 0.0  # share of the threshold that is the prior's
     images: int = 0  # gallery images when measured: tells when the gallery has changed materially
     duplicates: int = 0  # instances sharing a picture with another, kept out of each other's impostors
+    stranger_median: float | None = None  # the median impostor score (None: nothing measured)
 
     def confidence(self, score: float) -> float:
         return _sigmoid(self.slope * score + self.intercept)
@@ -115,7 +134,7 @@ def default_calibration(prior: Prior | None, competitor_weight: float, target_fa
     """Before any measurement: the prior, or for a pipeline without one a logistic centred on a guess."""
     if prior is not None:
         threshold = prior.threshold(target_far)
-        return Calibration(threshold, prior.slope, prior.offset - prior.slope * threshold, target_far, 0, 0,
+        return Calibration(threshold, *prior.curve(threshold, prior.stranger_median), target_far, 0, 0,
                            None, "prior", prior_weight=1.0)
     threshold = fallback_threshold(competitor_weight)
     return Calibration(threshold, 10.0, -10.0 * threshold, target_far, 0, 0, None, "default")
@@ -136,17 +155,17 @@ def calibrate(genuine: np.ndarray, impostor: np.ndarray, target_far: float, sour
         raise ValueError("calibration needs impostor scores")
     measured = float(np.quantile(impostor, 1.0 - target_far, method="higher"))
     measured = float(np.nextafter(measured, np.inf))  # strictly above the quantile impostor
+    median = float(np.median(impostor))
     if prior is None:
         threshold, weight = measured, 0.0
         slope, intercept = _fit_logistic(genuine, impostor, threshold)
     else:
-        weight = prior.strength / (prior.strength + len(impostor))
-        threshold = weight * prior.threshold(target_far) + (1 - weight) * measured
-        slope, intercept = prior.slope, prior.offset - prior.slope * threshold
+        threshold, weight = prior.blend(target_far, measured, len(impostor))
+        slope, intercept = prior.curve(threshold, median)
     tar = float((genuine >= threshold).mean()) if len(genuine) else None
     return Calibration(threshold, slope, intercept, target_far, int(len(genuine)), int(len(impostor)), tar, source,
                        false_accepts=int((impostor >= threshold).sum()), measured_threshold=measured,
-                       prior_weight=weight, **extra)
+                       prior_weight=weight, stranger_median=median, **extra)
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -159,7 +178,7 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 
 
 def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
-    """Platt scaling, ``P(label | score) = sigmoid(a * score + b)``, by Newton's method on the
+    """Platt scaling, ``P(label | score) = sigmoid(a * score + b)``, by damped Newton steps on the
     ``weights``-weighted log loss (default: each class weighs half). Returns (a, b); (nan, nan)
     when it does not converge to an increasing curve."""
     x, y = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
@@ -167,16 +186,27 @@ def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
         positives, negatives = max(float(y.sum()), 1.0), max(float(len(y) - y.sum()), 1.0)
         weights = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
     w = np.asarray(weights, np.float64) / np.sum(weights)
-    a, b = 10.0, -10.0 * float(np.median(x))
+    # Fitted on the standardised score: Newton from (1, 0) then starts near the answer for any scale.
+    centre, scale = float(np.sum(w * x)), math.sqrt(float(np.sum(w * (x - np.sum(w * x)) ** 2))) or 1.0
+    z = np.stack([(x - centre) / scale, np.ones_like(x)], axis=1)
+    ridge = np.diag([1e-4, 1e-9])
+
+    def loss(theta: np.ndarray) -> float:
+        t = z @ theta
+        return float(np.sum(w * (np.logaddexp(0.0, t) - y * t)) + 0.5 * theta @ ridge @ theta)
+
+    theta = np.array([1.0, 0.0])
     for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -60.0, 60.0)))
-        g = np.array([np.sum(w * (p - y) * x), np.sum(w * (p - y))]) + 1e-4 * np.array([a, 0.0])
-        h_diag = w * p * (1 - p)
-        h = np.array([[np.sum(h_diag * x * x) + 1e-4, np.sum(h_diag * x)], [np.sum(h_diag * x), np.sum(h_diag) + 1e-9]])
-        step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ theta, -60.0, 60.0)))
+        gradient = z.T @ (w * (p - y)) + ridge @ theta
+        step = np.linalg.solve((z * (w * p * (1 - p))[:, None]).T @ z + ridge, gradient)
+        shrink = 1.0
+        while loss(theta - shrink * step) > loss(theta) and shrink > 1e-6:  # never uphill
+            shrink /= 2
+        theta = theta - shrink * step
+        if np.abs(shrink * step).max() < 1e-10:
             break
+    a, b = theta[0] / scale, theta[1] - theta[0] * centre / scale
     return (float(a), float(b)) if math.isfinite(a) and math.isfinite(b) and a > 0 else (math.nan, math.nan)
 
 

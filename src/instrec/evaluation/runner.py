@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from instrec.config import Config
+from instrec.decision import Calibration
 from instrec.errors import InstrecError
 from instrec.evaluation.datasets import load_split
 from instrec.evaluation.metrics import Candidate, QueryOutcome, summarise
@@ -26,6 +27,7 @@ class Run:
 
     summary: dict[str, Any]
     outcomes: list[QueryOutcome]
+    calibration: Calibration | None = None  # the gallery's decision the queries were answered under
 
 
 def evaluate(root: str | Path, **options: Any) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def run(
         "index": index["kind"],
         "settings": {"descriptor": config.descriptor.key(), "aggregation": config.decision.aggregation},
     }
-    return Run(result, outcomes)
+    return Run(result, outcomes, calibration)
 
 
 def _enrol(recognizer: Recognizer, gallery, progress: Progress | None) -> tuple[float, int]:
