@@ -108,7 +108,7 @@ def load_image(
     if isinstance(src, np.ndarray):
         source = name or "<array>"
         rgb, alpha = _to_rgb(_from_array(src, source, limits))
-        return _from_pixels(_bounded(rgb), None if alpha is None else _bounded(alpha), rgb.size, source)
+        return _from_pixels(*_bounded_pair(rgb, alpha), rgb.size, source)
     if isinstance(src, (bytes, bytearray, memoryview)):
         source, data = name or "<bytes>", bytes(src)
         if len(data) > limits.max_bytes:
@@ -211,7 +211,7 @@ def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.I
         loaded = im.size
         rgb, alpha = _to_rgb(ImageOps.exif_transpose(im))
         turned = rgb.size != loaded and rgb.size == loaded[::-1]
-        return _bounded(rgb), None if alpha is None else _bounded(alpha), ((height, width) if turned else (width, height))
+        return *_bounded_pair(rgb, alpha), ((height, width) if turned else (width, height))
     except _BOMBS as exc:
         raise ImageTooLargeError(source, str(exc)) from None
     except _DECODE_ERRORS as exc:
@@ -276,6 +276,11 @@ def _bounded(rgb: Image.Image) -> Image.Image:
     scale = WORKING_SIDE / max(rgb.size)
     size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
     return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _bounded_pair(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
+    """The pixels and their alpha (if any), both bounded alike so they stay the same size."""
+    return _bounded(rgb), None if alpha is None else _bounded(alpha)
 
 
 def _from_pixels(rgb: Image.Image, alpha: Image.Image | None, size: tuple[int, int], source: str) -> LoadedImage:
