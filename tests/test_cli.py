@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from instrec.cli import app
-from instrec.demo import NEVER_ENROLLED, altered_views, sample_photo
+from tests.photos import NEVER_ENROLLED, altered_views, sample_photo
 
 runner = CliRunner()
 

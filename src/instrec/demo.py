@@ -28,11 +28,7 @@ def sample_photo(name: str) -> Image.Image:
         import skimage.data
     except ImportError as error:  # pragma: no cover - demo extra missing
         raise InstrecError("the demo needs scikit-image: pip install 'instrec[demo]'") from error
-    array = getattr(skimage.data, name)()
-    if array.dtype != np.uint8:
-        array = array.astype(np.float64)
-        array = (255 * (array - array.min()) / max(float(np.ptp(array)), 1e-9)).astype(np.uint8)
-    return Image.fromarray(array).convert("RGB")
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")  # every sample named here is 8-bit
 
 
 def altered_views(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
@@ -49,9 +45,9 @@ def altered_views(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
     return {"crop": crop, "rotated": rotated, "occluded": occluded, "relit": relit}
 
 
-def write_gallery(folder: Path, names: tuple[str, ...] = ENROLLED) -> Path:
+def _write_gallery(folder: Path) -> Path:
     """``folder/<name>/<name>.jpg`` — the layout ``instrec enroll`` reads."""
-    for name in names:
+    for name in ENROLLED:
         (folder / name).mkdir(parents=True, exist_ok=True)
         sample_photo(name).save(folder / name / f"{name}.jpg", quality=92)
     return folder
@@ -60,7 +56,7 @@ def write_gallery(folder: Path, names: tuple[str, ...] = ENROLLED) -> Path:
 def run_demo(config: Config, console: Console) -> dict[str, float]:
     from instrec.recognizer import Recognizer
 
-    gallery = write_gallery(config.home / "demo-gallery")
+    gallery = _write_gallery(config.home / "demo-gallery")
     with Recognizer(config) as recognizer:
         report = recognizer.enroll_folder(gallery)
         calibration = recognizer.calibrate()
