@@ -14,11 +14,13 @@ from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from instrec.config import Config, parse_assignments
 from instrec.errors import InstrecError
+from instrec.extras import require_extra
 from instrec.images import iter_image_files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Recognise specific instances from 1-3 shots each.")
@@ -66,7 +68,7 @@ def _emit(payload: dict[str, Any], as_json: bool, table: Table | None = None) ->
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    console.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(code=2)
 
 
@@ -275,6 +277,8 @@ def evaluate(
     from instrec.evaluation.report import write_report
 
     try:
+        if report_path is not None:  # before the evaluation, which can take long
+            require_extra("report", "instrec evaluate --report")
         settings, shot_counts = settings_from_options(compare), parse_shots(shots)
         with _progress(not as_json) as progress:
             tasks: dict[str, Any] = {}
@@ -312,6 +316,10 @@ def serve(
     home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Serve the REST API and the web page."""
+    try:
+        require_extra("service", "instrec serve")
+    except InstrecError as error:
+        _fail(error)
     from instrec.service.app import run
 
     overrides = {k: v for k, v in {"service.host": host, "service.port": port, "service.workers": workers}.items()
