@@ -23,9 +23,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from product_proxy import ProxySpec, build_product_proxy
+
 from instrec.config import Config, parse_assignments
 from instrec.evaluation.compare import compare, parse_shots, settings_from_options, text_table
-from instrec.evaluation.product_proxy import ProxySpec, build_product_proxy
 from instrec.evaluation.report import write_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

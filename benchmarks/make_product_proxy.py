@@ -1,7 +1,7 @@
 """Build the "catalogue photo -> shelf photo" proxy set (outside the repo) and print the baseline on it.
 
 Objects come from COIL-100 (dark background: clean cut-outs), scenes from UKBench photos, both in
-../shared/data. The set is deterministic for a seed; see instrec/evaluation/product_proxy.py.
+../shared/data. The set is deterministic for a seed; see benchmarks/product_proxy.py.
 
 Usage: python benchmarks/make_product_proxy.py [--out /tmp/instrec-product-proxy] [--seed 0]
        [--set key=value ...] [--report proxy.html] [--no-eval]
@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from product_proxy import ProxySpec, build_product_proxy
+
 from instrec.config import Config, parse_assignments
 from instrec.evaluation.compare import compare, settings_from_options, text_table
-from instrec.evaluation.product_proxy import ProxySpec, build_product_proxy
 from instrec.evaluation.report import write_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

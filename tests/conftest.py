@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedding model per test session, real photos from scikit-image."""
+"""Shared fixtures: one embedding model per test session, real photos from scikit-image (``tests.photos``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from instrec.config import Config
+from tests.photos import write_gallery
 
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -37,9 +38,7 @@ def recognizer(config: Config, embedder):
 @pytest.fixture(scope="session")
 def gallery_dir(tmp_path_factory) -> Path:
     """``<dir>/<name>/<name>.jpg`` for a dozen real photos (one shot per instance)."""
-    from instrec.demo import ENROLLED, write_gallery
-
-    return write_gallery(tmp_path_factory.mktemp("gallery"), ENROLLED)
+    return write_gallery(tmp_path_factory.mktemp("gallery"))
 
 
 def shared_data(name: str) -> Path:

@@ -1,9 +1,11 @@
 import json
+import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from instrec.cli import app
-from instrec.demo import NEVER_ENROLLED, altered_views, sample_photo
+from tests.photos import NEVER_ENROLLED, altered_views, sample_photo
 
 runner = CliRunner()
 
@@ -68,3 +70,37 @@ def test_whiten_fits_a_map_a_library_then_uses(tmp_path, gallery_dir):
     empty.mkdir()
     result = runner.invoke(app, ["whiten", str(empty), "--out", str(tmp_path / "x.npz")])
     assert result.exit_code == 2 and "no images" in result.output
+
+
+@pytest.mark.parametrize("module, command, extra", [
+    ("fastapi", ["serve", "--home", "{tmp}"], "service"),
+    ("matplotlib", ["evaluate", "{tmp}", "--report", "{tmp}/report.html"], "report"),  # refused before evaluating
+    ("skimage", ["demo", "--home", "{tmp}"], "demo"),
+])
+def test_a_command_names_the_extra_it_misses(tmp_path, monkeypatch, module, command, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # what a module that is not installed looks like to importlib
+    result = runner.invoke(app, [arg.format(tmp=tmp_path) for arg in command])
+    assert result.exit_code == 2
+    assert f"pip install 'instrec[{extra}]'" in " ".join(result.output.split())
+
+
+def test_names_from_the_user_print_as_they_are_not_as_markup(tmp_path):
+    def shown(*args: str) -> str:  # the output without the line breaks and padding of rich's layout
+        return "".join(invoke(*args).output.split())
+
+    home = str(tmp_path / "lib")
+    catalog = tmp_path / "catalog"
+    for instance, photo in {"[bold]mug": "astronaut", "coffee": "coffee", "rocket": "rocket"}.items():
+        (catalog / instance).mkdir(parents=True)
+        sample_photo(photo).save(catalog / instance / "[bold]a.jpg")
+    (catalog / "[bold]mug" / "[red]b.jpg").write_bytes(b"not an image")
+    assert "skipped" + str(catalog / "[bold]mug" / "[red]b.jpg") in shown("enroll", str(catalog), "--home", home)
+    query = tmp_path / "[bold]q.jpg"
+    sample_photo("astronaut").save(query)
+    answer = shown("recognize", str(query), "--home", home, "-k", "1")
+    assert f"{query}:[bold]mug" in answer and "│1│[bold]mug│[bold]mug│" in answer
+    assert "│[bold]mug│[bold]mug│1│" in shown("list", "--home", home)
+    assert "removed[bold]mug" in shown("remove", "[bold]mug", "--home", home)
+    assert "[red]b.jpg" in shown("whiten", str(catalog), "--out", str(tmp_path / "w.npz"), "--dims", "1")
+    refused = runner.invoke(app, ["recognize", str(catalog / "[bold]mug" / "[red]b.jpg"), "--home", home])
+    assert refused.exit_code == 2 and "[red]b.jpg" in "".join(refused.output.split())

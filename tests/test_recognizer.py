@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 
 from instrec.config import RuntimeConfig
-from instrec.demo import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
 from instrec.decision import default_calibration
 from instrec.rerank import inlier_evidence
 from instrec.recognizer import Recognizer
+from tests.photos import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 
 
 @pytest.fixture

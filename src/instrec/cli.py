@@ -14,11 +14,13 @@ from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from instrec.config import Config, parse_assignments
 from instrec.errors import InstrecError
+from instrec.extras import require_extra
 from instrec.images import iter_image_files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Recognise specific instances from 1-3 shots each.")
@@ -65,8 +67,13 @@ def _emit(payload: dict[str, Any], as_json: bool, table: Table | None = None) ->
         out.print(table)
 
 
+def _add_row(table: Table, *cells: str) -> None:
+    """A row of data, shown as it is: ids, labels and paths are the user's, never rich markup."""
+    table.add_row(*(escape(cell) for cell in cells))
+
+
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    console.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(code=2)
 
 
@@ -83,7 +90,7 @@ def enroll(
         with _recognizer(home, sets) as recognizer, _progress() as progress:
             task = progress.add_task("enrolling", total=None)
             report = recognizer.enroll_folder(
-                folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=name)
+                folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=escape(name))
             )
             calibration, stale = recognizer.calibration, recognizer.calibration_stale()
     except InstrecError as error:
@@ -94,8 +101,8 @@ def enroll(
         console.print(f"enrolled {report.images_added} images of {report.instances} instances "
                       f"({report.duplicates} already there) in {report.seconds:.1f} s")
         for error in report.errors:
-            console.print(f"[yellow]skipped[/yellow] {error}")
-        console.print(f"unknown threshold: {calibration.threshold:.3f} ({calibration.source})"
+            console.print(f"[yellow]skipped[/yellow] {escape(str(error))}")
+        console.print(f"unknown threshold: {calibration.threshold:.3f} ({escape(calibration.source)})"
                       + ("; the gallery has changed since: run `instrec calibrate`" if stale else ""))
     _emit(payload, as_json)
 
@@ -117,11 +124,12 @@ def recognize(
         _emit(payload if len(results) > 1 else payload["results"][0], True)
         return
     for path, result in results:
-        verdict = "[bold red]unknown[/bold red]" if result.unknown else f"[bold green]{result.matches[0].label}[/bold green]"
-        out.print(f"{path}: {verdict}  ({result.timing_ms['total']:.0f} ms)")
+        verdict = ("[bold red]unknown[/bold red]" if result.unknown
+                   else f"[bold green]{escape(result.matches[0].label)}[/bold green]")
+        out.print(f"{escape(str(path))}: {verdict}  ({result.timing_ms['total']:.0f} ms)")
         table = Table("rank", "instance", "label", "score", "confidence")
         for rank, match in enumerate(result.matches, 1):
-            table.add_row(str(rank), match.instance_id, match.label, f"{match.score:.3f}", f"{match.confidence:.2f}")
+            _add_row(table, str(rank), match.instance_id, match.label, f"{match.score:.3f}", f"{match.confidence:.2f}")
         out.print(table)
 
 
@@ -136,7 +144,7 @@ def remove(
             recognizer.remove(instance_id)
     except InstrecError as error:
         _fail(error)
-    console.print(f"removed {instance_id}")
+    console.print(f"removed {escape(instance_id)}")
 
 
 @app.command("list")
@@ -151,7 +159,7 @@ def list_instances(
         total = recognizer.count(search)
     table = Table("id", "label", "images", "metadata")
     for item in items:
-        table.add_row(item.id, item.label, str(item.image_count), json.dumps(item.metadata))
+        _add_row(table, item.id, item.label, str(item.image_count), json.dumps(item.metadata))
     _emit({"total": total, "instances": [i.to_dict() for i in items]}, as_json, table)
 
 
@@ -162,7 +170,7 @@ def stats(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOpti
         payload = recognizer.stats()
     table = Table("key", "value")
     for key, value in payload.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        _add_row(table, key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     _emit(payload, as_json, table)
 
 
@@ -186,10 +194,10 @@ def calibrate(
         _fail(error)
     table = Table("key", "value")
     for key, value in result.__dict__.items():
-        table.add_row(key, str(value))
+        _add_row(table, key, str(value))
     _emit({**result.__dict__, "summary": result.describe()}, as_json, table)
     if not as_json:
-        console.print(result.describe())
+        console.print(escape(result.describe()))
 
 
 @app.command("extract-local")
@@ -205,7 +213,7 @@ def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] =
     except InstrecError as error:
         _fail(error)
     table = Table("images given local features")
-    table.add_row(str(done))
+    _add_row(table, str(done))
     _emit({"extracted": done}, as_json, table)
 
 
@@ -243,7 +251,7 @@ def whiten(
             vectors, skipped = embed_pool(embedder, files, config.limits,
                                           lambda done, total: progress.update(task, completed=done))
         for error in skipped:
-            console.print(f"[yellow]skipped:[/yellow] {error}")
+            console.print(f"[yellow]skipped:[/yellow] {escape(str(error))}")
         whitening = fit_whitening(vectors, dims, power, shrinkage)
         saved = whitening.save(output)
     except InstrecError as error:
@@ -252,7 +260,7 @@ def whiten(
               "explained_variance": round(whitening.explained, 4), "power": power, "shrinkage": shrinkage}
     table = Table("key", "value")
     for key, value in result.items():
-        table.add_row(key, str(value))
+        _add_row(table, key, str(value))
     _emit(result, as_json, table)
 
 
@@ -275,6 +283,8 @@ def evaluate(
     from instrec.evaluation.report import write_report
 
     try:
+        if report_path is not None:  # before the evaluation, which can take long
+            require_extra("report", "instrec evaluate --report")
         settings, shot_counts = settings_from_options(compare), parse_shots(shots)
         with _progress(not as_json) as progress:
             tasks: dict[str, Any] = {}
@@ -287,7 +297,7 @@ def evaluate(
             rows = run_compare(dataset, settings, shot_counts, base=_config(None, sets),
                                unknown_fraction=unknown_fraction, seed=seed, progress=report)
         if report_path is not None:
-            console.print(f"report: {write_report(rows, report_path)}")
+            console.print(f"report: {escape(str(write_report(rows, report_path)))}")
     except InstrecError as error:
         _fail(error)
     if len(rows) == 1:  # a single run keeps its flat result
@@ -295,12 +305,12 @@ def evaluate(
         table = Table("metric", "value")
         for key, value in result.items():
             if not isinstance(value, dict):
-                table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+                _add_row(table, key, f"{value:.4f}" if isinstance(value, float) else str(value))
         _emit(result, as_json, table)
         return
     table = Table("setting", "shots", *(label for _, label in COLUMNS))
     for row in rows:
-        table.add_row(*table_cells(row))
+        _add_row(table, *table_cells(row))
     _emit({"dataset": str(dataset), "rows": [row.to_dict() for row in rows]}, as_json, table)
 
 
@@ -312,6 +322,10 @@ def serve(
     home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Serve the REST API and the web page."""
+    try:
+        require_extra("service", "instrec serve")
+    except InstrecError as error:
+        _fail(error)
     from instrec.service.app import run
 
     overrides = {k: v for k, v in {"service.host": host, "service.port": port, "service.workers": workers}.items()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from instrec.config import Config
-from instrec.errors import InstrecError
+from instrec.extras import require_extra
 
 ENROLLED = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
             "camera", "clock", "coins", "logo", "page", "brick", "colorwheel", "moon")
@@ -24,15 +24,10 @@ NEVER_ENROLLED = ("cell", "text", "gravel")
 
 def sample_photo(name: str) -> Image.Image:
     """An RGB photo from scikit-image's bundled samples."""
-    try:
-        import skimage.data
-    except ImportError as error:  # pragma: no cover - demo extra missing
-        raise InstrecError("the demo needs scikit-image: pip install 'instrec[demo]'") from error
-    array = getattr(skimage.data, name)()
-    if array.dtype != np.uint8:
-        array = array.astype(np.float64)
-        array = (255 * (array - array.min()) / max(float(np.ptp(array)), 1e-9)).astype(np.uint8)
-    return Image.fromarray(array).convert("RGB")
+    require_extra("demo", "the demo")
+    import skimage.data
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")  # every sample named here is 8-bit
 
 
 def altered_views(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
@@ -49,18 +44,19 @@ def altered_views(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
     return {"crop": crop, "rotated": rotated, "occluded": occluded, "relit": relit}
 
 
-def write_gallery(folder: Path, names: tuple[str, ...] = ENROLLED) -> Path:
+def _write_gallery(folder: Path) -> Path:
     """``folder/<name>/<name>.jpg`` — the layout ``instrec enroll`` reads."""
-    for name in names:
+    for name in ENROLLED:
+        photo = sample_photo(name)
         (folder / name).mkdir(parents=True, exist_ok=True)
-        sample_photo(name).save(folder / name / f"{name}.jpg", quality=92)
+        photo.save(folder / name / f"{name}.jpg", quality=92)
     return folder
 
 
 def run_demo(config: Config, console: Console) -> dict[str, float]:
     from instrec.recognizer import Recognizer
 
-    gallery = write_gallery(config.home / "demo-gallery")
+    gallery = _write_gallery(config.home / "demo-gallery")
     with Recognizer(config) as recognizer:
         report = recognizer.enroll_folder(gallery)
         calibration = recognizer.calibrate()

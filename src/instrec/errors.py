@@ -76,3 +76,12 @@ class DescriptorMismatchError(InstrecError):
 
 class BackboneError(InstrecError):
     """A backbone name is unknown, or its weights file is missing or does not fit."""
+
+
+class MissingExtraError(InstrecError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+    def __init__(self, feature: str, extra: str, missing: list[str]):
+        self.extra = extra
+        self.missing = missing
+        super().__init__(f"{feature} needs {', '.join(missing)} (not installed): pip install 'instrec[{extra}]'")

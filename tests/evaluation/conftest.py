@@ -2,7 +2,7 @@
 
 import pytest
 
-from instrec.demo import ENROLLED, altered_views, sample_photo
+from tests.photos import ENROLLED, altered_views, sample_photo
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ import pytest
 from typer.testing import CliRunner
 
 from instrec.cli import app
-from instrec.demo import sample_photo
 from instrec.errors import InstrecError
 from instrec.evaluation import evaluate, load_split
 from tests.conftest import shared_data
+from tests.photos import sample_photo
 
 
 def test_split_is_deterministic_and_holds_out_unknowns(dataset):

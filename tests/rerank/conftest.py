@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from instrec.config import RerankConfig
-from instrec.demo import sample_photo
 from instrec.rerank import LocalFeatures, LocalVerifier
+from tests.photos import sample_photo
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from instrec.config import Config
-from instrec.demo import altered_views, sample_photo
+from tests.photos import altered_views, sample_photo
 
 from .helpers import PHOTOS, TestClient, jpeg
 

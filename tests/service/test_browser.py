@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from instrec.demo import sample_photo
+from tests.photos import altered_views, sample_photo
 
 from .helpers import ADMIN_KEY, READ_KEY, jpeg
 
@@ -82,8 +82,6 @@ def api(server: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from instrec.demo import altered_views
-
     folder = tmp_path_factory.mktemp("photos")
     out = {}
     for name in ("astronaut", "coffee", "rocket", "clock", "gravel"):

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from instrec.demo import sample_photo
+from tests.photos import sample_photo
 
 from .helpers import PHOTOS, enrol, jpeg, recognize
 

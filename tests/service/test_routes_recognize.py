@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instrec.demo import sample_photo
+from tests.photos import sample_photo
 
 from .helpers import assert_error, enrol, jpeg, png_bomb, recognize, tiny_png
 

@@ -19,6 +19,7 @@ import numpy as np
 from instrec.errors import InstrecError
 from instrec.evaluation.compare import COLUMNS, Row, table_cells
 from instrec.evaluation.metrics import QueryOutcome, expected_calibration_error, reliability
+from instrec.extras import require_extra
 from instrec.images import load_image
 
 WORST_FAILURES = 20
@@ -33,6 +34,7 @@ def write_report(rows: list[Row], path: str | Path, *, title: str = "instrec eva
     """Render ``rows`` (from :func:`instrec.evaluation.compare.compare`) into one HTML file."""
     if not rows:
         raise InstrecError("nothing to report: no evaluation rows")
+    require_extra("report", "the HTML report")
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window, works without a display

@@ -20,6 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from instrec.extras import require_extra
 from instrec.rerank.features import DESCRIPTOR_DIM, rootsift
 
 N_BITS = 64
@@ -159,6 +160,8 @@ def generic_training_descriptors(contrast_threshold: float = 0.02, max_keypoints
     space broadly instead of fitting 21 pictures.
     """
     import cv2
+
+    require_extra("demo", "rebuilding the generic vocabulary")
     import skimage.data
 
     sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)

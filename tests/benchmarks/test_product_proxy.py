@@ -3,10 +3,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from product_proxy import MANIFEST, ProxySpec, build_product_proxy
 
 from instrec.errors import InstrecError
 from instrec.evaluation import load_split
-from instrec.evaluation.product_proxy import MANIFEST, ProxySpec, build_product_proxy
 from tests.conftest import shared_data
 
 SMALL = ProxySpec(seed=3, gallery_objects=4, twins=2, queries_per_object=2, unknown_objects=2, queries_per_unknown=3,
