@@ -10,7 +10,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -65,7 +65,7 @@ def _emit(payload: dict[str, Any], as_json: bool, table: Table | None = None) ->
         out.print(table)
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]error:[/red] {error}")
     raise typer.Exit(code=2)
 
@@ -93,8 +93,8 @@ def enroll(
     if not as_json:
         console.print(f"enrolled {report.images_added} images of {report.instances} instances "
                       f"({report.duplicates} already there) in {report.seconds:.1f} s")
-        for error in report.errors:
-            console.print(f"[yellow]skipped[/yellow] {error}")
+        for skipped in report.errors:
+            console.print(f"[yellow]skipped[/yellow] {skipped}")
         console.print(f"unknown threshold: {calibration.threshold:.3f} ({calibration.source})"
                       + ("; the gallery has changed since: run `instrec calibrate`" if stale else ""))
     _emit(payload, as_json)

@@ -13,7 +13,7 @@ evaluation queries; :func:`train_vocabulary` fits one on a gallery instead.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +32,8 @@ class Vocabulary:
     centroids: np.ndarray  # float32 (V, 128) in RootSIFT space
     projection: np.ndarray  # float32 (64, 128), orthonormal rows
     thresholds: np.ndarray  # float32 (V, 64): per-word medians of the projected residuals
+    _centroids: np.ndarray = field(init=False, repr=False)  # contiguous float32 copy, set by __post_init__
+    _half_norms: np.ndarray = field(init=False, repr=False)  # |c|^2 / 2 per word
 
     def __post_init__(self) -> None:
         centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
@@ -161,7 +163,7 @@ def generic_training_descriptors(contrast_threshold: float = 0.02, max_keypoints
     import cv2
     import skimage.data
 
-    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+    sift = cv2.SIFT.create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
     out = []
     for name in SAMPLE_IMAGES:
         a = getattr(skimage.data, name)()
