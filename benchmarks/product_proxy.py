@@ -160,8 +160,13 @@ def _choose_twins(enrolled: list[str], views: dict[str, list[Path]], count: int,
     chosen = sorted(rng.choice(len(pool), size=count, replace=False).tolist()) if count else []
     return {pool[i]: _Twin(hue_shift=int(rng.integers(45, 135)), band_top=float(rng.uniform(0.2, 0.6)),
                            band_height=float(rng.uniform(0.12, 0.25)),
-                           band_colour=tuple(int(c) for c in rng.integers(0, 256, 3)))
+                           band_colour=_rgb(rng.integers(0, 256, 3)))
             for i in chosen}
+
+
+def _rgb(values: np.ndarray) -> tuple[int, int, int]:
+    r, g, b = (int(v) for v in values)
+    return r, g, b
 
 
 def _mask(image: np.ndarray) -> np.ndarray:
@@ -274,7 +279,7 @@ def _warp(cut: tuple[np.ndarray, np.ndarray], long_side: float, rng: np.random.G
     image, mask = cut
     h, w = mask.shape
     scale = long_side / max(h, w)
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     jitter = rng.uniform(-0.12, 0.12, (4, 2)) * [w, h]
     angle = np.deg2rad(rng.uniform(-15, 15))
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])

@@ -16,6 +16,7 @@ def invoke(*args: str):
     return result
 
 
+@pytest.mark.slow
 def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
     home = str(tmp_path / "lib")
     report = json.loads(invoke("enroll", str(gallery_dir), "--home", home, "--json").stdout)
@@ -51,11 +52,13 @@ def test_errors_exit_nonzero_with_a_message(tmp_path):
     assert result.exit_code == 2 and "unknown setting" in result.output
 
 
+@pytest.mark.slow
 def test_demo_runs(tmp_path):
     result = invoke("demo", "--home", str(tmp_path / "demo"))
     assert "answered correctly" in result.stdout
 
 
+@pytest.mark.slow
 def test_whiten_fits_a_map_a_library_then_uses(tmp_path, gallery_dir):
     fitted = tmp_path / "w.npz"
     result = json.loads(invoke("whiten", str(gallery_dir), "--out", str(fitted), "--dims", "4", "--json").stdout)

@@ -157,6 +157,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.4, 0.9, 1.7])
 def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path, delay):
     script = tmp_path / "writer.py"

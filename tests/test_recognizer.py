@@ -32,6 +32,7 @@ def enrolled(recognizer, gallery_dir):
     return recognizer
 
 
+@pytest.mark.slow
 def test_recognises_altered_views_of_enrolled_photos(enrolled):
     correct = total = 0
     for name in ENROLLED:
@@ -45,6 +46,7 @@ def test_recognises_altered_views_of_enrolled_photos(enrolled):
     assert correct / total >= 0.9
 
 
+@pytest.mark.slow
 def test_never_enrolled_photos_mostly_come_back_unknown(enrolled):
     unknown = [enrolled.recognize(sample_photo(name)).unknown for name in NEVER_ENROLLED]
     assert sum(unknown) >= 2
@@ -52,6 +54,7 @@ def test_never_enrolled_photos_mostly_come_back_unknown(enrolled):
     assert enrolled.recognize(sample_photo("text")).matches
 
 
+@pytest.mark.slow
 def test_enrolling_the_folder_again_adds_nothing(enrolled, gallery_dir):
     before = enrolled.stats()
     report = enrolled.enroll_folder(gallery_dir)
@@ -60,6 +63,7 @@ def test_enrolling_the_folder_again_adds_nothing(enrolled, gallery_dir):
     assert (after["instances"], after["images"], after["vectors"]) == (before["instances"], before["images"], before["vectors"])
 
 
+@pytest.mark.slow
 def test_inputs_paths_bytes_pil_and_arrays_agree(enrolled, gallery_dir):
     path = gallery_dir / "coffee" / "coffee.jpg"
     data = path.read_bytes()
@@ -69,6 +73,7 @@ def test_inputs_paths_bytes_pil_and_arrays_agree(enrolled, gallery_dir):
     assert max(r.matches[0].score for r in results) - min(r.matches[0].score for r in results) < 1e-4
 
 
+@pytest.mark.slow
 def test_remove_makes_an_instance_unreachable(enrolled):
     enrolled.remove("coffee")
     result = enrolled.recognize(sample_photo("coffee"), k=20)
@@ -139,6 +144,7 @@ def test_prototype_and_max_aggregation_both_rank_the_right_instance(config, embe
             assert result.matches[0].instance_id == "coffee"
 
 
+@pytest.mark.slow
 def test_calibration_threshold_separates_impostors(enrolled):
     calibration = enrolled.calibrate(target_far=0.1)
     assert calibration.impostor > 0
@@ -148,6 +154,7 @@ def test_calibration_threshold_separates_impostors(enrolled):
         enrolled.calibrate(target_far=1.5)
 
 
+@pytest.mark.slow
 def test_a_threshold_calibrated_under_other_scoring_settings_is_not_used(enrolled, config, embedder):
     calibrated = enrolled.calibrate(target_far=0.1).threshold
     enrolled.close()  # settings are per process: reopen the same library under others
@@ -158,6 +165,7 @@ def test_a_threshold_calibrated_under_other_scoring_settings_is_not_used(enrolle
         assert other.calibrate(target_far=0.1).threshold != calibrated
 
 
+@pytest.mark.slow
 def test_scores_against_competitors_are_calibrated_and_returned_as_such(enrolled, config, embedder):
     photo = altered_views(sample_photo(ENROLLED[0]))["crop"]
     lowered = enrolled.recognize(photo, k=3).matches  # the default: against competitors
@@ -182,6 +190,7 @@ def test_calibration_needs_an_instance_and_works_with_one(recognizer):
     assert calibration.impostor > 0 and calibration.genuine == 2 and calibration.images == 1
 
 
+@pytest.mark.slow
 def test_negatives_set_the_threshold_from_query_like_impostors(enrolled, config, embedder):
     negatives = [sample_photo(name) for name in NEVER_ENROLLED]
     calibration = enrolled.calibrate(target_far=0.01, negatives=negatives)
@@ -202,6 +211,7 @@ def test_a_library_of_one_instance_does_not_accept_strangers(recognizer):
     assert not recognizer.recognize(altered_views(sample_photo("coffee"), seed=2)["crop"]).unknown
 
 
+@pytest.mark.slow
 def test_a_changed_gallery_is_recalibrated_in_the_background(recognizer):
     for name in ENROLLED[:3]:
         recognizer.enroll([sample_photo(name)], instance_id=name)
@@ -218,6 +228,7 @@ def test_a_changed_gallery_is_recalibrated_in_the_background(recognizer):
     assert recognizer.calibration_stale()  # a third more images
 
 
+@pytest.mark.slow
 def test_the_same_photo_under_two_ids_is_kept_out_of_the_impostors(recognizer):
     for name in ENROLLED[:5]:
         recognizer.enroll([sample_photo(name)], instance_id=name)
@@ -283,6 +294,7 @@ def test_runtime_threads_also_set_faiss_threads(config, embedder, threads):
         faiss.omp_set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_stats_record_the_descriptor(enrolled):
     stats = enrolled.stats()
     assert stats["instances"] == len(ENROLLED) and stats["vectors"] == len(ENROLLED)
@@ -301,6 +313,7 @@ ENROLLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_dir):
     home = tmp_path / "lib"
     script = tmp_path / "enrol.py"

@@ -10,7 +10,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -72,7 +72,7 @@ def _add_row(table: Table, *cells: str) -> None:
     table.add_row(*(escape(cell) for cell in cells))
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     console.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(code=2)
 
@@ -100,8 +100,8 @@ def enroll(
     if not as_json:
         console.print(f"enrolled {report.images_added} images of {report.instances} instances "
                       f"({report.duplicates} already there) in {report.seconds:.1f} s")
-        for error in report.errors:
-            console.print(f"[yellow]skipped[/yellow] {escape(str(error))}")
+        for skipped in report.errors:
+            console.print(f"[yellow]skipped[/yellow] {escape(str(skipped))}")
         console.print(f"unknown threshold: {calibration.threshold:.3f} ({escape(calibration.source)})"
                       + ("; the gallery has changed since: run `instrec calibrate`" if stale else ""))
     _emit(payload, as_json)

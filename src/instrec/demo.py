@@ -36,7 +36,7 @@ def altered_views(photo: Image.Image, seed: int = 0) -> dict[str, Image.Image]:
     w, h = photo.size
     x0, y0 = int(rng.uniform(0.05, 0.2) * w), int(rng.uniform(0.05, 0.2) * h)
     crop = photo.crop((x0, y0, x0 + int(0.7 * w), y0 + int(0.7 * h)))
-    rotated = photo.rotate(float(rng.uniform(10, 20)), resample=Image.BILINEAR, expand=True, fillcolor=(128, 128, 128))
+    rotated = photo.rotate(float(rng.uniform(10, 20)), resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(128, 128, 128))
     occluded = photo.copy()
     ox, oy = int(rng.uniform(0, 0.6) * w), int(rng.uniform(0, 0.6) * h)
     ImageDraw.Draw(occluded).rectangle((ox, oy, ox + int(0.3 * w), oy + int(0.3 * h)), fill=(40, 40, 40))
@@ -64,7 +64,7 @@ def run_demo(config: Config, console: Console) -> dict[str, float]:
                       f"(one shot each); 'unknown' threshold {calibration.threshold:.3f}")
         table = Table("query", "truth", "answer", "score", "ms", "ok")
         correct = total = 0
-        queries = [(f"{name} ({kind})", name, view) for name in ENROLLED
+        queries: list[tuple[str, str | None, Image.Image]] = [(f"{name} ({kind})", name, view) for name in ENROLLED
                    for kind, view in altered_views(sample_photo(name), seed=len(name)).items()]
         queries += [(f"{name} (never enrolled)", None, sample_photo(name)) for name in NEVER_ENROLLED]
         for title, truth, image in queries:

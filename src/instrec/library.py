@@ -197,8 +197,8 @@ class Library:
             return False
         self._index, self._seq, self._built_for = index, int(state["seq"]), int(state["built_for"])
         self._saved_seq = self._seq
-        if self.verifier is not None and not self._load_saved_local():
-            self._rebuild_local()
+        if self.verifier is not None and not self._load_saved_local(self.verifier):
+            self._rebuild_local(self.verifier)
         # Owners come from the catalog as it is now; replaying the journal from the saved position
         # then brings the index forward, and owners of vectors added meanwhile are already known.
         self._owner = OwnerTable.of(self.catalog.vectors.owners())
@@ -210,11 +210,11 @@ class Library:
             backend = "flat" if size < self.index_config.auto_threshold else "ivf"
         return "flat" if backend == "ivf" and size < IVF_MIN_VECTORS else backend
 
-    def _load_saved_local(self) -> bool:
+    def _load_saved_local(self, verifier: LocalVerifier) -> bool:
         if not LocalIndex.exists(self._local_dir):
             return False
         try:
-            index, meta = self.verifier.load_index(self._local_dir)
+            index, meta = verifier.load_index(self._local_dir)
         except (OSError, ValueError, KeyError) as error:
             log.warning("saved local-feature index unusable (%s); rebuilding from the catalog", error)
             return False
@@ -236,11 +236,11 @@ class Library:
         head = self.catalog.journal.head()
         self._rebuild_vectors()
         if self.verifier is not None:
-            self._rebuild_local()
+            self._rebuild_local(self.verifier)
         self._seq = head
 
-    def _rebuild_local(self) -> None:
-        local = self.verifier.new_index()
+    def _rebuild_local(self, verifier: LocalVerifier) -> None:
+        local = verifier.new_index()
         for pks, blobs in self.catalog.features.iterate():
             local.add(pks, [LocalFeatures.unpack(b) for b in blobs])
         self._local = local
@@ -382,7 +382,7 @@ class Library:
         with self._lock.read():
             info = {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes,
                     "journal_seq": self._seq}
-            if self._local is not None:
+            if self._local is not None and self.verifier is not None:
                 info["local"] = {"images": len(self._local), "bytes": self._local.nbytes,
                                  "features": self.verifier.feature_key}
             return info

@@ -7,6 +7,7 @@ its own.
 
 from __future__ import annotations
 
+import builtins  # annotations below Recognizer.list: there, plain `list` names that method
 import logging
 import threading
 import time
@@ -290,7 +291,7 @@ class Recognizer:
 
     def recognize_many(
         self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False
-    ) -> list[Recognition]:
+    ) -> builtins.list[Recognition]:
         """Raises :class:`ImageError` for a bad image (nothing is half-done: recognition writes nothing)."""
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
@@ -300,7 +301,7 @@ class Recognizer:
         return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
                 for r, h, v in zip(ranked, hits, verified)]
 
-    def _ranked(self, pixels: list[Image.Image]):
+    def _ranked(self, pixels: builtins.list[Image.Image]):
         """Per photo, its instances ranked by score before the decision, its search hits, its verified
         images (image pk, instance pk, fused score) and the time each stage took per photo (ms)."""
         t1 = time.perf_counter()
@@ -325,29 +326,29 @@ class Recognizer:
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(pixels)
         return ranked, hits, verified, per_image
 
-    def _search(self, vectors: np.ndarray) -> list[SearchHits]:
+    def _search(self, vectors: np.ndarray) -> builtins.list[SearchHits]:
         """The photos' hits, photo by photo, not the batch at once: FAISS picks its BLAS path by batch
         size, and a photo must score the same alone as in a batch (the threshold sits one ulp above
         a score)."""
         return [self.library.search(row[None], self.config.decision.shortlist)[0] for row in vectors]
 
-    def _rank(self, queries: np.ndarray, hits: list[SearchHits]) -> list[list[InstanceScore]]:
+    def _rank(self, queries: np.ndarray, hits: builtins.list[SearchHits]) -> builtins.list[builtins.list[InstanceScore]]:
         dim = self.library.dim
         vectors_of = lambda pks: self.library.catalog.vectors.of_instances(pks, dim)  # noqa: E731
         return [rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of)
                 for q, h in zip(queries, hits)]
 
-    def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
+    def _image_hits(self, hits: SearchHits, verified: builtins.list[tuple[int, int, float]]) -> builtins.list[ImageHit]:
         """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
         catalog = self.library.catalog
         image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
         instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist()) | {i for _, i, _ in verified}))
         seen: set[int] = set()
         out = []
-        for image_id, instance_pk, score in verified:
+        for verified_id, instance_pk, score in verified:
             if instance_pk in instances:
-                seen.add(image_id)
-                out.append(ImageHit(image_id, instances[instance_pk].id, score))
+                seen.add(verified_id)
+                out.append(ImageHit(verified_id, instances[instance_pk].id, score))
         for score, vector_id, instance_pk in zip(hits.scores.tolist(), hits.vector_ids.tolist(), hits.instance_pks.tolist()):
             image_id = image_of.get(vector_id)
             if image_id is None or image_id in seen or instance_pk not in instances:
@@ -356,13 +357,13 @@ class Recognizer:
             out.append(ImageHit(image_id, instances[instance_pk].id, score))
         return out
 
-    def _against_competitors(self, ranked: list[InstanceScore]) -> list[InstanceScore]:
+    def _against_competitors(self, ranked: builtins.list[InstanceScore]) -> builtins.list[InstanceScore]:
         """Scores as recognition returns them and calibration measures them (``decision.competitor*``)."""
         decision = self.config.decision
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
-    def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
-                image_hits: list[ImageHit]) -> Recognition:
+    def _decide(self, ranked: builtins.list[InstanceScore], k: int | None, timing: dict[str, float],
+                image_hits: builtins.list[ImageHit]) -> Recognition:
         top = self._against_competitors(ranked)[:k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.vectors.image_of([s.vector_id for s in top])

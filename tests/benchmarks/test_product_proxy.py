@@ -86,6 +86,7 @@ def test_refuses_what_it_cannot_build(objects, tmp_path):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_default_spec_on_coil_and_ukbench(tmp_path):
     counts = build_product_proxy(shared_data("coil100"), tmp_path / "proxy", backgrounds=shared_data("ukbench-dev"))
     assert counts == {"gallery_instances": 100, "twins": 30, "known_queries": 300, "unknown_queries": 100}

@@ -74,6 +74,7 @@ def test_outcomes_keep_what_the_report_shows(compared):
     assert {"embed", "search", "total"} <= set(outcome.timing_ms)
 
 
+@pytest.mark.slow
 def test_cli_compare_prints_one_json_object_and_writes_the_report(dataset, tmp_path):
     report = tmp_path / "report.html"
     run = CliRunner().invoke(app, ["evaluate", str(dataset), "--shots", "1,2", "--unknown-fraction", "0.25",

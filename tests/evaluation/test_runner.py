@@ -28,6 +28,7 @@ def test_gallery_queries_layout(tmp_path):
     assert split.layout == "gallery/queries" and split.unknown_queries == 1 and split.known_queries == 1
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end(dataset, embedder):
     result = evaluate(dataset, shots=1, unknown_fraction=0.25, seed=0, embedder=embedder)
     assert result["top1"] >= 0.8 and result["top5"] >= result["top1"]
@@ -35,6 +36,7 @@ def test_evaluate_end_to_end(dataset, embedder):
     assert result["instances"] == 6 and result["threshold"] is not None
 
 
+@pytest.mark.slow
 def test_cli_evaluate_prints_one_json_object(dataset):
     run = CliRunner().invoke(app, ["evaluate", str(dataset), "--shots", "1", "--json"])
     assert run.exit_code == 0, run.output
@@ -45,6 +47,7 @@ def test_cli_evaluate_prints_one_json_object(dataset):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_ukbench_three_shots_reaches_the_published_baseline(embedder):
     result = evaluate(shared_data("ukbench-dev"), shots=3, embedder=embedder)
     assert result["top1"] >= 0.72

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 from PIL import Image, ImageEnhance
 
 from tests.photos import sample_photo
@@ -26,6 +27,7 @@ def variants() -> list[tuple[str, bytes]]:
     return out
 
 
+@pytest.mark.slow
 def test_recognitions_run_alongside_enrolments_and_deletes(make_client, photos, views):
     client = make_client(**{"service.inference_slots": "2"})
     base_ids = {}

@@ -83,10 +83,13 @@ class Catalog:
             added = self._insert_fresh(db, fresh, descriptor)
             return added + sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in others)
 
-    def _split_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]):
+    def _split_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
+                     ) -> tuple[list[tuple[str, Sequence[NewImage]]], list[tuple[str, Sequence[NewImage]]]]:
         ids = [validate_instance_id(instance_id) for instance_id, _ in entries]
         existing = {r[0] for r in self._db.query_in("SELECT id FROM instances WHERE id IN ({marks})", ids, db)}
-        fresh, others, seen = [], [], set()
+        fresh: list[tuple[str, Sequence[NewImage]]] = []
+        others: list[tuple[str, Sequence[NewImage]]] = []
+        seen: set[str] = set()
         for entry in entries:
             (others if entry[0] in existing or entry[0] in seen else fresh).append(entry)
             seen.add(entry[0])
@@ -98,7 +101,10 @@ class Catalog:
         now = time.time()
         instance_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM instances").fetchone()[0])
         image_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM images").fetchone()[0])
-        instances, images, vectors, local = [], [], [], []
+        instances: list[tuple[int, str, str, str, float, float]] = []
+        images: list[tuple[int, int, str, str, int, int, float]] = []
+        vectors: list[tuple[int, str, str, bytes]] = []
+        local: list[tuple[int, bytes]] = []
         for instance_id, new_images in entries:
             instance_pk += 1
             instances.append((instance_pk, instance_id, validate_label(instance_id), "{}", now, now))
@@ -137,7 +143,7 @@ class Catalog:
                 (instance_id, validate_label(label if label is not None else instance_id),
                  json.dumps(metadata or {}), now, now),
             )
-            instance_pk = int(cursor.lastrowid)
+            instance_pk = _inserted_pk(cursor)
         else:
             if must_create:
                 raise DuplicateInstanceError(f"an instance with id {instance_id!r} exists already")
@@ -159,7 +165,7 @@ class Catalog:
                 "INSERT INTO images (instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (instance_pk, image.sha256, image.source, image.width, image.height, now),
             )
-            image_pk = int(cursor.lastrowid)
+            image_pk = _inserted_pk(cursor)
             added.append(image_pk)
             vectors = np.ascontiguousarray(image.vectors, dtype=np.float32)
             db.executemany(
@@ -271,6 +277,14 @@ _IMAGE_SELECT = (
     "SELECT g.pk, i.id AS instance_id, g.sha256, g.source, g.width, g.height, g.created_at "
     "FROM images g JOIN instances i ON i.pk = g.instance_pk"
 )
+
+
+def _inserted_pk(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just wrote (sqlite3 types ``lastrowid`` as optional; after an INSERT it is set)."""
+    pk = cursor.lastrowid
+    if pk is None:
+        raise RuntimeError("INSERT set no rowid")
+    return int(pk)
 
 
 def _like(text: str) -> str:

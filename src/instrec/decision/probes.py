@@ -65,7 +65,7 @@ def _in_scene(shot: Image.Image, backdrop: Image.Image, rng: np.random.Generator
     scale = rng.uniform(0.4, 0.7) * max(sw, sh) / max(shot.size)
     w, h = max(8, round(shot.width * scale)), max(8, round(shot.height * scale))
     w, h = min(w, sw), min(h, sh)
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     moved = corners + rng.uniform(-0.12, 0.12, (4, 2)) * [w, h]
     moved = (moved - moved.min(axis=0)).astype(np.float32)
     size = np.ceil(moved.max(axis=0)).astype(int) + 1

@@ -38,7 +38,7 @@ def rank_instances(
     vector_ids: np.ndarray,
     instance_pks: np.ndarray,
     aggregation: str,
-    vectors_of: Callable[[Sequence[int]], dict[int, np.ndarray]],
+    vectors_of: Callable[[Sequence[int]], dict[int, tuple[np.ndarray, np.ndarray]]],
 ) -> list[InstanceScore]:
     """Group image-level hits by instance, best first."""
     best: dict[int, InstanceScore] = {}
@@ -82,7 +82,8 @@ def against_competitors(ranked: list[InstanceScore], weight: float, competitors:
     return sorted(lowered, key=lambda s: -s.score)
 
 
-def _prototype_scores(query: np.ndarray, ranked: list[InstanceScore], vectors_of) -> list[InstanceScore]:
+def _prototype_scores(query: np.ndarray, ranked: list[InstanceScore],
+                      vectors_of: Callable[[Sequence[int]], dict[int, tuple[np.ndarray, np.ndarray]]]) -> list[InstanceScore]:
     vectors = vectors_of([s.instance_pk for s in ranked])
     rescored = []
     for candidate in ranked:

@@ -72,7 +72,8 @@ def _folder_per_instance(root: Path, shots: int, unknown_fraction: float, seed: 
     rng = np.random.default_rng(seed)
     n_unknown = int(round(unknown_fraction * len(folders)))
     unknown = {folders[i][0] for i in rng.permutation(len(folders))[:n_unknown]}
-    gallery, queries = [], []
+    gallery: list[tuple[str, list[Path]]] = []
+    queries: list[tuple[Path, str | None]] = []
     for name, files in folders:
         if name in unknown:
             queries.extend((path, None) for path in files)

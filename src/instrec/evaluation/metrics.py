@@ -38,6 +38,8 @@ class QueryOutcome:
 
 
 def _rank(outcome: QueryOutcome) -> int | None:
+    if outcome.truth is None:
+        return None
     try:
         return outcome.ranked.index(outcome.truth) + 1
     except ValueError:
@@ -107,7 +109,7 @@ def summarise(outcomes: list[QueryOutcome]) -> dict[str, float | int | None]:
     ranks = [_rank(o) for o in known]
     ms = np.asarray([o.ms for o in outcomes]) if outcomes else np.zeros(1)
 
-    def share(values: list[bool]) -> float | None:
+    def share(values: list[bool] | list[float]) -> float | None:
         return float(np.mean(values)) if values else None
 
     return {

@@ -27,7 +27,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -226,8 +226,9 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
         alpha = rgba.getchannel("A")
+        lowest, _ = cast("tuple[int, int]", alpha.getextrema())  # one band: (min, max)
         background = Image.new("RGBA", im.size, BACKGROUND + (255,))
-        return Image.alpha_composite(background, rgba).convert("RGB"), alpha if alpha.getextrema()[0] < 255 else None
+        return Image.alpha_composite(background, rgba).convert("RGB"), alpha if lowest < 255 else None
     return im.convert("RGB"), None
 
 

@@ -33,7 +33,10 @@ class VectorIndex(Protocol):
     @property
     def needs_training(self) -> bool: ...
 
-    training_size: int
+    @property
+    def training_size(self) -> int:
+        """Vectors wanted by train(); 0 for indexes that need none."""
+        ...
 
     def train(self, vectors: np.ndarray) -> None: ...
 

@@ -52,7 +52,7 @@ def subquantizers_for(dim: int) -> int:
 class IVFIndex:
     kind = "ivf"
 
-    def __init__(self, coarse: faiss.IndexIVF, exact: faiss.Index, config: IndexConfig):
+    def __init__(self, coarse: faiss.Index, exact: faiss.Index, config: IndexConfig):
         self.coarse = FaissIndex(coarse)
         self.exact = FaissIndex(exact)
         self.dim = coarse.d
@@ -81,15 +81,16 @@ class IVFIndex:
             self.coarse.train(vectors)
             return
         vectors = as_vectors(vectors, self.dim)
-        pca = faiss.downcast_VectorTransform(index.chain.at(0))
+        # faiss's stubs type the SWIG vectors as lists and downcasts as the base class:
+        pca = faiss.downcast_VectorTransform(index.chain.at(0))  # type: ignore[attr-defined]
         sample = vectors
         if len(sample) <= pca.d_out:  # too few vectors to find that many directions: the rest are random
             noise = np.random.default_rng(0).standard_normal((pca.d_out + 1 - len(sample), self.dim))
             sample = np.vstack([sample, 1e-3 * noise.astype(np.float32)])
         pca.train(sample)
         # no centring: the projection keeps inner products (a centred one adds -mean.x per vector)
-        faiss.copy_array_to_vector(np.zeros(pca.d_in, np.float32), pca.mean)
-        faiss.copy_array_to_vector(np.zeros(pca.d_out, np.float32), pca.b)
+        faiss.copy_array_to_vector(np.zeros(pca.d_in, np.float32), pca.mean)  # type: ignore[attr-defined]
+        faiss.copy_array_to_vector(np.zeros(pca.d_out, np.float32), pca.b)  # type: ignore[attr-defined]
         faiss.extract_index_ivf(index).train(pca.apply(vectors))
         index.is_trained = True
 
@@ -142,7 +143,7 @@ def create_ivf(dim: int, config: IndexConfig, expected_size: int = 0) -> IVFInde
     ivf = faiss.IndexIVFPQFastScan(quantizer, code_dim, nlist, subquantizers_for(code_dim), 4,
                                    faiss.METRIC_INNER_PRODUCT)
     ivf.own_fields = True
-    quantizer.this.disown()
+    quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's proxy handle: not in faiss's stubs
     ivf.cp.niter = 10
     ivf.cp.max_points_per_centroid = TRAINING_POINTS_PER_CELL * 2  # sample: trains in seconds
     coarse: faiss.Index = ivf
@@ -150,7 +151,7 @@ def create_ivf(dim: int, config: IndexConfig, expected_size: int = 0) -> IVFInde
         pca = faiss.PCAMatrix(dim, code_dim, 0, True)  # top directions, then a random rotation
         coarse = faiss.IndexPreTransform(pca, ivf)
         coarse.own_fields = True
-        pca.this.disown()
-        ivf.this.disown()
+        pca.this.disown()  # type: ignore[attr-defined]
+        ivf.this.disown()  # type: ignore[attr-defined]
     exact = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     return IVFIndex(coarse, exact, config)

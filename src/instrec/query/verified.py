@@ -36,6 +36,8 @@ def verified_ranking(
     """Candidates of the photo with global vector ``query`` and local ``features``, scored and
     grouped by instance (colour evidence where ``features`` has a colour signature)."""
     verifier = library.verifier
+    if verifier is None:
+        raise ValueError("verified ranking needs a library with local features (rerank.enabled)")
     catalog = library.catalog
     n = verifier.config.shortlist
     image_of = catalog.vectors.image_of(hits.vector_ids.tolist())

@@ -151,7 +151,7 @@ def _sift(image: Image.Image, max_keypoints: int, max_side: int, contrast_thresh
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     if min(gray.shape) < 16:
         return LocalFeatures.empty()
-    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+    sift = cv2.SIFT.create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
     keypoints, desc = sift.detectAndCompute(np.ascontiguousarray(gray), None)
     if desc is None or len(keypoints) == 0:
         return LocalFeatures.empty()

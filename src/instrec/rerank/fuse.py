@@ -26,7 +26,7 @@ global similarity that a flat catalogue label and a photo of the curved bottle d
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 from instrec.config import RerankConfig
 
@@ -51,11 +51,11 @@ def fuse(
     evidence); ``colour`` only adjusts ids that have one."""
     clip = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731
     geometry = None if inliers is None else {i: inlier_evidence(n, config) for i, n in inliers.items()}
-    terms = [
+    inputs: list[tuple[Mapping[int, float] | None, float, Callable[[float], float]]] = [
         (global_scores, config.weight_global, clip),
         (geometry, config.weight_inliers, float),
     ]
-    terms = [(scores, w, f) for scores, w, f in terms if scores is not None and w > 0]
+    terms = [(scores, w, f) for scores, w, f in inputs if scores is not None and w > 0]
     ids = {int(i) for scores, _, _ in terms for i in scores}
     total = sum(w for _, w, _ in terms)
     if not terms or total == 0:
@@ -63,6 +63,6 @@ def fuse(
     fused = {i: sum(w * f(scores[i]) for scores, w, f in terms if i in scores) for i in ids}
     weight = config.weight_colour if colour is not None else 0.0
     return {
-        i: (s + weight * clip(colour[i])) / (total + weight) if weight and i in colour else s / total
+        i: (s + weight * clip(colour[i])) / (total + weight) if colour is not None and weight and i in colour else s / total
         for i, s in fused.items()
     }

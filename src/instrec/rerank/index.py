@@ -199,7 +199,7 @@ class LocalIndex:
         key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         best = np.maximum.reduceat(w[order], starts)
-        scores = np.bincount(d[order[starts]], weights=best, minlength=len(self._ids))
+        scores: np.ndarray = np.bincount(d[order[starts]], weights=best, minlength=len(self._ids))  # float64 (weights)
         # Cosine-like normalisation: an image identical to the query scores ~1.
         self_score = len(query) * max(float(idf2[words[::m]].mean()), 1e-6)
         scores *= np.sqrt(len(query) / np.maximum(self._nfeat, 1)) / self_score

@@ -24,6 +24,9 @@ from instrec.rerank.features import LocalFeatures
 Model = Literal["homography", "fundamental", "affine"]
 Precision = Literal["auto", "float32", "bfloat16"]
 _MIN_POINTS = {"homography": 4, "fundamental": 8, "affine": 3}
+# Squared distances below this are float32 rounding around a similarity of 1 (the same descriptor): the
+# matrix product may round two copies of one descriptor apart, which must not make either distinctive.
+_SAME_DESCRIPTOR = 1e-5
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ def tentative_matches(
         nearest = similarities.argmax(axis=1)
         if descriptors.shape[0] > 1:
             best, runner_up = (-np.partition(-similarities, 1, axis=1)[:, :2]).T
-            distinct = np.maximum(2.0 - 2.0 * best, 0.0) < (ratio * ratio) * np.maximum(2.0 - 2.0 * runner_up, 0.0)
+            distinct = (np.maximum(2.0 - 2.0 * best, _SAME_DESCRIPTOR)
+                        < (ratio * ratio) * np.maximum(2.0 - 2.0 * runner_up, _SAME_DESCRIPTOR))
             rows, nearest = rows[distinct], nearest[distinct]
         out[j] = (rows, nearest)
     return out

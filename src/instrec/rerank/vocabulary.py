@@ -13,7 +13,7 @@ evaluation queries; :func:`train_vocabulary` fits one on a gallery instead.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,8 @@ class Vocabulary:
     centroids: np.ndarray  # float32 (V, 128) in RootSIFT space
     projection: np.ndarray  # float32 (64, 128), orthonormal rows
     thresholds: np.ndarray  # float32 (V, 64): per-word medians of the projected residuals
+    _centroids: np.ndarray = field(init=False, repr=False)  # contiguous float32 copy, set by __post_init__
+    _half_norms: np.ndarray = field(init=False, repr=False)  # |c|^2 / 2 per word
 
     def __post_init__(self) -> None:
         centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
@@ -164,7 +166,7 @@ def generic_training_descriptors(contrast_threshold: float = 0.02, max_keypoints
     require_extra("demo", "rebuilding the generic vocabulary")
     import skimage.data
 
-    sift = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
+    sift = cv2.SIFT.create(nfeatures=max_keypoints, contrastThreshold=contrast_threshold)
     out = []
     for name in SAMPLE_IMAGES:
         a = getattr(skimage.data, name)()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -65,8 +65,8 @@ def check_auth_config(service: ServiceConfig) -> None:
         )
 
 
-def key_from_headers(headers: "dict[str, str] | object") -> str | None:
-    get = headers.get  # type: ignore[attr-defined]
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    get = headers.get
     key = get("x-api-key")
     if key:
         return key.strip()
