@@ -187,7 +187,8 @@ def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
         weights = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
     w = np.asarray(weights, np.float64) / np.sum(weights)
     # Fitted on the standardised score: Newton from (1, 0) then starts near the answer for any scale.
-    centre, scale = float(np.sum(w * x)), math.sqrt(float(np.sum(w * (x - np.sum(w * x)) ** 2))) or 1.0
+    centre = float(np.sum(w * x))
+    scale = math.sqrt(float(np.sum(w * (x - centre) ** 2))) or 1.0
     z = np.stack([(x - centre) / scale, np.ones_like(x)], axis=1)
     ridge = np.diag([1e-4, 1e-9])
 
@@ -201,7 +202,8 @@ def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
         gradient = z.T @ (w * (p - y)) + ridge @ theta
         step = np.linalg.solve((z * (w * p * (1 - p))[:, None]).T @ z + ridge, gradient)
         shrink = 1.0
-        while loss(theta - shrink * step) > loss(theta) and shrink > 1e-6:  # never uphill
+        current = loss(theta)
+        while loss(theta - shrink * step) > current and shrink > 1e-6:  # never uphill
             shrink /= 2
         theta = theta - shrink * step
         if np.abs(shrink * step).max() < 1e-10:
