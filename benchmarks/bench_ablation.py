@@ -24,9 +24,9 @@ from instrec.evaluation.compare import Setting, compare
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OFF = {
     "defaults": {},
-    "no colour": {"rerank.weight_colour": "0"},
-    "no local shortlist": {"rerank.local_shortlist": "0"},
-    "no competitors": {"decision.competitor_weight": "0"},
+    "no colour": {"tuning.rerank.weight_colour": "0"},
+    "no local shortlist": {"tuning.rerank.local_shortlist": "0"},
+    "no competitors": {"tuning.decision.competitor_weight": "0"},
     "no re-ranking (global only)": {"rerank.enabled": "false"},
 }
 COLUMNS = ("top1", "auroc", "tar_at_far_1pct", "ms_per_query")

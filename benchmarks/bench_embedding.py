@@ -30,6 +30,7 @@ from PIL import Image
 from skimage import data
 
 from instrec.config import DescriptorConfig, RuntimeConfig
+from instrec.profiles import DescriptorTuning
 from instrec.embedding import Embedder
 from instrec.embedding.preprocess import batches_by_size
 
@@ -85,7 +86,7 @@ def main() -> int:
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    descriptor = DescriptorConfig(backbone=args.backbone, max_side=args.max_side)
+    descriptor, tuning = DescriptorConfig(backbone=args.backbone), DescriptorTuning(max_side=args.max_side)
     images = sample_images(args.images)
     print(f"{args.backbone} at {args.max_side}px, {len(images)} images, {threads} threads, "
           f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.clock} clock, "
@@ -94,7 +95,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache:
         embedders = {
             (engine, batch): Embedder(
-                descriptor, RuntimeConfig(engine=engine, batch_size=batch, threads=threads), Path(cache)
+                descriptor, RuntimeConfig(engine=engine, batch_size=batch, threads=threads), tuning, Path(cache)
             )
             for batch in BATCH_SIZES for engine in ENGINES
         }

@@ -42,12 +42,12 @@ from instrec.recognizer import Recognizer
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SETTINGS = {
     "global only": {"rerank.enabled": False},
-    "re-ranked, k=10, no colour": {"rerank.weight_colour": 0},
-    "re-ranked, k=10, float32 matching": {"rerank.match_precision": "float32"},
-    "re-ranked, k=10, 10 local, 1000 kp": {"rerank.local_shortlist": 10, "rerank.query_keypoints": 1000},
+    "re-ranked, k=10, no colour": {"tuning.rerank.weight_colour": 0},
+    "re-ranked, k=10, float32 matching": {"tuning.rerank.match_precision": "float32"},
+    "re-ranked, k=10, 10 local, 1000 kp": {"tuning.rerank.local_shortlist": 10, "tuning.rerank.query_keypoints": 1000},
     "re-ranked, k=10 (default)": {},
-    "re-ranked, k=20": {"rerank.shortlist": 20},
-    "re-ranked, k=50": {"rerank.shortlist": 50},
+    "re-ranked, k=20": {"tuning.rerank.shortlist": 20},
+    "re-ranked, k=50": {"tuning.rerank.shortlist": 50},
 }
 
 

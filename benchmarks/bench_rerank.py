@@ -40,7 +40,7 @@ import faiss
 import numpy as np
 from PIL import Image, ImageOps
 
-from instrec.config import RerankConfig
+from instrec.profiles import RerankTuning
 from instrec.rerank import LocalFeatures, LocalVerifier, count_inliers, extract_local_features, train_vocabulary
 from instrec.rerank.vocabulary import generic_vocabulary
 
@@ -80,10 +80,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------------------- our pipeline
-def run_kshot(cfg: RerankConfig, labels, images, feats, k_shot: int, vocab=None, ks=(10, 20, 50),
+def run_kshot(cfg: RerankTuning, labels, images, feats, k_shot: int, vocab=None, ks=(10, 20, 50),
               timed: bool = True) -> dict:
     gallery, queries = kshot_split(labels, k_shot)
-    verifier = LocalVerifier(cfg, vocabulary=vocab)
+    verifier = LocalVerifier(cfg, vocab if vocab is not None else "generic")
     index = verifier.new_index()
     index.add(gallery, [feats[g] for g in gallery])
     res = {"n_gallery": len(gallery), "n_queries": len(queries),
@@ -132,7 +132,7 @@ def local_stage(verifier: LocalVerifier, query: LocalFeatures, shortlist, feats,
 
 
 # ---------------------------------------------------------------------------- reference approach
-def run_reference(labels, images, feats, k_shot: int, cfg: RerankConfig, max_queries: int | None = None,
+def run_reference(labels, images, feats, k_shot: int, cfg: RerankTuning, max_queries: int | None = None,
                   gallery_extra: list[LocalFeatures] | None = None, gallery_override: list[int] | None = None,
                   queries_override: list[int] | None = None) -> dict:
     """Flat RootSIFT index + votes with a different-image ratio test + RANSAC on the top 5."""
@@ -224,7 +224,7 @@ def distractor_images(data: Path, n: int, seed: int = 0):
         made += 1
 
 
-def run_scale(cfg: RerankConfig, labels, images, feats, data: Path, n_big: int, n_queries: int,
+def run_scale(cfg: RerankTuning, labels, images, feats, data: Path, n_big: int, n_queries: int,
               ref_queries: int) -> dict:
     """1-shot on 100 objects: latency with a 100-image gallery vs the same plus distractors."""
     objs = sorted(set(labels))[:100]
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     faiss.omp_set_num_threads(1)
     cv2.setNumThreads(1)
-    cfg = RerankConfig()
+    cfg = RerankTuning()
     log(f"config: {cfg}")
     labels, images = load_ukbench(args.data)
     t = clock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,13 @@ from instrec.config import Config
 from tests.photos import write_gallery
 
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def no_instrec_environment(monkeypatch):
+    """Tests see the defaults, whatever ``INSTREC_*`` variables the developer's shell holds."""
+    for name in [n for n in os.environ if n.upper().startswith("INSTREC_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +31,7 @@ def embedder():
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return dataclasses.replace(Config(), home=tmp_path / "library")
+    return Config().with_overrides({"home": str(tmp_path / "library")})
 
 
 @pytest.fixture

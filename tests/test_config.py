@@ -1,55 +1,80 @@
-import dataclasses
 from pathlib import Path
 
 import pytest
 
-from instrec.config import Config, env_overrides, parse_assignments
+from instrec.config import Config, parse_assignments
 from instrec.errors import ConfigError
+from instrec.profiles import Tuning, profile_names, profile_tuning, register_profile
 
 
 def test_overrides_are_typed():
-    config = Config().with_overrides({"index.backend": "flat", "descriptor.scales": "1,0.707", "descriptor.flip": "yes",
-                                      "decision.threshold": "0.5", "runtime.batch_size": "8"})
+    config = Config().with_overrides({"index.backend": "flat", "rerank.enabled": "no", "decision.threshold": "0.5",
+                                      "runtime.batch_size": "8", "service.api_keys": "k1, k2",
+                                      "tuning.rerank.ratio": "0.7"})
     assert config.index.backend == "flat"
-    assert config.descriptor.scales == (1.0, 0.707)
-    assert config.descriptor.flip is True
+    assert config.rerank.enabled is False
     assert config.decision.threshold == 0.5
     assert config.runtime.batch_size == 8
+    assert config.service.api_keys == ("k1", "k2")
+    assert config.tuning.rerank.ratio == 0.7 and config.tuning.rerank.shortlist == Tuning().rerank.shortlist
 
 
 @pytest.mark.parametrize("key,value,fragment", [
-    ("index.backnd", "flat", "unknown setting"),
-    ("nosuch.key", "1", "unknown setting"),
-    ("index.backend", "annoy", "must be one of"),
-    ("runtime.batch_size", "many", "expects int"),
-    ("descriptor.flip", "maybe", "expects bool"),
+    ("index.backnd", "flat", "unknown setting 'index.backnd'"),
+    ("nosuch.key", "1", "unknown setting 'nosuch'"),
+    ("index.backend", "annoy", "index.backend: Input should be 'auto', 'flat' or 'ivf'"),
+    ("runtime.batch_size", "many", "runtime.batch_size: .*integer"),
+    ("rerank.enabled", "maybe", "rerank.enabled: .*boolean"),
     ("index", "flat", "is a section"),
-    ("decision.competitor_weight", "1.5", "competitor_weight"),
-    ("decision.competitors", "0", "competitors"),
-    ("rerank.local_shortlist", "-1", "local_shortlist"),
-    ("rerank.match_precision", "float8", "must be one of"),
+    ("tuning.decision.competitor_weight", "1.5", "competitor_weight"),
+    ("tuning.decision.competitors", "0", "competitors"),
+    ("tuning.rerank.local_shortlist", "-1", "local_shortlist"),
+    ("tuning.rerank.match_precision", "float8", "match_precision"),
+    ("tuning.rerank.weight_colour", "-1", "weight_colour"),
+    ("tuning.rerank.nosuch", "1", "unknown setting 'tuning.rerank.nosuch'"),
+    ("profile", "nosuch", "unknown profile 'nosuch'"),
 ])
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Config().with_overrides({key: value})
 
 
-def test_environment_then_explicit_overrides():
-    environ = {"INSTREC_HOME": "/tmp/x", "INSTREC_INDEX__BACKEND": "ivf", "OTHER": "1"}
-    assert env_overrides(environ) == {"home": "/tmp/x", "index.backend": "ivf"}
-    config = Config.load(overrides={"index.backend": "flat"}, environ=environ)
-    assert config.home == Path("/tmp/x") and config.index.backend == "flat"
-    assert Config.load(home="elsewhere", environ=environ).home == Path("elsewhere")
+def test_environment_then_explicit_overrides(monkeypatch):
+    monkeypatch.setenv("INSTREC_HOME", "/tmp/x")
+    monkeypatch.setenv("INSTREC_INDEX__BACKEND", "ivf")
+    monkeypatch.setenv("INSTREC_TUNING__RERANK__RATIO", "0.6")
+    monkeypatch.setenv("OTHER", "1")
+    config = Config.load(overrides={"index.backend": "flat"})
+    assert config.home == Path("/tmp/x") and config.index.backend == "flat" and config.tuning.rerank.ratio == 0.6
+    assert Config.load(home="elsewhere").home == Path("elsewhere")
+
+
+@pytest.mark.parametrize("name", ["INSTREC_NOSUCH", "INSTREC_INDEX__BACKND"])
+def test_unknown_environment_variables_are_refused(monkeypatch, name):
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Config.load()
 
 
 def test_optional_values_accept_none():
-    assert Config().with_overrides({"decision.threshold": "none"}).decision.threshold is None
+    assert Config().with_overrides({"decision.threshold": "0.5"}).with_overrides(
+        {"decision.threshold": "none"}).decision.threshold is None
 
 
 def test_assignments_need_equals():
     assert parse_assignments(["a.b=c=d"]) == {"a.b": "c=d"}
     with pytest.raises(ConfigError):
         parse_assignments(["index.backend"])
+
+
+def test_a_profile_brings_its_constants_and_tuning_applies_on_top():
+    register_profile("wide-test", Tuning().model_copy(update={"rerank": Tuning().rerank.model_copy(update={"shortlist": 40})}))
+    assert "wide-test" in profile_names() and profile_tuning("wide-test").rerank.shortlist == 40
+    wide = Config().with_overrides({"tuning.rerank.ratio": "0.7", "profile": "wide-test"})
+    assert wide.tuning.rerank.shortlist == 40 and wide.tuning.rerank.ratio == 0.7
+    assert wide.with_overrides({"profile": "objects"}).tuning == Tuning()  # back to the default's constants
+    with pytest.raises(ValueError, match="already registered"):
+        register_profile("wide-test", Tuning())
 
 
 def _changed(value):
@@ -60,40 +85,31 @@ def _changed(value):
         return value + 1
     if isinstance(value, float):
         return value * 0.5 if value else 0.5
-    if isinstance(value, tuple):
-        return value + (value[-1],)
-    return None
+    return {"efficientnet_lite0": "efficientnet_lite1", "generic": "v.npz", "homography": "affine",
+            "auto": "float32", None: "file.npz"}[value]
 
 
-@pytest.mark.parametrize("section", ["descriptor", "decision", "rerank"])
+def _leaves(values, prefix=""):
+    for name, value in values.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+@pytest.mark.parametrize("section", ["descriptor", "rerank", "tuning"])
 def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
     """Calibrations are stored per key: one made under other scoring must not be reused."""
     base = Config()
-    settings = dataclasses.asdict(getattr(base, section))
-    checked = 0
-    for name, value in settings.items():
-        if name in ("top_k", "threshold", "target_far", "auto_calibrate"):  # what is shown, where the line is drawn
-            new = {"target_far": 0.5, "auto_calibrate": False}.get(name, 3)
-            changed = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: new})})
-            assert changed.scoring_key() == base.scoring_key(), name
-            continue
-        new = _changed(value)
-        if new is None:  # strings and literals: a value of its own below
-            new = {"backbone": "efficientnet_lite1", "weights": "w.pt", "whitening": "w.npz", "aggregation": "prototype",
-                   "vocabulary": "v.npz", "ransac_model": "affine", "match_precision": "float32"}[name]
-        changed = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{name: new})})
-        assert changed.scoring_key() != base.scoring_key(), f"{section}.{name} does not change the key"
-        checked += 1
-    assert checked == len(settings) - sum(n in ("top_k", "threshold", "target_far", "auto_calibrate") for n in settings) >= 2
+    settings = list(_leaves(getattr(base, section).model_dump(), f"{section}."))
+    for name, value in settings:
+        assert base.with_overrides({name: _changed(value)}).scoring_key() != base.scoring_key(), name
+    assert len(settings) >= 2
 
 
 def test_the_scoring_key_ignores_what_does_not_change_scores():
     base = Config().scoring_key()
     for change in ({"runtime.threads": "1"}, {"index.backend": "flat"}, {"limits.min_side": "32"},
-                   {"service.port": "9000"}, {"decision.top_k": "3"}):
+                   {"service.port": "9000"}, {"decision.top_k": "3"}, {"decision.threshold": "0.5"},
+                   {"decision.target_far": "0.05"}, {"decision.auto_calibrate": "false"}):
         assert Config().with_overrides(change).scoring_key() == base
-
-
-def test_fusion_weights_are_refused_below_zero():
-    with pytest.raises(ConfigError):
-        Config().with_overrides({"rerank.weight_colour": "-1"})

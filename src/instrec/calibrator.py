@@ -60,8 +60,8 @@ class GalleryCalibrator:
         stored = self.library.catalog.get_meta(self._meta)
         if stored != self._stored[0]:
             self._stored = (stored, Calibration.from_json(stored) if stored else None)
-        decision = self.config.decision
-        return self._stored[1] or default_calibration(self.prior, decision.competitor_weight, decision.target_far)
+        weight, target_far = self.config.tuning.decision.competitor_weight, self.config.decision.target_far
+        return self._stored[1] or default_calibration(self.prior, weight, target_far)
 
     def measure(self, target_far: float | None = None, *, seed: int = 0, negatives: Sequence[Any] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Calibration:

@@ -235,7 +235,6 @@ def whiten(
 ) -> None:
     """Fit PCA-whitening on a pool of photos; use it with --set descriptor.whitening=FILE (a new descriptor:
     a library built without it, or with another, refuses it)."""
-    import dataclasses
 
     from instrec.embedding import Embedder
     from instrec.embedding.whitening import embed_pool, fit_whitening
@@ -245,7 +244,8 @@ def whiten(
         files = [f for p in pool for f in (_images_below(p) if p.is_dir() else [p])]
         if not files:
             raise InstrecError(f"no images under {', '.join(map(str, pool))}")
-        embedder = Embedder(dataclasses.replace(config.descriptor, whitening=None), config.runtime)
+        embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime,
+                            config.tuning.descriptor)
         with _progress(not as_json) as progress:
             task = progress.add_task("embed pool", total=len(files))
             vectors, skipped = embed_pool(embedder, files, config.limits,

@@ -60,7 +60,7 @@ class Recognizer:
                 if self._embedder is None:
                     from instrec.embedding.embedder import Embedder
 
-                    self._embedder = Embedder(self.config.descriptor, self.config.runtime)
+                    self._embedder = Embedder(self.config.descriptor, self.config.runtime, self.config.tuning.descriptor)
         return self._embedder
 
     @property
@@ -72,10 +72,13 @@ class Recognizer:
                     set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
                         self.config.home, dim=embedder.dim, descriptor=embedder.digest,
-                        descriptor_info=self.config.descriptor.key(), index=self.config.index,
-                        local=LocalVerifier(self.config.rerank) if self.config.rerank.enabled else None,
+                        descriptor_info=self.config.descriptor_key(), index=self.config.index,
+                        local=self._verifier() if self.config.rerank.enabled else None,
                     )
         return self._library
+
+    def _verifier(self) -> LocalVerifier:
+        return LocalVerifier(self.config.tuning.rerank, self.config.rerank.vocabulary)
 
     def _in_parallel(self, work: Callable[[], Any]) -> Callable[[], Any]:
         """A function giving ``work``'s result: ``work`` is started now on a side thread when the network
@@ -268,7 +271,7 @@ class Recognizer:
         return {
             **library.catalog.stats(),
             "index": library.index_info(),
-            "descriptor": {"id": library.descriptor, **self.config.descriptor.key()},
+            "descriptor": {"id": library.descriptor, **self.config.descriptor_key()},
             "dim": library.dim,
             "threshold": self.threshold,
             "calibration": calibration.source,
@@ -314,7 +317,7 @@ class Recognizer:
         t3 = time.perf_counter()
         per_image = {"embed": (t2 - t1) * 1e3 / len(pixels), "search": (t3 - t2) * 1e3 / len(pixels)}
         if keypoints is None:
-            ranked = self._rank(vectors, hits)
+            ranked = [rank_instances(h.scores, h.vector_ids, h.instance_pks) for h in hits]
             verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
             per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(pixels)
         else:
@@ -330,13 +333,7 @@ class Recognizer:
         """The photos' hits, photo by photo, not the batch at once: FAISS picks its BLAS path by batch
         size, and a photo must score the same alone as in a batch (the threshold sits one ulp above
         a score)."""
-        return [self.library.search(row[None], self.config.decision.shortlist)[0] for row in vectors]
-
-    def _rank(self, queries: np.ndarray, hits: builtins.list[SearchHits]) -> builtins.list[builtins.list[InstanceScore]]:
-        dim = self.library.dim
-        vectors_of = lambda pks: self.library.catalog.vectors.of_instances(pks, dim)  # noqa: E731
-        return [rank_instances(q, h.scores, h.vector_ids, h.instance_pks, self.config.decision.aggregation, vectors_of)
-                for q, h in zip(queries, hits)]
+        return [self.library.search(row[None], self.config.tuning.decision.shortlist)[0] for row in vectors]
 
     def _image_hits(self, hits: SearchHits, verified: builtins.list[tuple[int, int, float]]) -> builtins.list[ImageHit]:
         """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
@@ -358,8 +355,8 @@ class Recognizer:
         return out
 
     def _against_competitors(self, ranked: builtins.list[InstanceScore]) -> builtins.list[InstanceScore]:
-        """Scores as recognition returns them and calibration measures them (``decision.competitor*``)."""
-        decision = self.config.decision
+        """Scores as recognition returns them and calibration measures them (``tuning.decision.competitor*``)."""
+        decision = self.config.tuning.decision
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
     def _decide(self, ranked: builtins.list[InstanceScore], k: int | None, timing: dict[str, float],

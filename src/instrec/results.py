@@ -14,7 +14,7 @@ class Match:
     instance_id: str
     label: str
     # cosine similarity of the best evidence (the fused score when re-ranking is on), less
-    # decision.competitor_weight x the mean of the decision.competitors best other instances' scores
+    # tuning.decision.competitor_weight x the mean of the tuning.decision.competitors best other instances' scores
     score: float
     confidence: float  # calibrated probability-like score in [0, 1]
     metadata: dict[str, Any]

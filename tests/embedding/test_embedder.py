@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
+from pydantic import ValidationError
 
-from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.config import Config, DescriptorConfig, RuntimeConfig, descriptor_digest
 from instrec.embedding import Embedder
+from instrec.profiles import DescriptorTuning
 
 
 def unit_rows(vectors: np.ndarray) -> bool:
     return bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5))
-
-
-def normalized(vector: np.ndarray) -> np.ndarray:
-    return vector / np.linalg.norm(vector)
 
 
 def test_embed_shape_dtype_norm_and_order(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
@@ -30,7 +26,7 @@ def test_embed_shape_dtype_norm_and_order(lite0_torch: Embedder, images: dict[st
 
 def test_digest_identifies_descriptor_and_weights(lite0_torch: Embedder) -> None:
     backbone_digest = lite0_torch.torch_model().backbone.weights_digest
-    assert lite0_torch.digest == descriptor_digest(DescriptorConfig(), backbone_digest)
+    assert lite0_torch.digest == descriptor_digest(Config().descriptor_key(), backbone_digest)
 
 
 def test_brighter_copy_is_close_unrelated_image_is_not(
@@ -43,26 +39,11 @@ def test_brighter_copy_is_close_unrelated_image_is_not(
     assert a @ c < a @ b - 0.2
 
 
-def test_multi_scale_sums_the_per_scale_vectors(
-    lite0_torch: Embedder, images: dict[str, Image.Image]
-) -> None:
+def test_a_smaller_input_side_is_another_descriptor(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
+    small = Embedder(DescriptorConfig(), RuntimeConfig(engine="torch"), DescriptorTuning(max_side=160))
     image = images["chelsea"]
-    multi = Embedder(DescriptorConfig(scales=(1.0, 0.707)), RuntimeConfig(engine="torch"))
-    small = Embedder(DescriptorConfig(max_side=158), RuntimeConfig(engine="torch"))
-    vector = multi.embed([image])[0]
-    expected = normalized(lite0_torch.embed([image])[0] + small.embed([image])[0])
-    assert np.allclose(vector, expected, atol=1e-5)
-    assert unit_rows(vector[None]) and vector @ lite0_torch.embed([image])[0] < 0.9999
-    assert multi.digest != lite0_torch.digest
-
-
-def test_flip_sums_the_mirror_image(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
-    image = images["rocket"]
-    flip = Embedder(DescriptorConfig(flip=True), RuntimeConfig(engine="torch"))
-    vector = flip.embed([image])[0]
-    plain, mirrored = lite0_torch.embed([image, ImageOps.mirror(image)])
-    assert np.allclose(vector, normalized(plain + mirrored), atol=1e-5)
-    assert unit_rows(vector[None]) and vector @ plain < 0.9999
+    assert small.input_size(image)[0] == 160 and small.digest != lite0_torch.digest
+    assert unit_rows(small.embed([image])) and small.embed([image])[0] @ lite0_torch.embed([image])[0] < 0.9999
 
 
 def test_torch_model_matches_embed(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
@@ -77,12 +58,10 @@ def test_torch_model_matches_embed(lite0_torch: Embedder, images: dict[str, Imag
 def test_bad_settings_are_config_errors() -> None:
     from instrec.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="scales"):
-        Embedder(dataclasses.replace(DescriptorConfig(), scales=()), RuntimeConfig(engine="torch"))
-    with pytest.raises(ConfigError, match="batch_size"):
-        Embedder(DescriptorConfig(), RuntimeConfig(engine="torch", batch_size=0))
+    with pytest.raises(ValidationError, match="batch_size"):
+        RuntimeConfig(engine="torch", batch_size=0)
     with pytest.raises(ConfigError, match="size_multiple must be a multiple of 32"):
-        Embedder(DescriptorConfig(size_multiple=16), RuntimeConfig(engine="torch"))
+        Embedder(DescriptorConfig(), RuntimeConfig(engine="torch"), DescriptorTuning(size_multiple=16))
 
 
 def test_input_sides_are_rounded_to_multiples_of_32(
@@ -91,4 +70,3 @@ def test_input_sides_are_rounded_to_multiples_of_32(
     coffee = images["coffee"]  # 600x400: 224x149.3 exactly, rounded to 224x160
     assert coffee.size == (600, 400) and lite0_torch.input_size(coffee) == (224, 160)
     assert lite0_torch.preprocess(coffee).shape == (3, 160, 224)
-    assert lite0_torch.input_size(coffee, scale=0.707) == (160, 96)

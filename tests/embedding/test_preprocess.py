@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
+from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 
 
 def test_long_side_is_resized_and_aspect_ratio_kept() -> None:
@@ -26,10 +26,6 @@ def test_sides_round_to_the_nearest_multiple() -> None:
     assert resized_size(100, 400, 224, multiple=32) == (64, 224)
     assert resized_size(1, 5000, 224, multiple=32) == (32, 224)  # never below one multiple
     assert resized_size(600, 400, 158, multiple=32) == (160, 96)  # the long side rounds too
-
-
-def test_scales_are_relative_to_max_side() -> None:
-    assert [scaled_side(224, s) for s in (1.0, 0.707, 1.414)] == [224, 158, 317]
 
 
 def test_batches_group_equal_sizes_and_respect_batch_size() -> None:

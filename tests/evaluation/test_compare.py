@@ -11,10 +11,10 @@ from instrec.evaluation.compare import BASELINE, COLUMNS, parse_shots, table_cel
 
 
 def test_inline_setting_values_may_hold_commas():
-    setting = parse_setting("multiscale: descriptor.scales=1,0.7071,1.4142, descriptor.flip=true")
-    assert setting.name == "multiscale"
-    assert setting.overrides == {"descriptor.scales": "1,0.7071,1.4142", "descriptor.flip": "true"}
-    assert Config().with_overrides(setting.overrides).descriptor.scales == (1.0, 0.7071, 1.4142)
+    setting = parse_setting("keys: service.api_keys=k1,k2,k3, tuning.rerank.ratio=0.7")
+    assert setting.name == "keys"
+    assert setting.overrides == {"service.api_keys": "k1,k2,k3", "tuning.rerank.ratio": "0.7"}
+    assert Config().with_overrides(setting.overrides).service.api_keys == ("k1", "k2", "k3")
     assert parse_setting("same-as-base:").overrides == {}
 
 
@@ -26,10 +26,10 @@ def test_malformed_settings_are_refused(text):
 
 def test_baseline_first_names_unique_and_json_files(tmp_path):
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps({"proto": {"decision.aggregation": "prototype"}, "flat": {"index.backend": "flat"}}))
+    path.write_text(json.dumps({"wide": {"tuning.rerank.shortlist": 50}, "flat": {"index.backend": "flat"}}))
     settings = settings_from_options([str(path), "strict: decision.threshold=0.9"])
-    assert [s.name for s in settings] == [BASELINE, "proto", "flat", "strict"]
-    assert settings[1].overrides == {"decision.aggregation": "prototype"}
+    assert [s.name for s in settings] == [BASELINE, "wide", "flat", "strict"]
+    assert settings[1].overrides == {"tuning.rerank.shortlist": 50}
     with pytest.raises(ConfigError, match="unique"):
         settings_from_options(["baseline: decision.top_k=3"])
     with pytest.raises(ConfigError, match="unique"):

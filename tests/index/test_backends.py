@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from instrec.config import IndexConfig
+from instrec.index.ivf import CODE_DIMS
 from instrec.errors import ConfigError
 from instrec.index import create_index, list_indexes, load_index, register_index
 
@@ -114,14 +115,14 @@ def descriptor_like(rng, instances, shots, d, rank=64):
 
 
 def test_ivf_default_matches_exact_search_on_clustered_vectors():
-    """Codes taken in a reduced space (d > code_dims) still keep exact search's answer and scores."""
+    """Codes taken in a reduced space (d > CODE_DIMS) still keep exact search's answer and scores."""
     rng = np.random.default_rng(3)
     d = 384
     vectors, queries = descriptor_like(rng, 3000, 3, d)
     ids = np.arange(len(vectors), dtype=np.int64) + 1
     exact, approx = create_index("flat", d, IndexConfig(), len(ids)), create_index("ivf", d, IndexConfig(), len(ids))
     assert isinstance(approx.coarse.index, faiss.IndexPreTransform)
-    assert faiss.extract_index_ivf(approx.coarse.index).d == IndexConfig().code_dims
+    assert faiss.extract_index_ivf(approx.coarse.index).d == CODE_DIMS
     approx.train(vectors)
     for index in (exact, approx):
         index.add(ids, vectors)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instrec.config import RerankConfig
+from instrec.profiles import RerankTuning
 from instrec.rerank import LocalFeatures, LocalVerifier
 from tests.photos import sample_photo
 
@@ -40,7 +40,7 @@ def photos() -> dict[str, Image.Image]:
 
 @pytest.fixture(scope="session")
 def verifier() -> LocalVerifier:
-    return LocalVerifier(RerankConfig())
+    return LocalVerifier(RerankTuning())
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ def test_a_query_descriptor_votes_once_per_image_however_often_it_matches_there(
     (same keypoint count, fillers in other visual words); counting every match would give it 5x."""
     source = gallery_features[1]
     query = LocalFeatures(source.xy[:1], source.descriptors[:1])
-    query_words, _ = verifier.vocabulary.encode(query.rootsift(), verifier.config.multi_assign)
+    query_words, _ = verifier.vocabulary.encode(query.rootsift(), verifier.tuning.multi_assign)
     filler_words, _ = verifier.vocabulary.encode(gallery_features[2].rootsift(), 1)
     fillers = gallery_features[2].descriptors[~np.isin(filler_words[:, 0], query_words)][:9]
 

@@ -22,8 +22,9 @@ CLUTTER = PHOTOS[4]  # never enrolled: the background the queries are pasted ont
 
 
 def open_recognizer(config: Config, embedder, **rerank) -> Recognizer:
-    config = dataclasses.replace(config, rerank=dataclasses.replace(config.rerank, **rerank))
-    return Recognizer(config, embedder=embedder)
+    """``enabled`` is the user's switch; the rest are the profile's re-ranking constants."""
+    overrides = {("rerank." if name == "enabled" else "tuning.rerank.") + name: value for name, value in rerank.items()}
+    return Recognizer(config.with_overrides(overrides), embedder=embedder)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.config import RerankConfig
+from instrec.profiles import RerankTuning
 from instrec.rerank import LocalFeatures, count_inliers, fuse, inlier_evidence, tentative_matches, verify
 from instrec.rerank.verify import best_similarities
 
@@ -69,28 +69,28 @@ def test_too_few_points_have_no_inliers():
 
 
 def test_inlier_evidence_is_zero_at_zero_and_increasing():
-    config = RerankConfig()
+    config = RerankTuning()
     values = [inlier_evidence(n, config) for n in (0, 5, 10, 20, 60)]
     assert values[0] == 0.0
     assert values == sorted(values) and values[-1] > 0.99
 
 
 def test_inliers_up_to_the_floor_are_no_evidence():
-    config = RerankConfig(inlier_floor=3)
+    config = RerankTuning(inlier_floor=3)
     assert [inlier_evidence(n, config) for n in (0, 1, 3)] == [0.0, 0.0, 0.0]
     assert 0.0 < inlier_evidence(4, config) < inlier_evidence(5, config)
 
 
 def test_a_chance_four_point_homography_does_not_outweigh_a_clearly_better_global_match():
     # Any 4 tentative matches fit a homography exactly; that must not beat a global margin of 0.1.
-    fused = fuse({1: 0.6, 2: 0.5}, {1: 0, 2: 4}, RerankConfig())
+    fused = fuse({1: 0.6, 2: 0.5}, {1: 0, 2: 4}, RerankTuning())
     assert fused[1] > fused[2]
-    floorless = fuse({1: 0.6, 2: 0.5}, {1: 0, 2: 4}, RerankConfig(inlier_floor=0))
+    floorless = fuse({1: 0.6, 2: 0.5}, {1: 0, 2: 4}, RerankTuning(inlier_floor=0))
     assert floorless[2] > floorless[1]  # what the floor is there for
 
 
 def test_fusion_uses_only_the_inputs_given():
-    config = RerankConfig()
+    config = RerankTuning()
     fused = fuse({1: 0.9, 2: 0.2}, {1: 0, 2: 60}, config)
     assert 0.0 <= fused[1] <= 1.0 and 0.0 <= fused[2] <= 1.0
     assert fused == fuse({1: 0.9, 2: 0.2}, {1: 0, 2: 60}, config)
@@ -99,10 +99,10 @@ def test_fusion_uses_only_the_inputs_given():
 
 
 def test_colour_breaks_a_tie_and_a_missing_colour_is_neutral():
-    config = RerankConfig()
+    config = RerankTuning()
     evidence = ({1: 0.6, 2: 0.6, 3: 0.6}, {1: 20, 2: 20, 3: 20})
     fused = fuse(*evidence, config, colour={1: 0.9, 2: 0.3})
     assert fused[1] > fused[3] > fused[2]
     assert fused[3] == pytest.approx(fuse(*evidence, config)[3])  # no signature: scored as without colour
-    assert fuse(*evidence, RerankConfig(weight_colour=0), colour={1: 0.9, 2: 0.3}) == fuse(*evidence, config)
+    assert fuse(*evidence, RerankTuning(weight_colour=0), colour={1: 0.9, 2: 0.3}) == fuse(*evidence, config)
     assert all(0.0 <= v <= 1.0 for v in fused.values())

@@ -33,7 +33,7 @@ def views() -> dict[str, dict[str, bytes]]:
 def make_config(home: Path, **overrides: Any) -> Config:
     # No background re-calibration unless a test asks: a threshold moving mid-test makes it flaky.
     settings = {"service.auth": "false", "decision.auto_calibrate": "false", **overrides}
-    return Config.load(home=home, overrides=settings, environ={})
+    return Config.load(home=home, overrides=settings)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def test_lifespan_builds_the_recognizer_and_closes_it(tmp_path, photos, embedder
             super().close()
 
     monkeypatch.setattr(instrec.recognizer, "Recognizer", Tracked)
-    config = Config.load(home=tmp_path / "lib", overrides={"service.auth": "false"}, environ={})
+    config = Config.load(home=tmp_path / "lib", overrides={"service.auth": "false"})
     app = create_app(config)
     with TestClient(app) as client:
         assert client.get("/readyz").status_code == 200
@@ -82,19 +82,23 @@ def test_the_page_is_served_with_a_strict_policy(client):
 
 
 def test_config_environ_round_trips(tmp_path):
-    config = Config.load(home=tmp_path, environ={}, overrides={
+    config = Config.load(home=tmp_path, overrides={
         "service.admin_keys": "k1,k2", "service.workers": "3", "index.backend": "flat",
-        "descriptor.scales": "1.0,0.75", "decision.threshold": "0.5", "service.auth": "true"})
+        "tuning.rerank.ratio": "0.7", "decision.threshold": "0.5", "service.auth": "true"})
     env = config_environ(config)
     assert env["INSTREC_SERVICE__ADMIN_KEYS"] == "k1,k2" and env["INSTREC_HOME"] == str(tmp_path)
-    assert Config.load(environ=env) == config
-    default = Config.load(home=tmp_path, environ={})
-    assert Config.load(environ=config_environ(default)) == default
+    assert env["INSTREC_TUNING__RERANK__RATIO"] == "0.7"
+    for built in (config, Config.load(home=tmp_path)):
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in config_environ(built).items():
+                patch.setenv(name, value)
+            assert Config.load() == built
 
 
-def test_app_from_env_builds_from_instrec_variables(tmp_path):
-    env = config_environ(Config.load(home=tmp_path, environ={}, overrides={"service.auth": "false"}))
-    app = app_from_env(env)
+def test_app_from_env_builds_from_instrec_variables(tmp_path, monkeypatch):
+    for name, value in config_environ(Config.load(home=tmp_path, overrides={"service.auth": "false"})).items():
+        monkeypatch.setenv(name, value)
+    app = app_from_env()
     assert app.state.service.config.home == tmp_path and not app.state.service.keys.enabled
 
 
@@ -103,7 +107,7 @@ def test_run_single_worker(monkeypatch, tmp_path):
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
-    config = Config.load(home=tmp_path, environ={}, overrides={
+    config = Config.load(home=tmp_path, overrides={
         "service.auth": "false", "service.host": "127.0.0.1", "service.port": "8123"})
     run(config)
     target, options = calls[0]
@@ -115,7 +119,7 @@ def test_run_single_worker(monkeypatch, tmp_path):
 def test_explicit_runtime_threads_are_kept(tmp_path):
     from instrec.service.app import tune_for_serving
 
-    config = Config.load(home=tmp_path, environ={}, overrides={"runtime.threads": "2"})
+    config = Config.load(home=tmp_path, overrides={"runtime.threads": "2"})
     assert tune_for_serving(config).runtime.threads == 2
 
 
@@ -125,7 +129,7 @@ def test_run_several_workers_exports_the_config(monkeypatch, tmp_path):
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
     monkeypatch.setattr(os, "environ", dict(os.environ))
-    config = Config.load(home=tmp_path, environ={}, overrides={
+    config = Config.load(home=tmp_path, overrides={
         "service.workers": "2", "service.admin_keys": "secret", "service.port": "8124"})
     run(config)
     target, options = calls[0]
@@ -192,13 +196,16 @@ def test_inference_slots_default_to_the_cores_shared_among_workers(tmp_path):
 
     cores = len(os.sched_getaffinity(0))
     assert resolve_inference_slots(Config().service) == cores
-    assert resolve_inference_slots(Config.load(environ={}, overrides={"service.workers": "10000"}).service) == 1
+    assert resolve_inference_slots(Config.load(overrides={"service.workers": "10000"}).service) == 1
     env = {"INSTREC_SERVICE__INFERENCE_SLOTS": "5", "INSTREC_SERVICE__AUTH": "false", "INSTREC_HOME": str(tmp_path)}
-    assert app_from_env(env).state.service.inference_slots == 5  # what each worker process builds
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        assert app_from_env().state.service.inference_slots == 5  # what each worker process builds
 
 
 @pytest.mark.parametrize("setting, value", [("service.inference_slots", "-1"), ("service.inference_slots", "two"),
                                             ("service.workers", "0")])
 def test_bad_service_settings_are_refused(setting, value):
     with pytest.raises(ConfigError, match=setting.split(".")[1]):
-        Config.load(environ={}, overrides={setting: value})
+        Config.load(overrides={setting: value})

@@ -119,7 +119,7 @@ def test_unauthenticated_upload_is_refused_before_the_body_is_read():
 
 
 def test_auth_on_without_keys_refuses_to_start(tmp_path):
-    config = Config.load(home=tmp_path, overrides={"service.auth": "true"}, environ={})
+    config = Config.load(home=tmp_path, overrides={"service.auth": "true"})
     with pytest.raises(ConfigError, match="no API key"):
         create_app(config)
     with pytest.raises(SystemExit, match="service.auth=false"):
@@ -130,18 +130,19 @@ def test_auth_on_without_keys_refuses_to_start(tmp_path):
 
 
 def test_auth_is_on_by_default(tmp_path):
-    assert Config.load(home=tmp_path, environ={}).service.auth is True
+    assert Config.load(home=tmp_path).service.auth is True
 
 
 def test_auth_off_explicitly(tmp_path):
-    config = Config.load(home=tmp_path, overrides={"service.auth": "false"}, environ={})
+    config = Config.load(home=tmp_path, overrides={"service.auth": "false"})
     keys = KeyRing.from_config(config.service)
     assert keys.enabled is False
 
 
-def test_keys_from_the_environment(tmp_path):
-    config = Config.load(home=tmp_path, environ={"INSTREC_SERVICE__ADMIN_KEYS": "a1,a2",
-                                                  "INSTREC_SERVICE__API_KEYS": "r1"})
+def test_keys_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTREC_SERVICE__ADMIN_KEYS", "a1,a2")
+    monkeypatch.setenv("INSTREC_SERVICE__API_KEYS", "r1")
+    config = Config.load(home=tmp_path)
     keys = KeyRing.from_config(config.service)
     assert keys.enabled and keys.role("a2") == "admin" and keys.role("r1") == "read"
     assert keys.role("r2") is None and keys.role("") is None and keys.role(None) is None

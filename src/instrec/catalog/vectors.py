@@ -59,21 +59,6 @@ class VectorStore:
         vectors = self.by_pk(wanted.tolist(), dim)[2]
         return vectors if len(vectors) else np.zeros((1, dim), np.float32)
 
-    def of_instances(self, instance_pks: Sequence[int], dim: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """instance pk -> (vector pks, vectors): every stored vector of those instances."""
-        found: dict[int, list[tuple[int, bytes]]] = {}
-        for row in self._db.query_in(
-            "SELECT g.instance_pk, v.pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
-            "WHERE g.instance_pk IN ({marks})",
-            instance_pks,
-        ):
-            found.setdefault(int(row[0]), []).append((int(row[1]), row[2]))
-        return {
-            pk: (np.asarray([r[0] for r in rows], np.int64),
-                 np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim))
-            for pk, rows in found.items()
-        }
-
     def image_of(self, vector_pks: Sequence[int]) -> dict[int, int]:
         """vector pk -> image pk."""
         return {int(r[0]): int(r[1]) for r in self._db.query_in(

@@ -1,9 +1,8 @@
 """From image neighbours to instance scores.
 
-A query photo is searched with its whole-image vector. Two ways to score an instance: the best
-single image (``max``) or the cosine to the mean of its shots (``prototype``). Either is then
-lowered against the competing instances (:func:`against_competitors`), the score that "unknown"
-is decided on.
+A query photo is searched with its whole-image vector; an instance scores as its best-matching
+image, then lowered against the competing instances (:func:`against_competitors`), the score that
+"unknown" is decided on.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
-
 import numpy as np
 
 # What an unrelated enrolled instance scores (fused; a plain cosine scores a little more): the level
@@ -32,14 +29,7 @@ class InstanceScore:
     geometry: float | None = None
 
 
-def rank_instances(
-    query: np.ndarray,
-    scores: np.ndarray,
-    vector_ids: np.ndarray,
-    instance_pks: np.ndarray,
-    aggregation: str,
-    vectors_of: Callable[[Sequence[int]], dict[int, tuple[np.ndarray, np.ndarray]]],
-) -> list[InstanceScore]:
+def rank_instances(scores: np.ndarray, vector_ids: np.ndarray, instance_pks: np.ndarray) -> list[InstanceScore]:
     """Group image-level hits by instance, best first."""
     best: dict[int, InstanceScore] = {}
     for score, vector_id, instance_pk in zip(scores.tolist(), vector_ids.tolist(), instance_pks.tolist()):
@@ -47,10 +37,7 @@ def rank_instances(
             continue
         if instance_pk not in best:  # hits arrive best first
             best[instance_pk] = InstanceScore(instance_pk, score, vector_id)
-    ranked = sorted(best.values(), key=lambda s: -s.score)
-    if aggregation == "prototype" and ranked:
-        ranked = _prototype_scores(query, ranked, vectors_of)
-    return ranked
+    return sorted(best.values(), key=lambda s: -s.score)
 
 
 def against_competitors(ranked: list[InstanceScore], weight: float, competitors: int = 1,
@@ -80,19 +67,3 @@ def against_competitors(ranked: list[InstanceScore], weight: float, competitors:
     lowered = [dataclasses.replace(s, score=max(s.score - weight * rivals(i), s.geometry or -math.inf))
                for i, s in enumerate(ranked)]
     return sorted(lowered, key=lambda s: -s.score)
-
-
-def _prototype_scores(query: np.ndarray, ranked: list[InstanceScore],
-                      vectors_of: Callable[[Sequence[int]], dict[int, tuple[np.ndarray, np.ndarray]]]) -> list[InstanceScore]:
-    vectors = vectors_of([s.instance_pk for s in ranked])
-    rescored = []
-    for candidate in ranked:
-        stack = vectors.get(candidate.instance_pk)
-        if stack is None:
-            continue
-        _, matrix = stack
-        prototype = matrix.mean(axis=0)
-        prototype /= max(float(np.linalg.norm(prototype)), 1e-12)
-        similarity = float(prototype @ query)
-        rescored.append(InstanceScore(candidate.instance_pk, similarity, candidate.vector_id))
-    return sorted(rescored, key=lambda s: -s.score)

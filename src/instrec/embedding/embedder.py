@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.profiles import DescriptorTuning
 from instrec.embedding.descriptor_net import DescriptorNet
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
-from instrec.embedding.preprocess import batches_by_size, resized_size, scaled_side, to_input
+from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
 from instrec.embedding.whitening import Whitening
 from instrec.errors import ConfigError
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Embedder:
-    """Computes the vector ``descriptor`` defines for each image, with the engine ``runtime`` picks.
+    """Computes the vector ``descriptor`` and ``tuning`` define for each image, with the engine ``runtime`` picks.
 
     ``digest`` identifies the descriptor together with the backbone's weights and any whitening
     map: store it next to the vectors; vectors with different digests are not comparable. Images
@@ -35,20 +36,18 @@ class Embedder:
         self,
         descriptor: DescriptorConfig,
         runtime: RuntimeConfig = RuntimeConfig(),
+        tuning: DescriptorTuning = DescriptorTuning(),
         cache_dir: Path | None = None,
     ):
-        if not descriptor.scales or min(descriptor.scales) <= 0:
-            raise ConfigError(f"descriptor.scales must be positive, got {descriptor.scales}")
-        if runtime.batch_size < 1:
-            raise ConfigError(f"runtime.batch_size must be >= 1, got {runtime.batch_size}")
         self.descriptor = descriptor
         self.runtime = runtime
+        self.tuning = tuning
         backbone = create_backbone(descriptor.backbone, descriptor.weights)
         needed = backbone.spec.input_multiple
-        if descriptor.size_multiple < 1 or descriptor.size_multiple % needed:
+        if tuning.size_multiple % needed:
             raise ConfigError(
-                f"descriptor.size_multiple must be a multiple of {needed} for {descriptor.backbone}, "
-                f"got {descriptor.size_multiple}"
+                f"tuning.descriptor.size_multiple must be a multiple of {needed} for {descriptor.backbone}, "
+                f"got {tuning.size_multiple}"
             )
         self.spec = backbone.spec
         self.whitening = Whitening.load(descriptor.whitening) if descriptor.whitening else None
@@ -57,8 +56,8 @@ class Embedder:
                               f"descriptors, {descriptor.backbone} gives {backbone.spec.feature_dim}-d")
         self.dim: int = backbone.spec.feature_dim if self.whitening is None else self.whitening.dims
         weights = backbone.weights_digest if self.whitening is None else f"{backbone.weights_digest}+{self.whitening.digest}"
-        self.digest: str = descriptor_digest(descriptor, weights)
-        self._net = DescriptorNet(backbone, descriptor.gem_p).eval()
+        self.digest: str = descriptor_digest({**descriptor.model_dump(), **tuning.model_dump()}, weights)
+        self._net = DescriptorNet(backbone, tuning.gem_p).eval()
         self._cache_dir = cache_dir or default_cache_dir()
         self._engine = self._make_engine(self._net, self.digest)
 
@@ -84,32 +83,26 @@ class Embedder:
         """
         return self._net
 
-    def input_size(self, image: Image.Image, scale: float = 1.0) -> tuple[int, int]:
-        """(width, height) the network sees ``image`` at for one scale."""
-        side = scaled_side(self.descriptor.max_side, scale)
-        return resized_size(*image.size, side, self.descriptor.size_multiple)
+    def input_size(self, image: Image.Image) -> tuple[int, int]:
+        """(width, height) the network sees ``image`` at."""
+        return resized_size(*image.size, self.tuning.max_side, self.tuning.size_multiple)
 
-    def preprocess(self, image: Image.Image, scale: float = 1.0) -> np.ndarray:
-        """The normalised (3, h, w) input ``torch_model()`` expects for ``image`` at one scale."""
-        return to_input(image, self.input_size(image, scale), self.spec.mean, self.spec.std)
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """The normalised (3, h, w) input ``torch_model()`` expects for ``image``."""
+        return to_input(image, self.input_size(image), self.spec.mean, self.spec.std)
 
     def vectors(self, inputs: np.ndarray) -> np.ndarray:
         """The network's unit vectors (n, spec.feature_dim) of a stack of ``preprocess`` outputs of one size,
-        by the chosen engine; ``embed`` sums scales and mirror images, then whitens."""
+        by the chosen engine; ``embed`` whitens them."""
         return self._engine(inputs)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(n, dim) float32 unit rows: per scale (and mirror) vectors summed, then re-normalised."""
-        total = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
-        for scale in self.descriptor.scales:
-            sizes = [self.input_size(image, scale) for image in images]
-            for batch in batches_by_size(sizes, self.runtime.batch_size):
-                inputs = np.stack([self.preprocess(images[i], scale) for i in batch])
-                total[batch] += self.vectors(inputs)
-                if self.descriptor.flip:
-                    total[batch] += self.vectors(np.ascontiguousarray(inputs[..., ::-1]))
-        norms = np.linalg.norm(total, axis=1, keepdims=True)
-        return self._whitened(total / np.maximum(norms, 1e-12))
+        """(n, dim) float32 unit rows."""
+        out = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
+        sizes = [self.input_size(image) for image in images]
+        for batch in batches_by_size(sizes, self.runtime.batch_size):
+            out[batch] = self.vectors(np.stack([self.preprocess(images[i]) for i in batch]))
+        return self._whitened(out)
 
     def _whitened(self, vectors: np.ndarray) -> np.ndarray:
         return vectors if self.whitening is None else self.whitening.apply(vectors)

@@ -26,11 +26,6 @@ def _round_to(side: float, multiple: int) -> int:
     return max(1, round(side / multiple)) * multiple
 
 
-def scaled_side(max_side: int, scale: float) -> int:
-    """Long side for one of the multi-scale passes."""
-    return max(1, round(max_side * scale))
-
-
 def to_input(
     image: Image.Image, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 A setting is a name plus ``section.key=value`` overrides applied on top of the base configuration
 (defaults, environment, ``--set``), so any setting another part of the engine adds is comparable
-without changes here. Written inline as ``"name: key=value, key=value"`` (a value may itself hold
-commas, e.g. ``descriptor.scales=1,0.7071``) or as a JSON file ``{"name": {"key": value}}``.
+without changes here, the profile's constants too (``tuning.rerank.ratio=0.7``). Written inline as
+``"name: key=value, key=value"`` (a value may itself hold commas, e.g. ``service.api_keys=a,b``) or
+as a JSON file ``{"name": {"key": value}}``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Row:
 
 
 def parse_setting(text: str) -> Setting:
-    """``"multiscale: descriptor.scales=1,0.7071,1.4142, descriptor.flip=true"`` -> :class:`Setting`."""
+    """``"wide: tuning.rerank.shortlist=50, tuning.rerank.local_shortlist=50"`` -> :class:`Setting`."""
     name, sep, body = text.partition(":")
     if not sep or "=" in name:
         raise ConfigError(f"--compare expects 'name: section.key=value, ...', got {text!r}")
@@ -143,13 +144,13 @@ def text_table(rows: list[Row]) -> str:
 
 
 def _embedder_key(config: Config) -> tuple[Any, ...]:
-    return (config.descriptor, config.runtime)
+    return (config.descriptor, config.runtime, config.tuning.descriptor)
 
 
 def _build_embedder(config: Config) -> Any:
     from instrec.embedding.embedder import Embedder
 
-    return Embedder(config.descriptor, config.runtime)
+    return Embedder(config.descriptor, config.runtime, config.tuning.descriptor)
 
 
 def _prefixed(progress: Progress | None, prefix: str) -> Progress | None:

@@ -51,7 +51,7 @@ def run(
     split = load_split(root, shots, unknown_fraction, seed)
     config = config or Config.load()
     with tempfile.TemporaryDirectory(prefix="instrec-eval-") as home:
-        config = dataclasses.replace(config, home=Path(home))
+        config = config.with_overrides({"home": str(home)})
         with Recognizer(config, embedder=embedder) as recognizer:
             enrol_s, gallery_images = _enrol(recognizer, split.gallery, progress)
             if calibrate:
@@ -68,7 +68,7 @@ def run(
         "enrol_images_per_s": gallery_images / enrol_s if enrol_s > 0 else None,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "index": index["kind"],
-        "settings": {"descriptor": config.descriptor.key(), "aggregation": config.decision.aggregation},
+        "settings": {"descriptor": config.descriptor_key(), "profile": config.profile},
     }
     return Run(result, outcomes, calibration)
 

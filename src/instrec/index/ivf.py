@@ -3,12 +3,12 @@
 Why this shape (``benchmarks/bench_index.py`` measures it): at 100K+ instances a query may touch
 only a few MB, yet its answer and scores must match exact search, because the open-set threshold
 compares raw cosines. The candidate stage works in a reduced space: the vectors' top
-``index.code_dims`` principal directions (randomly rotated so each sub-quantizer gets an even share
+``CODE_DIMS`` principal directions (randomly rotated so each sub-quantizer gets an even share
 of the variance), where the ~sqrt(n) cells are drawn and the 4-bit PQ fast-scan codes (2 dims
 each) are taken; on 1280-d descriptors that is 64 bytes a vector, 80x smaller than the vector, so a
 query can visit 7/16 of the cells -- enough for descriptor-like vectors, whose genuine neighbours
 often sit a few cells away, and for vectors with no structure at all -- and the
-``refine_factor * k`` best candidates are then re-scored exactly from a float32 copy of the full
+``REFINE_FACTOR * k`` best candidates are then re-scored exactly from a float32 copy of the full
 vectors (float16 would halve its RAM, but FAISS decodes it ~4x slower per candidate). Scanning
 codes is most of a query's time, and fewer, larger cells scan faster per code than 2*sqrt(n) at
 the same recall. The projection is not centred: inner products must stay inner products, and
@@ -34,6 +34,8 @@ TRAINING_POINTS_PER_CELL = 40  # FAISS warns below 39
 DIMS_PER_SUBQUANTIZER = 2  # 4-bit PQ: 256 code dims -> 128 sub-quantizers, 64 bytes per vector
 MIN_SUBQUANTIZERS = 8  # small dims still get a code that tells vectors apart
 PROBED_SIXTEENTHS = 7  # default nprobe: 7/16 of the cells
+CODE_DIMS = 256  # cells and PQ codes use the top this-many principal directions
+REFINE_FACTOR = 2  # k * this candidates from the PQ codes are re-scored exactly
 MIN_CANDIDATES = 64  # re-scored per query whatever k is: cheap, and covers coarse-code ties
 
 
@@ -56,7 +58,6 @@ class IVFIndex:
         self.coarse = FaissIndex(coarse)
         self.exact = FaissIndex(exact)
         self.dim = coarse.d
-        self.refine_factor = config.refine_factor
         ivf = faiss.extract_index_ivf(coarse)
         ivf.nprobe = config.nprobe if config.nprobe > 0 else max(1, ivf.nlist * PROBED_SIXTEENTHS // 16)
 
@@ -107,7 +108,7 @@ class IVFIndex:
         if not len(self):
             return self.exact.search(queries, k)
         k = max(1, min(k, len(self)))
-        _, candidates = self.coarse.search(queries, max(k * self.refine_factor, MIN_CANDIDATES))
+        _, candidates = self.coarse.search(queries, max(k * REFINE_FACTOR, MIN_CANDIDATES))
         scores = np.full((len(queries), k), -np.inf, np.float32)
         found = np.full((len(queries), k), -1, np.int64)
         for row, (query, ids) in enumerate(zip(queries, candidates)):
@@ -138,7 +139,7 @@ def _load(path: Path, config: IndexConfig) -> IVFIndex:
 @register_index("ivf", _load)
 def create_ivf(dim: int, config: IndexConfig, expected_size: int = 0) -> IVFIndex:
     nlist = cells_for(expected_size)
-    code_dim = config.code_dims if 0 < config.code_dims < dim else dim
+    code_dim = min(CODE_DIMS, dim)
     quantizer = faiss.IndexFlatIP(code_dim)
     ivf = faiss.IndexIVFPQFastScan(quantizer, code_dim, nlist, subquantizers_for(code_dim), 4,
                                    faiss.METRIC_INNER_PRODUCT)

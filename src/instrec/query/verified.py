@@ -39,7 +39,7 @@ def verified_ranking(
     if verifier is None:
         raise ValueError("verified ranking needs a library with local features (rerank.enabled)")
     catalog = library.catalog
-    n = verifier.config.shortlist
+    n = verifier.tuning.shortlist
     image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
     cosine: dict[int, float] = {}
     vector_of: dict[int, int] = {}  # image -> one of its vectors (names the evidence for thumbnails)
@@ -47,7 +47,7 @@ def verified_ranking(
         image = image_of.get(vector_id)
         if image is not None and image not in cosine and len(cosine) < n:
             cosine[image], vector_of[image] = score, vector_id
-    n_local = verifier.config.local_shortlist
+    n_local = verifier.tuning.local_shortlist
     local_hits = [image for image, _ in library.local_search([features], n_local)[0]] if n_local else []
     _exact_cosines(library, query, [i for i in local_hits if i not in cosine], cosine, vector_of)
     candidates = list(cosine)
@@ -65,7 +65,7 @@ def verified_ranking(
         if instance is None:  # removed meanwhile
             continue
         images.append((image, instance, fused[image]))
-        geometry[instance] = max(geometry.get(instance, 0.0), inlier_evidence(inliers[image], verifier.config))
+        geometry[instance] = max(geometry.get(instance, 0.0), inlier_evidence(inliers[image], verifier.tuning))
         if instance not in best:
             best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image])
     instances = [dataclasses.replace(s, geometry=geometry[s.instance_pk]) for s in best.values()]

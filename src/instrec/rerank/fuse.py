@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping
 
-from instrec.config import RerankConfig
+from instrec.profiles import RerankTuning
 
 
-def inlier_evidence(inliers: float, config: RerankConfig) -> float:
+def inlier_evidence(inliers: float, config: RerankTuning) -> float:
     """Geometric evidence in [0, 1): 0 up to ``config.inlier_floor`` inliers, ~0.5 at ``inlier_midpoint`` above it."""
     def logistic(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-(x - config.inlier_midpoint) / config.inlier_width))
@@ -44,7 +44,7 @@ def inlier_evidence(inliers: float, config: RerankConfig) -> float:
 def fuse(
     global_scores: Mapping[int, float] | None,
     inliers: Mapping[int, int] | None,
-    config: RerankConfig = RerankConfig(),
+    config: RerankTuning = RerankTuning(),
     colour: Mapping[int, float] | None = None,
 ) -> dict[int, float]:
     """Fused score in [0, 1] for every image id present in the evidence inputs (absent = no

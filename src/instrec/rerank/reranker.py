@@ -14,7 +14,7 @@ from typing import Mapping
 
 from PIL import Image
 
-from instrec.config import RerankConfig
+from instrec.profiles import RerankTuning
 from instrec.rerank.colour import colour_signature, working_pixels
 from instrec.rerank.features import LocalFeatures, extract_local_features
 from instrec.rerank.fuse import fuse
@@ -24,43 +24,43 @@ from instrec.rerank.vocabulary import Vocabulary, load_vocabulary
 
 
 class LocalVerifier:
-    def __init__(self, config: RerankConfig = RerankConfig(), vocabulary: Vocabulary | None = None):
-        """``vocabulary`` overrides ``config.vocabulary`` (e.g. one just trained, not yet saved)."""
-        self.config = config
-        self.vocabulary = vocabulary if vocabulary is not None else load_vocabulary(config.vocabulary)
+    def __init__(self, tuning: RerankTuning = RerankTuning(), vocabulary: Vocabulary | str = "generic"):
+        """``vocabulary``: "generic", a saved vocabulary's path, or one just trained and not yet saved."""
+        self.tuning = tuning
+        self.vocabulary = load_vocabulary(vocabulary) if isinstance(vocabulary, str) else vocabulary
 
     @property
     def feature_key(self) -> str:
         """What decides stored features; a library built with another key needs re-extraction."""
-        c = self.config
+        c = self.tuning
         return f"sift:{c.max_keypoints}:{c.max_side}:{c.contrast_threshold}"
 
     def extract(self, image: Image.Image, alpha: Image.Image | None = None) -> LocalFeatures:
         """Features stored for a gallery image: keypoints (of both contrasts of a cut-out's edge,
         given its ``alpha``) and the colour signature."""
-        c = self.config
+        c = self.tuning
         keypoints = extract_local_features(image, c.max_keypoints, c.max_side, c.contrast_threshold, alpha)
         return _with_colour(keypoints, image)
 
     def extract_query(self, image: Image.Image) -> LocalFeatures:
         """Features of a query: more keypoints, since they are never stored, and the colour
         signature when colour is weighed."""
-        c = self.config
+        c = self.tuning
         keypoints = extract_local_features(image, c.query_keypoints, c.max_side, c.contrast_threshold)
         return _with_colour(keypoints, image) if c.weight_colour > 0 else keypoints
 
     def new_index(self) -> LocalIndex:
-        c = self.config
+        c = self.tuning
         return LocalIndex(self.vocabulary, c.multi_assign, c.hamming_threshold, c.hamming_sigma)
 
     def load_index(self, directory: Path) -> tuple[LocalIndex, dict]:
         """A saved index, refused (ValueError) if built with other vocabulary or matching settings."""
         index, meta = LocalIndex.load(directory, self.vocabulary)
-        c = self.config
+        c = self.tuning
         if (index.multi_assign, index.hamming_threshold, index.hamming_sigma) != (
             c.multi_assign, c.hamming_threshold, c.hamming_sigma
         ):
-            raise ValueError("saved local index was built with other rerank.* settings")
+            raise ValueError("saved local index was built with other tuning.rerank.* constants")
         return index, meta
 
     def score(
@@ -80,7 +80,7 @@ class LocalVerifier:
         """
         ids = list(global_scores.keys() | candidates.keys())
         verified = [i for i in ids if i in candidates]
-        c = self.config
+        c = self.tuning
         result = verify(query, [candidates[i] for i in verified], c.ratio, c.ransac_model,
                         c.ransac_threshold, c.ransac_iters, c.seed, [groups.get(i, -i) for i in verified],
                         c.match_precision)

@@ -11,7 +11,6 @@ Layers, outermost first: metrics -> security headers -> auth gate (401 before th
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -156,13 +155,16 @@ class SecurityHeaders:
 # -- serving ---------------------------------------------------------------------------------------
 def config_environ(config: Config) -> dict[str, str]:
     """The whole config as ``INSTREC_*`` variables: ``Config.load()`` in a worker rebuilds it."""
-    env = {f"{ENV_PREFIX}HOME": str(config.home)}
-    for section in dataclasses.fields(config):
-        value = getattr(config, section.name)
-        if not dataclasses.is_dataclass(value):
-            continue
-        for item in dataclasses.fields(value):
-            env[f"{ENV_PREFIX}{section.name.upper()}__{item.name.upper()}"] = _env_value(getattr(value, item.name))
+    env: dict[str, str] = {}
+
+    def add(prefix: str, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            if isinstance(value, dict):
+                add(f"{prefix}{name.upper()}__", value)
+            else:
+                env[f"{prefix}{name.upper()}"] = _env_value(value)
+
+    add(ENV_PREFIX, config.model_dump())
     return env
 
 
@@ -189,9 +191,9 @@ def tune_for_serving(config: Config) -> Config:
     return config
 
 
-def app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
+def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: config from ``INSTREC_*`` only."""
-    return create_app(tune_for_serving(Config.load(environ=environ)))
+    return create_app(tune_for_serving(Config.load()))
 
 
 def run(config: Config) -> None:
