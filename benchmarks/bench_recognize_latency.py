@@ -68,7 +68,7 @@ def main() -> None:
         with Recognizer(Config.load(home=home, overrides=base)) as rec:
             for instance, files in split.gallery:
                 rec.enroll(files, instance_id=instance)
-            print(f"{args.data.name}: {rec.count()} instances, {rec.stats()['images']} images; "
+            print(f"{args.data.name}: {rec.gallery.count()} instances, {rec.stats()['images']} images; "
                   f"{len(queries)} queries; ms per query, runtime.threads={args.threads}")
         names = args.only or list(SETTINGS)
         with contextlib.ExitStack() as stack:

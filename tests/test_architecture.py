@@ -70,3 +70,47 @@ def test_the_parts_of_instrec_import_each_other_without_cycles():
 def test_the_cycle_check_sees_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+MOST_PUBLIC_MEMBERS = 20  # a thin façade: open, enrol, recognise, remove, calibrate and a grouped read view
+MOST_MODULE_LINES = 400
+
+
+def _public_members(cls: type) -> list[str]:
+    """The methods and properties (class and static methods too) a class offers, its bases' included."""
+    names = {name for klass in cls.__mro__ if klass is not object for name, member in vars(klass).items()
+             if not name.startswith("_") and (callable(member) or isinstance(member, (property, classmethod, staticmethod)))}
+    return sorted(names)
+
+
+def test_the_recognizer_is_a_thin_facade():
+    from instrec.recognizer import Recognizer
+
+    members = _public_members(Recognizer)
+    assert {"open", "enroll", "recognize", "remove", "calibrate", "gallery"} <= set(members)
+    assert len(members) <= MOST_PUBLIC_MEMBERS, f"{len(members)} public members: {', '.join(members)}"
+
+
+def test_the_member_count_sees_methods_and_properties():
+    class Base:
+        def shared(self) -> None: ...
+
+    class Sample(Base):
+        limit = 3  # data, not a member
+
+        @property
+        def view(self) -> int:
+            return 1
+
+        @classmethod
+        def make(cls) -> None: ...
+
+        def _private(self) -> None: ...
+
+    assert _public_members(Sample) == ["make", "shared", "view"]
+
+
+def test_no_module_is_too_long():
+    lengths = {str(path.relative_to(SOURCE)): len(path.read_text().splitlines()) for path in SOURCE.rglob("*.py")}
+    too_long = {path: n for path, n in lengths.items() if n > MOST_MODULE_LINES}
+    assert not too_long, f"modules over {MOST_MODULE_LINES} lines: {too_long}"

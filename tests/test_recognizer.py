@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instrec.errors import CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownInstanceError
+from instrec.errors import (CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownImageError,
+                            UnknownInstanceError)
 from instrec.decision import default_calibration
 from instrec.rerank import inlier_evidence
 from instrec.recognizer import Recognizer
@@ -79,7 +80,7 @@ def test_remove_makes_an_instance_unreachable(enrolled):
     with pytest.raises(UnknownInstanceError):
         enrolled.remove("coffee")
     with pytest.raises(UnknownInstanceError):
-        enrolled.get("coffee")
+        enrolled.gallery.get("coffee")
 
 
 def test_new_instance_is_searchable_immediately(recognizer):
@@ -87,7 +88,7 @@ def test_new_instance_is_searchable_immediately(recognizer):
     recognizer.enroll([sample_photo("rocket")], instance_id="rocket")
     match = recognizer.recognize(altered_views(sample_photo("astronaut"))["crop"]).matches[0]
     assert (match.instance_id, match.label, match.metadata) == ("astro", "Astronaut", {"k": "v"})
-    assert recognizer.image_bytes(match.image_id)[:2] == b"\x89P"  # the stored original (PNG of the array)
+    assert recognizer.gallery.image_bytes(match.image_id)[:2] == b"\x89P"  # the stored original (PNG of the array)
 
 
 def test_duplicate_enrolments(recognizer):
@@ -98,7 +99,39 @@ def test_duplicate_enrolments(recognizer):
     assert again.added == [] and len(again.duplicates) == 1
     with pytest.raises(DuplicateInstanceError):
         recognizer.enroll([sample_photo("coffee")], instance_id="cat", new=True)
-    assert recognizer.get("cat").image_count == 1
+    assert recognizer.gallery.get("cat").image_count == 1
+
+
+def test_enrolling_into_an_existing_instance_refuses_an_unknown_id(recognizer):
+    with pytest.raises(UnknownInstanceError):
+        recognizer.enroll([sample_photo("coffee")], instance_id="mug", existing=True)
+    assert recognizer.gallery.count() == 0  # nothing was created
+    recognizer.enroll([sample_photo("coffee")], instance_id="mug", label="Mug")
+    more = recognizer.enroll([sample_photo("coffee"), sample_photo("rocket")], instance_id="mug", existing=True)
+    assert len(more.added) == 1 and len(more.duplicates) == 1
+    assert (more.instance.label, more.instance.image_count) == ("Mug", 2)
+    with pytest.raises(ValueError):
+        recognizer.enroll([sample_photo("rocket")], existing=True)  # which instance?
+
+
+def test_the_gallery_view_reads_and_edits_what_is_enrolled(recognizer):
+    gallery = recognizer.gallery
+    assert gallery.count() == 0 and gallery.list() == []  # a view opens nothing until asked
+    recognizer.enroll([sample_photo("coffee"), sample_photo("chelsea")], instance_id="mug", label="Blue mug")
+    recognizer.enroll([sample_photo("rocket")], instance_id="rocket", metadata={"k": 1})
+    assert [i.id for i in gallery.list()] == ["mug", "rocket"] and gallery.count() == 2
+    assert [i.id for i in gallery.list(offset=1, limit=1)] == ["rocket"]
+    assert [i.id for i in gallery.list(search="blue")] == ["mug"] and gallery.count("blue") == 1
+    images = gallery.images("mug")
+    assert len(images) == 2 and gallery.get("mug").image_count == 2
+    assert gallery.image(images[0].id) == images[0]
+    assert gallery.image_bytes(images[0].id)[:2] == b"\x89P"
+    updated = gallery.update("rocket", label="Rocket", metadata={"k": 2})
+    assert (updated.label, updated.metadata) == ("Rocket", {"k": 2}) and gallery.get("rocket") == updated
+    with pytest.raises(UnknownInstanceError):
+        gallery.get("nothing")
+    with pytest.raises(UnknownImageError):
+        gallery.image(10**9)
 
 
 def test_bad_files_raise_typed_errors_or_are_skipped(recognizer, tmp_path):
@@ -110,7 +143,7 @@ def test_bad_files_raise_typed_errors_or_are_skipped(recognizer, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(CorruptImageError, match="broken.jpg"):
         recognizer.enroll([good, broken], instance_id="x")
-    assert recognizer.count() == 0  # nothing was written for the failed call
+    assert recognizer.gallery.count() == 0  # nothing was written for the failed call
     result = recognizer.enroll([good, broken, empty], instance_id="x", skip_bad=True)
     assert len(result.added) == 1 and {e.source for e in result.errors} == {str(broken), str(empty)}
     with pytest.raises(ImageError):
@@ -209,17 +242,17 @@ def test_a_library_of_one_instance_does_not_accept_strangers(recognizer):
 def test_a_changed_gallery_is_recalibrated_in_the_background(recognizer):
     for name in ENROLLED[:3]:
         recognizer.enroll([sample_photo(name)], instance_id=name)
-    assert recognizer.calibration.source == "prior" and recognizer.calibration_stale()
+    assert recognizer.calibration.source == "prior" and recognizer.stats()["calibration_stale"]
     assert recognizer.recalibrate_in_background()
     assert not recognizer.recalibrate_in_background()  # one at a time
     deadline = time.monotonic() + 120
     while recognizer.calibration.source == "prior" and time.monotonic() < deadline:
         time.sleep(0.2)
     calibration = recognizer.calibration
-    assert calibration.images == 3 and calibration.impostor > 0 and not recognizer.calibration_stale()
+    assert calibration.images == 3 and calibration.impostor > 0 and not recognizer.stats()["calibration_stale"]
     assert not recognizer.recalibrate_in_background()  # nothing changed since
     recognizer.enroll([sample_photo(ENROLLED[3])], instance_id=ENROLLED[3])
-    assert recognizer.calibration_stale()  # a third more images
+    assert recognizer.stats()["calibration_stale"]  # a third more images
 
 
 @pytest.mark.slow
@@ -249,10 +282,10 @@ def test_close_closes_the_catalog_connections_of_every_thread(config, embedder):
     counts_after = []
 
     def reader() -> None:
-        rec.count()  # opens this thread's connection
+        rec.gallery.count()  # opens this thread's connection
         opened.wait()
         finish.wait()  # the thread (and its connection) outlives close()
-        counts_after.append(rec.count())  # then it opens a fresh one
+        counts_after.append(rec.gallery.count())  # then it opens a fresh one
 
     readers = [threading.Thread(target=reader) for _ in range(4)]
     for thread in readers:
@@ -268,7 +301,7 @@ def test_close_closes_the_catalog_connections_of_every_thread(config, embedder):
         finish.set()
         for thread in readers:
             thread.join()
-    assert counts_after == [1, 1, 1, 1] and rec.count() == 1  # still usable after close
+    assert counts_after == [1, 1, 1, 1] and rec.gallery.count() == 1  # still usable after close
     rec.close()
     assert not wal.exists()
 
@@ -282,7 +315,7 @@ def test_runtime_threads_also_set_faiss_threads(config, embedder, threads):
     try:
         faiss.omp_set_num_threads(7)
         with Recognizer(config.with_overrides({"runtime.threads": threads}), embedder=embedder) as rec:
-            rec.count()
+            rec.gallery.count()
             assert faiss.omp_get_max_threads() == (int(threads) or len(os.sched_getaffinity(0)))
     finally:
         faiss.omp_set_num_threads(before)
@@ -319,9 +352,9 @@ def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_di
     proc.wait()
     proc.stdout.close()
     with Recognizer.open(home) as rec:
-        partial = rec.count()
+        partial = rec.gallery.count()
         report = rec.enroll_folder(gallery_dir)
-        assert rec.count() == len(ENROLLED)
+        assert rec.gallery.count() == len(ENROLLED)
         assert report.images_added == len(ENROLLED) - partial
         stats = rec.stats()
         assert stats["images"] == stats["vectors"] == stats["index"]["vectors"] == len(ENROLLED)

@@ -92,7 +92,7 @@ def enroll(
             report = recognizer.enroll_folder(
                 folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=escape(name))
             )
-            calibration, stale = recognizer.calibration, recognizer.calibration_stale()
+            calibration, stale = recognizer.calibration, recognizer.stats()["calibration_stale"]
     except InstrecError as error:
         _fail(error)
     payload = {**report.to_dict(), "threshold": calibration.threshold, "calibration": calibration.source,
@@ -155,8 +155,8 @@ def list_instances(
 ) -> None:
     """List enrolled instances."""
     with _recognizer(home, sets) as recognizer:
-        items = recognizer.list(offset=offset, limit=limit, search=search)
-        total = recognizer.count(search)
+        items = recognizer.gallery.list(offset=offset, limit=limit, search=search)
+        total = recognizer.gallery.count(search)
     table = Table("id", "label", "images", "metadata")
     for item in items:
         _add_row(table, item.id, item.label, str(item.image_count), json.dumps(item.metadata))

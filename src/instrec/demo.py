@@ -60,7 +60,7 @@ def run_demo(config: Config, console: Console) -> dict[str, float]:
     with Recognizer(config) as recognizer:
         report = recognizer.enroll_folder(gallery)
         calibration = recognizer.calibrate()
-        console.print(f"enrolled {report.images_added} new photos of {recognizer.count()} instances "
+        console.print(f"enrolled {report.images_added} new photos of {recognizer.gallery.count()} instances "
                       f"(one shot each); 'unknown' threshold {calibration.threshold:.3f}")
         table = Table("query", "truth", "answer", "score", "ms", "ok")
         correct = total = 0

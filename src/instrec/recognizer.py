@@ -7,7 +7,6 @@ its own.
 
 from __future__ import annotations
 
-import builtins  # annotations below Recognizer.list: there, plain `list` names that method
 import logging
 import threading
 import time
@@ -20,10 +19,11 @@ import numpy as np
 from PIL import Image
 
 from instrec.calibrator import GalleryCalibrator
-from instrec.catalog import ImageRecord, Instance, NewImage
+from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
 from instrec.decision import Calibration, InstanceScore, against_competitors, rank_instances
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
+from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, SearchHits
@@ -80,6 +80,11 @@ class Recognizer:
     def _verifier(self) -> LocalVerifier:
         return LocalVerifier(self.config.tuning.rerank, self.config.rerank.vocabulary)
 
+    @property
+    def gallery(self) -> GalleryView:
+        """What is enrolled: instances, their images and stored originals (and label/metadata edits)."""
+        return GalleryView(lambda: self.library)
+
     def _in_parallel(self, work: Callable[[], Any]) -> Callable[[], Any]:
         """A function giving ``work``'s result: ``work`` is started now on a side thread when the network
         leaves a core spare (0 < runtime.threads < cores), else it runs when its result is asked for.
@@ -119,21 +124,29 @@ class Recognizer:
         label: str | None = None,
         metadata: dict[str, Any] | None = None,
         new: bool = False,
+        existing: bool = False,
         skip_bad: bool = False,
     ) -> EnrollResult:
-        """Enrol images of one instance (created if needed; ``new=True`` refuses an existing id).
+        """Enrol images of one instance: created if needed; ``new=True`` refuses an existing id,
+        ``existing=True`` an unknown one (:class:`UnknownInstanceError` before any work, and an
+        instance removed meanwhile is never re-created).
 
         Bad images raise :class:`ImageError` unless ``skip_bad``, in which case they are reported in
         ``result.errors`` and the good ones are enrolled. Images already enrolled for this instance
         (same content hash) are reported as duplicates and not added again.
         """
+        if existing:
+            if instance_id is None or new:
+                raise ValueError("existing=True needs an instance_id and excludes new=True")
+            self.gallery.get(instance_id)  # 404 before any work
         instance_id = instance_id or uuid.uuid4().hex[:12]
         loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
         if not loaded:
             if errors:
                 raise errors[0]
-            raise InstrecError("enrolment needs at least one image")
-        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new)
+            raise InstrecError(f"{'adding images' if existing else 'enrolment'} needs at least one image")
+        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new,
+                                   create=not existing)
 
     def _enroll_loaded(self, instance_id: str, loaded: list[LoadedImage], errors: list[ImageError], *,
                        label: str | None = None, metadata: dict[str, Any] | None = None,
@@ -151,14 +164,6 @@ class Recognizer:
         duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
         library.sync()
         return EnrollResult(instance, added, duplicates, errors)
-
-    def add_images(self, instance_id: str, images: Sequence[ImageInput], *, skip_bad: bool = False) -> EnrollResult:
-        """Add images to an existing instance; never re-creates one deleted meanwhile."""
-        self.get(instance_id)  # 404 before any work
-        loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
-        if not loaded:
-            raise errors[0] if errors else InstrecError("adding images needs at least one image")
-        return self._enroll_loaded(instance_id, loaded, errors, create=False)
 
     def enroll_folder(
         self,
@@ -213,7 +218,7 @@ class Recognizer:
         done = 0
         for number, image_pk in enumerate(missing, 1):
             try:
-                image = load_image(self.image_bytes(image_pk), self.config.limits)
+                image = load_image(self.gallery.image_bytes(image_pk), self.config.limits)
             except (UnknownImageError, ImageError, OSError) as error:
                 log.warning("image %d skipped: %s", image_pk, error)
                 continue
@@ -229,28 +234,7 @@ class Recognizer:
         except UnknownInstanceError:
             return []
 
-    # -- management ----------------------------------------------------------------------------
-    def get(self, instance_id: str) -> Instance:
-        return self.library.catalog.get_instance(instance_id)
-
-    def images(self, instance_id: str) -> list[ImageRecord]:
-        return self.library.catalog.images_of(instance_id)
-
-    def image(self, image_id: int) -> ImageRecord:
-        return self.library.catalog.get_image(image_id)
-
-    def image_bytes(self, image_id: int) -> bytes:
-        return self.library.blobs.get(self.library.catalog.get_image(image_id).sha256)
-
-    def list(self, *, offset: int = 0, limit: int = 100, search: str | None = None) -> list[Instance]:
-        return self.library.catalog.list_instances(offset=offset, limit=limit, search=search)
-
-    def count(self, search: str | None = None) -> int:
-        return self.library.catalog.count_instances(search)
-
-    def update(self, instance_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None) -> Instance:
-        return self.library.catalog.update_instance(instance_id, label=label, metadata=metadata)
-
+    # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
         hashes = self.library.catalog.remove_instance(instance_id)
         self._forget_blobs(hashes)
@@ -276,7 +260,7 @@ class Recognizer:
             "threshold": self.threshold,
             "calibration": calibration.source,
             "calibration_summary": calibration.describe(),
-            "calibration_stale": self.calibration_stale(),
+            "calibration_stale": self._calibrator.stale(),
             "home": str(self.config.home),
         }
 
@@ -294,7 +278,7 @@ class Recognizer:
 
     def recognize_many(
         self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False
-    ) -> builtins.list[Recognition]:
+    ) -> list[Recognition]:
         """Raises :class:`ImageError` for a bad image (nothing is half-done: recognition writes nothing)."""
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
@@ -304,7 +288,7 @@ class Recognizer:
         return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
                 for r, h, v in zip(ranked, hits, verified)]
 
-    def _ranked(self, pixels: builtins.list[Image.Image]):
+    def _ranked(self, pixels: list[Image.Image]):
         """Per photo, its instances ranked by score before the decision, its search hits, its verified
         images (image pk, instance pk, fused score) and the time each stage took per photo (ms)."""
         t1 = time.perf_counter()
@@ -329,13 +313,13 @@ class Recognizer:
             per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(pixels)
         return ranked, hits, verified, per_image
 
-    def _search(self, vectors: np.ndarray) -> builtins.list[SearchHits]:
+    def _search(self, vectors: np.ndarray) -> list[SearchHits]:
         """The photos' hits, photo by photo, not the batch at once: FAISS picks its BLAS path by batch
         size, and a photo must score the same alone as in a batch (the threshold sits one ulp above
         a score)."""
         return [self.library.search(row[None], self.config.tuning.decision.shortlist)[0] for row in vectors]
 
-    def _image_hits(self, hits: SearchHits, verified: builtins.list[tuple[int, int, float]]) -> builtins.list[ImageHit]:
+    def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
         """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
         catalog = self.library.catalog
         image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
@@ -354,13 +338,13 @@ class Recognizer:
             out.append(ImageHit(image_id, instances[instance_pk].id, score))
         return out
 
-    def _against_competitors(self, ranked: builtins.list[InstanceScore]) -> builtins.list[InstanceScore]:
+    def _against_competitors(self, ranked: list[InstanceScore]) -> list[InstanceScore]:
         """Scores as recognition returns them and calibration measures them (``tuning.decision.competitor*``)."""
         decision = self.config.tuning.decision
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
-    def _decide(self, ranked: builtins.list[InstanceScore], k: int | None, timing: dict[str, float],
-                image_hits: builtins.list[ImageHit]) -> Recognition:
+    def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
+                image_hits: list[ImageHit]) -> Recognition:
         top = self._against_competitors(ranked)[:k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.vectors.image_of([s.vector_id for s in top])
@@ -393,11 +377,9 @@ class Recognizer:
         ``negatives``: photos of things not enrolled, taken like real queries, the best impostors."""
         return self._calibrator.measure(target_far, seed=seed, negatives=negatives, progress=progress)
 
-    def calibration_stale(self) -> bool:
-        """Whether the gallery has changed materially since it was calibrated (or never was)."""
-        return self._calibrator.stale()
-
     def recalibrate_in_background(self) -> bool:
         """Re-calibrate on a side thread if the gallery changed materially and none is running;
-        True if one was started. Never blocks recognition: the old threshold holds meanwhile."""
+        True if one was started. Never blocks recognition: the old threshold holds meanwhile.
+        Whether the gallery has changed materially (or was never calibrated) is
+        ``stats()["calibration_stale"]``."""
         return self._calibrator.start_if_stale()

@@ -69,7 +69,7 @@ def test_the_local_shortlist_adds_candidates_to_the_global_ones(enrolled, config
 
 
 def test_removed_instances_leave_the_local_index(enrolled, photos):
-    image_ids = {i.id for i in enrolled.images("coffee")}
+    image_ids = {i.id for i in enrolled.gallery.images("coffee")}
     assert image_ids <= local_images(enrolled, photos, "coffee")
     enrolled.remove("coffee")
     assert not image_ids & local_images(enrolled, photos, "coffee")
@@ -77,7 +77,7 @@ def test_removed_instances_leave_the_local_index(enrolled, photos):
 
 
 def test_a_lost_local_index_is_rebuilt_from_the_catalog(enrolled, config, embedder, photos):
-    image_ids = {i.id for i in enrolled.images("rocket")}
+    image_ids = {i.id for i in enrolled.gallery.images("rocket")}
     enrolled.close()
     shutil.rmtree(config.home / "index")
     with open_recognizer(config, embedder) as reopened:
@@ -87,7 +87,7 @@ def test_a_lost_local_index_is_rebuilt_from_the_catalog(enrolled, config, embedd
 def test_images_enrolled_after_the_last_save_are_replayed(enrolled, config, embedder, photos):
     enrolled.library.save()
     enrolled.enroll([photos[CLUTTER]], instance_id=CLUTTER)  # journal moves past the saved index
-    added = {i.id for i in enrolled.images(CLUTTER)}
+    added = {i.id for i in enrolled.gallery.images(CLUTTER)}
     with open_recognizer(config, embedder) as other_process:
         features = other_process.library.verifier.extract(photos[CLUTTER])
         assert added <= {i for i, _ in other_process.library.local_search([features], 5)[0]}
@@ -107,7 +107,7 @@ def test_with_reranking_off_nothing_local_is_stored(config, embedder, photos):
         assert result.matches[0].inliers is None
         assert "verify" not in result.timing_ms
         assert rec.library.catalog.features.missing() == [i.id for n in ("astronaut", "coffee")
-                                                                       for i in rec.images(n)]
+                                                                       for i in rec.gallery.images(n)]
 
 
 def test_images_enrolled_with_reranking_off_can_be_given_features_later(config, embedder, photos):
@@ -162,7 +162,7 @@ def test_colour_tells_a_recoloured_twin_from_the_original_in_the_fused_score(con
 
 def test_images_stored_without_colour_are_given_it(enrolled, photos):
     catalog = enrolled.library.catalog
-    stored = catalog.features.of_images([i.id for n in ENROLLED for i in enrolled.images(n)])
+    stored = catalog.features.of_images([i.id for n in ENROLLED for i in enrolled.gallery.images(n)])
     for image, (_, data) in list(stored.items())[:2]:
         features = LocalFeatures.unpack(data)
         catalog.features.put(image, dataclasses.replace(features, colour=None).pack())

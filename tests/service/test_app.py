@@ -46,7 +46,7 @@ def test_a_given_recognizer_is_not_closed(make_recognizer):
     recognizer = make_recognizer()
     with TestClient(create_app(recognizer.config, recognizer)) as client:
         assert client.get("/healthz").status_code == 200
-    assert recognizer.count() == 0  # still usable
+    assert recognizer.gallery.count() == 0  # still usable
 
 
 def test_not_ready_outside_the_lifespan(make_recognizer):

@@ -113,5 +113,5 @@ def _query(recognizer: Recognizer, queries, gallery_sizes: dict[str, int], progr
 
 
 def _candidates(recognizer: Recognizer, recognition: Recognition) -> tuple[Candidate, ...]:
-    return tuple(Candidate(m.instance_id, m.label, m.score, recognizer.image(m.image_id).source)
+    return tuple(Candidate(m.instance_id, m.label, m.score, recognizer.gallery.image(m.image_id).source)
                  for m in recognition.matches[:CANDIDATES_KEPT])

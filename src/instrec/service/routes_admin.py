@@ -65,7 +65,7 @@ async def readyz(state: State) -> Response:
         return error_response(503, "not_ready", "the service is starting or stopping")
     recognizer = state.recognizer
     try:
-        instances = await state.blocking(recognizer.count)
+        instances = await state.blocking(recognizer.gallery.count)
     except Exception as error:  # noqa: BLE001 - readiness reports any failure as not ready
         return error_response(503, "not_ready", f"catalog unreachable: {type(error).__name__}")
     return JSONResponse({"status": "ready", "instances": instances})

@@ -45,7 +45,7 @@ class InstanceUpdate(BaseModel):
 
 def _image_record(recognizer: Any, image_id: int) -> ImageRecord:
     """The record of one image (404 if unknown)."""
-    return recognizer.image(image_id)
+    return recognizer.gallery.image(image_id)
 
 
 def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ async def create_instance(
 
     def enrol() -> tuple[Any, list[ImageRecord]]:
         result = recognizer.enroll(data, instance_id=instance_id, label=clean_label, metadata=meta or {}, new=True)
-        return result, recognizer.images(result.instance.id)
+        return result, recognizer.gallery.images(result.instance.id)
 
     result, records = await state.write(enrol, embeds=True)
     state.metrics.enrolled_images.inc(len(result.added))
@@ -91,13 +91,13 @@ async def add_images(
     most = state.config.limits.max_images_per_instance
 
     def add() -> tuple[Any, list[ImageRecord]]:
-        present = len(recognizer.images(instance_id))  # 404 before any work
+        present = len(recognizer.gallery.images(instance_id))  # 404 before any work
         if present + len(data) > most:
             raise ApiError(422, "too_many_images",
                            f"instance {instance_id!r} has {present} images; at most {most} are allowed "
                            "(limits.max_images_per_instance)")
-        result = recognizer.add_images(instance_id, data)
-        return result, recognizer.images(instance_id)
+        result = recognizer.enroll(data, instance_id=instance_id, existing=True)
+        return result, recognizer.gallery.images(instance_id)
 
     result, records = await state.write(add, embeds=True)
     state.metrics.enrolled_images.inc(len(result.added))
@@ -116,8 +116,8 @@ async def list_instances(
     search = search.strip() if search and search.strip() else None
 
     def page() -> tuple[int, list[tuple[Any, list[ImageRecord]]]]:
-        total = recognizer.count(search)
-        items = recognizer.list(offset=offset, limit=limit, search=search)
+        total = recognizer.gallery.count(search)
+        items = recognizer.gallery.list(offset=offset, limit=limit, search=search)
         return total, [(item, images_or_empty(recognizer, item.id)) for item in items]
 
     total, items = await state.blocking(page)
@@ -128,7 +128,7 @@ async def list_instances(
 @router.get("/instances/{instance_id}", dependencies=[Depends(require_read)], summary="One instance")
 async def get_instance(request: Request, state: State, instance_id: InstanceId) -> dict[str, Any]:
     recognizer = state.engine
-    instance, images = await state.blocking(lambda: (recognizer.get(instance_id), recognizer.images(instance_id)))
+    instance, images = await state.blocking(lambda: (recognizer.gallery.get(instance_id), recognizer.gallery.images(instance_id)))
     return instance_view(request, instance, images)
 
 
@@ -143,8 +143,8 @@ async def update_instance(request: Request, state: State, instance_id: InstanceI
     recognizer = state.engine
 
     def update() -> tuple[Any, list[ImageRecord]]:
-        instance = recognizer.update(instance_id, label=label, metadata=metadata)
-        return instance, recognizer.images(instance_id)
+        instance = recognizer.gallery.update(instance_id, label=label, metadata=metadata)
+        return instance, recognizer.gallery.images(instance_id)
 
     instance, images = await state.write(update)
     return instance_view(request, instance, images)
@@ -200,7 +200,7 @@ async def thumbnail(
 
 def _render_thumbnail(recognizer: Any, state: ServiceState, image_id: int, size: int) -> bytes:
     try:
-        original = recognizer.image_bytes(image_id)
+        original = recognizer.gallery.image_bytes(image_id)
     except OSError:  # removed between the lookup and the read
         raise UnknownImageError(image_id) from None
     picture = _decode_for_thumbnail(original, size, state.config.limits)

@@ -33,7 +33,7 @@ def instance_view(request: Request, instance: Instance, images: Sequence[ImageRe
 def images_or_empty(recognizer: "Recognizer", instance_id: str) -> list[ImageRecord]:
     """Images of an instance, or [] if it was deleted meanwhile (concurrent requests)."""
     try:
-        return recognizer.images(instance_id)
+        return recognizer.gallery.images(instance_id)
     except UnknownInstanceError:
         return []
 
