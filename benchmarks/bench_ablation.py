@@ -39,8 +39,12 @@ def main() -> None:
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args()
     settings = [Setting(name, overrides) for name, overrides in OFF.items()]
-    lines = ["1 shot, unknown fraction 0.2, seed 0; ms/query is the wall median.", "",
-             "| set | setting | top-1 | AUROC | TAR@FAR=1% | ms/query |", "|---|---|---|---|---|---|"]
+    lines = [
+        "1 shot, unknown fraction 0.2, seed 0; ms/query is the wall median.",
+        "",
+        "| set | setting | top-1 | AUROC | TAR@FAR=1% | ms/query |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in args.datasets:
         root = DATA / name
         if not root.is_dir():
@@ -48,17 +52,19 @@ def main() -> None:
             continue
         for row in compare(root, settings, [1], base=Config.load(), unknown_fraction=0.2, seed=0, calibrate=False):
             s = row.run.summary
-            lines.append(f"| {name} | {row.setting.name} | " + " | ".join(
-                "-" if s.get(c) is None else (f"{s[c]:.0f}" if c == "ms_per_query" else f"{s[c]:.3f}")
-                for c in COLUMNS) + " |")
+            lines.append(
+                f"| {name} | {row.setting.name} | "
+                + " | ".join(
+                    "-" if s.get(c) is None else (f"{s[c]:.0f}" if c == "ms_per_query" else f"{s[c]:.3f}") for c in COLUMNS
+                )
+                + " |"
+            )
             print(lines[-1], flush=True)
             if args.json:
                 with args.json.open("a") as f:
-                    f.write(json.dumps({"dataset": name, "setting": row.setting.name,
-                                        **{c: s.get(c) for c in COLUMNS}}) + "\n")
+                    f.write(json.dumps({"dataset": name, "setting": row.setting.name, **{c: s.get(c) for c in COLUMNS}}) + "\n")
             if args.results:
-                write_section("Ablation: each default component off", "python benchmarks/bench_ablation.py --results",
-                              lines)
+                write_section("Ablation: each default component off", "python benchmarks/bench_ablation.py --results", lines)
 
 
 if __name__ == "__main__":

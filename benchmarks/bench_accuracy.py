@@ -76,8 +76,12 @@ def _datasets(names: list[str], proxy_seeds: list[int], scratch: Path) -> list[t
         else:
             for seed in proxy_seeds:
                 label = PROXY if seed == 0 else f"{PROXY}-seed{seed}"
-                build_product_proxy(DATA / "coil100", scratch / label, backgrounds=DATA / "ukbench-dev",
-                                    spec=dataclasses.replace(ProxySpec(), seed=seed))
+                build_product_proxy(
+                    DATA / "coil100",
+                    scratch / label,
+                    backgrounds=DATA / "ukbench-dev",
+                    spec=dataclasses.replace(ProxySpec(), seed=seed),
+                )
                 found.append((label, scratch / label))
     return found
 

@@ -34,8 +34,24 @@ from instrec.profiles import DescriptorTuning
 from instrec.embedding import Embedder
 from instrec.embedding.preprocess import batches_by_size
 
-SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "clock", "colorwheel",
-           "immunohistochemistry", "hubble_deep_field", "retina", "cat", "page", "moon", "brick", "grass")
+SAMPLES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "coins",
+    "clock",
+    "colorwheel",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "cat",
+    "page",
+    "moon",
+    "brick",
+    "grass",
+)
 ASPECTS = ((4, 3), (3, 4), (1, 1), (16, 9))  # exact ratios, so equal-size images batch together
 BATCH_SIZES = (1, 16)
 ENGINES = ("torch", "onnx")  # baseline first
@@ -68,14 +84,13 @@ def seconds(run: Callable[[], object], clock: Callable[[], float] = time.perf_co
 def input_batches(embedder: Embedder, images: list[Image.Image]) -> list[np.ndarray]:
     """The stacked network inputs ``embed`` would build for these images."""
     sizes = [embedder.input_size(image) for image in images]
-    return [np.stack([embedder.preprocess(images[i]) for i in batch])
-            for batch in batches_by_size(sizes, embedder.runtime.batch_size)]
+    return [
+        np.stack([embedder.preprocess(images[i]) for i in batch]) for batch in batches_by_size(sizes, embedder.runtime.batch_size)
+    ]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--max-side", type=int, default=224)
     parser.add_argument("--images", type=int, default=64)
@@ -88,16 +103,19 @@ def main() -> int:
     torch.set_num_threads(threads)
     descriptor, tuning = DescriptorConfig(backbone=args.backbone), DescriptorTuning(max_side=args.max_side)
     images = sample_images(args.images)
-    print(f"{args.backbone} at {args.max_side}px, {len(images)} images, {threads} threads, "
-          f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.clock} clock, "
-          f"best of {args.repeats} rounds; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.backbone} at {args.max_side}px, {len(images)} images, {threads} threads, "
+        f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.clock} clock, "
+        f"best of {args.repeats} rounds; load average {os.getloadavg()[0]:.1f}"
+    )
 
     with tempfile.TemporaryDirectory() as cache:
         embedders = {
             (engine, batch): Embedder(
                 descriptor, RuntimeConfig(engine=engine, batch_size=batch, threads=threads), tuning, Path(cache)
             )
-            for batch in BATCH_SIZES for engine in ENGINES
+            for batch in BATCH_SIZES
+            for engine in ENGINES
         }
     work = {}
     for key, embedder in embedders.items():
@@ -111,15 +129,19 @@ def main() -> int:
         for key, run in work.items():
             times[key].append(1000 * seconds(run, CLOCKS[args.clock]) / len(images))
     first = embedders[ENGINES[0], BATCH_SIZES[0]]
-    prep = min(1000 * seconds(lambda: [first.preprocess(i) for i in images], CLOCKS[args.clock]) / len(images)
-               for _ in range(args.repeats))
+    prep = min(
+        1000 * seconds(lambda: [first.preprocess(i) for i in images], CLOCKS[args.clock]) / len(images)
+        for _ in range(args.repeats)
+    )
 
     for mode in ("network", "end to end"):
         print(f"\n{mode}: ms/img, best (median)\n{'batch':>5} {'torch':>15} {'onnx':>15} {'speed-up':>15}")
         for batch in BATCH_SIZES:
             slow, fast = (times[(engine, batch), mode] for engine in ENGINES)
-            print(f"{batch:>5} {_cell(slow):>15} {_cell(fast):>15} "
-                  f"{min(slow) / min(fast):>7.2f}x ({np.median(slow) / np.median(fast):.2f}x)")
+            print(
+                f"{batch:>5} {_cell(slow):>15} {_cell(fast):>15} "
+                f"{min(slow) / min(fast):>7.2f}x ({np.median(slow) / np.median(fast):.2f}x)"
+            )
     print(f"(preprocessing alone: {prep:.2f} ms/img; load average now {os.getloadavg()[0]:.1f})")
 
     vectors = {engine: embedders[engine, BATCH_SIZES[-1]].embed(images) for engine in ENGINES}

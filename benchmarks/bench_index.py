@@ -47,9 +47,9 @@ def uniform(instances: int, dim: int, shots: int, queries: int, seed: int) -> tu
     centres = unit(rng.standard_normal((instances, dim), dtype=np.float32))
     gallery = np.empty((instances, shots, dim), np.float32)
     for start in range(0, instances, 10_000):
-        part = centres[start:start + 10_000]
+        part = centres[start : start + 10_000]
         noise = unit(rng.standard_normal((len(part), shots, dim), dtype=np.float32))
-        gallery[start:start + len(part)] = unit(part[:, None, :] + GENUINE_NOISE * noise)
+        gallery[start : start + len(part)] = unit(part[:, None, :] + GENUINE_NOISE * noise)
     picked = rng.choice(instances, queries, replace=False)
     probe = unit(centres[picked] + GENUINE_NOISE * unit(rng.standard_normal((queries, dim), dtype=np.float32)))
     return gallery.reshape(-1, dim), probe
@@ -73,8 +73,8 @@ def structured(instances: int, dim: int, shots: int, queries: int, seed: int) ->
     centres = rng.standard_normal((instances, rank), dtype=np.float32) * between
     gallery = np.empty((instances * shots, dim), np.float32)
     for start in range(0, instances, 10_000):
-        part = np.repeat(centres[start:start + 10_000], shots, axis=0)
-        gallery[start * shots:start * shots + len(part)] = draw(part)
+        part = np.repeat(centres[start : start + 10_000], shots, axis=0)
+        gallery[start * shots : start * shots + len(part)] = draw(part)
     return gallery, draw(centres[rng.choice(instances, queries, replace=False)])
 
 
@@ -113,8 +113,10 @@ def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config:
     dim = gallery.shape[1]
     instances = len(gallery) // shots
     photos = queries[: len(queries) // rows * rows].reshape(-1, rows, dim)
-    print(f"== {name}: {instances} instances x {shots} images, dim {dim}, {len(photos)} queries of {rows} rows; "
-          f"faiss threads {faiss.omp_get_max_threads()}")
+    print(
+        f"== {name}: {instances} instances x {shots} images, dim {dim}, {len(photos)} queries of {rows} rows; "
+        f"faiss threads {faiss.omp_get_max_threads()}"
+    )
     exact = faiss.IndexFlatIP(dim)
     exact.add(gallery)
     _, exact_ids = exact.search(queries, 1)
@@ -123,27 +125,41 @@ def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config:
         library = Library(Path(home), dim=dim, descriptor="synthetic", descriptor_info={}, index=config.index)
         with Clock() as write:
             for start in range(0, instances, 5000):
-                entries = [(f"i{n}", [NewImage(f"{n * shots + s:064x}", "synthetic", 1, 1, gallery[n * shots + s][None])
-                                      for s in range(shots)])
-                           for n in range(start, min(start + 5000, instances))]
+                entries = [
+                    (
+                        f"i{n}",
+                        [
+                            NewImage(f"{n * shots + s:064x}", "synthetic", 1, 1, gallery[n * shots + s][None])
+                            for s in range(shots)
+                        ],
+                    )
+                    for n in range(start, min(start + 5000, instances))
+                ]
                 library.catalog.add_batch(entries, "synthetic")
         with Clock() as build:
             library.sync()
         with Clock() as save:
             library.save()
         info = library.index_info()
-        print(f"enrol: catalog write {write}, index build {build}, total {write.wall + build.wall:.1f} s "
-              f"({write.cpu + build.cpu:.1f} s CPU); save {save}")
-        print(f"index: {info['kind']} over {info['vectors']} vectors, {info['bytes'] / 2**20:.0f} MB; "
-              f"process RSS grew {rss_mb() - rss_before:.0f} MB (catalog cache included)")
+        print(
+            f"enrol: catalog write {write}, index build {build}, total {write.wall + build.wall:.1f} s "
+            f"({write.cpu + build.cpu:.1f} s CPU); save {save}"
+        )
+        print(
+            f"index: {info['kind']} over {info['vectors']} vectors, {info['bytes'] / 2**20:.0f} MB; "
+            f"process RSS grew {rss_mb() - rss_before:.0f} MB (catalog cache included)"
+        )
         approx_ms, approx_p95, approx_cpu, hits = median_ms(lambda q: library.search(q, k), photos)
         exact_ms, _, exact_cpu, _ = median_ms(lambda q: exact.search(q, k), photos[:50])
         # catalog vector pks are 1-based and follow insertion order: pk = position + 1
         firsts = [int(h.vector_ids[0]) for photo in hits for h in photo]
         recall = float(np.mean([found == int(e) + 1 for found, e in zip(firsts, exact_ids[:, 0])]))
-        print(f"search (k={k}): median {approx_ms:.3f} ms ({approx_cpu:.3f} ms CPU), p95 {approx_p95:.3f} ms; "
-              f"exact FAISS flat {exact_ms:.2f} ms ({exact_cpu:.2f} ms CPU) in the same run "
-              f"(ratio {approx_ms / exact_ms:.3f}); recall@1 vs exact {recall:.4f}", flush=True)
+        print(
+            f"search (k={k}): median {approx_ms:.3f} ms ({approx_cpu:.3f} ms CPU), p95 {approx_p95:.3f} ms; "
+            f"exact FAISS flat {exact_ms:.2f} ms ({exact_cpu:.2f} ms CPU) in the same run "
+            f"(ratio {approx_ms / exact_ms:.3f}); recall@1 vs exact {recall:.4f}",
+            flush=True,
+        )
         library.close()
 
 
@@ -156,8 +172,7 @@ def main() -> None:
     parser.add_argument("--distribution", nargs="+", choices=("uniform", "structured"), default=["uniform", "structured"])
     parser.add_argument("--set", dest="sets", action="append", default=[], help="index.* / runtime.threads overrides")
     parser.add_argument("--k", type=int, default=100, help="neighbours fetched per query (the shortlist)")
-    parser.add_argument("--rows", type=int, default=1,
-                        help="rows searched together per query (a recognition searches one)")
+    parser.add_argument("--rows", type=int, default=1, help="rows searched together per query (a recognition searches one)")
     args = parser.parse_args()
     config = Config.load(overrides=parse_assignments(args.sets))
     set_threads(config.runtime.threads)

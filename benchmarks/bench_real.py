@@ -68,18 +68,23 @@ def reference(layout: Path) -> dict:
 
 
 def accuracy(rows: list[str]) -> None:
-    rows += ["### Accuracy and the decision at the calibrated threshold (no negatives)", "",
-             "| set | engine | top-1 | AUROC | TAR@FAR=1% | accepted correct | false accept | ECE | threshold | ms/query |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows += [
+        "### Accuracy and the decision at the calibrated threshold (no negatives)",
+        "",
+        "| set | engine | top-1 | AUROC | TAR@FAR=1% | accepted correct | false accept | ECE | threshold | ms/query |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in SETS:
         root = DATA / name
         if not root.is_dir():
             log(f"{name}: absent")
             continue
         s = run(root, shots=1, unknown_fraction=0.2, seed=0, config=Config.load()).summary
-        rows.append(f"| {name} | instrec | {s['top1']:.3f} | {s['auroc']:.3f} | {s['tar_at_far_1pct']:.3f} | "
-                    f"{s['accept_correct']:.3f} | {s['false_accept']:.3f} | {s['ece']:.3f} | {s['threshold']:.3f} | "
-                    f"{s['ms_per_query']:.0f} |")
+        rows.append(
+            f"| {name} | instrec | {s['top1']:.3f} | {s['auroc']:.3f} | {s['tar_at_far_1pct']:.3f} | "
+            f"{s['accept_correct']:.3f} | {s['false_accept']:.3f} | {s['ece']:.3f} | {s['threshold']:.3f} | "
+            f"{s['ms_per_query']:.0f} |"
+        )
         log(rows[-1])
         log("   ", s["calibration"])
         with tempfile.TemporaryDirectory() as folder:
@@ -91,8 +96,13 @@ def accuracy(rows: list[str]) -> None:
 def tiny_galleries(rows: list[str]) -> None:
     objects = sorted(p for p in (DATA / "ukbench-dev").iterdir() if p.is_dir())
     strangers = [sorted(p.iterdir())[0] for p in objects[-25:]]
-    rows += ["", "### Tiny galleries: 25 photos of other objects, false accepts", "",
-             "| instances enrolled | with the prior | after calibrate |", "|---|---|---|"]
+    rows += [
+        "",
+        "### Tiny galleries: 25 photos of other objects, false accepts",
+        "",
+        "| instances enrolled | with the prior | after calibrate |",
+        "|---|---|---|",
+    ]
     for n in (1, 3, 10):
         with tempfile.TemporaryDirectory() as home, Recognizer(Config.load(home=home)) as rec:
             for folder in objects[:n]:
@@ -124,8 +134,13 @@ def phone_photos(rows: list[str]) -> None:
                 rec.recognize(data)
                 timings[label][0].append((time.perf_counter() - wall) * 1e3)
                 timings[label][1].append((time.process_time() - cpu) * 1e3)
-    rows += ["", f"### Phone photos: {len(queries)} queries, 20 instances, median ms per query", "",
-             "| query | wall | CPU |", "|---|---|---|"]
+    rows += [
+        "",
+        f"### Phone photos: {len(queries)} queries, 20 instances, median ms per query",
+        "",
+        "| query | wall | CPU |",
+        "|---|---|---|",
+    ]
     for label, (wall, cpu) in timings.items():
         rows.append(f"| {label} | {statistics.median(wall):.0f} | {statistics.median(cpu):.0f} |")
         log(rows[-1])

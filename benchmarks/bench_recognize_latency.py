@@ -68,18 +68,23 @@ def main() -> None:
         with Recognizer(Config.load(home=home, overrides=base)) as rec:
             for instance, files in split.gallery:
                 rec.enroll(files, instance_id=instance)
-            print(f"{args.data.name}: {rec.gallery.count()} instances, {rec.stats()['images']} images; "
-                  f"{len(queries)} queries; ms per query, runtime.threads={args.threads}")
+            print(
+                f"{args.data.name}: {rec.gallery.count()} instances, {rec.stats()['images']} images; "
+                f"{len(queries)} queries; ms per query, runtime.threads={args.threads}"
+            )
         names = args.only or list(SETTINGS)
         with contextlib.ExitStack() as stack:
-            engines = {name: stack.enter_context(Recognizer(Config.load(home=home, overrides={**base, **SETTINGS[name]})))
-                       for name in names}
+            engines = {
+                name: stack.enter_context(Recognizer(Config.load(home=home, overrides={**base, **SETTINGS[name]})))
+                for name in names
+            }
             turns = take_turns(engines, [(query, None) for query in queries])
         baseline = statistics.median(turns.cpu[names[0]])
         print(f"{'setting':35} {Turns.HEADER} {'x ' + names[0]:>16}   median stage wall ms")
         for name in names:
-            print(f"{name:35} {turns.medians(name)} {statistics.median(turns.cpu[name]) / baseline:16.2f}   "
-                  f"{turns.breakdown(name)}")
+            print(
+                f"{name:35} {turns.medians(name)} {statistics.median(turns.cpu[name]) / baseline:16.2f}   {turns.breakdown(name)}"
+            )
 
 
 @dataclass
@@ -96,8 +101,10 @@ class Turns:
     def medians(self, name: str) -> str:
         """The columns under HEADER."""
         cpu, wall = self.cpu[name], self.wall[name]
-        return (f"{statistics.median(cpu):10.1f} {np.percentile(cpu, 95):6.1f} "
-                f"{statistics.median(wall):11.1f} {np.percentile(wall, 95):6.1f}")
+        return (
+            f"{statistics.median(cpu):10.1f} {np.percentile(cpu, 95):6.1f} "
+            f"{statistics.median(wall):11.1f} {np.percentile(wall, 95):6.1f}"
+        )
 
     def breakdown(self, name: str) -> str:
         return ", ".join(f"{s} {statistics.median(v):.1f}" for s, v in self.stages[name].items() if s != "total")
@@ -112,7 +119,7 @@ def take_turns(recognizers: dict[str, Recognizer], queries: list[tuple[Path, str
     for recognizer in recognizers.values():
         recognizer.recognize(queries[0][0])
     for i, (query, truth) in enumerate(track(queries, description="recognising")):
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             start, start_wall = time.process_time(), time.perf_counter()
             result = recognizers[name].recognize(query)
             turns.cpu[name].append(1e3 * (time.process_time() - start))
@@ -121,6 +128,7 @@ def take_turns(recognizers: dict[str, Recognizer], queries: list[tuple[Path, str
             for stage, ms in result.timing_ms.items():
                 turns.stages[name].setdefault(stage, []).append(ms)
     return turns
+
 
 if __name__ == "__main__":
     main()

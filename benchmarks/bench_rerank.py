@@ -80,16 +80,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------------------- our pipeline
-def run_kshot(cfg: RerankTuning, labels, images, feats, k_shot: int, vocab=None, ks=(10, 20, 50),
-              timed: bool = True) -> dict:
+def run_kshot(cfg: RerankTuning, labels, images, feats, k_shot: int, vocab=None, ks=(10, 20, 50), timed: bool = True) -> dict:
     gallery, queries = kshot_split(labels, k_shot)
     verifier = LocalVerifier(cfg, vocab if vocab is not None else "generic")
     index = verifier.new_index()
     index.add(gallery, [feats[g] for g in gallery])
-    res = {"n_gallery": len(gallery), "n_queries": len(queries),
-           "ram_per_image": index.nbytes / len(gallery),
-           "disk_per_image": float(np.mean([len(feats[g].pack()) for g in gallery])),
-           "keypoints_per_image": float(np.mean([len(feats[g]) for g in gallery]))}
+    res = {
+        "n_gallery": len(gallery),
+        "n_queries": len(queries),
+        "ram_per_image": index.nbytes / len(gallery),
+        "disk_per_image": float(np.mean([len(feats[g].pack()) for g in gallery])),
+        "keypoints_per_image": float(np.mean([len(feats[g]) for g in gallery])),
+    }
     top1 = {k: 0 for k in ks}
     top5 = {k: 0 for k in ks}
     sl_top1 = 0
@@ -115,10 +117,13 @@ def run_kshot(cfg: RerankTuning, labels, images, feats, k_shot: int, vocab=None,
         e2e.append(t_extract[-1] + t_short[-1] + t_verify[cfg.shortlist if cfg.shortlist in ks else ks[0]][-1])
     n = len(queries)
     res.update(
-        top1={k: top1[k] / n for k in ks}, top5={k: top5[k] / n for k in ks},
+        top1={k: top1[k] / n for k in ks},
+        top5={k: top5[k] / n for k in ks},
         shortlist_top1=sl_top1 / n,
-        ms_e2e=1000 * statistics.median(e2e), ms_e2e_p90=1000 * pct(e2e, 90),
-        ms_extract=1000 * statistics.median(t_extract), ms_shortlist=1000 * statistics.median(t_short),
+        ms_e2e=1000 * statistics.median(e2e),
+        ms_e2e_p90=1000 * pct(e2e, 90),
+        ms_extract=1000 * statistics.median(t_extract),
+        ms_shortlist=1000 * statistics.median(t_short),
         ms_verify={k: 1000 * statistics.median(t_verify[k]) for k in ks},
     )
     return res
@@ -132,9 +137,17 @@ def local_stage(verifier: LocalVerifier, query: LocalFeatures, shortlist, feats,
 
 
 # ---------------------------------------------------------------------------- reference approach
-def run_reference(labels, images, feats, k_shot: int, cfg: RerankTuning, max_queries: int | None = None,
-                  gallery_extra: list[LocalFeatures] | None = None, gallery_override: list[int] | None = None,
-                  queries_override: list[int] | None = None) -> dict:
+def run_reference(
+    labels,
+    images,
+    feats,
+    k_shot: int,
+    cfg: RerankTuning,
+    max_queries: int | None = None,
+    gallery_extra: list[LocalFeatures] | None = None,
+    gallery_override: list[int] | None = None,
+    queries_override: list[int] | None = None,
+) -> dict:
     """Flat RootSIFT index + votes with a different-image ratio test + RANSAC on the top 5."""
     gallery, queries = kshot_split(labels, k_shot)
     if gallery_override is not None:
@@ -157,7 +170,7 @@ def run_reference(labels, images, feats, k_shot: int, cfg: RerankTuning, max_que
         diff = own != own[:, :1]
         first_diff = np.argmax(diff, axis=1)
         d2 = np.where(diff.any(1), dist[np.arange(len(rq)), first_diff], np.inf)
-        ok = dist[:, 0] < 0.8 ** 2 * d2
+        ok = dist[:, 0] < 0.8**2 * d2
         votes = np.bincount(own[ok, 0], minlength=len(gfeats))
         cand = np.argsort(-votes, kind="stable")[:5]
         inl = []
@@ -166,7 +179,7 @@ def run_reference(labels, images, feats, k_shot: int, cfg: RerankTuning, max_que
             pair = faiss.IndexFlatL2(128)
             pair.add(g.rootsift())
             dd, n2 = pair.search(rq, 2)
-            m = dd[:, 0] < 0.8 ** 2 * dd[:, 1]
+            m = dd[:, 0] < 0.8**2 * dd[:, 1]
             inl.append(count_inliers(qf.xy[m], g.xy[n2[m, 0]], "homography", 6.0))
         order = [cand[j] for j in np.argsort(-np.array(inl), kind="stable")]
         times.append(clock() - t0)
@@ -177,8 +190,13 @@ def run_reference(labels, images, feats, k_shot: int, cfg: RerankTuning, max_que
         top1 += inst[0] == labels[qi]
         top5 += labels[qi] in inst[:5]
     n = len(queries)
-    return {"top1": top1 / n, "top5": top5 / n, "ms": 1000 * statistics.median(times),
-            "ram_per_image": desc.nbytes / len(gfeats), "n_queries": n}
+    return {
+        "top1": top1 / n,
+        "top5": top5 / n,
+        "ms": 1000 * statistics.median(times),
+        "ram_per_image": desc.nbytes / len(gfeats),
+        "n_queries": n,
+    }
 
 
 # ---------------------------------------------------------------------------- distractors
@@ -224,8 +242,7 @@ def distractor_images(data: Path, n: int, seed: int = 0):
         made += 1
 
 
-def run_scale(cfg: RerankTuning, labels, images, feats, data: Path, n_big: int, n_queries: int,
-              ref_queries: int) -> dict:
+def run_scale(cfg: RerankTuning, labels, images, feats, data: Path, n_big: int, n_queries: int, ref_queries: int) -> dict:
     """1-shot on 100 objects: latency with a 100-image gallery vs the same plus distractors."""
     objs = sorted(set(labels))[:100]
     gallery, queries = [], []
@@ -239,8 +256,10 @@ def run_scale(cfg: RerankTuning, labels, images, feats, data: Path, n_big: int, 
     extra: list[LocalFeatures] = []
     for im in distractor_images(data, n_big - len(gallery)):
         extra.append(extract_local_features(im, cfg.max_keypoints, cfg.max_side, cfg.contrast_threshold))
-    log(f"  {len(extra)} distractors extracted in {clock() - t0:.0f} s, "
-        f"{np.mean([len(f) for f in extra]):.0f} keypoints each on average")
+    log(
+        f"  {len(extra)} distractors extracted in {clock() - t0:.0f} s, "
+        f"{np.mean([len(f) for f in extra]):.0f} keypoints each on average"
+    )
     out = {}
     verifier = LocalVerifier(cfg)
     small, big = verifier.new_index(), verifier.new_index()
@@ -298,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     labels, images = load_ukbench(args.data)
     t = clock()
     feats = [extract_local_features(im, cfg.max_keypoints, cfg.max_side, cfg.contrast_threshold) for im in images]
-    log(f"ukbench-dev: {len(images)} images, {np.mean([len(f) for f in feats]):.0f} keypoints/image, "
-        f"extraction {1000 * (clock() - t) / len(images):.1f} ms/image")
+    log(
+        f"ukbench-dev: {len(images)} images, {np.mean([len(f) for f in feats]):.0f} keypoints/image, "
+        f"extraction {1000 * (clock() - t) / len(images):.1f} ms/image"
+    )
     voc = generic_vocabulary()
     shipped = Path(__file__).parent.parent / "src/instrec/rerank/generic_vocabulary.npz"
     log(f"vocabulary: generic, {voc.size} words (shipped file {shipped})")
@@ -307,16 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     shots = [int(s) for s in args.shots.split(",")]
     ks = (10, 20, 50)
     log("\n== K-shot, generic vocabulary (fused = inliers + local score; shortlist k=%d) ==" % cfg.shortlist)
-    log(f"{'K':>2} {'gal':>4} {'qry':>4} | {'top1':>5} {'top5':>5} | {'ms e2e':>6} {'p90':>5} "
+    log(
+        f"{'K':>2} {'gal':>4} {'qry':>4} | {'top1':>5} {'top5':>5} | {'ms e2e':>6} {'p90':>5} "
         f"{'extr':>5} {'short':>5} | {'idx B/img':>9} {'disk B/img':>10} | shortlist-only top1 | "
-        + " ".join(f"k={k}: top1 +ms" for k in ks))
+        + " ".join(f"k={k}: top1 +ms" for k in ks)
+    )
     for k_shot in shots:
         r = run_kshot(cfg, labels, images, feats, k_shot, voc, ks)
         d = cfg.shortlist
-        log(f"{k_shot:>2} {r['n_gallery']:>4} {r['n_queries']:>4} | {r['top1'][d]:.3f} {r['top5'][d]:.3f} | "
+        log(
+            f"{k_shot:>2} {r['n_gallery']:>4} {r['n_queries']:>4} | {r['top1'][d]:.3f} {r['top5'][d]:.3f} | "
             f"{r['ms_e2e']:6.1f} {r['ms_e2e_p90']:5.0f} {r['ms_extract']:5.1f} {r['ms_shortlist']:5.1f} | "
             f"{r['ram_per_image']:9.0f} {r['disk_per_image']:10.0f} | {r['shortlist_top1']:.3f}               | "
-            + " ".join(f"{r['top1'][k]:.3f} {r['ms_verify'][k]:5.1f}" for k in ks))
+            + " ".join(f"{r['top1'][k]:.3f} {r['ms_verify'][k]:5.1f}" for k in ks)
+        )
 
     if not args.no_gallery_vocab:
         log("\n== vocabulary trained on the enrolled gallery itself (no query images) ==")
@@ -326,27 +351,43 @@ def main(argv: list[str] | None = None) -> int:
             gv = train_vocabulary(np.concatenate([feats[g].descriptors for g in gallery]), 4096, cfg.seed)
             tt = clock() - t
             r = run_kshot(cfg, labels, images, feats, k_shot, gv, (cfg.shortlist,), timed=False)
-            log(f"K={k_shot}: {gv.size} words (trained in {tt:.0f} s) top1 {r['top1'][cfg.shortlist]:.3f} "
-                f"top5 {r['top5'][cfg.shortlist]:.3f} shortlist-only top1 {r['shortlist_top1']:.3f}")
+            log(
+                f"K={k_shot}: {gv.size} words (trained in {tt:.0f} s) top1 {r['top1'][cfg.shortlist]:.3f} "
+                f"top5 {r['top5'][cfg.shortlist]:.3f} shortlist-only top1 {r['shortlist_top1']:.3f}"
+            )
 
     if not args.no_reference:
         log("\n== reference: flat RootSIFT index + different-image ratio votes + RANSAC top-5 ==")
         for k_shot in shots:
             r = run_reference(labels, images, feats, k_shot, cfg)
-            log(f"K={k_shot}: top1 {r['top1']:.3f} top5 {r['top5']:.3f} ms/query {r['ms']:.1f} "
-                f"RAM {r['ram_per_image']:.0f} B/img (raw float32 descriptors)")
+            log(
+                f"K={k_shot}: top1 {r['top1']:.3f} top5 {r['top5']:.3f} ms/query {r['ms']:.1f} "
+                f"RAM {r['ram_per_image']:.0f} B/img (raw float32 descriptors)"
+            )
 
     if not args.no_scale:
         log(f"\n== scale: 1-shot, 100 objects; gallery 100 vs {args.scale_gallery} (distractors) ==")
-        s = run_scale(cfg, labels, images, feats, args.data, args.scale_gallery, args.scale_queries,
-                      0 if args.no_reference else args.scale_reference_queries)
+        s = run_scale(
+            cfg,
+            labels,
+            images,
+            feats,
+            args.data,
+            args.scale_gallery,
+            args.scale_queries,
+            0 if args.no_reference else args.scale_reference_queries,
+        )
         log(f"gallery {s['n_small']}: {s['ms_small']:.1f} ms/query (e2e median), top1 {s['top1_small']:.3f}")
-        log(f"gallery {s['n_big']}: {s['ms_big']:.1f} ms/query (e2e median), top1 {s['top1_big']:.3f}, "
-            f"index {s['ram_per_image_big']:.0f} B/img RAM, {s['disk_per_image_big']:.0f} B/img disk")
+        log(
+            f"gallery {s['n_big']}: {s['ms_big']:.1f} ms/query (e2e median), top1 {s['top1_big']:.3f}, "
+            f"index {s['ram_per_image_big']:.0f} B/img RAM, {s['disk_per_image_big']:.0f} B/img disk"
+        )
         log(f"ratio {s['n_big']} / {s['n_small']}: {s['ratio']:.2f}x  ({s['n_queries']} queries)")
         if "ref_ms_big" in s:
-            log(f"reference flat index: {s['ref_ms_small']:.0f} ms -> {s['ref_ms_big']:.0f} ms "
-                f"({s['ref_ms_big'] / s['ref_ms_small']:.1f}x), RAM {s['ref_ram_big']:.0f} B/img")
+            log(
+                f"reference flat index: {s['ref_ms_small']:.0f} ms -> {s['ref_ms_big']:.0f} ms "
+                f"({s['ref_ms_big'] / s['ref_ms_small']:.1f}x), RAM {s['ref_ram_big']:.0f} B/img"
+            )
     return 0
 
 

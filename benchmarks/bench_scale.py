@@ -113,10 +113,12 @@ def report_memory(recognizers: dict[str, Recognizer], homes: dict[str, Path], en
         images, index = stats["images"], stats["index"]
         local = index.get("local", {}).get("bytes", 0)
         kept = sum(recognizer.library.catalog.features.sizes().values())
-        print(f"{name}: {stats['instances']} instances, {images} images, {index['kind']} index; per image: "
-              f"vectors {index['bytes'] / images:,.0f} B RAM, local index {local / images:,.0f} B RAM, "
-              f"local features for verification {kept / images:,.0f} B on disk, "
-              f"everything on disk {disk_bytes(homes[name]) / images:,.0f} B (with the original photo)")
+        print(
+            f"{name}: {stats['instances']} instances, {images} images, {index['kind']} index; per image: "
+            f"vectors {index['bytes'] / images:,.0f} B RAM, local index {local / images:,.0f} B RAM, "
+            f"local features for verification {kept / images:,.0f} B on disk, "
+            f"everything on disk {disk_bytes(homes[name]) / images:,.0f} B (with the original photo)"
+        )
     if enrolment_seconds is not None:
         distractors = recognizers["large"].stats()["images"] - recognizers["small"].stats()["images"]
         print(f"distractors enrolled at {1e3 * enrolment_seconds / max(1, distractors):.1f} ms per image (all cores)")
@@ -135,8 +137,10 @@ def maintenance(recognizer: Recognizer, photos: list[Path]) -> None:
     calibrate_s = time.perf_counter() - started
     for number in range(len(photos)):
         recognizer.remove(f"maintenance-{number}")
-    print(f"enrolling one image into the large library: median {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s; calibrate: {calibrate_s:.1f} s ({calibration.describe()})")
+    print(
+        f"enrolling one image into the large library: median {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s; calibrate: {calibrate_s:.1f} s ({calibration.describe()})"
+    )
 
 
 def run_queries(recognizers: dict[str, Recognizer], queries, threads: int) -> None:
@@ -148,6 +152,7 @@ def run_queries(recognizers: dict[str, Recognizer], queries, threads: int) -> No
     for kind, figures in (("CPU", turns.cpu), ("wall", turns.wall)):
         ratio = statistics.median(figures["large"]) / statistics.median(figures["small"])
         print(f"large / small, {kind} median: {ratio:.2f}x")
+
 
 if __name__ == "__main__":
     sys.exit(main())

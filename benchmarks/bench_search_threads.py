@@ -75,8 +75,10 @@ def main() -> None:
     settings = sorted({1, cores})
     rng = np.random.default_rng(0)
     print(f"{cores} cores, load average {os.getloadavg()[0]:.2f}; k={K}, dim={DIM}; settings {settings} threads\n")
-    print("| index | vectors | beside | threads | single p50 ms | single p95 ms | batch of "
-          f"{args.batch} ms | single p50 vs 1 thread |")
+    print(
+        "| index | vectors | beside | threads | single p50 ms | single p95 ms | batch of "
+        f"{args.batch} ms | single p50 vs 1 thread |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for kind, size in (("flat", 60), ("flat", 20_000), ("ivf", 100_000)):
         index = build(kind, size, rng)
@@ -102,8 +104,10 @@ def main() -> None:
             for t in settings:
                 p50 = statistics.median(single[t])
                 p95 = float(np.percentile(single[t], 95))
-                print(f"| {kind} | {size} | {'busy core' if busy else 'nothing'} | {t} | {p50:.3f} | {p95:.3f} | "
-                      f"{statistics.median(batches[t]):.0f} | {p50 / base:.2f}x |")
+                print(
+                    f"| {kind} | {size} | {'busy core' if busy else 'nothing'} | {t} | {p50:.3f} | {p95:.3f} | "
+                    f"{statistics.median(batches[t]):.0f} | {p50 / base:.2f}x |"
+                )
     faiss.omp_set_num_threads(cores)
 
 

@@ -65,6 +65,7 @@ def jpeg(image: Image.Image, quality: int = 90) -> bytes:
 
 def png_bomb(side: int = 20000) -> bytes:
     """A valid 1-bit PNG declaring side x side pixels (400 M for 20000) in ~50 KB."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -96,7 +97,8 @@ def enrol_variants(count: int) -> list[bytes]:
         angle = 3 + (i * 7) % 50
         crop = 0.04 + 0.01 * (i % 9)
         variant = photo.rotate(angle, expand=True, fillcolor=(90, 90, 90)).crop(
-            (int(crop * w), int(crop * h), int((1 - crop) * w), int((1 - crop) * h)))
+            (int(crop * w), int(crop * h), int((1 - crop) * w), int((1 - crop) * h))
+        )
         out.append(jpeg(ImageEnhance.Brightness(variant).enhance(0.7 + 0.05 * (i % 8))))
     return out
 
@@ -139,8 +141,7 @@ def start_server(home: Path, sets: list[str], max_upload: int) -> Server:
     port = free_port()
     admin_key, read_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {**os.environ, "INSTREC_SERVICE__ADMIN_KEYS": admin_key, "INSTREC_SERVICE__API_KEYS": read_key}
-    sets = [f"service.host={HOST}", f"service.port={port}", "service.auth=true",
-            f"service.max_upload_bytes={max_upload}", *sets]
+    sets = [f"service.host={HOST}", f"service.port={port}", "service.auth=true", f"service.max_upload_bytes={max_upload}", *sets]
     command = [sys.executable, "-c", "from instrec.cli import app; app()", "serve", "--home", str(home)]
     command += [arg for item in sets for arg in ("--set", item)]  # the real command line
     log = home.parent / "server.log"
@@ -185,10 +186,18 @@ class Load:
     def row(self, single_ms: float) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([float("nan")])
         p50, p95, p99 = (float(np.percentile(lat, q)) for q in (50, 95, 99))
-        return {"phase": self.name, "requests": len(self.latencies_ms), "errors": len(self.errors),
-                "throughput_rps": len(self.latencies_ms) / self.seconds if self.seconds else 0.0,
-                "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "p95_over_single": p95 / single_ms,
-                **{f"server_{stage}_ms": self.server_p50(stage) for stage in SERVER_STAGES}, **self.extra}
+        return {
+            "phase": self.name,
+            "requests": len(self.latencies_ms),
+            "errors": len(self.errors),
+            "throughput_rps": len(self.latencies_ms) / self.seconds if self.seconds else 0.0,
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "p95_over_single": p95 / single_ms,
+            **{f"server_{stage}_ms": self.server_p50(stage) for stage in SERVER_STAGES},
+            **self.extra,
+        }
 
 
 def recognise_once(client: httpx.Client, headers: dict[str, str], image: bytes) -> tuple[float, str | None, dict]:
@@ -217,8 +226,15 @@ def single_latency(server: Server, queries: list[tuple[str, bytes]], count: int)
     return load
 
 
-def closed_loop(server: Server, queries: list[tuple[str, bytes]], clients: int, seconds: float,
-                max_requests: int, name: str, background: Callable[[threading.Event], None] | None = None) -> Load:
+def closed_loop(
+    server: Server,
+    queries: list[tuple[str, bytes]],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    name: str,
+    background: Callable[[threading.Event], None] | None = None,
+) -> Load:
     load = Load(name)
     lock = threading.Lock()
     stop = threading.Event()
@@ -253,8 +269,7 @@ def closed_loop(server: Server, queries: list[tuple[str, bytes]], clients: int, 
     return load
 
 
-def paced(server: Server, queries: list[tuple[str, bytes]], clients: int, rate: float, seconds: float,
-          max_requests: int) -> Load:
+def paced(server: Server, queries: list[tuple[str, bytes]], clients: int, rate: float, seconds: float, max_requests: int) -> Load:
     """Open loop: each client sends on a fixed schedule (rate/clients per second), with jitter."""
     load = Load(f"paced, {rate:.1f} req/s offered")
     lock = threading.Lock()
@@ -295,8 +310,12 @@ def enrolment_loop(server: Server, variants: list[bytes], rate: float, record: d
                 record["attempted"] += 1
                 label = f"bench-enrol-{i:04d}"
                 try:
-                    response = client.post("/v1/instances", data={"label": label, "metadata": json.dumps({"i": i})},
-                                           files=[("images", (f"{i}.jpg", image, "image/jpeg"))], headers=server.admin)
+                    response = client.post(
+                        "/v1/instances",
+                        data={"label": label, "metadata": json.dumps({"i": i})},
+                        files=[("images", (f"{i}.jpg", image, "image/jpeg"))],
+                        headers=server.admin,
+                    )
                     if response.status_code == 201:
                         record["ids"][response.json()["id"]] = label
                         record["latencies_ms"].append((time.perf_counter() - t0) * 1e3)
@@ -305,6 +324,7 @@ def enrolment_loop(server: Server, variants: list[bytes], rate: float, record: d
                 except httpx.HTTPError as exc:
                     record["errors"].append(f"{type(exc).__name__}: {exc}")
                 stop.wait(max(0.0, 1.0 / rate - (time.perf_counter() - t0)))
+
     return loop
 
 
@@ -335,13 +355,31 @@ def sweep(server: Server, good: bytes, instance_id: str, max_upload: int) -> lis
         ("20000x20000 PNG bomb (48 KB)", "POST", "/v1/recognize", multipart(png_bomb(), "bomb.png", "image/png"), read, 413),
         ("20000x20000 PNG bomb (enrol)", "POST", "/v1/instances", enrol_form("bomb", [png_bomb()]), admin, 413),
         ("8x8 image (too small)", "POST", "/v1/recognize", multipart(tiny.getvalue(), "t.png", "image/png"), read, 400),
-        ("raw JPEG, Content-Type text/plain", "POST", "/v1/recognize",
-         {"content": good, "headers": {"content-type": "text/plain"}}, read, 415),
-        ("raw JPEG, Content-Type application/json", "POST", "/v1/recognize",
-         {"content": good, "headers": {"content-type": "application/json"}}, read, 415),
+        (
+            "raw JPEG, Content-Type text/plain",
+            "POST",
+            "/v1/recognize",
+            {"content": good, "headers": {"content-type": "text/plain"}},
+            read,
+            415,
+        ),
+        (
+            "raw JPEG, Content-Type application/json",
+            "POST",
+            "/v1/recognize",
+            {"content": good, "headers": {"content-type": "application/json"}},
+            read,
+            415,
+        ),
         ("multipart without 'image' field", "POST", "/v1/recognize", {"files": {"photo": ("q.jpg", good)}}, read, 422),
-        (f"body over max_upload_bytes ({max_upload + 1} B)", "POST", "/v1/recognize",
-         {"content": os.urandom(max_upload + 1), "headers": {"content-type": "image/jpeg"}}, read, 413),
+        (
+            f"body over max_upload_bytes ({max_upload + 1} B)",
+            "POST",
+            "/v1/recognize",
+            {"content": os.urandom(max_upload + 1), "headers": {"content-type": "image/jpeg"}},
+            read,
+            413,
+        ),
         ("k=0", "POST", "/v1/recognize?k=0", multipart(good), read, 422),
         ("unicode label 'Füchse 🦊 狐 «ça»'", "POST", "/v1/instances", enrol_form("Füchse 🦊 狐 «ça»", [other]), admin, 201),
         ("huge label (100 000 chars)", "POST", "/v1/instances", enrol_form("x" * 100_000, [good]), admin, 422),
@@ -374,16 +412,27 @@ def sweep(server: Server, good: bytes, instance_id: str, max_upload: int) -> lis
                 got, shape_ok = response.status_code, True
                 if got >= 400:
                     body = response.json()
-                    shape_ok = set(body) == {"error"} and {"code", "message", "status"} <= set(body["error"]) \
+                    shape_ok = (
+                        set(body) == {"error"}
+                        and {"code", "message", "status"} <= set(body["error"])
                         and body["error"]["status"] == got
+                    )
                     code = body["error"].get("code", "?")
                 else:
                     code = "-"
             except (httpx.HTTPError, ValueError) as exc:
                 got, shape_ok, code = f"{type(exc).__name__}", False, "-"
-            rows.append({"input": name, "expected": expected, "got": got, "code": code,
-                         "json_error_shape": shape_ok if got != expected or expected >= 400 else True,
-                         "ok": got == expected and shape_ok, "ms": (time.perf_counter() - t0) * 1e3})
+            rows.append(
+                {
+                    "input": name,
+                    "expected": expected,
+                    "got": got,
+                    "code": code,
+                    "json_error_shape": shape_ok if got != expected or expected >= 400 else True,
+                    "ok": got == expected and shape_ok,
+                    "ms": (time.perf_counter() - t0) * 1e3,
+                }
+            )
     return rows
 
 
@@ -404,7 +453,7 @@ def inference_throughput(seconds: float, rounds: int = 3) -> list[dict[str, Any]
     def run(embedder: Any, batch: int, deadline: float, counts: list[int], slot: int) -> None:
         while time.perf_counter() < deadline:
             for start in range(0, len(photos), batch):
-                counts[slot] += len(embedder.embed(photos[start:start + batch]))
+                counts[slot] += len(embedder.embed(photos[start : start + batch]))
 
     for embedder in engines.values():
         embedder.embed(photos)  # warm-up
@@ -413,24 +462,35 @@ def inference_throughput(seconds: float, rounds: int = 3) -> list[dict[str, Any]
         for threads, batch, side_by_side in settings:
             counts = [0] * side_by_side
             t0 = time.perf_counter()
-            workers = [threading.Thread(target=run, args=(engines[threads], batch, t0 + each, counts, i))
-                       for i in range(side_by_side)]
+            workers = [
+                threading.Thread(target=run, args=(engines[threads], batch, t0 + each, counts, i)) for i in range(side_by_side)
+            ]
             for worker in workers:
                 worker.start()
             for worker in workers:
                 worker.join()
             done[(threads, batch, side_by_side)].append(sum(counts) / (time.perf_counter() - t0))
     base = statistics.median(done[(1, 1, cores)])
-    return [{"threads": t, "batch": b, "runs": r, "images_per_s": statistics.median(done[(t, b, r)]),
-             "vs_service": statistics.median(done[(t, b, r)]) / base} for t, b, r in settings]
+    return [
+        {
+            "threads": t,
+            "batch": b,
+            "runs": r,
+            "images_per_s": statistics.median(done[(t, b, r)]),
+            "vs_service": statistics.median(done[(t, b, r)]) / base,
+        }
+        for t, b, r in settings
+    ]
 
 
 # -- report ------------------------------------------------------------------------------------------
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
     head = "| " + " | ".join(title for _, title, _ in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(format(row.get(key, ""), fmt) if fmt else str(row.get(key, ""))
-                              for key, _, fmt in columns) + " |" for row in rows]
+    body = [
+        "| " + " | ".join(format(row.get(key, ""), fmt) if fmt else str(row.get(key, "")) for key, _, fmt in columns) + " |"
+        for row in rows
+    ]
     return "\n".join([head, rule, *body])
 
 
@@ -458,39 +518,55 @@ def main() -> int:
     server = start_server(workdir / "home", args.sets, args.max_upload)
     load_avg = os.getloadavg()
     try:
-        print(f"server {server.url} ready (pid {server.process.pid}); enrolling {len(gallery)} instances ...",
-              file=sys.stderr)
+        print(f"server {server.url} ready (pid {server.process.pid}); enrolling {len(gallery)} instances ...", file=sys.stderr)
         ids = {}
         with httpx.Client(base_url=server.url, timeout=120) as client:
             for label, image in gallery:
-                response = client.post("/v1/instances", data={"label": label},
-                                       files=[("images", (f"{label}.jpg", image, "image/jpeg"))], headers=server.admin)
+                response = client.post(
+                    "/v1/instances",
+                    data={"label": label},
+                    files=[("images", (f"{label}.jpg", image, "image/jpeg"))],
+                    headers=server.admin,
+                )
                 response.raise_for_status()
                 ids[label] = response.json()["id"]
             stats = client.get("/v1/stats", headers=server.read).json()
             by_id = {v: k.removesuffix("-mirror") for k, v in ids.items()}  # a mirrored copy counts as its photo
-            correct = sum(by_id[client.post("/v1/recognize?k=1", files={"image": ("q.jpg", image)},
-                                            headers=server.read).json()["matches"][0]["instance_id"]] == name
-                          for name, image in queries)
+            correct = sum(
+                by_id[
+                    client.post("/v1/recognize?k=1", files={"image": ("q.jpg", image)}, headers=server.read).json()["matches"][0][
+                        "instance_id"
+                    ]
+                ]
+                == name
+                for name, image in queries
+            )
 
         print("single-request latency ...", file=sys.stderr)
         single = single_latency(server, queries, args.single)
         single_ms = statistics.median(single.latencies_ms)
 
         print(f"closed loop, {args.clients} clients ...", file=sys.stderr)
-        closed = closed_loop(server, queries, args.clients, args.seconds, args.max_requests,
-                             f"{args.clients} clients, closed loop")
+        closed = closed_loop(
+            server, queries, args.clients, args.seconds, args.max_requests, f"{args.clients} clients, closed loop"
+        )
 
         print("closed loop + enrolments ...", file=sys.stderr)
         record: dict[str, Any] = {"attempted": 0, "ids": {}, "errors": [], "latencies_ms": []}
-        with_enrol = closed_loop(server, queries, args.clients, args.seconds, args.max_requests,
-                                 f"{args.clients} clients + enrolments ({args.enrol_rate:g}/s)",
-                                 enrolment_loop(server, variants, args.enrol_rate, record))
+        with_enrol = closed_loop(
+            server,
+            queries,
+            args.clients,
+            args.seconds,
+            args.max_requests,
+            f"{args.clients} clients + enrolments ({args.enrol_rate:g}/s)",
+            enrolment_loop(server, variants, args.enrol_rate, record),
+        )
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            present = client.get("/v1/instances", params={"search": "bench-enrol-", "limit": 1},
-                                 headers=server.read).json()["total"]
-            reachable = sum(client.get(f"/v1/instances/{i}", headers=server.read).status_code == 200
-                            for i in record["ids"])
+            present = client.get("/v1/instances", params={"search": "bench-enrol-", "limit": 1}, headers=server.read).json()[
+                "total"
+            ]
+            reachable = sum(client.get(f"/v1/instances/{i}", headers=server.read).status_code == 200 for i in record["ids"])
             after = client.get("/v1/stats", headers=server.read).json()
             # every enrolled instance is recognisable by its own photo
             found = 0
@@ -498,15 +574,18 @@ def main() -> int:
                 image = variants[int(label.rsplit("-", 1)[1])]
                 best = client.post("/v1/recognize?k=1", files={"image": ("q.jpg", image)}, headers=server.read).json()
                 found += best["matches"][0]["instance_id"] == instance_id
-        with_enrol.extra = {"enrol_attempted": record["attempted"], "enrol_ok": len(record["ids"]),
-                            "enrol_errors": len(record["errors"]), "enrol_present_after": present,
-                            "enrol_recognisable": found,
-                            "enrol_p50_ms": statistics.median(record["latencies_ms"]) if record["latencies_ms"] else 0}
+        with_enrol.extra = {
+            "enrol_attempted": record["attempted"],
+            "enrol_ok": len(record["ids"]),
+            "enrol_errors": len(record["errors"]),
+            "enrol_present_after": present,
+            "enrol_recognisable": found,
+            "enrol_p50_ms": statistics.median(record["latencies_ms"]) if record["latencies_ms"] else 0,
+        }
 
         closed_rate = len(closed.latencies_ms) / closed.seconds
         print("paced ...", file=sys.stderr)
-        paced_load = paced(server, queries, args.clients, args.paced_load * closed_rate, args.seconds,
-                           args.max_requests)
+        paced_load = paced(server, queries, args.clients, args.paced_load * closed_rate, args.seconds, args.max_requests)
 
         print("bad-input sweep ...", file=sys.stderr)
         rss_before = server.rss_mb()
@@ -524,53 +603,123 @@ def main() -> int:
 
     loads = [single, closed, with_enrol, paced_load]
     results = [load.row(single_ms) for load in loads]
-    print(f"\n## instrec service on {os.cpu_count()} cores (load average before: "
-          f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}); settings: "
-          f"{' '.join(args.sets) or 'defaults'}\n")
-    print(f"gallery: {stats['instances']} instances, index {stats['index']['kind']}, "
-          f"descriptor {stats['descriptor']['backbone']}, threshold {stats['threshold']:.3f}; "
-          f"altered-view queries answered correctly: {correct}/{len(queries)}\n")
+    print(
+        f"\n## instrec service on {os.cpu_count()} cores (load average before: "
+        f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}); settings: "
+        f"{' '.join(args.sets) or 'defaults'}\n"
+    )
+    print(
+        f"gallery: {stats['instances']} instances, index {stats['index']['kind']}, "
+        f"descriptor {stats['descriptor']['backbone']}, threshold {stats['threshold']:.3f}; "
+        f"altered-view queries answered correctly: {correct}/{len(queries)}\n"
+    )
     print(f"single-request latency (median of {len(single.latencies_ms)} sequential): {single_ms:.1f} ms\n")
-    print(table(results, [("phase", "phase", ""), ("requests", "requests", ""), ("errors", "errors", ""),
-                          ("throughput_rps", "req/s", ".1f"), ("p50_ms", "p50 ms", ".1f"),
-                          ("p95_ms", "p95 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
-                          ("p95_over_single", "p95 / single", ".2f")]))
-    print("\nwhere the time goes (server's own timing_ms, medians): model embedding, engine total (decode, "
-          "embed, search), waiting for an inference slot, whole request inside the server\n")
-    print(table(results, [("phase", "phase", ""), ("server_embed_ms", "embed ms", ".1f"),
-                          ("server_total_ms", "engine ms", ".1f"), ("server_queue_ms", "queue ms", ".1f"),
-                          ("server_request_ms", "server ms", ".1f"), ("p50_ms", "client p50 ms", ".1f")]))
+    print(
+        table(
+            results,
+            [
+                ("phase", "phase", ""),
+                ("requests", "requests", ""),
+                ("errors", "errors", ""),
+                ("throughput_rps", "req/s", ".1f"),
+                ("p50_ms", "p50 ms", ".1f"),
+                ("p95_ms", "p95 ms", ".1f"),
+                ("p99_ms", "p99 ms", ".1f"),
+                ("p95_over_single", "p95 / single", ".2f"),
+            ],
+        )
+    )
+    print(
+        "\nwhere the time goes (server's own timing_ms, medians): model embedding, engine total (decode, "
+        "embed, search), waiting for an inference slot, whole request inside the server\n"
+    )
+    print(
+        table(
+            results,
+            [
+                ("phase", "phase", ""),
+                ("server_embed_ms", "embed ms", ".1f"),
+                ("server_total_ms", "engine ms", ".1f"),
+                ("server_queue_ms", "queue ms", ".1f"),
+                ("server_request_ms", "server ms", ".1f"),
+                ("p50_ms", "client p50 ms", ".1f"),
+            ],
+        )
+    )
     e = with_enrol.extra
-    print(f"\nenrolments alongside the load: attempted {e['enrol_attempted']}, succeeded {e['enrol_ok']}, "
-          f"errors {e['enrol_errors']}, present afterwards {e['enrol_present_after']} "
-          f"(reachable by id {reachable}), recognisable by their own photo {e['enrol_recognisable']}; "
-          f"enrol p50 {e['enrol_p50_ms']:.0f} ms; library after: {after['instances']} instances, "
-          f"{after['vectors']} vectors, index {after['index']['vectors']} vectors")
+    print(
+        f"\nenrolments alongside the load: attempted {e['enrol_attempted']}, succeeded {e['enrol_ok']}, "
+        f"errors {e['enrol_errors']}, present afterwards {e['enrol_present_after']} "
+        f"(reachable by id {reachable}), recognisable by their own photo {e['enrol_recognisable']}; "
+        f"enrol p50 {e['enrol_p50_ms']:.0f} ms; library after: {after['instances']} instances, "
+        f"{after['vectors']} vectors, index {after['index']['vectors']} vectors"
+    )
     lost = e["enrol_ok"] - e["enrol_present_after"]
     print(f"lost enrolments: {lost}")
     print("\n### bad-input sweep\n")
-    print(table(rows, [("input", "input", ""), ("expected", "expected", ""), ("got", "got", ""),
-                       ("code", "error code", ""), ("ok", "ok", ""), ("ms", "ms", ".0f")]))
-    print(f"\nafter the sweep: /healthz {health}, /readyz {ready}, good recognition "
-          f"{'correct' if final_ok else 'FAILED: ' + final.text[:300]}, server alive {alive}, "
-          f"server RSS {rss_before:.0f} MB -> {rss_after:.0f} MB")
-    failures = sum(not r["ok"] for r in rows) + sum(len(load.errors) for load in loads) + len(record["errors"]) \
-        + (lost != 0) + (health != 200) + (ready != 200) + (not final_ok) + (not alive)
+    print(
+        table(
+            rows,
+            [
+                ("input", "input", ""),
+                ("expected", "expected", ""),
+                ("got", "got", ""),
+                ("code", "error code", ""),
+                ("ok", "ok", ""),
+                ("ms", "ms", ".0f"),
+            ],
+        )
+    )
+    print(
+        f"\nafter the sweep: /healthz {health}, /readyz {ready}, good recognition "
+        f"{'correct' if final_ok else 'FAILED: ' + final.text[:300]}, server alive {alive}, "
+        f"server RSS {rss_before:.0f} MB -> {rss_after:.0f} MB"
+    )
+    failures = (
+        sum(not r["ok"] for r in rows)
+        + sum(len(load.errors) for load in loads)
+        + len(record["errors"])
+        + (lost != 0)
+        + (health != 200)
+        + (ready != 200)
+        + (not final_ok)
+        + (not alive)
+    )
     print("\n### model throughput: single vs batched inference (ONNX Runtime, server stopped)\n")
     batching = inference_throughput(args.batching_seconds)
-    print(table(batching, [("threads", "threads per run", ""), ("batch", "images per run", ""),
-                           ("runs", "runs side by side", ""), ("images_per_s", "images/s", ".1f"),
-                           ("vs_service", "vs the service's setting (1 thread, 1 image, one run per core)", ".2f")]))
+    print(
+        table(
+            batching,
+            [
+                ("threads", "threads per run", ""),
+                ("batch", "images per run", ""),
+                ("runs", "runs side by side", ""),
+                ("images_per_s", "images/s", ".1f"),
+                ("vs_service", "vs the service's setting (1 thread, 1 image, one run per core)", ".2f"),
+            ],
+        )
+    )
     print(f"\n{'ALL GOOD' if failures == 0 else f'{failures} PROBLEM(S)'}")
     for load in loads:
         for error in load.errors[:3]:
             print(f"  {load.name}: {error}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"single_ms": single_ms, "loads": results, "sweep": rows, "batching": batching,
-                                         "enrolments": {k: v for k, v in record.items() if k != "ids"},
-                                         "load_average": load_avg, "sets": args.sets},
-                                        indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "single_ms": single_ms,
+                    "loads": results,
+                    "sweep": rows,
+                    "batching": batching,
+                    "enrolments": {k: v for k, v in record.items() if k != "ids"},
+                    "load_average": load_avg,
+                    "sets": args.sets,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return 0 if failures == 0 else 1
 
 

@@ -56,9 +56,12 @@ def collect(datasets: list[str], config: Config) -> dict[str, dict]:
             raise SystemExit(f"{DATA / name} is absent: the prior needs every dev set")
         result = run(DATA / name, shots=1, unknown_fraction=0.2, seed=0, config=config)
         measured = result.calibration
-        out[name] = {"rows": [(o.top_score, o.correct, o.truth is None) for o in result.outcomes],
-                     "measured": measured.measured_threshold, "impostors": measured.impostor,
-                     "stranger_median": measured.stranger_median}
+        out[name] = {
+            "rows": [(o.top_score, o.correct, o.truth is None) for o in result.outcomes],
+            "measured": measured.measured_threshold,
+            "impostors": measured.impostor,
+            "stranger_median": measured.stranger_median,
+        }
     return out
 
 
@@ -82,16 +85,26 @@ def main() -> None:
         strangers = np.asarray([score for score, _, unknown in rows if unknown])
         known = [(score, right) for score, right, unknown in rows if not unknown]
         separation = auroc(np.asarray([score for score, _ in known]), strangers)
-        print(f"{name}: {len(rows)} queries, {len(strangers)} never enrolled; top-1 "
-              f"{np.mean([right for _, right in known]):.3f}, AUROC {separation:.3f}; own threshold at 1 % "
-              f"{set_threshold(strangers, 0.01):.3f}; probes: threshold {measured['measured']:.3f} on "
-              f"{measured['impostors']} impostor scores, median {measured['stranger_median']:.3f}", flush=True)
+        print(
+            f"{name}: {len(rows)} queries, {len(strangers)} never enrolled; top-1 "
+            f"{np.mean([right for _, right in known]):.3f}, AUROC {separation:.3f}; own threshold at 1 % "
+            f"{set_threshold(strangers, 0.01):.3f}; probes: threshold {measured['measured']:.3f} on "
+            f"{measured['impostors']} impostor scores, median {measured['stranger_median']:.3f}",
+            flush=True,
+        )
     unknown_scores = {name: np.asarray([s for s, _, u in per_set[name]["rows"] if u]) for name in args.threshold_sets}
-    thresholds = {f"{far:g}": float(np.median([set_threshold(unknown_scores[name], far) for name in args.threshold_sets]))
-                  for far in RATES}
-    prior = Prior(key=config.scoring_key(), thresholds=thresholds, slope=1.0, offset=0.0,
-                  stranger_median=float(np.median([m["stranger_median"] for m in per_set.values()])),
-                  strength=args.strength, fitted_on="")
+    thresholds = {
+        f"{far:g}": float(np.median([set_threshold(unknown_scores[name], far) for name in args.threshold_sets])) for far in RATES
+    }
+    prior = Prior(
+        key=config.scoring_key(),
+        thresholds=thresholds,
+        slope=1.0,
+        offset=0.0,
+        stranger_median=float(np.median([m["stranger_median"] for m in per_set.values()])),
+        strength=args.strength,
+        fitted_on="",
+    )
     strides, labels, weights = [], [], []
     for measured in per_set.values():
         threshold, _ = prior.blend(config.decision.target_far, measured["measured"], measured["impostors"])
@@ -101,12 +114,17 @@ def main() -> None:
         weights += [1.0 / len(measured["rows"])] * len(measured["rows"])
     slope, offset = fit_logistic(np.asarray(strides), np.asarray(labels, float), np.asarray(weights))
     prior = dataclasses.replace(
-        prior, slope=slope, offset=offset,
+        prior,
+        slope=slope,
+        offset=offset,
         fitted_on=f"thresholds on {', '.join(args.threshold_sets)}, confidence on {', '.join(per_set)}; "
-                  f"1 shot, unknown fraction 0.2, seed 0; {datetime.date.today().isoformat()}")
+        f"1 shot, unknown fraction 0.2, seed 0; {datetime.date.today().isoformat()}",
+    )
     print("thresholds:", {far: round(t, 4) for far, t in thresholds.items()})
-    print(f"confidence: sigmoid({slope:.2f} * (score - threshold) / (threshold - median stranger) + {offset:.3f}); "
-          f"median stranger before measuring {prior.stranger_median:.3f}")
+    print(
+        f"confidence: sigmoid({slope:.2f} * (score - threshold) / (threshold - median stranger) + {offset:.3f}); "
+        f"median stranger before measuring {prior.stranger_median:.3f}"
+    )
     if args.write:
         prior.save()
         print("written to src/instrec/decision/prior.json")

@@ -38,8 +38,10 @@ def main() -> None:
     rows = compare(args.out, settings_from_options([]), [1], base=Config.load(overrides=parse_assignments(args.sets)))
     print(text_table(rows))
     summary = rows[0].run.summary
-    print(f"at the calibrated threshold {summary['threshold']:.3f}: accept-correct {summary['accept_correct']:.3f}, "
-          f"true-reject {summary['true_reject']:.3f}, false-accept {summary['false_accept']:.3f}")
+    print(
+        f"at the calibrated threshold {summary['threshold']:.3f}: accept-correct {summary['accept_correct']:.3f}, "
+        f"true-reject {summary['true_reject']:.3f}, false-accept {summary['false_accept']:.3f}"
+    )
     if args.report:
         print(f"report: {write_report(rows, args.report, title='product proxy: baseline')}")
 

@@ -57,8 +57,9 @@ class _Twin:
     band_colour: tuple[int, int, int]
 
 
-def build_product_proxy(objects: str | Path, out: str | Path, *, backgrounds: str | Path | None = None,
-                        spec: ProxySpec = ProxySpec()) -> dict[str, int]:
+def build_product_proxy(
+    objects: str | Path, out: str | Path, *, backgrounds: str | Path | None = None, spec: ProxySpec = ProxySpec()
+) -> dict[str, int]:
     """Write the proxy set under ``out`` (replaced if it holds a previous proxy); return its counts.
 
     ``objects``: one folder per object, photos on a dark background, views in name order (numbers
@@ -68,8 +69,10 @@ def build_product_proxy(objects: str | Path, out: str | Path, *, backgrounds: st
     out = Path(out)
     views = _object_views(Path(objects))
     if spec.gallery_objects + spec.unknown_objects > len(views):
-        raise InstrecError(f"{objects}: {len(views)} objects, but the spec asks for "
-                           f"{spec.gallery_objects} enrolled + {spec.unknown_objects} unknown")
+        raise InstrecError(
+            f"{objects}: {len(views)} objects, but the spec asks for "
+            f"{spec.gallery_objects} enrolled + {spec.unknown_objects} unknown"
+        )
     if spec.twins > spec.gallery_objects:
         raise InstrecError("there cannot be more twins than enrolled objects")
     scenery = _background_files(backgrounds)
@@ -77,7 +80,7 @@ def build_product_proxy(objects: str | Path, out: str | Path, *, backgrounds: st
     rng = np.random.default_rng(spec.seed)
     names = sorted(views)
     order = [names[i] for i in rng.permutation(len(names))]
-    enrolled, unknown = order[:spec.gallery_objects], order[spec.gallery_objects:spec.gallery_objects + spec.unknown_objects]
+    enrolled, unknown = order[: spec.gallery_objects], order[spec.gallery_objects : spec.gallery_objects + spec.unknown_objects]
     twins = _choose_twins(enrolled, views, spec.twins, rng)
     instances = [(name, name, None) for name in enrolled] + [(f"{name}-twin", name, twin) for name, twin in twins.items()]
     for number, (instance_id, source, twin) in enumerate(instances):
@@ -92,11 +95,19 @@ def build_product_proxy(objects: str | Path, out: str | Path, *, backgrounds: st
             view = views[source][n % len(views[source])]
             scene = _scene(_cut_out(view, None), scenery, spec, np.random.default_rng([spec.seed, 2, number, n]))
             _write(out / "queries" / UNKNOWN_FOLDER / f"{source}-{n}.jpg", scene)
-    counts = {"gallery_instances": len(instances), "twins": len(twins),
-              "known_queries": len(instances) * spec.queries_per_object,
-              "unknown_queries": len(unknown) * spec.queries_per_unknown}
-    manifest = {"spec": asdict(spec), "objects": str(objects), "backgrounds": str(backgrounds) if backgrounds else None,
-                "counts": counts, "twins_of": {f"{name}-twin": name for name in twins}}
+    counts = {
+        "gallery_instances": len(instances),
+        "twins": len(twins),
+        "known_queries": len(instances) * spec.queries_per_object,
+        "unknown_queries": len(unknown) * spec.queries_per_unknown,
+    }
+    manifest = {
+        "spec": asdict(spec),
+        "objects": str(objects),
+        "backgrounds": str(backgrounds) if backgrounds else None,
+        "counts": counts,
+        "twins_of": {f"{name}-twin": name for name in twins},
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return counts
 
@@ -108,8 +119,11 @@ def _natural_key(path: Path) -> tuple:
 def _object_views(root: Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise InstrecError(f"object folder {root} does not exist")
-    views = {d.name: sorted(iter_image_files(d), key=_natural_key)
-             for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    views = {
+        d.name: sorted(iter_image_files(d), key=_natural_key)
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
     return {name: files for name, files in views.items() if files}
 
 
@@ -156,12 +170,17 @@ def _saturation(path: Path) -> float:
 def _choose_twins(enrolled: list[str], views: dict[str, list[Path]], count: int, rng: np.random.Generator) -> dict[str, _Twin]:
     """Twins of the more colourful objects: recolouring a grey object would not change it."""
     by_colour = sorted(enrolled, key=lambda name: -_saturation(views[name][0]))
-    pool = by_colour[:max(count, (3 * count) // 2)]
+    pool = by_colour[: max(count, (3 * count) // 2)]
     chosen = sorted(rng.choice(len(pool), size=count, replace=False).tolist()) if count else []
-    return {pool[i]: _Twin(hue_shift=int(rng.integers(45, 135)), band_top=float(rng.uniform(0.2, 0.6)),
-                           band_height=float(rng.uniform(0.12, 0.25)),
-                           band_colour=_rgb(rng.integers(0, 256, 3)))
-            for i in chosen}
+    return {
+        pool[i]: _Twin(
+            hue_shift=int(rng.integers(45, 135)),
+            band_top=float(rng.uniform(0.2, 0.6)),
+            band_height=float(rng.uniform(0.12, 0.25)),
+            band_colour=_rgb(rng.integers(0, 256, 3)),
+        )
+        for i in chosen
+    }
 
 
 def _rgb(values: np.ndarray) -> tuple[int, int, int]:
@@ -187,14 +206,14 @@ def _cut_out(path: Path, twin: _Twin | None) -> tuple[np.ndarray, np.ndarray]:
     if not mask.any():
         raise InstrecError(f"{path}: no object found on a dark background")
     x, y, w, h = cv2.boundingRect(mask)
-    image, mask = image[y:y + h, x:x + w].copy(), mask[y:y + h, x:x + w]
+    image, mask = image[y : y + h, x : x + w].copy(), mask[y : y + h, x : x + w]
     if twin is not None:
         hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
         hsv[..., 0] = (hsv[..., 0].astype(np.int32) + twin.hue_shift) % 180
         image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         top, height = int(twin.band_top * h), max(2, int(twin.band_height * h))
-        band = image[top:top + height]
-        inside = mask[top:top + height] > 0
+        band = image[top : top + height]
+        inside = mask[top : top + height] > 0
         band[inside] = (0.35 * band[inside] + 0.65 * np.array(twin.band_colour)).astype(np.uint8)
     return image, mask
 
@@ -218,9 +237,9 @@ def _blend(canvas: np.ndarray, image: np.ndarray, mask: np.ndarray, x: int, y: i
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
     if x0 >= x1 or y0 >= y1:
         return
-    alpha = cv2.GaussianBlur(mask, (3, 3), 0)[y0 - y:y1 - y, x0 - x:x1 - x, None].astype(np.float32) / 255
+    alpha = cv2.GaussianBlur(mask, (3, 3), 0)[y0 - y : y1 - y, x0 - x : x1 - x, None].astype(np.float32) / 255
     region = canvas[y0:y1, x0:x1]
-    region[:] = (alpha * image[y0 - y:y1 - y, x0 - x:x1 - x] + (1 - alpha) * region).astype(np.uint8)
+    region[:] = (alpha * image[y0 - y : y1 - y, x0 - x : x1 - x] + (1 - alpha) * region).astype(np.uint8)
 
 
 def _neighbour(views: list[Path], n: int) -> Path:
@@ -260,7 +279,7 @@ def _cover(image: np.ndarray, width: int, height: int, rng: np.random.Generator)
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     y = int(rng.integers(0, image.shape[0] - height + 1))
     x = int(rng.integers(0, image.shape[1] - width + 1))
-    return image[y:y + height, x:x + width].copy()
+    return image[y : y + height, x : x + width].copy()
 
 
 def _texture(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -287,8 +306,10 @@ def _warp(cut: tuple[np.ndarray, np.ndarray], long_side: float, rng: np.random.G
     moved -= moved.min(axis=0)
     size = (int(np.ceil(moved[:, 0].max())) + 1, int(np.ceil(moved[:, 1].max())) + 1)
     matrix = cv2.getPerspectiveTransform(corners, moved.astype(np.float32))
-    return (cv2.warpPerspective(image, matrix, size, flags=cv2.INTER_LINEAR),
-            cv2.warpPerspective(mask, matrix, size, flags=cv2.INTER_LINEAR))
+    return (
+        cv2.warpPerspective(image, matrix, size, flags=cv2.INTER_LINEAR),
+        cv2.warpPerspective(mask, matrix, size, flags=cv2.INTER_LINEAR),
+    )
 
 
 def _occlude(scene: np.ndarray, box: tuple[int, int, int, int], scenery: list[Path], rng: np.random.Generator) -> None:

@@ -13,8 +13,22 @@ import skimage.data
 from PIL import Image, ImageDraw, ImageEnhance
 
 # Enrolled photos: scenes, cells, text, textures, grey and colour. Never enrolled: must be "unknown".
-ENROLLED = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-            "camera", "clock", "coins", "logo", "page", "brick", "colorwheel", "moon")
+ENROLLED = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "camera",
+    "clock",
+    "coins",
+    "logo",
+    "page",
+    "brick",
+    "colorwheel",
+    "moon",
+)
 NEVER_ENROLLED = ("cell", "text", "gravel")
 
 

@@ -48,7 +48,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -78,8 +78,13 @@ MOST_MODULE_LINES = 400
 
 def _public_members(cls: type) -> list[str]:
     """The methods and properties (class and static methods too) a class offers, its bases' included."""
-    names = {name for klass in cls.__mro__ if klass is not object for name, member in vars(klass).items()
-             if not name.startswith("_") and (callable(member) or isinstance(member, (property, classmethod, staticmethod)))}
+    names = {
+        name
+        for klass in cls.__mro__
+        if klass is not object
+        for name, member in vars(klass).items()
+        if not name.startswith("_") and (callable(member) or isinstance(member, (property, classmethod, staticmethod)))
+    }
     return sorted(names)
 
 

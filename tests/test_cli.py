@@ -75,11 +75,14 @@ def test_whiten_fits_a_map_a_library_then_uses(tmp_path, gallery_dir):
     assert result.exit_code == 2 and "no images" in result.output
 
 
-@pytest.mark.parametrize("module, command, extra", [
-    ("fastapi", ["serve", "--home", "{tmp}"], "service"),
-    ("matplotlib", ["evaluate", "{tmp}", "--report", "{tmp}/report.html"], "report"),  # refused before evaluating
-    ("skimage", ["demo", "--home", "{tmp}"], "demo"),
-])
+@pytest.mark.parametrize(
+    "module, command, extra",
+    [
+        ("fastapi", ["serve", "--home", "{tmp}"], "service"),
+        ("matplotlib", ["evaluate", "{tmp}", "--report", "{tmp}/report.html"], "report"),  # refused before evaluating
+        ("skimage", ["demo", "--home", "{tmp}"], "demo"),
+    ],
+)
 def test_a_command_names_the_extra_it_misses(tmp_path, monkeypatch, module, command, extra):
     monkeypatch.setitem(sys.modules, module, None)  # what a module that is not installed looks like to importlib
     result = runner.invoke(app, [arg.format(tmp=tmp_path) for arg in command])

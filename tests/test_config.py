@@ -8,9 +8,16 @@ from instrec.profiles import Tuning, profile_names, profile_tuning, register_pro
 
 
 def test_overrides_are_typed():
-    config = Config().with_overrides({"index.backend": "flat", "rerank.enabled": "no", "decision.threshold": "0.5",
-                                      "runtime.batch_size": "8", "service.api_keys": "k1, k2",
-                                      "tuning.rerank.ratio": "0.7"})
+    config = Config().with_overrides(
+        {
+            "index.backend": "flat",
+            "rerank.enabled": "no",
+            "decision.threshold": "0.5",
+            "runtime.batch_size": "8",
+            "service.api_keys": "k1, k2",
+            "tuning.rerank.ratio": "0.7",
+        }
+    )
     assert config.index.backend == "flat"
     assert config.rerank.enabled is False
     assert config.decision.threshold == 0.5
@@ -19,21 +26,24 @@ def test_overrides_are_typed():
     assert config.tuning.rerank.ratio == 0.7 and config.tuning.rerank.shortlist == Tuning().rerank.shortlist
 
 
-@pytest.mark.parametrize("key,value,fragment", [
-    ("index.backnd", "flat", "unknown setting 'index.backnd'"),
-    ("nosuch.key", "1", "unknown setting 'nosuch'"),
-    ("index.backend", "annoy", "index.backend: Input should be 'auto', 'flat' or 'ivf'"),
-    ("runtime.batch_size", "many", "runtime.batch_size: .*integer"),
-    ("rerank.enabled", "maybe", "rerank.enabled: .*boolean"),
-    ("index", "flat", "is a section"),
-    ("tuning.decision.competitor_weight", "1.5", "competitor_weight"),
-    ("tuning.decision.competitors", "0", "competitors"),
-    ("tuning.rerank.local_shortlist", "-1", "local_shortlist"),
-    ("tuning.rerank.match_precision", "float8", "match_precision"),
-    ("tuning.rerank.weight_colour", "-1", "weight_colour"),
-    ("tuning.rerank.nosuch", "1", "unknown setting 'tuning.rerank.nosuch'"),
-    ("profile", "nosuch", "unknown profile 'nosuch'"),
-])
+@pytest.mark.parametrize(
+    "key,value,fragment",
+    [
+        ("index.backnd", "flat", "unknown setting 'index.backnd'"),
+        ("nosuch.key", "1", "unknown setting 'nosuch'"),
+        ("index.backend", "annoy", "index.backend: Input should be 'auto', 'flat' or 'ivf'"),
+        ("runtime.batch_size", "many", "runtime.batch_size: .*integer"),
+        ("rerank.enabled", "maybe", "rerank.enabled: .*boolean"),
+        ("index", "flat", "is a section"),
+        ("tuning.decision.competitor_weight", "1.5", "competitor_weight"),
+        ("tuning.decision.competitors", "0", "competitors"),
+        ("tuning.rerank.local_shortlist", "-1", "local_shortlist"),
+        ("tuning.rerank.match_precision", "float8", "match_precision"),
+        ("tuning.rerank.weight_colour", "-1", "weight_colour"),
+        ("tuning.rerank.nosuch", "1", "unknown setting 'tuning.rerank.nosuch'"),
+        ("profile", "nosuch", "unknown profile 'nosuch'"),
+    ],
+)
 def test_bad_settings_are_refused(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Config().with_overrides({key: value})
@@ -57,8 +67,10 @@ def test_unknown_environment_variables_are_refused(monkeypatch, name):
 
 
 def test_optional_values_accept_none():
-    assert Config().with_overrides({"decision.threshold": "0.5"}).with_overrides(
-        {"decision.threshold": "none"}).decision.threshold is None
+    assert (
+        Config().with_overrides({"decision.threshold": "0.5"}).with_overrides({"decision.threshold": "none"}).decision.threshold
+        is None
+    )
 
 
 def test_assignments_need_equals():
@@ -85,8 +97,13 @@ def _changed(value):
         return value + 1
     if isinstance(value, float):
         return value * 0.5 if value else 0.5
-    return {"efficientnet_lite0": "efficientnet_lite1", "generic": "v.npz", "homography": "affine",
-            "auto": "float32", None: "file.npz"}[value]
+    return {
+        "efficientnet_lite0": "efficientnet_lite1",
+        "generic": "v.npz",
+        "homography": "affine",
+        "auto": "float32",
+        None: "file.npz",
+    }[value]
 
 
 def _leaves(values, prefix=""):
@@ -109,7 +126,14 @@ def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
 
 def test_the_scoring_key_ignores_what_does_not_change_scores():
     base = Config().scoring_key()
-    for change in ({"runtime.threads": "1"}, {"index.backend": "flat"}, {"limits.min_side": "32"},
-                   {"service.port": "9000"}, {"decision.top_k": "3"}, {"decision.threshold": "0.5"},
-                   {"decision.target_far": "0.05"}, {"decision.auto_calibrate": "false"}):
+    for change in (
+        {"runtime.threads": "1"},
+        {"index.backend": "flat"},
+        {"limits.min_side": "32"},
+        {"service.port": "9000"},
+        {"decision.top_k": "3"},
+        {"decision.threshold": "0.5"},
+        {"decision.target_far": "0.05"},
+        {"decision.auto_calibrate": "false"},
+    ):
         assert Config().with_overrides(change).scoring_key() == base

@@ -14,8 +14,10 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 def test_the_engine_and_the_cli_import_no_optional_package():
     optional = sorted({module for modules in EXTRAS.values() for module in modules.values()} | {"starlette"})
-    code = ("import json, sys, instrec, instrec.recognizer, instrec.cli; "
-            f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({optional!r}))))")
+    code = (
+        "import json, sys, instrec, instrec.recognizer, instrec.cli; "
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({optional!r}))))"
+    )
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(imported.stdout) == []
 

@@ -19,8 +19,13 @@ DIM = 16
 
 
 def open_library(home, backend="flat", descriptor="d1", threshold=20_000):
-    return Library(home, dim=DIM, descriptor=descriptor, descriptor_info={"name": descriptor},
-                   index=IndexConfig(backend=backend, auto_threshold=threshold, nprobe=64))
+    return Library(
+        home,
+        dim=DIM,
+        descriptor=descriptor,
+        descriptor_info={"name": descriptor},
+        index=IndexConfig(backend=backend, auto_threshold=threshold, nprobe=64),
+    )
 
 
 def new_image(seed: int) -> NewImage:
@@ -118,7 +123,7 @@ def test_auto_switches_to_ivf_past_threshold_and_stays_consistent(tmp_path):
     library = open_library(tmp_path, backend="auto", threshold=1100)
     images = [new_image(s) for s in range(1200)]
     for start in range(0, 1200, 100):
-        library.catalog.add_images(f"i{start}", images[start:start + 100], library.descriptor)
+        library.catalog.add_images(f"i{start}", images[start : start + 100], library.descriptor)
     assert library.index_info()["kind"] == "ivf"
     assert_consistent(library)
 
@@ -162,8 +167,9 @@ WRITER = textwrap.dedent("""
 def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path, delay):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n)], stdout=subprocess.PIPE)
-             for n in range(2)]  # two concurrent writers into the same home
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n)], stdout=subprocess.PIPE) for n in range(2)
+    ]  # two concurrent writers into the same home
     try:
         for proc in procs:
             assert proc.stdout.readline().strip() == b"ready"

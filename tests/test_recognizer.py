@@ -15,8 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from instrec.errors import (CorruptImageError, DuplicateInstanceError, ImageError, InstrecError, UnknownImageError,
-                            UnknownInstanceError)
+from instrec.errors import (
+    CorruptImageError,
+    DuplicateInstanceError,
+    ImageError,
+    InstrecError,
+    UnknownImageError,
+    UnknownInstanceError,
+)
 from instrec.decision import default_calibration
 from instrec.rerank import inlier_evidence
 from instrec.recognizer import Recognizer

@@ -41,8 +41,15 @@ class GalleryCalibrator:
     ones recognition thresholds, ``best_scores`` gives the best match's score of each of a batch of
     photos (for negatives), ``embed`` embeds photos."""
 
-    def __init__(self, config: Config, library: Library, rank: Ranking, lower: Lowering,
-                 best_scores: Callable[[Sequence[Any]], list[float]], embed: Callable[[list[Image.Image]], np.ndarray]):
+    def __init__(
+        self,
+        config: Config,
+        library: Library,
+        rank: Ranking,
+        lower: Lowering,
+        best_scores: Callable[[Sequence[Any]], list[float]],
+        embed: Callable[[list[Image.Image]], np.ndarray],
+    ):
         self.config = config
         self.library = library
         self._rank, self._lower, self._best_scores, self._embed = rank, lower, best_scores, embed
@@ -63,8 +70,14 @@ class GalleryCalibrator:
         weight, target_far = self.config.tuning.decision.competitor_weight, self.config.decision.target_far
         return self._stored[1] or default_calibration(self.prior, weight, target_far)
 
-    def measure(self, target_far: float | None = None, *, seed: int = 0, negatives: Sequence[Any] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Calibration:
+    def measure(
+        self,
+        target_far: float | None = None,
+        *,
+        seed: int = 0,
+        negatives: Sequence[Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Calibration:
         """Measure the open-set threshold on this gallery and store it (blended with the prior).
 
         Up to ``CALIBRATION_IMAGES`` enrolled images, whatever the gallery's size, are turned into
@@ -98,13 +111,21 @@ class GalleryCalibrator:
         scores = measure(self._rank, self._lower, shots, twins, self._holds, progress, with_strangers=not negatives)
         source = f"probes of {len(shots)} images, {scores.strangers} stranger photos"
         if negatives:
-            scores.impostor = [score for start in range(0, len(negatives), 16)
-                               for score in self._best_scores(negatives[start : start + 16])]
+            scores.impostor = [
+                score for start in range(0, len(negatives), 16) for score in self._best_scores(negatives[start : start + 16])
+            ]
             source = f"probes of {len(shots)} images, {len(scores.impostor)} negatives"
         if not scores.impostor:
             raise InstrecError("calibration found no impostor scores: enrol a second instance or pass negatives")
-        result = calibrate(np.asarray(scores.genuine), np.asarray(scores.impostor), target_far, source, self.prior,
-                           images=len(owners), duplicates=duplicates)
+        result = calibrate(
+            np.asarray(scores.genuine),
+            np.asarray(scores.impostor),
+            target_far,
+            source,
+            self.prior,
+            images=len(owners),
+            duplicates=duplicates,
+        )
         library.catalog.set_meta(self._meta, result.to_json())
         return result
 
@@ -146,12 +167,16 @@ class GalleryCalibrator:
         pairs = [group for group in by_hash.values() if len(group) > 1]
         library = self.library
         ids, instances, vectors = library.catalog.vectors.by_pk(
-            [v for vs in library.catalog.vectors.of_images(sample).values() for v in vs[:1]], library.dim)
+            [v for vs in library.catalog.vectors.of_images(sample).values() for v in vs[:1]], library.dim
+        )
         if len(vectors):
             hits = library.search(vectors, NEAR_DUPLICATE_NEIGHBOURS)
             for own, hit in zip(instances.tolist(), hits):
-                near = {int(i) for i, score in zip(hit.instance_pks.tolist(), hit.scores.tolist())
-                        if score >= NEAR_DUPLICATE and i != own and i >= 0}
+                near = {
+                    int(i)
+                    for i, score in zip(hit.instance_pks.tolist(), hit.scores.tolist())
+                    if score >= NEAR_DUPLICATE and i != own and i >= 0
+                }
                 if near:
                     pairs.append(near | {own})
         twins: dict[int, set[int]] = {}
@@ -159,8 +184,7 @@ class GalleryCalibrator:
             for instance in group:
                 twins.setdefault(instance, set()).update(group - {instance})
         if twins:
-            log.warning("%d instances share a picture with another: kept out of each other's stranger scores",
-                        len(twins))
+            log.warning("%d instances share a picture with another: kept out of each other's stranger scores", len(twins))
         return twins, len(twins)
 
     def _holds(self, photo: Image.Image) -> bool:

@@ -54,8 +54,15 @@ def _recognizer(home: Optional[Path], sets: Optional[list[str]]) -> Iterator[Any
 
 @contextmanager
 def _progress(enabled: bool = True) -> Iterator[Progress]:
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=not enabled or not console.is_terminal, transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled or not console.is_terminal,
+        transient=True,
+    )
     with progress:
         yield progress
 
@@ -80,7 +87,9 @@ def _fail(error: Exception) -> NoReturn:
 @app.command()
 def enroll(
     folder: Path = typer.Argument(..., help="One sub-folder per instance (folder name = instance id), 1-3 images each."),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed.
 
@@ -95,15 +104,23 @@ def enroll(
             calibration, stale = recognizer.calibration, recognizer.stats()["calibration_stale"]
     except InstrecError as error:
         _fail(error)
-    payload = {**report.to_dict(), "threshold": calibration.threshold, "calibration": calibration.source,
-               "calibration_stale": stale}
+    payload = {
+        **report.to_dict(),
+        "threshold": calibration.threshold,
+        "calibration": calibration.source,
+        "calibration_stale": stale,
+    }
     if not as_json:
-        console.print(f"enrolled {report.images_added} images of {report.instances} instances "
-                      f"({report.duplicates} already there) in {report.seconds:.1f} s")
+        console.print(
+            f"enrolled {report.images_added} images of {report.instances} instances "
+            f"({report.duplicates} already there) in {report.seconds:.1f} s"
+        )
         for skipped in report.errors:
             console.print(f"[yellow]skipped[/yellow] {escape(str(skipped))}")
-        console.print(f"unknown threshold: {calibration.threshold:.3f} ({escape(calibration.source)})"
-                      + ("; the gallery has changed since: run `instrec calibrate`" if stale else ""))
+        console.print(
+            f"unknown threshold: {calibration.threshold:.3f} ({escape(calibration.source)})"
+            + ("; the gallery has changed since: run `instrec calibrate`" if stale else "")
+        )
     _emit(payload, as_json)
 
 
@@ -111,7 +128,9 @@ def enroll(
 def recognize(
     images: list[Path] = typer.Argument(..., help="Query image(s)."),
     k: int = typer.Option(5, "-k", help="How many instances to list."),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Top-k instances for each image, or 'unknown' when nothing is close enough."""
     try:
@@ -124,8 +143,9 @@ def recognize(
         _emit(payload if len(results) > 1 else payload["results"][0], True)
         return
     for path, result in results:
-        verdict = ("[bold red]unknown[/bold red]" if result.unknown
-                   else f"[bold green]{escape(result.matches[0].label)}[/bold green]")
+        verdict = (
+            "[bold red]unknown[/bold red]" if result.unknown else f"[bold green]{escape(result.matches[0].label)}[/bold green]"
+        )
         out.print(f"{escape(str(path))}: {verdict}  ({result.timing_ms['total']:.0f} ms)")
         table = Table("rank", "instance", "label", "score", "confidence")
         for rank, match in enumerate(result.matches, 1):
@@ -136,7 +156,8 @@ def recognize(
 @app.command()
 def remove(
     instance_id: str = typer.Argument(...),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Remove an instance with its images and vectors."""
     try:
@@ -150,8 +171,11 @@ def remove(
 @app.command("list")
 def list_instances(
     search: Optional[str] = typer.Option(None, help="Only labels/ids containing this text."),
-    limit: int = typer.Option(100), offset: int = typer.Option(0),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+    limit: int = typer.Option(100),
+    offset: int = typer.Option(0),
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """List enrolled instances."""
     with _recognizer(home, sets) as recognizer:
@@ -178,8 +202,11 @@ def stats(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOpti
 def calibrate(
     target_far: Optional[float] = typer.Option(None, help="False-accept rate to aim for (default decision.target_far)."),
     negatives: Optional[Path] = typer.Option(
-        None, "--negatives", help="Folder of query-like photos of things NOT enrolled: their scores set the threshold."),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+        None, "--negatives", help="Folder of query-like photos of things NOT enrolled: their scores set the threshold."
+    ),
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Estimate the open-set threshold from the enrolled gallery and store it."""
     try:
@@ -188,8 +215,9 @@ def calibrate(
             raise InstrecError(f"no images under {negatives}")
         with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
             task = progress.add_task("scoring probes", total=None)
-            result = recognizer.calibrate(target_far, negatives=negative_files,
-                                          progress=lambda n, total: progress.update(task, completed=n, total=total))
+            result = recognizer.calibrate(
+                target_far, negatives=negative_files, progress=lambda n, total: progress.update(task, completed=n, total=total)
+            )
     except InstrecError as error:
         _fail(error)
     table = Table("key", "value")
@@ -201,15 +229,15 @@ def calibrate(
 
 
 @app.command("extract-local")
-def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
-                  as_json: bool = JsonOption) -> None:
+def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
     """Extract local features for images enrolled while re-ranking was off, or before colour
     signatures were stored (from stored originals)."""
     try:
         with _recognizer(home, sets) as recognizer, _progress(not as_json) as progress:
             task = progress.add_task("local features", total=None)
             done = recognizer.extract_missing_local_features(
-                lambda number, total: progress.update(task, completed=number, total=total))
+                lambda number, total: progress.update(task, completed=number, total=total)
+            )
     except InstrecError as error:
         _fail(error)
     table = Table("images given local features")
@@ -217,21 +245,17 @@ def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] =
     _emit({"extracted": done}, as_json, table)
 
 
-def _images_below(folder: Path) -> list[Path]:
-    """Image files in ``folder`` and its subfolders (hidden ones skipped)."""
-    folders = [folder, *sorted(d for d in folder.rglob("*") if d.is_dir() and not d.name.startswith("."))]
-    return [file for d in folders for file in iter_image_files(d)]
-
-
 @app.command()
 def whiten(
-    pool: list[Path] = typer.Argument(..., help="Files or folders (searched with their subfolders) of "
-                                                 "unlabelled photos like the gallery's."),
+    pool: list[Path] = typer.Argument(
+        ..., help="Files or folders (searched with their subfolders) of unlabelled photos like the gallery's."
+    ),
     output: Path = typer.Option(..., "--out", help="Where to write the fitted map (.npz)."),
     dims: int = typer.Option(256, "--dims", help="Principal directions kept: the new vector size."),
     power: float = typer.Option(0.5, "--power", help="0 = PCA reduction only, 1 = full whitening."),
     shrinkage: float = typer.Option(0.1, "--shrinkage", help="Share of the mean variance added to every direction's."),
-    sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Fit PCA-whitening on a pool of photos; use it with --set descriptor.whitening=FILE (a new descriptor:
     a library built without it, or with another, refuses it)."""
@@ -241,23 +265,30 @@ def whiten(
 
     try:
         config = _config(None, sets)
-        files = [f for p in pool for f in (_images_below(p) if p.is_dir() else [p])]
+        files = [f for p in pool for f in (iter_image_files(p, recursive=True) if p.is_dir() else [p])]
         if not files:
             raise InstrecError(f"no images under {', '.join(map(str, pool))}")
-        embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime,
-                            config.tuning.descriptor)
+        embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime, config.tuning.descriptor)
         with _progress(not as_json) as progress:
             task = progress.add_task("embed pool", total=len(files))
-            vectors, skipped = embed_pool(embedder, files, config.limits,
-                                          lambda done, total: progress.update(task, completed=done))
+            vectors, skipped = embed_pool(
+                embedder, files, config.limits, lambda done, total: progress.update(task, completed=done)
+            )
         for error in skipped:
             console.print(f"[yellow]skipped:[/yellow] {escape(str(error))}")
         whitening = fit_whitening(vectors, dims, power, shrinkage)
         saved = whitening.save(output)
     except InstrecError as error:
         _fail(error)
-    result = {"file": str(saved), "pool": whitening.pool_size, "skipped": len(skipped), "dims": whitening.dims,
-              "explained_variance": round(whitening.explained, 4), "power": power, "shrinkage": shrinkage}
+    result = {
+        "file": str(saved),
+        "pool": whitening.pool_size,
+        "skipped": len(skipped),
+        "dims": whitening.dims,
+        "explained_variance": round(whitening.explained, 4),
+        "power": power,
+        "shrinkage": shrinkage,
+    }
     table = Table("key", "value")
     for key, value in result.items():
         _add_row(table, key, str(value))
@@ -267,15 +298,22 @@ def whiten(
 @app.command()
 def evaluate(
     dataset: Path = typer.Argument(..., help="folder-per-instance, or gallery/ + queries/ layout."),
-    shots: str = typer.Option("1", "--shots", help="Images enrolled per instance (folder-per-instance layout); "
-                                                    "a list like 1,2,3 gives one row per count."),
+    shots: str = typer.Option(
+        "1",
+        "--shots",
+        help="Images enrolled per instance (folder-per-instance layout); a list like 1,2,3 gives one row per count.",
+    ),
     unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", help="Share of instances held out as unknown."),
     seed: int = typer.Option(0, "--seed"),
     compare: Optional[list[str]] = typer.Option(
-        None, "--compare", help="A setting to compare with the baseline (repeatable): "
-                                "'name: section.key=value, ...' or a JSON file {\"name\": {\"section.key\": value}}."),
+        None,
+        "--compare",
+        help="A setting to compare with the baseline (repeatable): "
+        '\'name: section.key=value, ...\' or a JSON file {"name": {"section.key": value}}.',
+    ),
     report_path: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report."),
-    sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Measure top-1/top-5/MRR/mAP/AUROC, latency and memory in a throw-away library; compare settings."""
     from instrec.evaluation.compare import COLUMNS, parse_shots, settings_from_options, table_cells
@@ -294,8 +332,15 @@ def evaluate(
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.update(tasks[stage], completed=done)
 
-            rows = run_compare(dataset, settings, shot_counts, base=_config(None, sets),
-                               unknown_fraction=unknown_fraction, seed=seed, progress=report)
+            rows = run_compare(
+                dataset,
+                settings,
+                shot_counts,
+                base=_config(None, sets),
+                unknown_fraction=unknown_fraction,
+                seed=seed,
+                progress=report,
+            )
         if report_path is not None:
             console.print(f"report: {escape(str(write_report(rows, report_path)))}")
     except InstrecError as error:
@@ -319,7 +364,8 @@ def serve(
     host: Optional[str] = typer.Option(None, help="Default service.host (127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Default service.port (8000)."),
     workers: Optional[int] = typer.Option(None, help="Default service.workers (1)."),
-    home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption,
+    home: Optional[Path] = HomeOption,
+    sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Serve the REST API and the web page."""
     try:
@@ -328,8 +374,9 @@ def serve(
         _fail(error)
     from instrec.service.app import run
 
-    overrides = {k: v for k, v in {"service.host": host, "service.port": port, "service.workers": workers}.items()
-                 if v is not None}
+    overrides = {
+        k: v for k, v in {"service.host": host, "service.port": port, "service.workers": workers}.items() if v is not None
+    }
     config = _config(home, sets).with_overrides(overrides)
     run(config)
 

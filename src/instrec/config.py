@@ -114,8 +114,9 @@ class ServiceConfig(_Section):
 
 
 class Config(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_parse_none_str="none",
-                                      frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_parse_none_str="none", frozen=True, extra="forbid"
+    )
 
     home: Path = Path(DEFAULT_HOME)
     profile: str = DEFAULT_PROFILE  # the scoring constants (instrec.profiles)
@@ -146,8 +147,9 @@ class Config(BaseSettings):
         """Digest of every setting that changes a score: a threshold calibrated under other values means
         nothing, so calibrations are stored per key. Derived from whole sections, so a new setting is
         covered the day it is added."""
-        return short_digest({"descriptor": self.descriptor.model_dump(), "rerank": self.rerank.model_dump(),
-                             "tuning": self.tuning.model_dump()})
+        return short_digest(
+            {"descriptor": self.descriptor.model_dump(), "rerank": self.rerank.model_dump(), "tuning": self.tuning.model_dump()}
+        )
 
     def descriptor_key(self) -> dict[str, Any]:
         """Everything that decides what vector an image gets: two libraries are comparable iff equal."""
@@ -221,9 +223,10 @@ def _refuse_unknown_environment() -> None:
     """pydantic-settings skips ``INSTREC_`` variables that name no setting; a typo must not pass silently."""
     known = {name.upper() for name in Config.model_fields}
     for name in os.environ:
-        if name.upper().startswith(ENV_PREFIX) and name.upper()[len(ENV_PREFIX):].split("__")[0] not in known:
-            raise ConfigError(f"unknown setting in the environment: {name}; known: "
-                              + ", ".join(f"{ENV_PREFIX}{k}" for k in sorted(known)))
+        if name.upper().startswith(ENV_PREFIX) and name.upper()[len(ENV_PREFIX) :].split("__")[0] not in known:
+            raise ConfigError(
+                f"unknown setting in the environment: {name}; known: " + ", ".join(f"{ENV_PREFIX}{k}" for k in sorted(known))
+            )
 
 
 def _validated(build: Any) -> Config:

@@ -17,8 +17,22 @@ from rich.table import Table
 from instrec.config import Config
 from instrec.extras import require_extra
 
-ENROLLED = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-            "camera", "clock", "coins", "logo", "page", "brick", "colorwheel", "moon")
+ENROLLED = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "camera",
+    "clock",
+    "coins",
+    "logo",
+    "page",
+    "brick",
+    "colorwheel",
+    "moon",
+)
 NEVER_ENROLLED = ("cell", "text", "gravel")
 
 
@@ -60,12 +74,17 @@ def run_demo(config: Config, console: Console) -> dict[str, float]:
     with Recognizer(config) as recognizer:
         report = recognizer.enroll_folder(gallery)
         calibration = recognizer.calibrate()
-        console.print(f"enrolled {report.images_added} new photos of {recognizer.gallery.count()} instances "
-                      f"(one shot each); 'unknown' threshold {calibration.threshold:.3f}")
+        console.print(
+            f"enrolled {report.images_added} new photos of {recognizer.gallery.count()} instances "
+            f"(one shot each); 'unknown' threshold {calibration.threshold:.3f}"
+        )
         table = Table("query", "truth", "answer", "score", "ms", "ok")
         correct = total = 0
-        queries: list[tuple[str, str | None, Image.Image]] = [(f"{name} ({kind})", name, view) for name in ENROLLED
-                   for kind, view in altered_views(sample_photo(name), seed=len(name)).items()]
+        queries: list[tuple[str, str | None, Image.Image]] = [
+            (f"{name} ({kind})", name, view)
+            for name in ENROLLED
+            for kind, view in altered_views(sample_photo(name), seed=len(name)).items()
+        ]
         queries += [(f"{name} (never enrolled)", None, sample_photo(name)) for name in NEVER_ENROLLED]
         for title, truth, image in queries:
             result = recognizer.recognize(np.asarray(image), k=1)
@@ -74,8 +93,14 @@ def run_demo(config: Config, console: Console) -> dict[str, float]:
             correct += ok
             total += 1
             score = f"{result.matches[0].score:.3f}" if result.matches else "-"
-            table.add_row(title, truth or "-", answer, score, f"{result.timing_ms['total']:.0f}",
-                          "[green]yes[/green]" if ok else "[red]no[/red]")
+            table.add_row(
+                title,
+                truth or "-",
+                answer,
+                score,
+                f"{result.timing_ms['total']:.0f}",
+                "[green]yes[/green]" if ok else "[red]no[/red]",
+            )
         console.print(table)
         console.print(f"{correct}/{total} answered correctly")
     return {"correct": correct, "total": total}

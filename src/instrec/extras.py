@@ -12,8 +12,13 @@ from instrec.errors import MissingExtraError
 
 # extra -> {distribution: the module it provides}; the same extras as pyproject.toml's (a test keeps them in step).
 EXTRAS: dict[str, dict[str, str]] = {
-    "service": {"fastapi": "fastapi", "fastapi-offline": "fastapi_offline", "uvicorn": "uvicorn",
-                "python-multipart": "multipart", "prometheus-client": "prometheus_client"},
+    "service": {
+        "fastapi": "fastapi",
+        "fastapi-offline": "fastapi_offline",
+        "uvicorn": "uvicorn",
+        "python-multipart": "multipart",
+        "prometheus-client": "prometheus_client",
+    },
     "report": {"matplotlib": "matplotlib"},
     "demo": {"scikit-image": "skimage"},
 }

@@ -46,7 +46,6 @@ class GalleryView:
         """How many instances there are (that ``search`` matches)."""
         return self._library().catalog.count_instances(search)
 
-    def update(self, instance_id: str, *, label: str | None = None,
-               metadata: dict[str, Any] | None = None) -> Instance:
+    def update(self, instance_id: str, *, label: str | None = None, metadata: dict[str, Any] | None = None) -> Instance:
         """Set the instance's label and/or replace its metadata."""
         return self._library().catalog.update_instance(instance_id, label=label, metadata=metadata)

@@ -15,20 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 from PIL import Image
 
 from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
-from instrec.decision import Calibration, InstanceScore, against_competitors, rank_instances
+from instrec.decision import Calibration, InstanceScore, against_competitors
 from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, SearchHits
+from instrec.library import Library
 from instrec.rerank import LocalFeatures, LocalVerifier
-from instrec.query import verified_ranking
+from instrec.query import RankedPhotos, image_hits, rank_photos
 from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,11 @@ class Recognizer:
                 if self._library is None:
                     set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
-                        self.config.home, dim=embedder.dim, descriptor=embedder.digest,
-                        descriptor_info=self.config.descriptor_key(), index=self.config.index,
+                        self.config.home,
+                        dim=embedder.dim,
+                        descriptor=embedder.digest,
+                        descriptor_info=self.config.descriptor_key(),
+                        index=self.config.index,
                         local=self._verifier() if self.config.rerank.enabled else None,
                     )
         return self._library
@@ -145,12 +147,19 @@ class Recognizer:
             if errors:
                 raise errors[0]
             raise InstrecError(f"{'adding images' if existing else 'enrolment'} needs at least one image")
-        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new,
-                                   create=not existing)
+        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new, create=not existing)
 
-    def _enroll_loaded(self, instance_id: str, loaded: list[LoadedImage], errors: list[ImageError], *,
-                       label: str | None = None, metadata: dict[str, Any] | None = None,
-                       new: bool = False, create: bool = True) -> EnrollResult:
+    def _enroll_loaded(
+        self,
+        instance_id: str,
+        loaded: list[LoadedImage],
+        errors: list[ImageError],
+        *,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        new: bool = False,
+        create: bool = True,
+    ) -> EnrollResult:
         library = self.library
         known = {r.sha256: r for r in self._images_or_empty(instance_id)}
         fresh = [img for img in loaded if img.sha256 not in known]
@@ -158,7 +167,12 @@ class Recognizer:
         for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
-            instance_id, new_images, library.descriptor, label=label, metadata=metadata, create=create,
+            instance_id,
+            new_images,
+            library.descriptor,
+            label=label,
+            metadata=metadata,
+            create=create,
             must_create=new,
         )
         duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
@@ -197,9 +211,17 @@ class Recognizer:
             return []
         vectors = self.embedder.embed([img.pixels for img in images])
         verifier = self.library.verifier
-        return [NewImage(img.sha256, img.source, img.width, img.height, vectors[number : number + 1],
-                         local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None)
-                for number, img in enumerate(images)]
+        return [
+            NewImage(
+                img.sha256,
+                img.source,
+                img.width,
+                img.height,
+                vectors[number : number + 1],
+                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
+            )
+            for number, img in enumerate(images)
+        ]
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
@@ -212,8 +234,7 @@ class Recognizer:
         if library.verifier is None:
             raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
         catalog = library.catalog
-        incomplete = {pk for pk, size in catalog.features.sizes().items()
-                      if not LocalFeatures.packed_complete(size)}
+        incomplete = {pk for pk, size in catalog.features.sizes().items() if not LocalFeatures.packed_complete(size)}
         missing = sorted(set(catalog.features.missing()) | incomplete)
         done = 0
         for number, image_pk in enumerate(missing, 1):
@@ -283,76 +304,40 @@ class Recognizer:
         t0 = time.perf_counter()
         loaded = [load_image(image, self.config.limits) for image in images]
         load_ms = (time.perf_counter() - t0) * 1e3 / len(images)
-        ranked, hits, verified, per_image = self._ranked([img.pixels for img in loaded])
-        per_image = {"load": load_ms, **per_image}
-        return [self._decide(r, k, per_image, self._image_hits(h, v) if with_images else [])
-                for r, h, v in zip(ranked, hits, verified)]
+        ranked = self._ranked([img.pixels for img in loaded])
+        per_image = {"load": load_ms, **ranked.per_image_ms}
+        return [
+            self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else [])
+            for r, h, v in zip(ranked.instances, ranked.hits, ranked.verified)
+        ]
 
-    def _ranked(self, pixels: list[Image.Image]):
-        """Per photo, its instances ranked by score before the decision, its search hits, its verified
-        images (image pk, instance pk, fused score) and the time each stage took per photo (ms)."""
-        t1 = time.perf_counter()
-        verifier = self.library.verifier
-        keypoints = None if verifier is None else self._in_parallel(
-            lambda: [verifier.extract_query(image) for image in pixels])
-        vectors = self.embedder.embed(pixels)
-        t2 = time.perf_counter()
-        hits = self._search(vectors)
-        t3 = time.perf_counter()
-        per_image = {"embed": (t2 - t1) * 1e3 / len(pixels), "search": (t3 - t2) * 1e3 / len(pixels)}
-        if keypoints is None:
-            ranked = [rank_instances(h.scores, h.vector_ids, h.instance_pks) for h in hits]
-            verified: list[list[tuple[int, int, float]]] = [[] for _ in hits]
-            per_image["search"] += (time.perf_counter() - t3) * 1e3 / len(pixels)
-        else:
-            features = keypoints()
-            t4 = time.perf_counter()
-            rankings = [verified_ranking(self.library, q, f, h) for q, f, h in zip(vectors, features, hits)]
-            ranked, verified = [r.instances for r in rankings], [r.images for r in rankings]
-            per_image["local_features"] = (t4 - t3) * 1e3 / len(pixels)  # in parallel: what the embedding did not hide
-            per_image["verify"] = (time.perf_counter() - t4) * 1e3 / len(pixels)
-        return ranked, hits, verified, per_image
-
-    def _search(self, vectors: np.ndarray) -> list[SearchHits]:
-        """The photos' hits, photo by photo, not the batch at once: FAISS picks its BLAS path by batch
-        size, and a photo must score the same alone as in a batch (the threshold sits one ulp above
-        a score)."""
-        return [self.library.search(row[None], self.config.tuning.decision.shortlist)[0] for row in vectors]
-
-    def _image_hits(self, hits: SearchHits, verified: list[tuple[int, int, float]]) -> list[ImageHit]:
-        """Gallery images best first: verified candidates by fused score, then the rest by cosine."""
-        catalog = self.library.catalog
-        image_of = catalog.vectors.image_of(hits.vector_ids.tolist())
-        instances = catalog.instances_by_pk(sorted(set(hits.instance_pks.tolist()) | {i for _, i, _ in verified}))
-        seen: set[int] = set()
-        out = []
-        for verified_id, instance_pk, score in verified:
-            if instance_pk in instances:
-                seen.add(verified_id)
-                out.append(ImageHit(verified_id, instances[instance_pk].id, score))
-        for score, vector_id, instance_pk in zip(hits.scores.tolist(), hits.vector_ids.tolist(), hits.instance_pks.tolist()):
-            image_id = image_of.get(vector_id)
-            if image_id is None or image_id in seen or instance_pk not in instances:
-                continue
-            seen.add(image_id)
-            out.append(ImageHit(image_id, instances[instance_pk].id, score))
-        return out
+    def _ranked(self, pixels: list[Image.Image]) -> RankedPhotos:
+        return rank_photos(self.library, self.embedder.embed, pixels, self.config.tuning.decision.shortlist, self._in_parallel)
 
     def _against_competitors(self, ranked: list[InstanceScore]) -> list[InstanceScore]:
         """Scores as recognition returns them and calibration measures them (``tuning.decision.competitor*``)."""
         decision = self.config.tuning.decision
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
-    def _decide(self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float],
-                image_hits: list[ImageHit]) -> Recognition:
-        top = self._against_competitors(ranked)[:k or self.config.decision.top_k]
+    def _decide(
+        self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float], image_hits: list[ImageHit]
+    ) -> Recognition:
+        top = self._against_competitors(ranked)[: k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.vectors.image_of([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
         matches = [
-            Match(inst.id, inst.label, s.score, calibration.confidence(s.score), inst.metadata,
-                  images.get(s.vector_id, -1), s.inliers)
-            for s in top if (inst := instances.get(s.instance_pk)) is not None
+            Match(
+                inst.id,
+                inst.label,
+                s.score,
+                calibration.confidence(s.score),
+                inst.metadata,
+                images.get(s.vector_id, -1),
+                s.inliers,
+            )
+            for s in top
+            if (inst := instances.get(s.instance_pk)) is not None
         ]
         unknown = not matches or matches[0].score < threshold
         return Recognition(unknown, matches, threshold, {**timing, "total": sum(timing.values())}, image_hits)
@@ -365,14 +350,23 @@ class Recognizer:
             with self._init_lock:
                 if self._gallery_calibrator is None:
                     self._gallery_calibrator = GalleryCalibrator(
-                        self.config, library, lambda photos: self._ranked(photos)[0], self._against_competitors,
+                        self.config,
+                        library,
+                        lambda photos: self._ranked(photos).instances,
+                        self._against_competitors,
                         lambda photos: [r.matches[0].score for r in self.recognize_many(photos, k=1) if r.matches],
-                        embed)
+                        embed,
+                    )
         return self._gallery_calibrator
 
-    def calibrate(self, target_far: float | None = None, *, seed: int = 0,
-                  negatives: Sequence[ImageInput] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Calibration:
+    def calibrate(
+        self,
+        target_far: float | None = None,
+        *,
+        seed: int = 0,
+        negatives: Sequence[ImageInput] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Calibration:
         """Measure the open-set threshold on this gallery and store it (:meth:`GalleryCalibrator.measure`);
         ``negatives``: photos of things not enrolled, taken like real queries, the best impostors."""
         return self._calibrator.measure(target_far, seed=seed, negatives=negatives, progress=progress)

@@ -22,9 +22,15 @@ class Match:
     inliers: int | None = None  # geometrically verified keypoint matches (re-ranking on)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"instance_id": self.instance_id, "label": self.label, "score": round(self.score, 6),
-                "confidence": round(self.confidence, 6), "metadata": self.metadata, "image_id": self.image_id,
-                "inliers": self.inliers}
+        return {
+            "instance_id": self.instance_id,
+            "label": self.label,
+            "score": round(self.score, 6),
+            "confidence": round(self.confidence, 6),
+            "metadata": self.metadata,
+            "image_id": self.image_id,
+            "inliers": self.inliers,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,12 @@ class Recognition:
         return None if self.unknown or not self.matches else self.matches[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"unknown": self.unknown, "matches": [m.to_dict() for m in self.matches],
-                "threshold": self.threshold, "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
+        return {
+            "unknown": self.unknown,
+            "matches": [m.to_dict() for m in self.matches],
+            "threshold": self.threshold,
+            "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
+        }
 
 
 @dataclass
@@ -59,9 +69,12 @@ class EnrollResult:
     errors: list[ImageError] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"instance": self.instance.to_dict(), "added": [i.to_dict() for i in self.added],
-                "duplicates": [i.to_dict() for i in self.duplicates],
-                "errors": [{"source": e.source, "error": e.reason} for e in self.errors]}
+        return {
+            "instance": self.instance.to_dict(),
+            "added": [i.to_dict() for i in self.added],
+            "duplicates": [i.to_dict() for i in self.duplicates],
+            "errors": [{"source": e.source, "error": e.reason} for e in self.errors],
+        }
 
 
 @dataclass
@@ -73,5 +86,10 @@ class FolderReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"instances": self.instances, "images_added": self.images_added, "duplicates": self.duplicates,
-                "errors": [{"source": e.source, "error": e.reason} for e in self.errors], "seconds": self.seconds}
+        return {
+            "instances": self.instances,
+            "images_added": self.images_added,
+            "duplicates": self.duplicates,
+            "errors": [{"source": e.source, "error": e.reason} for e in self.errors],
+            "seconds": self.seconds,
+        }

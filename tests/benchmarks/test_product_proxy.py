@@ -9,8 +9,17 @@ from instrec.errors import InstrecError
 from instrec.evaluation import load_split
 from tests.conftest import shared_data
 
-SMALL = ProxySpec(seed=3, gallery_objects=4, twins=2, queries_per_object=2, unknown_objects=2, queries_per_unknown=3,
-                  scene_width=160, scene_height=120, catalogue_side=96)
+SMALL = ProxySpec(
+    seed=3,
+    gallery_objects=4,
+    twins=2,
+    queries_per_object=2,
+    unknown_objects=2,
+    queries_per_unknown=3,
+    scene_width=160,
+    scene_height=120,
+    catalogue_side=96,
+)
 
 
 @pytest.fixture(scope="module")

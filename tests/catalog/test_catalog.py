@@ -86,8 +86,12 @@ def test_blob_store_round_trip_and_refuses_paths(tmp_path):
 def test_bulk_batch_matches_one_by_one_writes(catalog):
     catalog.add_images("old", [image("a")], "d1")
     local = NewImage("f" * 64, "l.jpg", 1, 1, np.ones((1, 4), np.float32), local_features=b"kp")
-    entries = [("new", [image("b"), image("b"), image("c", n_views=2)]), ("old", [image("a"), image("d")]),
-               ("new", [image("e")]), ("withkp", [local])]
+    entries = [
+        ("new", [image("b"), image("b"), image("c", n_views=2)]),
+        ("old", [image("a"), image("d")]),
+        ("new", [image("e")]),
+        ("withkp", [local]),
+    ]
     head = catalog.journal.head()
     assert catalog.add_batch(entries, "d1") == 5  # b, c (new); d (old); e (repeat of new); f
     assert [i.image_count for i in catalog.list_instances()] == [2, 3, 1]
@@ -152,8 +156,9 @@ SIMULTANEOUS_OPENERS = textwrap.dedent("""
 def test_processes_creating_one_catalog_at_once_all_succeed(tmp_path):
     """Switching a new database to WAL can fail at once with "database is locked" when another
     process is doing the same; each of three simultaneous creators must still get in."""
-    done = subprocess.run([sys.executable, "-c", SIMULTANEOUS_OPENERS, str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SIMULTANEOUS_OPENERS, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     paths = list(tmp_path.glob("*.sqlite"))
     assert len(paths) == 20

@@ -10,8 +10,9 @@ import pytest
 from instrec.config import Config
 from instrec.decision import Calibration, Prior, calibrate, default_calibration, fit_logistic, wilson_interval
 
-PRIOR = Prior(key="k", thresholds={"0.001": 0.9, "0.01": 0.6, "0.1": 0.3}, slope=3.0, offset=1.0,
-              stranger_median=0.1, strength=200)
+PRIOR = Prior(
+    key="k", thresholds={"0.001": 0.9, "0.01": 0.6, "0.1": 0.3}, slope=3.0, offset=1.0, stranger_median=0.1, strength=200
+)
 
 
 def test_the_prior_threshold_is_interpolated_in_log_false_accept_rate():

@@ -18,8 +18,13 @@ def _ranking(photos: list[Image.Image]) -> list[list[InstanceScore]]:
         if photo.size in shipped:
             out.append([InstanceScore(3, 0.2, 30, geometry=0.0)])
         else:
-            out.append([InstanceScore(1, 0.9, 10, geometry=0.9), InstanceScore(2, 0.6, 20, geometry=0.5),
-                        InstanceScore(3, 0.3, 30, geometry=0.0)])
+            out.append(
+                [
+                    InstanceScore(1, 0.9, 10, geometry=0.9),
+                    InstanceScore(2, 0.6, 20, geometry=0.5),
+                    InstanceScore(3, 0.3, 30, geometry=0.0),
+                ]
+            )
     return out
 
 
@@ -49,6 +54,5 @@ def test_a_twin_holding_a_duplicate_image_is_no_impostor():
 def test_progress_is_reported_up_to_the_number_of_probes():
     seen: list[tuple[int, int]] = []
     shots = [Shot(1, Image.new("RGB", (300, 200), (0, 200, 0)), seed=s) for s in range(5)]
-    measure(_ranking, _as_is, shots, twins={}, holds=_holds_the_first,
-            progress=lambda done, total: seen.append((done, total)))
+    measure(_ranking, _as_is, shots, twins={}, holds=_holds_the_first, progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (10, 10) and [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -38,8 +38,11 @@ def test_a_stranger_scores_the_same_against_one_enrolled_instance_as_against_an_
 
 def test_geometry_is_a_channel_the_field_does_not_lower():
     """A catalogue label verified by many inliers keeps that evidence whatever the other labels score."""
-    ranked = [InstanceScore(1, 0.5, 10, geometry=0.1), InstanceScore(2, 0.45, 20, geometry=0.95),
-              InstanceScore(3, 0.44, 30, geometry=None)]
+    ranked = [
+        InstanceScore(1, 0.5, 10, geometry=0.1),
+        InstanceScore(2, 0.45, 20, geometry=0.95),
+        InstanceScore(3, 0.44, 30, geometry=None),
+    ]
     lowered = against_competitors(ranked, 0.75, competitors=2)
     assert [s.instance_pk for s in lowered] == [2, 1, 3]  # the verified one comes first
     assert lowered[0].score == pytest.approx(0.95)
@@ -50,7 +53,8 @@ def test_geometry_is_a_channel_the_field_does_not_lower():
 def test_a_twin_costs_less_among_five_rivals_than_as_the_only_one():
     """A query of one of two near-identical enrolled packs: its lead over the field survives."""
     twin_and_field = [InstanceScore(1, 0.80, 10), InstanceScore(2, 0.79, 20)] + [
-        InstanceScore(3 + i, 0.3, 30 + i) for i in range(4)]
+        InstanceScore(3 + i, 0.3, 30 + i) for i in range(4)
+    ]
     unknown_field = [InstanceScore(1, 0.55, 10)] + [InstanceScore(2 + i, 0.4 - 0.02 * i, 20 + i) for i in range(5)]
     runner_up = [against_competitors(r, 0.75, 1)[0].score for r in (twin_and_field, unknown_field)]
     field = [against_competitors(r, 0.75, 5)[0].score for r in (twin_and_field, unknown_field)]

@@ -27,8 +27,11 @@ class TinyCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.mean = [0.5, 0.5, 0.5]
         self.std = [0.25, 0.25, 0.25]
@@ -54,8 +57,13 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, Image.Image]:
-    arrays = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea(),
-              "rocket": data.rocket(), "camera": data.camera()}
+    arrays = {
+        "astronaut": data.astronaut(),
+        "coffee": data.coffee(),
+        "chelsea": data.chelsea(),
+        "rocket": data.rocket(),
+        "camera": data.camera(),
+    }
     return {name: Image.fromarray(np.asarray(a)) for name, a in arrays.items()}
 
 

@@ -29,9 +29,7 @@ def test_digest_identifies_descriptor_and_weights(lite0_torch: Embedder) -> None
     assert lite0_torch.digest == descriptor_digest(Config().descriptor_key(), backbone_digest)
 
 
-def test_brighter_copy_is_close_unrelated_image_is_not(
-    lite0_torch: Embedder, images: dict[str, Image.Image]
-) -> None:
+def test_brighter_copy_is_close_unrelated_image_is_not(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
     astronaut = images["astronaut"]
     brighter = ImageEnhance.Brightness(astronaut).enhance(1.15)
     a, b, c = lite0_torch.embed([astronaut, brighter, images["coffee"]])
@@ -64,9 +62,7 @@ def test_bad_settings_are_config_errors() -> None:
         Embedder(DescriptorConfig(), RuntimeConfig(engine="torch"), DescriptorTuning(size_multiple=16))
 
 
-def test_input_sides_are_rounded_to_multiples_of_32(
-    lite0_torch: Embedder, images: dict[str, Image.Image]
-) -> None:
+def test_input_sides_are_rounded_to_multiples_of_32(lite0_torch: Embedder, images: dict[str, Image.Image]) -> None:
     coffee = images["coffee"]  # 600x400: 224x149.3 exactly, rounded to 224x160
     assert coffee.size == (600, 400) and lite0_torch.input_size(coffee) == (224, 160)
     assert lite0_torch.preprocess(coffee).shape == (3, 160, 224)

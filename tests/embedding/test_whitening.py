@@ -61,8 +61,9 @@ def test_save_load_round_trip_and_digest(tmp_path: Path) -> None:
     assert fit_whitening(pool(seed=1), dims=6).digest != whitening.digest
 
 
-@pytest.mark.parametrize("dims, power, shrinkage", [(0, 1.0, 0.1), (400, 1.0, 0.1), (33, 1.0, 0.1),
-                                                    (4, 1.5, 0.1), (4, 1.0, -1.0)])
+@pytest.mark.parametrize(
+    "dims, power, shrinkage", [(0, 1.0, 0.1), (400, 1.0, 0.1), (33, 1.0, 0.1), (4, 1.5, 0.1), (4, 1.0, -1.0)]
+)
 def test_bad_fit_settings_are_refused(dims: int, power: float, shrinkage: float) -> None:
     with pytest.raises(ConfigError):
         fit_whitening(pool(), dims, power, shrinkage)

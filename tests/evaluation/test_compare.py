@@ -54,8 +54,7 @@ def test_a_bad_setting_fails_before_anything_runs(dataset):
 
 
 def test_one_row_per_setting_and_shots_with_the_overrides_applied(compared):
-    assert [(r.setting.name, r.shots) for r in compared] == [(BASELINE, 1), (BASELINE, 2), ("accept-all", 1),
-                                                              ("accept-all", 2)]
+    assert [(r.setting.name, r.shots) for r in compared] == [(BASELINE, 1), (BASELINE, 2), ("accept-all", 1), ("accept-all", 2)]
     baseline, _, accept_all, _ = (r.run.summary for r in compared)
     assert baseline["gallery_images"] == 6 and compared[1].run.summary["gallery_images"] == 12
     assert accept_all["false_accept"] == 1.0 and accept_all["threshold"] is not None
@@ -77,14 +76,33 @@ def test_outcomes_keep_what_the_report_shows(compared):
 @pytest.mark.slow
 def test_cli_compare_prints_one_json_object_and_writes_the_report(dataset, tmp_path):
     report = tmp_path / "report.html"
-    run = CliRunner().invoke(app, ["evaluate", str(dataset), "--shots", "1,2", "--unknown-fraction", "0.25",
-                                   "--set", "rerank.enabled=false", "--compare", "strict: decision.threshold=2",
-                                   "--json", "--report", str(report)])
+    run = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(dataset),
+            "--shots",
+            "1,2",
+            "--unknown-fraction",
+            "0.25",
+            "--set",
+            "rerank.enabled=false",
+            "--compare",
+            "strict: decision.threshold=2",
+            "--json",
+            "--report",
+            str(report),
+        ],
+    )
     assert run.exit_code == 0, run.output
     payload = json.loads(run.stdout)
     assert payload["dataset"] == str(dataset)
-    assert [(r["setting"], r["shots"]) for r in payload["rows"]] == [("baseline", 1), ("baseline", 2), ("strict", 1),
-                                                                     ("strict", 2)]
+    assert [(r["setting"], r["shots"]) for r in payload["rows"]] == [
+        ("baseline", 1),
+        ("baseline", 2),
+        ("strict", 1),
+        ("strict", 2),
+    ]
     assert all(r["false_reject"] == 1.0 for r in payload["rows"][2:])  # nothing scores 2: all "unknown"
     assert report.is_file() and "strict (2 shots)" in report.read_text()
 

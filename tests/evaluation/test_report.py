@@ -8,9 +8,16 @@ from instrec.errors import InstrecError
 from instrec.evaluation import Candidate, QueryOutcome, Row, Run, Setting
 from instrec.evaluation.report import WORST_FAILURES, failures, roc_curve, stage_medians, write_report
 
-SECTIONS = ("settings", "accuracy-vs-shots", "scores--genuine-vs-impostor", "roc--known-vs-unknown-queries",
-            "operating-point-at-the-calibrated-threshold", "reliability-of-the-confidence-shown",
-            "latency-per-stage--median-ms-query", "20-worst-failures-per-row")
+SECTIONS = (
+    "settings",
+    "accuracy-vs-shots",
+    "scores--genuine-vs-impostor",
+    "roc--known-vs-unknown-queries",
+    "operating-point-at-the-calibrated-threshold",
+    "reliability-of-the-confidence-shown",
+    "latency-per-stage--median-ms-query",
+    "20-worst-failures-per-row",
+)
 
 
 def embedded_pngs(page: str) -> list[bytes]:
@@ -42,8 +49,18 @@ def test_failure_strips_show_the_query_then_its_top_answers(compared, tmp_path):
 
 
 def outcome(truth, top, score, unknown=False):
-    return QueryOutcome(truth, [c.instance_id for c in top], score, unknown, [], 1, 5.0, query="missing.jpg",
-                        top=tuple(top), timing_ms={"embed": 3.0, "local": 1.0, "total": 4.0})
+    return QueryOutcome(
+        truth,
+        [c.instance_id for c in top],
+        score,
+        unknown,
+        [],
+        1,
+        5.0,
+        query="missing.jpg",
+        top=tuple(top),
+        timing_ms={"embed": 3.0, "local": 1.0, "total": 4.0},
+    )
 
 
 def test_worst_failures_are_wrong_answers_and_accepted_unknowns_most_confident_first():

@@ -437,6 +437,9 @@ def test_iter_image_files(tmp_path):
     assert names == ["a.PNG", "b.jpg", "c.webp", "d.tiff", "e.pgm"]
     assert all(isinstance(p, Path) for p in iter_image_files(str(tmp_path)))
     assert iter_image_files(tmp_path / "sub.png")[0].name == "inner.jpg"
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "skipped.jpg").write_bytes(b"x")
+    assert [p.name for p in iter_image_files(tmp_path, recursive=True)] == names + ["inner.jpg"]
 
 
 def test_iter_image_files_missing_folder(tmp_path):

@@ -19,13 +19,17 @@ def warped(photo: Image.Image, seed: int, background: Image.Image | None = None)
     rng = np.random.default_rng(seed)
     src = np.asarray(photo)
     h, w = src.shape[:2]
-    canvas = np.full((480, 640, 3), 120, np.uint8) if background is None else \
-        np.asarray(background.convert("RGB").resize((640, 480))).copy()
+    canvas = (
+        np.full((480, 640, 3), 120, np.uint8)
+        if background is None
+        else np.asarray(background.convert("RGB").resize((640, 480))).copy()
+    )
     scale = rng.uniform(0.5, 0.7) * min(640 / w, 480 / h)
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     jitter = rng.uniform(-0.08, 0.08, (4, 2)) * [w * scale, h * scale]
-    target = (corners * scale + jitter + [rng.uniform(20, 640 - w * scale - 20 + 1e-3),
-                                          rng.uniform(20, 480 - h * scale - 20 + 1e-3)]).astype(np.float32)
+    target = (
+        corners * scale + jitter + [rng.uniform(20, 640 - w * scale - 20 + 1e-3), rng.uniform(20, 480 - h * scale - 20 + 1e-3)]
+    ).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(corners, target)
     pasted = cv2.warpPerspective(src, matrix, (640, 480))
     mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), matrix, (640, 480)) > 0

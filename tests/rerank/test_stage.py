@@ -106,8 +106,7 @@ def test_with_reranking_off_nothing_local_is_stored(config, embedder, photos):
         result = rec.recognize(query(photos, "astronaut"))
         assert result.matches[0].inliers is None
         assert "verify" not in result.timing_ms
-        assert rec.library.catalog.features.missing() == [i.id for n in ("astronaut", "coffee")
-                                                                       for i in rec.gallery.images(n)]
+        assert rec.library.catalog.features.missing() == [i.id for n in ("astronaut", "coffee") for i in rec.gallery.images(n)]
 
 
 def test_images_enrolled_with_reranking_off_can_be_given_features_later(config, embedder, photos):

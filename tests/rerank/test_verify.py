@@ -56,10 +56,10 @@ def test_with_one_candidate_only_distinctive_matches_pass_the_ratio_test():
     descriptors = rng.integers(0, 255, (50, 128)).astype(np.uint8)
     candidate = LocalFeatures(rng.uniform(0, 300, (100, 2)).astype(np.float32), np.vstack([descriptors, descriptors]))
     query = LocalFeatures(rng.uniform(0, 300, (50, 2)).astype(np.float32), descriptors)
-    (matched, _), = tentative_matches(query, [candidate])
+    ((matched, _),) = tentative_matches(query, [candidate])
     assert len(matched) == 0  # every descriptor is there twice: nothing is distinctive
     distinct = LocalFeatures(candidate.xy[:50], descriptors)
-    (matched, _), = tentative_matches(query, [distinct])
+    ((matched, _),) = tentative_matches(query, [distinct])
     assert len(matched) == 50
 
 

@@ -26,8 +26,7 @@ def photos() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def views() -> dict[str, dict[str, bytes]]:
     """Altered views (crop, rotated, occluded, relit) of each photo, as JPEG: realistic queries."""
-    return {name: {kind: jpeg(img) for kind, img in altered_views(sample_photo(name), seed=3).items()}
-            for name in PHOTOS}
+    return {name: {kind: jpeg(img) for kind, img in altered_views(sample_photo(name), seed=3).items()} for name in PHOTOS}
 
 
 def make_config(home: Path, **overrides: Any) -> Config:

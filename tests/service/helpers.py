@@ -29,8 +29,14 @@ def png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def enrol(client: TestClient, label: str, *images: bytes, metadata: str | None = None,
-          instance_id: str | None = None, headers: dict[str, str] | None = None) -> Any:
+def enrol(
+    client: TestClient,
+    label: str,
+    *images: bytes,
+    metadata: str | None = None,
+    instance_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     data = {"label": label}
     if metadata is not None:
         data["metadata"] = metadata

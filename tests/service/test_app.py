@@ -61,9 +61,20 @@ def test_docs_and_openapi(client):
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/v1/instances", "/v1/instances/{instance_id}", "/v1/instances/{instance_id}/images",
-                 "/v1/recognize", "/v1/recognize/batch", "/v1/images/{image_id}/thumbnail",
-                 "/v1/images/{image_id}", "/v1/stats", "/v1/calibrate", "/healthz", "/readyz", "/metrics"):
+    for path in (
+        "/v1/instances",
+        "/v1/instances/{instance_id}",
+        "/v1/instances/{instance_id}/images",
+        "/v1/recognize",
+        "/v1/recognize/batch",
+        "/v1/images/{image_id}/thumbnail",
+        "/v1/images/{image_id}",
+        "/v1/stats",
+        "/v1/calibrate",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert path in paths, path
     assert set(paths["/v1/instances/{instance_id}"]) == {"get", "patch", "delete"}
     body = paths["/v1/recognize"]["post"]["requestBody"]["content"]
@@ -82,9 +93,17 @@ def test_the_page_is_served_with_a_strict_policy(client):
 
 
 def test_config_environ_round_trips(tmp_path):
-    config = Config.load(home=tmp_path, overrides={
-        "service.admin_keys": "k1,k2", "service.workers": "3", "index.backend": "flat",
-        "tuning.rerank.ratio": "0.7", "decision.threshold": "0.5", "service.auth": "true"})
+    config = Config.load(
+        home=tmp_path,
+        overrides={
+            "service.admin_keys": "k1,k2",
+            "service.workers": "3",
+            "index.backend": "flat",
+            "tuning.rerank.ratio": "0.7",
+            "decision.threshold": "0.5",
+            "service.auth": "true",
+        },
+    )
     env = config_environ(config)
     assert env["INSTREC_SERVICE__ADMIN_KEYS"] == "k1,k2" and env["INSTREC_HOME"] == str(tmp_path)
     assert env["INSTREC_TUNING__RERANK__RATIO"] == "0.7"
@@ -107,8 +126,7 @@ def test_run_single_worker(monkeypatch, tmp_path):
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
-    config = Config.load(home=tmp_path, overrides={
-        "service.auth": "false", "service.host": "127.0.0.1", "service.port": "8123"})
+    config = Config.load(home=tmp_path, overrides={"service.auth": "false", "service.host": "127.0.0.1", "service.port": "8123"})
     run(config)
     target, options = calls[0]
     assert hasattr(target, "state") and options["host"] == "127.0.0.1" and options["port"] == 8123
@@ -129,8 +147,9 @@ def test_run_several_workers_exports_the_config(monkeypatch, tmp_path):
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
     monkeypatch.setattr(os, "environ", dict(os.environ))
-    config = Config.load(home=tmp_path, overrides={
-        "service.workers": "2", "service.admin_keys": "secret", "service.port": "8124"})
+    config = Config.load(
+        home=tmp_path, overrides={"service.workers": "2", "service.admin_keys": "secret", "service.port": "8124"}
+    )
     run(config)
     target, options = calls[0]
     assert target == "instrec.service.app:app_from_env" and options["factory"] and options["workers"] == 2
@@ -204,8 +223,9 @@ def test_inference_slots_default_to_the_cores_shared_among_workers(tmp_path):
         assert app_from_env().state.service.inference_slots == 5  # what each worker process builds
 
 
-@pytest.mark.parametrize("setting, value", [("service.inference_slots", "-1"), ("service.inference_slots", "two"),
-                                            ("service.workers", "0")])
+@pytest.mark.parametrize(
+    "setting, value", [("service.inference_slots", "-1"), ("service.inference_slots", "two"), ("service.workers", "0")]
+)
 def test_bad_service_settings_are_refused(setting, value):
     with pytest.raises(ConfigError, match=setting.split(".")[1]):
         Config.load(overrides={setting: value})

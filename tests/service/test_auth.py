@@ -17,8 +17,9 @@ READ = {"X-API-Key": READ_KEY}
 
 @pytest.fixture(scope="module")
 def secured(make_client):
-    return make_client(**{"service.auth": "true", "service.api_keys": READ_KEY,
-                          "service.admin_keys": f"{ADMIN_KEY}, second-admin-key"})
+    return make_client(
+        **{"service.auth": "true", "service.api_keys": READ_KEY, "service.admin_keys": f"{ADMIN_KEY}, second-admin-key"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +38,30 @@ def test_open_endpoints(secured):
     assert secured.get("/openapi.json").status_code == 200
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/v1/instances"), ("GET", "/v1/instances/x"), ("GET", "/v1/stats"),
-    ("GET", "/v1/images/1/thumbnail"), ("POST", "/v1/recognize"), ("POST", "/v1/instances"),
-    ("DELETE", "/v1/instances/x"), ("POST", "/v1/calibrate"), ("GET", "/v1/no-such-route"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v1/instances"),
+        ("GET", "/v1/instances/x"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/images/1/thumbnail"),
+        ("POST", "/v1/recognize"),
+        ("POST", "/v1/instances"),
+        ("DELETE", "/v1/instances/x"),
+        ("POST", "/v1/calibrate"),
+        ("GET", "/v1/no-such-route"),
+    ],
+)
 def test_no_key_is_401(secured, method, path):
     response = secured.request(method, path)
     assert_error(response, 401, "missing_api_key")
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("headers", [{"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"},
-                                     {"X-API-Key": ADMIN_KEY + "x"}, {"X-API-Key": ADMIN_KEY[:-1]}])
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"X-API-Key": ADMIN_KEY + "x"}, {"X-API-Key": ADMIN_KEY[:-1]}],
+)
 def test_wrong_key_is_401(secured, headers):
     assert_error(secured.get("/v1/instances", headers=headers), 401, "invalid_api_key")
 
@@ -74,8 +86,7 @@ def test_read_key_cannot_write(secured, instance, photos):
     url = f"/v1/instances/{instance['id']}"
     assert_error(secured.patch(url, json={"label": "x"}, headers=READ), 403, "forbidden")
     assert_error(secured.delete(url, headers=READ), 403, "forbidden")
-    assert_error(secured.post(f"{url}/images", files=[("images", ("a.jpg", photos["clock"]))], headers=READ),
-                 403, "forbidden")
+    assert_error(secured.post(f"{url}/images", files=[("images", ("a.jpg", photos["clock"]))], headers=READ), 403, "forbidden")
     assert_error(secured.delete(f"/v1/images/{instance['images'][0]['id']}", headers=READ), 403, "forbidden")
     assert_error(secured.post("/v1/calibrate", headers=READ), 403, "forbidden")
     assert secured.get(url, headers=READ).json()["label"] == "Secured"
@@ -108,8 +119,12 @@ def test_unauthenticated_upload_is_refused_before_the_body_is_read():
         sent.append(message)
 
     gate = AuthGate(app, KeyRing(True, (READ_KEY,), (ADMIN_KEY,)))
-    scope = {"type": "http", "method": "POST", "path": "/v1/recognize",
-             "headers": [(b"content-type", b"image/jpeg"), (b"content-length", b"999999")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/recognize",
+        "headers": [(b"content-type", b"image/jpeg"), (b"content-length", b"999999")],
+    }
     anyio.run(gate, scope, receive, send)
     assert not reached and not received
     assert sent[0]["status"] == 401

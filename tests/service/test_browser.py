@@ -35,8 +35,10 @@ WAIT = 40
 def _require_browser() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
-        pytest.skip(f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing): "
-                    "apt-get install -y chromium chromium-driver")
+        pytest.skip(
+            f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing): "
+            "apt-get install -y chromium chromium-driver"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -56,8 +58,7 @@ def server(make_recognizer) -> Iterator[str]:
 
     from instrec.service.app import create_app
 
-    recognizer = make_recognizer(**{"service.auth": "true", "service.admin_keys": ADMIN_KEY,
-                                    "service.api_keys": READ_KEY})
+    recognizer = make_recognizer(**{"service.auth": "true", "service.admin_keys": ADMIN_KEY, "service.api_keys": READ_KEY})
     port = _free_port()
     app = create_app(recognizer.config, recognizer)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -96,11 +97,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def gallery(api: httpx.Client, files: dict[str, Path]) -> dict[str, str]:
     ids = {}
-    for name, label, meta in (("astronaut", "Astronaut", {"mission": "STS-41-B"}),
-                              ("coffee", "Coffee cup", {"shelf": "3B", "sku": "C-77"}),
-                              ("rocket", "Rocket", {})):
-        response = api.post("/v1/instances", data={"label": label, "metadata": json.dumps(meta)},
-                            files=[("images", (f"{name}.jpg", files[name].read_bytes(), "image/jpeg"))])
+    for name, label, meta in (
+        ("astronaut", "Astronaut", {"mission": "STS-41-B"}),
+        ("coffee", "Coffee cup", {"shelf": "3B", "sku": "C-77"}),
+        ("rocket", "Rocket", {}),
+    ):
+        response = api.post(
+            "/v1/instances",
+            data={"label": label, "metadata": json.dumps(meta)},
+            files=[("images", (f"{name}.jpg", files[name].read_bytes(), "image/jpeg"))],
+        )
         assert response.status_code == 201, response.text
         ids[name] = response.json()["id"]
     return ids
@@ -114,9 +120,18 @@ def driver(server: str) -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="instrec-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,900", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(WAIT)
@@ -144,9 +159,13 @@ def visible(driver: Any, selector: str) -> Any:
 
 
 def images_loaded(driver: Any, selector: str) -> bool:
-    return bool(driver.execute_script(
-        "const imgs = [...document.querySelectorAll(arguments[0])];"
-        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);", selector))
+    return bool(
+        driver.execute_script(
+            "const imgs = [...document.querySelectorAll(arguments[0])];"
+            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);",
+            selector,
+        )
+    )
 
 
 def open_page(driver: Any, server: str, tab: str = "recognize") -> None:
@@ -157,8 +176,10 @@ def open_page(driver: Any, server: str, tab: str = "recognize") -> None:
 def recognise_file(driver: Any, path: Path) -> None:
     driver.execute_script("document.querySelector('#verdict').hidden = true")
     css(driver, "#recognize-file")[0].send_keys(str(path))
-    wait_for(driver, lambda d: css(d, "#verdict") and css(d, "#verdict")[0].is_displayed()
-             and not css(d, "#recognize-busy")[0].is_displayed())
+    wait_for(
+        driver,
+        lambda d: css(d, "#verdict") and css(d, "#verdict")[0].is_displayed() and not css(d, "#recognize-busy")[0].is_displayed(),
+    )
 
 
 def test_key_panel_then_upload_shows_result_cards(driver, server, gallery, files):
@@ -247,8 +268,9 @@ def test_browse_search_and_delete(driver, server, api, gallery):
 
 
 def test_phone_width_layout(driver, server, gallery, files):
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True}
+    )
     driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     driver.execute_cdp_cmd("Emulation.setEmitTouchEventsForMouse", {"enabled": True, "configuration": "mobile"})
     try:
@@ -261,15 +283,15 @@ def test_phone_width_layout(driver, server, gallery, files):
         assert width <= 375, f"page scrolls sideways at phone width ({width}px)"
         assert visible(driver, "label[for=recognize-camera]")  # camera capture offered on touch screens
         driver.save_screenshot(str(SHOTS / "instrec-phone.png"))
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": 375, "height": 2000, "deviceScaleFactor": 1, "mobile": True})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 375, "height": 2000, "deviceScaleFactor": 1, "mobile": True}
+        )
         driver.save_screenshot(str(SHOTS / "instrec-phone-full.png"))
         open_page(driver, server, "enrol")
         driver.save_screenshot(str(SHOTS / "instrec-phone-enrol.png"))
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
-
 
 
 @pytest.mark.parametrize("page, rendered", [("/docs", ".opblock"), ("/redoc", "[data-section-id^='operation']")])
@@ -279,7 +301,8 @@ def test_api_docs_render_from_the_app_alone(driver, server, page, rendered):
     driver.get(f"{server}{page}")
     wait_for(driver, lambda d: len(css(d, rendered)) >= 10)
     entries = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus, e.transferSize])")
+        "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus, e.transferSize])"
+    )
     local = [e for e in entries if e[0].startswith(server)]
     assert any(url.endswith(".js") for url, _, _ in local)
     assert all(status == 200 for _, status, _ in local), local

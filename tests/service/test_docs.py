@@ -32,7 +32,6 @@ def test_docs_pages_load_nothing_from_outside(client, page):
         assert len(answer.content) > 100, asset
 
 
-
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_docs_pages_forbid_outside_loads(client, page):
     """The UIs' own outside references (ReDoc's logo) are blocked by the browser, not fetched."""

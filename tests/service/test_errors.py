@@ -23,19 +23,22 @@ from instrec.service.errors import ApiError, engine_error, error_dict
 from .helpers import TestClient, assert_error
 
 
-@pytest.mark.parametrize("error, status, code", [
-    (NotAnImageError("<bytes>", "x"), 415, "not_an_image"),
-    (CorruptImageError("<bytes>", "x"), 400, "corrupt_image"),
-    (ImageTooSmallError("<bytes>", "x"), 400, "image_too_small"),
-    (ImageTooLargeError("<bytes>", "x"), 413, "image_too_large"),
-    (ImageError("<bytes>", "x"), 400, "bad_image"),
-    (UnknownInstanceError("abc"), 404, "unknown_instance"),
-    (UnknownImageError(7), 404, "unknown_image"),
-    (DuplicateInstanceError("exists"), 409, "duplicate_instance"),
-    (DescriptorMismatchError("other model"), 500, "descriptor_mismatch"),
-    (ConfigError("bad"), 500, "config_error"),
-    (InstrecError("a label must be short"), 422, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (NotAnImageError("<bytes>", "x"), 415, "not_an_image"),
+        (CorruptImageError("<bytes>", "x"), 400, "corrupt_image"),
+        (ImageTooSmallError("<bytes>", "x"), 400, "image_too_small"),
+        (ImageTooLargeError("<bytes>", "x"), 413, "image_too_large"),
+        (ImageError("<bytes>", "x"), 400, "bad_image"),
+        (UnknownInstanceError("abc"), 404, "unknown_instance"),
+        (UnknownImageError(7), 404, "unknown_image"),
+        (DuplicateInstanceError("exists"), 409, "duplicate_instance"),
+        (DescriptorMismatchError("other model"), 500, "descriptor_mismatch"),
+        (ConfigError("bad"), 500, "config_error"),
+        (InstrecError("a label must be short"), 422, "invalid_request"),
+    ],
+)
 def test_engine_errors_map_to_statuses(error, status, code):
     got_status, got_code, message = engine_error(error)
     assert (got_status, got_code) == (status, code) and message
@@ -50,7 +53,10 @@ def test_image_error_messages_do_not_name_server_side_sources():
 
 def test_api_error_and_unknown_exceptions_as_dicts():
     assert error_dict(ApiError(418, "teapot", "short and stout"))["error"] == {
-        "code": "teapot", "message": "short and stout", "status": 418}
+        "code": "teapot",
+        "message": "short and stout",
+        "status": 418,
+    }
     assert error_dict(RuntimeError("secret detail"))["error"]["code"] == "internal_error"
 
 

@@ -90,19 +90,22 @@ def test_declared_content_length_over_the_limit_is_refused_at_once():
     assert sent[0]["status"] == 413
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/v1/instances/..%2F..%2Fetc%2Fpasswd", 404),
-    ("/v1/instances/%2e%2e", 404),
-    ("/v1/instances/..", 404),
-    ("/v1/instances/%2e%2e%2fcatalog.sqlite", 404),
-    ("/v1/images/..%2F1/thumbnail", 404),
-    ("/v1/images/%2e%2e/thumbnail", 422),
-    ("/static/../app.py", 404),
-    ("/static/%2e%2e/app.py", 404),
-    ("/static/..%2Fapp.py", 404),
-    ("/static/%2e%2e%2f%2e%2e%2fconfig.py", 404),
-    ("/static//etc/passwd", 404),
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/v1/instances/..%2F..%2Fetc%2Fpasswd", 404),
+        ("/v1/instances/%2e%2e", 404),
+        ("/v1/instances/..", 404),
+        ("/v1/instances/%2e%2e%2fcatalog.sqlite", 404),
+        ("/v1/images/..%2F1/thumbnail", 404),
+        ("/v1/images/%2e%2e/thumbnail", 422),
+        ("/static/../app.py", 404),
+        ("/static/%2e%2e/app.py", 404),
+        ("/static/..%2Fapp.py", 404),
+        ("/static/%2e%2e%2f%2e%2e%2fconfig.py", 404),
+        ("/static//etc/passwd", 404),
+    ],
+)
 def test_path_traversal_attempts_touch_nothing(client, path, status):
     response = client.get(path)
     assert response.status_code in (status, 404), (path, response.status_code, response.text[:200])

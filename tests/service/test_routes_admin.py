@@ -45,7 +45,11 @@ def test_calibrate_validates_target(client):
 
 
 def test_health_and_readiness(client):
-    assert client.get("/healthz").json() == {"status": "ok", "ready": True, "auth": False,
-                                             "version": client.get("/healthz").json()["version"]}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "ready": True,
+        "auth": False,
+        "version": client.get("/healthz").json()["version"],
+    }
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["instances"] >= 0

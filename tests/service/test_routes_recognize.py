@@ -43,8 +43,7 @@ def test_response_shape_scores_thumbnails_and_timing(client, ids, views):
     scores = [m["score"] for m in body["matches"]]
     assert scores == sorted(scores, reverse=True)
     for match in body["matches"]:
-        assert set(match) >= {"instance_id", "label", "score", "confidence", "metadata", "image_id",
-                              "thumbnail_url", "images"}
+        assert set(match) >= {"instance_id", "label", "score", "confidence", "metadata", "image_id", "thumbnail_url", "images"}
         assert 0 <= match["confidence"] <= 1
         thumb = client.get(match["thumbnail_url"])
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
@@ -57,12 +56,16 @@ def test_k_defaults_and_bounds(client, ids, views):
     assert len(recognize(client, views["coffee"]["crop"], k=1).json()["matches"]) == 1
     assert len(recognize(client, views["coffee"]["crop"], k=50).json()["matches"]) == len(ENROLLED)
     for bad in ("0", "51", "x"):
-        assert_error(client.post(f"/v1/recognize?k={bad}", files={"image": ("q.jpg", views["coffee"]["crop"])}),
-                     422, "validation_error")
+        assert_error(
+            client.post(f"/v1/recognize?k={bad}", files={"image": ("q.jpg", views["coffee"]["crop"])}), 422, "validation_error"
+        )
     form_k = client.post("/v1/recognize", data={"k": "2"}, files={"image": ("q.jpg", views["coffee"]["crop"])})
     assert len(form_k.json()["matches"]) == 2
-    assert_error(client.post("/v1/recognize", data={"k": "zero"}, files={"image": ("q.jpg", views["coffee"]["crop"])}),
-                 422, "validation_error")
+    assert_error(
+        client.post("/v1/recognize", data={"k": "zero"}, files={"image": ("q.jpg", views["coffee"]["crop"])}),
+        422,
+        "validation_error",
+    )
 
 
 @pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "application/octet-stream"])
@@ -120,8 +123,7 @@ def test_wrong_content_type_is_415(client, ids, photos, content_type):
 
 def test_multipart_without_an_image_field_is_422(client, ids, photos):
     assert_error(client.post("/v1/recognize", files={"photo": ("q.jpg", photos["coffee"])}), 422, "missing_image")
-    assert_error(client.post("/v1/recognize", data={"image": "not a file"}, files={"x": ("a", b"b")}),
-                 422, "missing_image")
+    assert_error(client.post("/v1/recognize", data={"image": "not a file"}, files={"x": ("a", b"b")}), 422, "missing_image")
 
 
 def test_bad_images(client, ids, photos):
@@ -135,8 +137,10 @@ def test_bad_images(client, ids, photos):
 
 
 def test_batch(client, ids, views):
-    files = [("images", ("a.jpg", views["astronaut"]["crop"], "image/jpeg")),
-             ("images", ("b.jpg", views["camera"]["relit"], "image/jpeg"))]
+    files = [
+        ("images", ("a.jpg", views["astronaut"]["crop"], "image/jpeg")),
+        ("images", ("b.jpg", views["camera"]["relit"], "image/jpeg")),
+    ]
     body = client.post("/v1/recognize/batch", files=files, data={"k": "2"}).json()
     assert [r["filename"] for r in body["results"]] == ["a.jpg", "b.jpg"]
     assert [r["matches"][0]["instance_id"] for r in body["results"]] == [ids["astronaut"], ids["camera"]]
@@ -145,9 +149,11 @@ def test_batch(client, ids, views):
 
 
 def test_batch_answers_bad_images_one_by_one(client, ids, views):
-    files = [("images", ("good.jpg", views["coffee"]["crop"], "image/jpeg")),
-             ("images", ("../../etc/broken.jpg", b"not an image at all", "image/jpeg")),
-             ("images", ("half.jpg", views["rocket"]["crop"][:500], "image/jpeg"))]
+    files = [
+        ("images", ("good.jpg", views["coffee"]["crop"], "image/jpeg")),
+        ("images", ("../../etc/broken.jpg", b"not an image at all", "image/jpeg")),
+        ("images", ("half.jpg", views["rocket"]["crop"][:500], "image/jpeg")),
+    ]
     body = client.post("/v1/recognize/batch", files=files).json()
     good, text, half = body["results"]
     assert good["matches"][0]["instance_id"] == ids["coffee"]

@@ -83,8 +83,9 @@ class Catalog:
             added = self._insert_fresh(db, fresh, descriptor)
             return added + sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in others)
 
-    def _split_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
-                     ) -> tuple[list[tuple[str, Sequence[NewImage]]], list[tuple[str, Sequence[NewImage]]]]:
+    def _split_fresh(
+        self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
+    ) -> tuple[list[tuple[str, Sequence[NewImage]]], list[tuple[str, Sequence[NewImage]]]]:
         ids = [validate_instance_id(instance_id) for instance_id, _ in entries]
         existing = {r[0] for r in self._db.query_in("SELECT id FROM instances WHERE id IN ({marks})", ids, db)}
         fresh: list[tuple[str, Sequence[NewImage]]] = []
@@ -119,17 +120,27 @@ class Catalog:
                 vectors.extend((image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, data))
                 if image.local_features is not None:
                     local.append((image_pk, image.local_features))
-        db.executemany("INSERT INTO instances (pk, id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       instances)
-        db.executemany("INSERT INTO images (pk, instance_pk, sha256, source, width, height, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", images)
+        db.executemany(
+            "INSERT INTO instances (pk, id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)", instances
+        )
+        db.executemany(
+            "INSERT INTO images (pk, instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", images
+        )
         db.executemany("INSERT INTO vectors (image_pk, descriptor, view, data) VALUES (?, ?, ?, ?)", vectors)
         db.executemany("INSERT INTO local_features (image_pk, data) VALUES (?, ?)", local)
         return len(images)
 
-    def _add(self, db: sqlite3.Connection, instance_id: str, images: Sequence[NewImage], descriptor: str,
-             label: str | None = None, metadata: dict[str, Any] | None = None, create: bool = True,
-             must_create: bool = False) -> tuple[list[int], list[int]]:
+    def _add(
+        self,
+        db: sqlite3.Connection,
+        instance_id: str,
+        images: Sequence[NewImage],
+        descriptor: str,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        create: bool = True,
+        must_create: bool = False,
+    ) -> tuple[list[int], list[int]]:
         validate_instance_id(instance_id)
         now = time.time()
         added: list[int] = []
@@ -140,8 +151,7 @@ class Catalog:
                 raise UnknownInstanceError(instance_id)
             cursor = db.execute(
                 "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (instance_id, validate_label(label if label is not None else instance_id),
-                 json.dumps(metadata or {}), now, now),
+                (instance_id, validate_label(label if label is not None else instance_id), json.dumps(metadata or {}), now, now),
             )
             instance_pk = _inserted_pk(cursor)
         else:
@@ -173,8 +183,7 @@ class Catalog:
                 [(image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, vectors)],
             )
             if image.local_features is not None:
-                db.execute("INSERT INTO local_features (image_pk, data) VALUES (?, ?)",
-                           (image_pk, image.local_features))
+                db.execute("INSERT INTO local_features (image_pk, data) VALUES (?, ?)", (image_pk, image.local_features))
         if added:
             db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
         return added, skipped
@@ -258,15 +267,15 @@ class Catalog:
 
     def image_owners(self) -> dict[int, tuple[int, str]]:
         """image pk -> (instance pk, content hash) for every image."""
-        return {int(r[0]): (int(r[1]), str(r[2])) for r in self._db.connection().execute(
-            "SELECT pk, instance_pk, sha256 FROM images"
-        )}
+        return {
+            int(r[0]): (int(r[1]), str(r[2])) for r in self._db.connection().execute("SELECT pk, instance_pk, sha256 FROM images")
+        }
 
     def instance_of_images(self, image_pks: Sequence[int]) -> dict[int, int]:
         """image pk -> instance pk."""
-        return {int(r[0]): int(r[1]) for r in self._db.query_in(
-            "SELECT pk, instance_pk FROM images WHERE pk IN ({marks})", image_pks
-        )}
+        return {
+            int(r[0]): int(r[1]) for r in self._db.query_in("SELECT pk, instance_pk FROM images WHERE pk IN ({marks})", image_pks)
+        }
 
 
 _INSTANCE_SELECT = (
@@ -294,13 +303,23 @@ def _like(text: str) -> str:
 
 def _instance(row: sqlite3.Row) -> Instance:
     return Instance(
-        id=row["id"], label=row["label"], metadata=json.loads(row["metadata"]),
-        created_at=row["created_at"], updated_at=row["updated_at"], image_count=int(row["n"]), pk=int(row["pk"]),
+        id=row["id"],
+        label=row["label"],
+        metadata=json.loads(row["metadata"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        image_count=int(row["n"]),
+        pk=int(row["pk"]),
     )
 
 
 def _image(row: sqlite3.Row) -> ImageRecord:
     return ImageRecord(
-        id=int(row["pk"]), instance_id=row["instance_id"], sha256=row["sha256"], source=row["source"],
-        width=int(row["width"]), height=int(row["height"]), created_at=row["created_at"],
+        id=int(row["pk"]),
+        instance_id=row["instance_id"],
+        sha256=row["sha256"],
+        source=row["source"],
+        width=int(row["width"]),
+        height=int(row["height"]),
+        created_at=row["created_at"],
     )

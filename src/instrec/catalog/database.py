@@ -112,8 +112,9 @@ class Database:
     def connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None or self._local.generation != self._generation:
-            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False,
-                                 factory=_TrackableConnection)
+            db = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False, factory=_TrackableConnection
+            )
             _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -145,7 +146,7 @@ class Database:
         keys = list(keys)
         rows: list[sqlite3.Row] = []
         for start in range(0, len(keys), IN_LIST_CHUNK):
-            chunk = keys[start:start + IN_LIST_CHUNK]
+            chunk = keys[start : start + IN_LIST_CHUNK]
             rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
         return rows
 

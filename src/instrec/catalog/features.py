@@ -13,19 +13,27 @@ class FeatureStore:
 
     def of_images(self, image_pks: Sequence[int]) -> dict[int, tuple[int, bytes]]:
         """image pk -> (instance pk, packed local features), for those images that have them."""
-        return {int(r[0]): (int(r[1]), r[2]) for r in self._db.query_in(
-            "SELECT f.image_pk, g.instance_pk, f.data FROM local_features f JOIN images g ON g.pk = f.image_pk "
-            "WHERE f.image_pk IN ({marks})", image_pks
-        )}
+        return {
+            int(r[0]): (int(r[1]), r[2])
+            for r in self._db.query_in(
+                "SELECT f.image_pk, g.instance_pk, f.data FROM local_features f JOIN images g ON g.pk = f.image_pk "
+                "WHERE f.image_pk IN ({marks})",
+                image_pks,
+            )
+        }
 
     def iterate(self, batch: int = 512) -> Iterator[tuple[list[int], list[bytes]]]:
         """Every image's packed local features, in pk order, ``batch`` images at a time."""
         last = -1
         while True:
-            rows = self._db.connection().execute(
-                "SELECT image_pk, data FROM local_features WHERE image_pk > ? ORDER BY image_pk LIMIT ?",
-                (last, batch),
-            ).fetchall()
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT image_pk, data FROM local_features WHERE image_pk > ? ORDER BY image_pk LIMIT ?",
+                    (last, batch),
+                )
+                .fetchall()
+            )
             if not rows:
                 return
             yield [int(r[0]) for r in rows], [r[1] for r in rows]
@@ -33,9 +41,10 @@ class FeatureStore:
 
     def missing(self) -> list[int]:
         """Images enrolled without local features, in pk order."""
-        return [int(r[0]) for r in self._db.query(
-            "SELECT pk FROM images WHERE pk NOT IN (SELECT image_pk FROM local_features) ORDER BY pk"
-        )]
+        return [
+            int(r[0])
+            for r in self._db.query("SELECT pk FROM images WHERE pk NOT IN (SELECT image_pk FROM local_features) ORDER BY pk")
+        ]
 
     def sizes(self) -> dict[int, int]:
         """image pk -> byte length of its packed local features (SQLite reads no blob for this)."""

@@ -20,9 +20,10 @@ class Journal:
 
     def since(self, seq: int) -> list[tuple[int, str, str, int]]:
         """``(seq, op, kind, pk)`` after ``seq``: kind 'vector' names a vector, 'local' an image."""
-        return [(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in self._db.query(
-            "SELECT seq, op, kind, pk FROM journal WHERE seq > ? ORDER BY seq", (seq,)
-        )]
+        return [
+            (int(r[0]), str(r[1]), str(r[2]), int(r[3]))
+            for r in self._db.query("SELECT seq, op, kind, pk FROM journal WHERE seq > ? ORDER BY seq", (seq,))
+        ]
 
     def floor(self) -> int:
         """Highest sequence number already compacted away: a reader behind it must rebuild."""

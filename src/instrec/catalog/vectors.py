@@ -26,11 +26,15 @@ class VectorStore:
         """All (vector pks, instance pks, vectors) in batches, for rebuilding the index."""
         last = 0
         while True:
-            rows = self._db.connection().execute(
-                "SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
-                "WHERE v.pk > ? ORDER BY v.pk LIMIT ?",
-                (last, batch),
-            ).fetchall()
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT v.pk, g.instance_pk, v.data FROM vectors v JOIN images g ON g.pk = v.image_pk "
+                    "WHERE v.pk > ? ORDER BY v.pk LIMIT ?",
+                    (last, batch),
+                )
+                .fetchall()
+            )
             if not rows:
                 return
             last = rows[-1][0]
@@ -42,9 +46,10 @@ class VectorStore:
 
     def owners(self) -> dict[int, int]:
         """vector pk -> instance pk for every stored vector."""
-        return {int(r[0]): int(r[1]) for r in self._db.connection().execute(
-            "SELECT v.pk, g.instance_pk FROM vectors v JOIN images g ON g.pk = v.image_pk"
-        )}
+        return {
+            int(r[0]): int(r[1])
+            for r in self._db.connection().execute("SELECT v.pk, g.instance_pk FROM vectors v JOIN images g ON g.pk = v.image_pk")
+        }
 
     def sample(self, count: int, dim: int) -> np.ndarray:
         """About ``count`` vectors spread evenly over the key range (training data for an index).
@@ -61,9 +66,9 @@ class VectorStore:
 
     def image_of(self, vector_pks: Sequence[int]) -> dict[int, int]:
         """vector pk -> image pk."""
-        return {int(r[0]): int(r[1]) for r in self._db.query_in(
-            "SELECT pk, image_pk FROM vectors WHERE pk IN ({marks})", vector_pks
-        )}
+        return {
+            int(r[0]): int(r[1]) for r in self._db.query_in("SELECT pk, image_pk FROM vectors WHERE pk IN ({marks})", vector_pks)
+        }
 
     def of_images(self, image_pks: Sequence[int]) -> dict[int, list[int]]:
         """image pk -> its vector pks."""

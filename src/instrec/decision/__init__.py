@@ -5,11 +5,29 @@
 ``probes`` makes the query-like photos and strangers a gallery is calibrated with.
 """
 
-from instrec.decision.calibration import (FALLBACK_THRESHOLD, Calibration, Prior, calibrate, default_calibration,
-                                          fallback_threshold, fit_logistic, wilson_interval)
+from instrec.decision.calibration import (
+    FALLBACK_THRESHOLD,
+    Calibration,
+    Prior,
+    calibrate,
+    default_calibration,
+    fallback_threshold,
+    fit_logistic,
+    wilson_interval,
+)
 from instrec.decision.scores import UNRELATED_SCORE, InstanceScore, against_competitors, rank_instances
 
 __all__ = [
-    "FALLBACK_THRESHOLD", "UNRELATED_SCORE", "Calibration", "InstanceScore", "Prior", "against_competitors",
-    "calibrate", "default_calibration", "fallback_threshold", "fit_logistic", "rank_instances", "wilson_interval",
+    "FALLBACK_THRESHOLD",
+    "UNRELATED_SCORE",
+    "Calibration",
+    "InstanceScore",
+    "Prior",
+    "against_competitors",
+    "calibrate",
+    "default_calibration",
+    "fallback_threshold",
+    "fit_logistic",
+    "rank_instances",
+    "wilson_interval",
 ]

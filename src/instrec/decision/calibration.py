@@ -106,20 +106,28 @@ class Calibration:
     def describe(self) -> str:
         """What the threshold rests on, in words a user can act on."""
         if self.impostor == 0:
-            return (f"threshold {self.threshold:.3f} is the prior fitted on real evaluation data; nothing has been "
-                    "measured on this gallery yet (instrec calibrate).")
+            return (
+                f"threshold {self.threshold:.3f} is the prior fitted on real evaluation data; nothing has been "
+                "measured on this gallery yet (instrec calibrate)."
+            )
         low, high = self.far_interval()
-        words = (f"threshold {self.threshold:.3f} rests on {self.impostor} stranger and {self.genuine} genuine "
-                 f"scores ({self.source}); {self.false_accepts} strangers reach it: false-accept rate "
-                 f"{low:.1%}-{high:.1%} (95 % interval) against a target of {self.target_far:.1%}")
+        words = (
+            f"threshold {self.threshold:.3f} rests on {self.impostor} stranger and {self.genuine} genuine "
+            f"scores ({self.source}); {self.false_accepts} strangers reach it: false-accept rate "
+            f"{low:.1%}-{high:.1%} (95 % interval) against a target of {self.target_far:.1%}"
+        )
         if self.prior_weight > 0:
             words += f"; {self.prior_weight:.0%} of it is the prior"
         if self.duplicates:
-            words += (f"; {self.duplicates} instances share a picture with another (the same photo enrolled "
-                      "twice?) and were kept out of each other's stranger scores")
+            words += (
+                f"; {self.duplicates} instances share a picture with another (the same photo enrolled "
+                "twice?) and were kept out of each other's stranger scores"
+            )
         if self.impostor < WEAK_ESTIMATE:
-            words += ("; the estimate is weak: calibrate with --negatives (photos of things not enrolled, taken "
-                      "like real queries) to firm it up")
+            words += (
+                "; the estimate is weak: calibrate with --negatives (photos of things not enrolled, taken "
+                "like real queries) to firm it up"
+            )
         return words + "."
 
     def to_json(self) -> str:
@@ -134,8 +142,9 @@ def default_calibration(prior: Prior | None, competitor_weight: float, target_fa
     """Before any measurement: the prior, or for a pipeline without one a logistic centred on a guess."""
     if prior is not None:
         threshold = prior.threshold(target_far)
-        return Calibration(threshold, *prior.curve(threshold, prior.stranger_median), target_far, 0, 0,
-                           None, "prior", prior_weight=1.0)
+        return Calibration(
+            threshold, *prior.curve(threshold, prior.stranger_median), target_far, 0, 0, None, "prior", prior_weight=1.0
+        )
     threshold = fallback_threshold(competitor_weight)
     return Calibration(threshold, 10.0, -10.0 * threshold, target_far, 0, 0, None, "default")
 
@@ -145,8 +154,9 @@ def fallback_threshold(competitor_weight: float) -> float:
     return FALLBACK_THRESHOLD - competitor_weight * UNRELATED_SCORE
 
 
-def calibrate(genuine: np.ndarray, impostor: np.ndarray, target_far: float, source: str,
-              prior: Prior | None = None, **extra: int) -> Calibration:
+def calibrate(
+    genuine: np.ndarray, impostor: np.ndarray, target_far: float, source: str, prior: Prior | None = None, **extra: int
+) -> Calibration:
     """Threshold = the impostor quantile that lets through ``target_far`` of impostors, blended
     with ``prior`` by their numbers of scores; ``extra`` fills the bookkeeping fields."""
     genuine = np.asarray(genuine, np.float64)
@@ -163,9 +173,21 @@ def calibrate(genuine: np.ndarray, impostor: np.ndarray, target_far: float, sour
         threshold, weight = prior.blend(target_far, measured, len(impostor))
         slope, intercept = prior.curve(threshold, median)
     tar = float((genuine >= threshold).mean()) if len(genuine) else None
-    return Calibration(threshold, slope, intercept, target_far, int(len(genuine)), int(len(impostor)), tar, source,
-                       false_accepts=int((impostor >= threshold).sum()), measured_threshold=measured,
-                       prior_weight=weight, stranger_median=median, **extra)
+    return Calibration(
+        threshold,
+        slope,
+        intercept,
+        target_far,
+        int(len(genuine)),
+        int(len(impostor)),
+        tar,
+        source,
+        false_accepts=int((impostor >= threshold).sum()),
+        measured_threshold=measured,
+        prior_weight=weight,
+        stranger_median=median,
+        **extra,
+    )
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -215,8 +237,7 @@ def fit_logistic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
 def _fit_logistic(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
     """Class-balanced Platt scaling of genuine against impostor; centred on the threshold if degenerate."""
     if len(genuine) >= 3:
-        a, b = fit_logistic(np.concatenate([genuine, impostor]),
-                            np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))]))
+        a, b = fit_logistic(np.concatenate([genuine, impostor]), np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))]))
         if math.isfinite(a):
             return a, b
     slope = 4.0 / max(float(np.std(impostor)), 0.02)

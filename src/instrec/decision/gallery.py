@@ -36,8 +36,15 @@ class Scores:
     strangers: int = 0  # shipped strangers scored (the others hold an enrolled picture)
 
 
-def measure(rank: Rank, adjust: Adjust, shots: Sequence[Shot], twins: dict[int, set[int]], holds: Holds,
-            progress: Progress | None = None, with_strangers: bool = True) -> Scores:
+def measure(
+    rank: Rank,
+    adjust: Adjust,
+    shots: Sequence[Shot],
+    twins: dict[int, set[int]],
+    holds: Holds,
+    progress: Progress | None = None,
+    with_strangers: bool = True,
+) -> Scores:
     """Score the shipped strangers (``with_strangers``) and two probes per shot.
 
     A probe's own instance gives a genuine score; the best of the others, with its own instance

@@ -88,8 +88,12 @@ def _partial(shot: Image.Image, rng: np.random.Generator) -> Image.Image:
     cw, ch = round(share * w), round(share * h)
     x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
     view = _fit(shot.crop((x, y, x + cw, y + ch)), PROBE_SIDE)
-    view = view.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR, expand=True,
-                       fillcolor=tuple(int(v) for v in rng.integers(60, 200, 3)))
+    view = view.rotate(
+        float(rng.uniform(-12, 12)),
+        resample=Image.Resampling.BILINEAR,
+        expand=True,
+        fillcolor=tuple(int(v) for v in rng.integers(60, 200, 3)),
+    )
     vw, vh = view.size
     bw, bh = round(vw * 0.4), round(vh * 0.4)
     bx, by = int(rng.integers(0, vw - bw + 1)), int(rng.integers(0, vh - bh + 1))
@@ -114,8 +118,7 @@ def _degraded(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
 def _fit(image: Image.Image, side: int) -> Image.Image:
     """A copy with its long side ``side``."""
     scale = side / max(image.size)
-    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                        Image.Resampling.LANCZOS)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
 
 
 def _noise(rng: np.random.Generator) -> Image.Image:

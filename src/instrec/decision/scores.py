@@ -40,8 +40,9 @@ def rank_instances(scores: np.ndarray, vector_ids: np.ndarray, instance_pks: np.
     return sorted(best.values(), key=lambda s: -s.score)
 
 
-def against_competitors(ranked: list[InstanceScore], weight: float, competitors: int = 1,
-                        missing: float = UNRELATED_SCORE) -> list[InstanceScore]:
+def against_competitors(
+    ranked: list[InstanceScore], weight: float, competitors: int = 1, missing: float = UNRELATED_SCORE
+) -> list[InstanceScore]:
     """Each instance's score lowered by ``weight`` x the mean score of the ``competitors`` best
     *other* instances (a gallery with fewer counts the missing ones at ``missing``, what an
     unrelated instance scores), then raised to its ``geometry`` where that is larger; best first.
@@ -64,6 +65,7 @@ def against_competitors(ranked: list[InstanceScore], weight: float, competitors:
     best += [missing] * (competitors + 1 - len(best))
     total = sum(best)
     rivals = lambda i: (total - best[min(i, competitors)]) / competitors if weight else 0.0  # noqa: E731
-    lowered = [dataclasses.replace(s, score=max(s.score - weight * rivals(i), s.geometry or -math.inf))
-               for i, s in enumerate(ranked)]
+    lowered = [
+        dataclasses.replace(s, score=max(s.score - weight * rivals(i), s.geometry or -math.inf)) for i, s in enumerate(ranked)
+    ]
     return sorted(lowered, key=lambda s: -s.score)

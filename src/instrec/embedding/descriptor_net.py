@@ -28,8 +28,7 @@ class DescriptorNet(nn.Module):
         multiple = self.backbone.spec.input_multiple
         height, width = images.shape[-2:]
         if height % multiple or width % multiple:  # the check is Python-only: not in an ONNX graph
-            raise ValueError(f"{self.backbone.spec.name} needs sides that are multiples of {multiple}, "
-                             f"got {height}x{width}")
+            raise ValueError(f"{self.backbone.spec.name} needs sides that are multiples of {multiple}, got {height}x{width}")
         features = self.backbone.forward_features(images)
         pooled = features if self.backbone.spec.stride is None else gem(features, self.gem_p)
         return l2_normalize(pooled)

@@ -52,8 +52,10 @@ class Embedder:
         self.spec = backbone.spec
         self.whitening = Whitening.load(descriptor.whitening) if descriptor.whitening else None
         if self.whitening is not None and self.whitening.input_dim != backbone.spec.feature_dim:
-            raise ConfigError(f"descriptor.whitening: {descriptor.whitening} was fitted on {self.whitening.input_dim}-d "
-                              f"descriptors, {descriptor.backbone} gives {backbone.spec.feature_dim}-d")
+            raise ConfigError(
+                f"descriptor.whitening: {descriptor.whitening} was fitted on {self.whitening.input_dim}-d "
+                f"descriptors, {descriptor.backbone} gives {backbone.spec.feature_dim}-d"
+            )
         self.dim: int = backbone.spec.feature_dim if self.whitening is None else self.whitening.dims
         weights = backbone.weights_digest if self.whitening is None else f"{backbone.weights_digest}+{self.whitening.digest}"
         self.digest: str = descriptor_digest({**descriptor.model_dump(), **tuning.model_dump()}, weights)

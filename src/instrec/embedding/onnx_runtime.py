@@ -59,8 +59,10 @@ def export_onnx(module: nn.Module, path: Path) -> None:
                 opset_version=OPSET,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"},
-                              OUTPUT_NAME: {0: "n", 2: "fh", 3: "fw"} if spatial_output else {0: "n"}},
+                dynamic_axes={
+                    INPUT_NAME: {0: "n", 2: "h", 3: "w"},
+                    OUTPUT_NAME: {0: "n", 2: "fh", 3: "fw"} if spatial_output else {0: "n"},
+                },
             )
         _let_pads_fuse_into_convs(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is an ordinary file

@@ -26,9 +26,7 @@ def _round_to(side: float, multiple: int) -> int:
     return max(1, round(side / multiple)) * multiple
 
 
-def to_input(
-    image: Image.Image, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]
-) -> np.ndarray:
+def to_input(image: Image.Image, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """RGB float32 array (3, h, w) of ``size`` = (w, h), resized (antialiased bilinear) and normalised."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     rgb = rgb.resize(size, Image.Resampling.BILINEAR)
@@ -49,8 +47,4 @@ def batches_by_size(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[l
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for index, size in enumerate(sizes):
         groups[size].append(index)
-    return [
-        members[start : start + batch_size]
-        for members in groups.values()
-        for start in range(0, len(members), batch_size)
-    ]
+    return [members[start : start + batch_size] for members in groups.values() for start in range(0, len(members), batch_size)]

@@ -24,8 +24,13 @@ class SameConv2d(nn.Conv2d):
         if not square or k % 2 == 0 or k < s or tuple(conv.dilation) != (1, 1):
             raise ValueError(f"unsupported convolution for SAME padding: {conv}")
         super().__init__(
-            conv.in_channels, conv.out_channels, k, stride=s, padding=k // 2 if s == 1 else 0,
-            groups=conv.groups, bias=conv.bias is not None,
+            conv.in_channels,
+            conv.out_channels,
+            k,
+            stride=s,
+            padding=k // 2 if s == 1 else 0,
+            groups=conv.groups,
+            bias=conv.bias is not None,
         )
         self.weight = conv.weight
         self.bias = conv.bias

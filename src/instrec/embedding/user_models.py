@@ -80,9 +80,7 @@ class TimmBackbone(Backbone):
         return self.net.forward_features(x)
 
 
-def _probe_spec(
-    name: str, features: Callable[[torch.Tensor], torch.Tensor], mean: RGB, std: RGB
-) -> BackboneSpec:
+def _probe_spec(name: str, features: Callable[[torch.Tensor], torch.Tensor], mean: RGB, std: RGB) -> BackboneSpec:
     """Run one dummy image to learn the feature width, and whether the output is a map or a vector."""
     try:
         with torch.inference_mode():

@@ -65,8 +65,16 @@ class Whitening:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:  # np.savez would append .npz to a name without it
-            np.savez(handle, format=_FORMAT, mean=self.mean, projection=self.projection, explained=self.explained,
-                     pool_size=self.pool_size, power=self.power, shrinkage=self.shrinkage)
+            np.savez(
+                handle,
+                format=_FORMAT,
+                mean=self.mean,
+                projection=self.projection,
+                explained=self.explained,
+                pool_size=self.pool_size,
+                power=self.power,
+                shrinkage=self.shrinkage,
+            )
         return path
 
     @classmethod
@@ -79,9 +87,14 @@ class Whitening:
             with np.load(path, allow_pickle=False) as data:
                 if int(data["format"]) != _FORMAT:
                     raise ConfigError(f"descriptor.whitening: {path} has format {int(data['format'])}, expected {_FORMAT}")
-                return cls(data["mean"].astype(np.float32), data["projection"].astype(np.float32),
-                           float(data["explained"]), int(data["pool_size"]), float(data["power"]),
-                           float(data["shrinkage"]))
+                return cls(
+                    data["mean"].astype(np.float32),
+                    data["projection"].astype(np.float32),
+                    float(data["explained"]),
+                    int(data["pool_size"]),
+                    float(data["power"]),
+                    float(data["shrinkage"]),
+                )
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - zip, key or shape errors all mean "not a whitening file"
@@ -97,8 +110,10 @@ def fit_whitening(vectors: np.ndarray, dims: int, power: float = 0.5, shrinkage:
     if vectors.ndim != 2 or len(vectors) < 2:
         raise ConfigError("whitening needs a pool of at least 2 descriptors")
     if not 1 <= dims < len(vectors) or dims > vectors.shape[1]:
-        raise ConfigError(f"whitening: dims must be in [1, {min(len(vectors) - 1, vectors.shape[1])}] "
-                          f"for a pool of {len(vectors)} {vectors.shape[1]}-d descriptors, got {dims}")
+        raise ConfigError(
+            f"whitening: dims must be in [1, {min(len(vectors) - 1, vectors.shape[1])}] "
+            f"for a pool of {len(vectors)} {vectors.shape[1]}-d descriptors, got {dims}"
+        )
     if not 0 <= power <= 1 or shrinkage < 0:
         raise ConfigError("whitening: power must be in [0, 1] and shrinkage >= 0")
     mean = vectors.mean(axis=0)
@@ -109,17 +124,24 @@ def fit_whitening(vectors: np.ndarray, dims: int, power: float = 0.5, shrinkage:
         raise ConfigError("whitening: the pool's descriptors are all identical")
     kept = variance[:dims] + shrinkage * total / len(variance)
     projection = directions[:dims].T / kept ** (power / 2)
-    return Whitening(mean.astype(np.float32), projection.astype(np.float32), float(variance[:dims].sum() / total),
-                     len(vectors), power, shrinkage)
+    return Whitening(
+        mean.astype(np.float32),
+        projection.astype(np.float32),
+        float(variance[:dims].sum() / total),
+        len(vectors),
+        power,
+        shrinkage,
+    )
 
 
-def embed_pool(embedder: Any, files: Sequence[Path], limits: Any, progress: Callable[[int, int], None] | None = None,
-               batch: int = 32) -> tuple[np.ndarray, list[ImageError]]:
+def embed_pool(
+    embedder: Any, files: Sequence[Path], limits: Any, progress: Callable[[int, int], None] | None = None, batch: int = 32
+) -> tuple[np.ndarray, list[ImageError]]:
     """Raw descriptors of a pool of photo files for :func:`fit_whitening` (``embedder`` must not whiten),
     and the files that could not be read (skipped: a pool is unlabelled bulk, one bad file loses nothing)."""
     parts, skipped = [], []
     for start in range(0, len(files), batch):
-        loaded, errors = load_images(files[start: start + batch], limits, skip_bad=True)
+        loaded, errors = load_images(files[start : start + batch], limits, skip_bad=True)
         skipped.extend(errors)
         if loaded:
             parts.append(embedder.embed([image.pixels for image in loaded]))

@@ -21,8 +21,15 @@ from instrec.evaluation.datasets import load_split
 from instrec.evaluation.runner import Progress, Run, run
 
 BASELINE = "baseline"
-COLUMNS = (("top1", "top-1"), ("top5", "top-5"), ("mrr", "MRR"), ("map", "mAP"), ("auroc", "AUROC"),
-           ("tar_at_far_1pct", "TAR@FAR=1%"), ("ms_per_query", "ms/query"))
+COLUMNS = (
+    ("top1", "top-1"),
+    ("top5", "top-5"),
+    ("mrr", "MRR"),
+    ("map", "mAP"),
+    ("auroc", "AUROC"),
+    ("tar_at_far_1pct", "TAR@FAR=1%"),
+    ("ms_per_query", "ms/query"),
+)
 _NEXT_ASSIGNMENT = re.compile(r",\s*(?=[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\s*=)")  # a comma that starts "a.b="
 
 
@@ -63,7 +70,7 @@ def load_settings(path: str | Path) -> list[Setting]:
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot read settings file {path}: {error}") from None
     if not isinstance(payload, dict) or not all(isinstance(v, dict) for v in payload.values()):
-        raise ConfigError(f"{path}: expected {{\"name\": {{\"section.key\": value}}}}")
+        raise ConfigError(f'{path}: expected {{"name": {{"section.key": value}}}}')
     return [Setting(name, dict(overrides)) for name, overrides in payload.items()]
 
 
@@ -120,9 +127,22 @@ def compare(
             embedders[key] = _build_embedder(config)
         for count in shots:
             stage = _prefixed(progress, f"{setting.name} x{count}")
-            rows.append(Row(setting, count, run(root, shots=count, unknown_fraction=unknown_fraction, seed=seed,
-                                                config=config, progress=stage, embedder=embedders[key],
-                                                calibrate=calibrate)))
+            rows.append(
+                Row(
+                    setting,
+                    count,
+                    run(
+                        root,
+                        shots=count,
+                        unknown_fraction=unknown_fraction,
+                        seed=seed,
+                        config=config,
+                        progress=stage,
+                        embedder=embedders[key],
+                        calibrate=calibrate,
+                    ),
+                )
+            )
     return rows
 
 

@@ -48,12 +48,13 @@ def write_report(rows: list[Row], path: str | Path, *, title: str = "instrec eva
         ("Latency per stage (median ms/query)", _latency_section(rows)),
         (f"{WORST_FAILURES} worst failures per row", _failures_section(rows)),
     ]
-    body = "".join(f'<section id="{_anchor(name)}"><h2>{html.escape(name)}</h2>{content}</section>'
-                   for name, content in sections)
+    body = "".join(f'<section id="{_anchor(name)}"><h2>{html.escape(name)}</h2>{content}</section>' for name, content in sections)
     dataset = html.escape(str(rows[0].run.summary.get("dataset", "")))
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>dataset: {dataset}</p>"
-            f"{body}</body></html>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>dataset: {dataset}</p>"
+        f"{body}</body></html>"
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
@@ -72,19 +73,36 @@ def failures(outcomes: Iterable[QueryOutcome], limit: int = WORST_FAILURES) -> l
 
 
 def _operating_points(rows: list[Row]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("setting", "threshold", "accepted correct", "accepted wrong",
-                                             "false reject", "false accept", "ECE", "what it rests on"))
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "setting",
+            "threshold",
+            "accepted correct",
+            "accepted wrong",
+            "false reject",
+            "false accept",
+            "ECE",
+            "what it rests on",
+        )
+    )
     body = ""
     for row in rows:
         s = row.run.summary
-        cells = [_row_name(row), f"{s.get('threshold', float('nan')):.3f}"] + [
-            "-" if s.get(k) is None else f"{s[k]:.3f}"
-            for k in ("accept_correct", "accept_wrong", "false_reject", "false_accept", "ece")] + [
-            str(s.get("calibration", ""))]
+        cells = (
+            [_row_name(row), f"{s.get('threshold', float('nan')):.3f}"]
+            + [
+                "-" if s.get(k) is None else f"{s[k]:.3f}"
+                for k in ("accept_correct", "accept_wrong", "false_reject", "false_accept", "ece")
+            ]
+            + [str(s.get("calibration", ""))]
+        )
         body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-    return ("<p>Known queries are accepted correct when their best match is right and scores at or above "
-            "the threshold; false rejects are known queries answered \"unknown\"; false accepts are "
-            f"never-enrolled queries given an answer.</p><table><tr>{head}</tr>{body}</table>")
+    return (
+        "<p>Known queries are accepted correct when their best match is right and scores at or above "
+        'the threshold; false rejects are known queries answered "unknown"; false accepts are '
+        f"never-enrolled queries given an answer.</p><table><tr>{head}</tr>{body}</table>"
+    )
 
 
 def _reliability_section(rows: list[Row]) -> str:
@@ -97,14 +115,15 @@ def _reliability_section(rows: list[Row]) -> str:
     for row, table in tables:
         if table:
             ece = expected_calibration_error(row.run.outcomes)
-            axis.plot([c for c, _, _ in table], [r for _, r, _ in table], marker="o",
-                      label=f"{_row_name(row)}: ECE {ece:.3f}")
+            axis.plot([c for c, _, _ in table], [r for _, r, _ in table], marker="o", label=f"{_row_name(row)}: ECE {ece:.3f}")
     axis.plot([0, 1], [0, 1], color="0.7", linestyle=":")
     axis.set_xlabel("confidence shown")
     axis.set_ylabel("share of those answers that were right")
     axis.legend(fontsize=8)
-    return ("<p>Queries binned by the confidence shown with their best match: a calibrated confidence lies "
-            "on the diagonal. ECE is the mean gap, weighted by queries.</p>" + _img(figure, "reliability"))
+    return (
+        "<p>Queries binned by the confidence shown with their best match: a calibrated confidence lies "
+        "on the diagonal. ECE is the mean gap, weighted by queries.</p>" + _img(figure, "reliability")
+    )
 
 
 def _row_name(row: Row) -> str:
@@ -118,8 +137,10 @@ def _anchor(name: str) -> str:
 def _table(rows: list[Row]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ("setting", "shots", *(label for _, label in COLUMNS)))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in table_cells(row)) + "</tr>" for row in rows)
-    overrides = "".join(f"<li><b>{html.escape(r.setting.name)}</b>: {html.escape(_overrides(r))}</li>"
-                        for r in {r.setting.name: r for r in rows}.values())
+    overrides = "".join(
+        f"<li><b>{html.escape(r.setting.name)}</b>: {html.escape(_overrides(r))}</li>"
+        for r in {r.setting.name: r for r in rows}.values()
+    )
     return f"<table><tr>{head}</tr>{body}</table><ul>{overrides}</ul>"
 
 
@@ -147,9 +168,15 @@ def _accuracy_vs_shots(rows: list[Row]) -> Any:
     for name in dict.fromkeys(r.setting.name for r in rows):
         mine = sorted((r for r in rows if r.setting.name == name), key=lambda r: r.shots)
         shots = [r.shots for r in mine]
-        line, = axis.plot(shots, [r.run.summary["top1"] or 0.0 for r in mine], marker="o", label=f"{name} top-1")
-        axis.plot(shots, [r.run.summary["top5"] or 0.0 for r in mine], marker=".", linestyle="--",
-                  color=line.get_color(), label=f"{name} top-5")
+        (line,) = axis.plot(shots, [r.run.summary["top1"] or 0.0 for r in mine], marker="o", label=f"{name} top-1")
+        axis.plot(
+            shots,
+            [r.run.summary["top5"] or 0.0 for r in mine],
+            marker=".",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{name} top-5",
+        )
     axis.set(xlabel="shots per instance", ylabel="accuracy", ylim=(0, 1.02))
     axis.set_xticks(sorted({r.shots for r in rows}))
     axis.grid(alpha=0.3)
@@ -162,9 +189,8 @@ def _histograms(rows: list[Row]) -> Any:
 
     columns = min(3, len(rows))
     lines = -(-len(rows) // columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3 * lines), squeeze=False,
-                               layout="constrained")
-    for axis in axes.flat[len(rows):]:
+    figure, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3 * lines), squeeze=False, layout="constrained")
+    for axis in axes.flat[len(rows) :]:
         axis.set_visible(False)
     for axis, row in zip(axes.flat, rows):
         genuine = [o.top_score for o in row.run.outcomes if o.correct]
@@ -177,8 +203,7 @@ def _histograms(rows: list[Row]) -> Any:
         axis.set(title=_row_name(row), xlabel="top-1 score")
         axis.title.set_fontsize(9)
         axis.legend(fontsize=7)
-    figure.suptitle("genuine: top-1 is the right instance; impostor: wrong instance, or a query of no enrolled one",
-                    fontsize=9)
+    figure.suptitle("genuine: top-1 is the right instance; impostor: wrong instance, or a query of no enrolled one", fontsize=9)
     return figure
 
 
@@ -195,8 +220,9 @@ def _roc_section(rows: list[Row]) -> str:
 
     usable = [r for r in rows if r.run.summary.get("auroc") is not None]
     if not usable:
-        return ("<p>No unknown queries: evaluate with <code>--unknown-fraction</code> or a "
-                "<code>queries/_unknown</code> folder.</p>")
+        return (
+            "<p>No unknown queries: evaluate with <code>--unknown-fraction</code> or a <code>queries/_unknown</code> folder.</p>"
+        )
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     for row in usable:
         known = np.asarray([o.top_score for o in row.run.outcomes if o.truth is not None])
@@ -213,8 +239,12 @@ def _roc_section(rows: list[Row]) -> str:
 def stage_medians(rows: list[Row]) -> tuple[list[str], np.ndarray]:
     """The stages ``timing_ms`` reported (any, in order of appearance) and their median ms per row."""
     stages = list(dict.fromkeys(k for r in rows for o in r.run.outcomes for k in o.timing_ms if k != "total"))
-    medians = np.array([[np.median([o.timing_ms.get(stage, 0.0) for o in r.run.outcomes]) if r.run.outcomes else 0.0
-                         for stage in stages] for r in rows]).reshape(len(rows), len(stages))
+    medians = np.array(
+        [
+            [np.median([o.timing_ms.get(stage, 0.0) for o in r.run.outcomes]) if r.run.outcomes else 0.0 for stage in stages]
+            for r in rows
+        ]
+    ).reshape(len(rows), len(stages))
     return stages, medians
 
 
@@ -235,9 +265,12 @@ def _latency_section(rows: list[Row]) -> str:
     if stages:
         axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ("row", *stages, "end to end"))
-    body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{v:.1f}</td>" for v in values)
-                   + f"<td>{row.run.summary['ms_per_query']:.1f}</td></tr>"
-                   for name, values, row in zip(names, medians, rows))
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{v:.1f}</td>" for v in values)
+        + f"<td>{row.run.summary['ms_per_query']:.1f}</td></tr>"
+        for name, values, row in zip(names, medians, rows)
+    )
     return _img(figure, "latency per stage") + f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -247,9 +280,11 @@ def _failures_section(rows: list[Row]) -> str:
         worst = failures(row.run.outcomes)
         strips = "".join(_strip(o) for o in worst) or "<p>No failures.</p>"
         parts.append(f"<h3>{html.escape(_row_name(row))}</h3>{strips}")
-    return ("<p>Known queries whose top-1 is wrong and unknown queries accepted at the threshold, "
-            "highest top-1 score first; then known queries answered rightly but rejected as "
-            "\"unknown\", lowest score first.</p>" + "".join(parts))
+    return (
+        "<p>Known queries whose top-1 is wrong and unknown queries accepted at the threshold, "
+        "highest top-1 score first; then known queries answered rightly but rejected as "
+        '"unknown", lowest score first.</p>' + "".join(parts)
+    )
 
 
 def _strip(outcome: QueryOutcome) -> str:
@@ -258,8 +293,10 @@ def _strip(outcome: QueryOutcome) -> str:
     cells = [_figure(outcome.query, f"query{verdict}<br>truth: {html.escape(truth)}")]
     for rank, candidate in enumerate(outcome.top, 1):
         verdict = "good" if candidate.instance_id == outcome.truth else "bad"
-        caption = (f"<span class='{verdict}'>#{rank} {html.escape(candidate.label or candidate.instance_id)}</span>"
-                   f"<br>score {candidate.score:.3f}")
+        caption = (
+            f"<span class='{verdict}'>#{rank} {html.escape(candidate.label or candidate.instance_id)}</span>"
+            f"<br>score {candidate.score:.3f}"
+        )
         cells.append(_figure(candidate.image, caption))
     return f"<div class='strip'>{''.join(cells)}</div>"
 

@@ -60,8 +60,13 @@ def run(
             index = recognizer.library.index_info()
             calibration = recognizer.calibration
     result: dict[str, Any] = {
-        "dataset": str(root), "layout": split.layout, "shots": shots, "unknown_fraction": unknown_fraction,
-        "seed": seed, "instances": len(split.gallery), "gallery_images": gallery_images,
+        "dataset": str(root),
+        "layout": split.layout,
+        "shots": shots,
+        "unknown_fraction": unknown_fraction,
+        "seed": seed,
+        "instances": len(split.gallery),
+        "gallery_images": gallery_images,
         **summarise(outcomes),
         "threshold": calibration.threshold,
         "calibration": calibration.describe(),
@@ -94,24 +99,28 @@ def _query(recognizer: Recognizer, queries, gallery_sizes: dict[str, int], progr
         except InstrecError:
             continue  # unreadable query: not counted (it is reported by the loader's error)
         ms = (time.perf_counter() - started) * 1e3
-        outcomes.append(QueryOutcome(
-            truth=truth,
-            ranked=[m.instance_id for m in recognition.matches],
-            top_score=recognition.matches[0].score if recognition.matches else -1.0,
-            unknown=recognition.unknown,
-            image_relevance=[hit.instance_id == truth for hit in recognition.images],
-            relevant_images=gallery_sizes.get(truth, 0) if truth else 0,
-            ms=ms,
-            query=str(path),
-            top=_candidates(recognizer, recognition),
-            timing_ms=dict(recognition.timing_ms),
-            confidence=recognition.matches[0].confidence if recognition.matches else None,
-        ))
+        outcomes.append(
+            QueryOutcome(
+                truth=truth,
+                ranked=[m.instance_id for m in recognition.matches],
+                top_score=recognition.matches[0].score if recognition.matches else -1.0,
+                unknown=recognition.unknown,
+                image_relevance=[hit.instance_id == truth for hit in recognition.images],
+                relevant_images=gallery_sizes.get(truth, 0) if truth else 0,
+                ms=ms,
+                query=str(path),
+                top=_candidates(recognizer, recognition),
+                timing_ms=dict(recognition.timing_ms),
+                confidence=recognition.matches[0].confidence if recognition.matches else None,
+            )
+        )
         if progress:
             progress("query", number, len(queries))
     return outcomes
 
 
 def _candidates(recognizer: Recognizer, recognition: Recognition) -> tuple[Candidate, ...]:
-    return tuple(Candidate(m.instance_id, m.label, m.score, recognizer.gallery.image(m.image_id).source)
-                 for m in recognition.matches[:CANDIDATES_KEPT])
+    return tuple(
+        Candidate(m.instance_id, m.label, m.score, recognizer.gallery.image(m.image_id).source)
+        for m in recognition.matches[:CANDIDATES_KEPT]
+    )

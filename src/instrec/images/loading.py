@@ -43,9 +43,7 @@ from instrec.errors import (
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    ".jpg .jpeg .png .bmp .gif .tif .tiff .webp .pgm .ppm .pbm .pnm".split()
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(".jpg .jpeg .png .bmp .gif .tif .tiff .webp .pgm .ppm .pbm .pnm".split())
 """Lower-case file suffixes (with the dot, as ``Path.suffix``) that :func:`iter_image_files` picks."""
 
 # Only these decoders may run: no EPS (spawns Ghostscript) or exotic plugins on untrusted uploads.
@@ -98,9 +96,7 @@ class LoadedImage:
         return (self.size or self.pixels.size)[1]
 
 
-def load_image(
-    src: ImageInput, limits: LimitsConfig = LimitsConfig(), *, name: str | None = None
-) -> LoadedImage:
+def load_image(src: ImageInput, limits: LimitsConfig = LimitsConfig(), *, name: str | None = None) -> LoadedImage:
     """Decode ``src`` into an RGB :class:`LoadedImage`; raise an ``ImageError`` naming the source."""
     if isinstance(src, Image.Image):
         source = name or "<PIL image>"
@@ -149,17 +145,15 @@ def load_images(
     return loaded, errors
 
 
-def iter_image_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``folder`` (by extension, hidden ones skipped), sorted by name."""
+def iter_image_files(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Image files directly in ``folder`` (by extension, hidden ones skipped), sorted by name; then,
+    if ``recursive``, those of its subfolders (hidden ones skipped) in order of their paths."""
     path = Path(folder)
     if not path.is_dir():
         raise ImageError(os.fsdecode(folder), "not a folder")
-    files = (
-        p
-        for p in path.iterdir()
-        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-    return sorted(files, key=lambda p: p.name)
+    files = (p for p in path.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    below = sorted(d for d in path.rglob("*") if d.is_dir() and not d.name.startswith(".")) if recursive else []
+    return sorted(files, key=lambda p: p.name) + [file for d in below for file in iter_image_files(d)]
 
 
 def _read_file(path: Path, source: str, limits: LimitsConfig) -> bytes:

@@ -116,7 +116,7 @@ class IVFIndex:
             # einsum, not BLAS: a multi-threaded gemv costs ~15x more CPU on a busy machine
             exact = np.einsum("ij,j->i", self.exact.index.reconstruct_batch(ids), query)
             best = np.argsort(-exact, kind="stable")[:k]
-            scores[row, :len(best)], found[row, :len(best)] = exact[best], ids[best]
+            scores[row, : len(best)], found[row, : len(best)] = exact[best], ids[best]
         return scores, found
 
     def save(self, path: Path) -> None:
@@ -141,8 +141,7 @@ def create_ivf(dim: int, config: IndexConfig, expected_size: int = 0) -> IVFInde
     nlist = cells_for(expected_size)
     code_dim = min(CODE_DIMS, dim)
     quantizer = faiss.IndexFlatIP(code_dim)
-    ivf = faiss.IndexIVFPQFastScan(quantizer, code_dim, nlist, subquantizers_for(code_dim), 4,
-                                   faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.IndexIVFPQFastScan(quantizer, code_dim, nlist, subquantizers_for(code_dim), 4, faiss.METRIC_INNER_PRODUCT)
     ivf.own_fields = True
     quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's proxy handle: not in faiss's stubs
     ivf.cp.niter = 10

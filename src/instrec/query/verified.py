@@ -72,8 +72,9 @@ def verified_ranking(
     return VerifiedRanking(instances, images)
 
 
-def _exact_cosines(library: Library, query: np.ndarray, images: list[int],
-                   cosine: dict[int, float], vector_of: dict[int, int]) -> None:
+def _exact_cosines(
+    library: Library, query: np.ndarray, images: list[int], cosine: dict[int, float], vector_of: dict[int, int]
+) -> None:
     """Fill in the global similarity of images the global search did not return."""
     per_image = library.catalog.vectors.of_images(images)
     image_of = {v: image for image, ids in per_image.items() for v in ids}

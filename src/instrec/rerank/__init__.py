@@ -15,7 +15,19 @@ from instrec.rerank.verify import Verification, count_inliers, tentative_matches
 from instrec.rerank.vocabulary import Vocabulary, generic_vocabulary, load_vocabulary, train_vocabulary
 
 __all__ = [
-    "LocalFeatures", "LocalIndex", "LocalVerifier", "Verification", "Vocabulary", "count_inliers",
-    "extract_local_features", "fuse", "generic_vocabulary", "inlier_evidence", "load_vocabulary",
-    "rootsift", "tentative_matches", "train_vocabulary", "verify",
+    "LocalFeatures",
+    "LocalIndex",
+    "LocalVerifier",
+    "Verification",
+    "Vocabulary",
+    "count_inliers",
+    "extract_local_features",
+    "fuse",
+    "generic_vocabulary",
+    "inlier_evidence",
+    "load_vocabulary",
+    "rootsift",
+    "tentative_matches",
+    "train_vocabulary",
+    "verify",
 ]

@@ -48,8 +48,9 @@ def _hue_saturation(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _histogram(hsv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if hsv.size == 0:
         return np.zeros(SIGNATURE_SIZE, np.float32)
-    histogram = cv2.calcHist([np.ascontiguousarray(hsv)], [0, 1], np.ascontiguousarray(mask),
-                             [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]).ravel()
+    histogram = cv2.calcHist(
+        [np.ascontiguousarray(hsv)], [0, 1], np.ascontiguousarray(mask), [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]
+    ).ravel()
     total = float(histogram.sum())
     return (histogram / total if total > 0 else histogram).astype(np.float32)
 

@@ -121,8 +121,11 @@ def extract_local_features(
     extra = _sift(on_black, max_keypoints, max_side, contrast_threshold)
     new = ~_same_keypoints(extra, features)
     room = max_keypoints - len(features)
-    return LocalFeatures(np.vstack([features.xy, extra.xy[new][:room]]),
-                         np.vstack([features.descriptors, extra.descriptors[new][:room]]), features.scale)
+    return LocalFeatures(
+        np.vstack([features.xy, extra.xy[new][:room]]),
+        np.vstack([features.descriptors, extra.descriptors[new][:room]]),
+        features.scale,
+    )
 
 
 # A keypoint of the black composite is one the white composite has already when one of those lies

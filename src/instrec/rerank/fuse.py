@@ -33,6 +33,7 @@ from instrec.profiles import RerankTuning
 
 def inlier_evidence(inliers: float, config: RerankTuning) -> float:
     """Geometric evidence in [0, 1): 0 up to ``config.inlier_floor`` inliers, ~0.5 at ``inlier_midpoint`` above it."""
+
     def logistic(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-(x - config.inlier_midpoint) / config.inlier_width))
 

@@ -142,10 +142,14 @@ class LocalIndex:
         segments = self._segments + [segment]
         while len(segments) > 1 and len(segments[-2].docs) <= 2 * len(segments[-1].docs):
             b, a = segments.pop(), segments.pop()
-            segments.append(_Segment(
-                np.concatenate([a.words(), b.words()]), np.concatenate([a.docs, b.docs]),
-                np.concatenate([a.sigs, b.sigs]), self.vocabulary.size,
-            ))
+            segments.append(
+                _Segment(
+                    np.concatenate([a.words(), b.words()]),
+                    np.concatenate([a.docs, b.docs]),
+                    np.concatenate([a.sigs, b.sigs]),
+                    self.vocabulary.size,
+                )
+            )
         self._segments = segments
 
     # ------------------------------------------------------------------ query
@@ -219,8 +223,10 @@ class LocalIndex:
         self.compact()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        seg = self._segments[0] if self._segments else _Segment(
-            np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint64), self.vocabulary.size
+        seg = (
+            self._segments[0]
+            if self._segments
+            else _Segment(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint64), self.vocabulary.size)
         )
         meta = {
             "vocabulary": self.vocabulary.digest,
@@ -233,8 +239,13 @@ class LocalIndex:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(
-                    f, ids=self._ids, nfeat=self._nfeat, offsets=seg.offsets, docs=seg.docs,
-                    sigs=seg.sigs, meta=np.array(json.dumps(meta)),
+                    f,
+                    ids=self._ids,
+                    nfeat=self._nfeat,
+                    offsets=seg.offsets,
+                    docs=seg.docs,
+                    sigs=seg.sigs,
+                    meta=np.array(json.dumps(meta)),
                 )
                 f.flush()
                 os.fsync(f.fileno())
@@ -254,8 +265,7 @@ class LocalIndex:
             meta = json.loads(str(z["meta"]))
             if meta["vocabulary"] != vocabulary.digest:
                 raise ValueError("local index was built with another vocabulary; rebuild it")
-            index = cls(vocabulary, int(meta["multi_assign"]), int(meta["hamming_threshold"]),
-                        float(meta["hamming_sigma"]))
+            index = cls(vocabulary, int(meta["multi_assign"]), int(meta["hamming_threshold"]), float(meta["hamming_sigma"]))
             index._ids = z["ids"].astype(np.int64)
             index._nfeat = z["nfeat"].astype(np.int32)
             index._alive = np.ones(len(index._ids), bool)

@@ -58,7 +58,9 @@ class LocalVerifier:
         index, meta = LocalIndex.load(directory, self.vocabulary)
         c = self.tuning
         if (index.multi_assign, index.hamming_threshold, index.hamming_sigma) != (
-            c.multi_assign, c.hamming_threshold, c.hamming_sigma
+            c.multi_assign,
+            c.hamming_threshold,
+            c.hamming_sigma,
         ):
             raise ValueError("saved local index was built with other tuning.rerank.* constants")
         return index, meta
@@ -81,9 +83,17 @@ class LocalVerifier:
         ids = list(global_scores.keys() | candidates.keys())
         verified = [i for i in ids if i in candidates]
         c = self.tuning
-        result = verify(query, [candidates[i] for i in verified], c.ratio, c.ransac_model,
-                        c.ransac_threshold, c.ransac_iters, c.seed, [groups.get(i, -i) for i in verified],
-                        c.match_precision)
+        result = verify(
+            query,
+            [candidates[i] for i in verified],
+            c.ratio,
+            c.ransac_model,
+            c.ransac_threshold,
+            c.ransac_iters,
+            c.seed,
+            [groups.get(i, -i) for i in verified],
+            c.match_precision,
+        )
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids}, inliers, c, colour)

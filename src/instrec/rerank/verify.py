@@ -92,8 +92,9 @@ def tentative_matches(
         nearest = similarities.argmax(axis=1)
         if descriptors.shape[0] > 1:
             best, runner_up = (-np.partition(-similarities, 1, axis=1)[:, :2]).T
-            distinct = (np.maximum(2.0 - 2.0 * best, _SAME_DESCRIPTOR)
-                        < (ratio * ratio) * np.maximum(2.0 - 2.0 * runner_up, _SAME_DESCRIPTOR))
+            distinct = np.maximum(2.0 - 2.0 * best, _SAME_DESCRIPTOR) < (ratio * ratio) * np.maximum(
+                2.0 - 2.0 * runner_up, _SAME_DESCRIPTOR
+            )
             rows, nearest = rows[distinct], nearest[distinct]
         out[j] = (rows, nearest)
     return out
@@ -167,8 +168,9 @@ def count_inliers(
     elif model == "fundamental":
         _, mask = cv2.findFundamentalMat(src, dst, cv2.FM_RANSAC, threshold / 2, 0.995, iters)
     else:
-        _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold,
-                                       maxIters=iters, confidence=0.995)
+        _, mask = cv2.estimateAffine2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=iters, confidence=0.995
+        )
     if mask is None:
         return 0
     return int(mask.ravel().astype(bool).sum())
@@ -189,6 +191,7 @@ def verify(
     candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    inliers = [count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed)
-               for (qi, ci), cand in zip(pairs, candidates)]
+    inliers = [
+        count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed) for (qi, ci), cand in zip(pairs, candidates)
+    ]
     return Verification(matches=matches, inliers=np.array(inliers, np.int64))

@@ -137,9 +137,7 @@ def train_vocabulary(descriptors: np.ndarray, n_words: int = 4096, seed: int = 0
 def generic_vocabulary() -> Vocabulary:
     """The shipped vocabulary (loaded once per process)."""
     if not GENERIC_PATH.exists():
-        raise FileNotFoundError(
-            f"{GENERIC_PATH} is missing; rebuild it with `python -m instrec.rerank.vocabulary`"
-        )
+        raise FileNotFoundError(f"{GENERIC_PATH} is missing; rebuild it with `python -m instrec.rerank.vocabulary`")
     return Vocabulary.load(GENERIC_PATH)
 
 
@@ -149,9 +147,27 @@ def load_vocabulary(spec: str) -> Vocabulary:
 
 
 SAMPLE_IMAGES = (
-    "astronaut", "brick", "camera", "cat", "cell", "chelsea", "clock", "coffee", "coins", "grass",
-    "gravel", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page",
-    "retina", "rocket", "stereo_motorcycle", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+    "text",
 )
 
 

@@ -42,13 +42,17 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 DOCS_ASSETS_URL = "/docs-assets"  # Swagger UI and ReDoc files, served from the fastapi-offline package
-PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 # The docs pages: Swagger UI's page has one inline script and both UIs inline their styles; nothing may
 # come from elsewhere (ReDoc would otherwise fetch its logo from a CDN on every visit).
-DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'")
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 DESCRIPTION = """\
@@ -66,7 +70,10 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     """Build the service. Raises :class:`ConfigError` if auth is on without any key."""
     keys = KeyRing.from_config(config.service)
     state = ServiceState(
-        config=config, keys=keys, recognizer=recognizer, owns_recognizer=recognizer is None,
+        config=config,
+        keys=keys,
+        recognizer=recognizer,
+        owns_recognizer=recognizer is None,
         inference_slots=resolve_inference_slots(config.service),
     )
 
@@ -81,8 +88,9 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
             await anyio.to_thread.run_sync(_warm_up, state.recognizer)
             await anyio.to_thread.run_sync(state.recalibrate_if_changed)
             state.ready = True
-            log.info("instrec service ready (auth %s, %d inference slot(s))",
-                     "on" if keys.enabled else "OFF", state.inference_slots)
+            log.info(
+                "instrec service ready (auth %s, %d inference slot(s))", "on" if keys.enabled else "OFF", state.inference_slots
+            )
             yield
         finally:
             state.ready = False
@@ -91,8 +99,9 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
                 state.recognizer = None
 
     # /docs and /redoc load their scripts from this app, not a CDN: users run it on offline networks.
-    app = FastAPIOffline(title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan,
-                         static_url=DOCS_ASSETS_URL)
+    app = FastAPIOffline(
+        title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan, static_url=DOCS_ASSETS_URL
+    )
     app.state.service = state
     install_error_handlers(app)
     app.include_router(routes_recognize.router)
@@ -101,8 +110,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -134,8 +142,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        added = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                 (b"x-frame-options", b"DENY")]
+        added = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
         if scope["path"] in self.policies:
             added.append((b"content-security-policy", self.policies[scope["path"]]))
 
@@ -206,13 +213,19 @@ def run(config: Config) -> None:
         raise SystemExit(f"instrec serve: {error}") from None
     service = config.service
     if not service.auth and service.host not in LOOPBACK:
-        log.warning("serving WITHOUT authentication on %s: anyone who can reach it can change the library",
-                    service.host)
-    print(f"instrec: serving {config.home} on http://{service.host}:{service.port}/ "
-          f"(API docs at /docs; auth {'on' if service.auth else 'OFF'}; {service.workers} worker(s))",
-          file=sys.stderr)
-    options: dict[str, Any] = {"host": service.host, "port": service.port, "log_level": "info",
-                               "server_header": False, "timeout_keep_alive": 5}
+        log.warning("serving WITHOUT authentication on %s: anyone who can reach it can change the library", service.host)
+    print(
+        f"instrec: serving {config.home} on http://{service.host}:{service.port}/ "
+        f"(API docs at /docs; auth {'on' if service.auth else 'OFF'}; {service.workers} worker(s))",
+        file=sys.stderr,
+    )
+    options: dict[str, Any] = {
+        "host": service.host,
+        "port": service.port,
+        "log_level": "info",
+        "server_header": False,
+        "timeout_keep_alive": 5,
+    }
     if service.workers > 1:
         os.environ.update(config_environ(config))
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=service.workers, **options)

@@ -94,8 +94,9 @@ def require(role: Role):
             return None
         key = key_from_headers(request.headers)
         if not key:
-            raise ApiError(401, "missing_api_key",
-                           "an API key is required: send it as X-API-Key or Authorization: Bearer", _CHALLENGE)
+            raise ApiError(
+                401, "missing_api_key", "an API key is required: send it as X-API-Key or Authorization: Bearer", _CHALLENGE
+            )
         granted = keys.role(key)
         if granted is None:
             raise ApiError(401, "invalid_api_key", "the API key is not valid", _CHALLENGE)
@@ -125,9 +126,9 @@ class AuthGate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = key_from_headers(headers)
         if not key:
-            response = error_response(401, "missing_api_key",
-                                      "an API key is required: send it as X-API-Key or Authorization: Bearer",
-                                      _CHALLENGE)
+            response = error_response(
+                401, "missing_api_key", "an API key is required: send it as X-API-Key or Authorization: Bearer", _CHALLENGE
+            )
         elif self.keys.role(key) is None:
             response = error_response(401, "invalid_api_key", "the API key is not valid", _CHALLENGE)
         else:

@@ -76,10 +76,10 @@ def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, 
     return {"error": {"code": code, "message": message, "status": status, **extra}}
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
-                   **extra: Any) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message, **extra), status_code=status,
-                        headers=dict(headers) if headers else None)
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, code, message, **extra), status_code=status, headers=dict(headers) if headers else None
+    )
 
 
 def engine_error(error: InstrecError) -> tuple[int, str, str]:

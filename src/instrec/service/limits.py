@@ -14,8 +14,9 @@ from instrec.service.errors import ApiError, error_response
 
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int):
-        super().__init__(413, "payload_too_large",
-                         f"request body exceeds the upload limit of {limit} bytes (service.max_upload_bytes)")
+        super().__init__(
+            413, "payload_too_large", f"request body exceeds the upload limit of {limit} bytes (service.max_upload_bytes)"
+        )
 
 
 class BodyLimit:

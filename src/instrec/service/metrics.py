@@ -26,16 +26,26 @@ class Metrics:
     def __init__(self, recognizer: Callable[[], "Recognizer | None"]):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("instrec_http_requests", "HTTP requests answered.",
-                                ["method", "route", "status"], registry=r)
-        self.latency = Histogram("instrec_http_request_duration_seconds", "HTTP request latency (server side).",
-                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter("instrec_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r)
+        self.latency = Histogram(
+            "instrec_http_request_duration_seconds",
+            "HTTP request latency (server side).",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge("instrec_http_requests_in_flight", "HTTP requests being served.", registry=r)
         self.recognitions = Counter("instrec_recognitions", "Images recognised, by outcome.", ["outcome"], registry=r)
-        self.recognize_stage = Histogram("instrec_recognize_stage_seconds", "Engine time per recognised image.",
-                                         ["stage"], buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_wait = Histogram("instrec_inference_queue_seconds", "Time waiting for an inference slot.",
-                                    ["kind"], buckets=LATENCY_BUCKETS, registry=r)
+        self.recognize_stage = Histogram(
+            "instrec_recognize_stage_seconds", "Engine time per recognised image.", ["stage"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.queue_wait = Histogram(
+            "instrec_inference_queue_seconds",
+            "Time waiting for an inference slot.",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.enrolled_images = Counter("instrec_enrolled_images", "Images added to the gallery.", registry=r)
         r.register(_LibraryCollector(recognizer))
 

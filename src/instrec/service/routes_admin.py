@@ -22,9 +22,14 @@ State = Annotated[ServiceState, Depends(service_state)]
 
 def _service_info(state: ServiceState) -> dict[str, Any]:
     service = state.config.service
-    return {"version": instrec.__version__, "auth": state.keys.enabled, "workers": service.workers,
-            "inference_slots": state.inference_slots, "max_upload_bytes": service.max_upload_bytes,
-            "uptime_s": round(time.time() - state.started_at, 1)}
+    return {
+        "version": instrec.__version__,
+        "auth": state.keys.enabled,
+        "workers": service.workers,
+        "inference_slots": state.inference_slots,
+        "max_upload_bytes": service.max_upload_bytes,
+        "uptime_s": round(time.time() - state.started_at, 1),
+    }
 
 
 @router.get("/v1/stats", dependencies=[Depends(require_read)], summary="Library and service statistics")
@@ -35,8 +40,9 @@ async def stats(state: State) -> dict[str, Any]:
     return {**body, "service": _service_info(state)}
 
 
-@router.post("/v1/calibrate", dependencies=[Depends(require_admin)],
-             summary="Re-estimate the 'unknown' threshold from the gallery")
+@router.post(
+    "/v1/calibrate", dependencies=[Depends(require_admin)], summary="Re-estimate the 'unknown' threshold from the gallery"
+)
 async def calibrate(
     state: State,
     target_far: Annotated[float | None, Query(gt=0, lt=1, description="False-accept rate to aim for.")] = None,
@@ -58,8 +64,11 @@ async def healthz(state: State) -> dict[str, Any]:
     return {"status": "ok", "ready": state.ready, "auth": state.keys.enabled, "version": instrec.__version__}
 
 
-@router.get("/readyz", summary="Readiness: model loaded and catalog reachable",
-            responses={503: {"description": "starting, stopping or catalog unreachable"}})
+@router.get(
+    "/readyz",
+    summary="Readiness: model loaded and catalog reachable",
+    responses={503: {"description": "starting, stopping or catalog unreachable"}},
+)
 async def readyz(state: State) -> Response:
     if not state.ready or state.recognizer is None:
         return error_response(503, "not_ready", "the service is starting or stopping")
@@ -71,7 +80,6 @@ async def readyz(state: State) -> Response:
     return JSONResponse({"status": "ready", "instances": instances})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(state: State) -> Response:
     return Response(await state.blocking(state.metrics.render), media_type=CONTENT_TYPE)

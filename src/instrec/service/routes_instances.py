@@ -49,18 +49,20 @@ def _image_record(recognizer: Any, image_id: int) -> ImageRecord:
 
 
 def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) -> dict[str, Any]:
-    return {**instance_view(request, result.instance, images),
-            "added_images": [i.id for i in result.added], "duplicate_images": [i.id for i in result.duplicates]}
+    return {
+        **instance_view(request, result.instance, images),
+        "added_images": [i.id for i in result.added],
+        "duplicate_images": [i.id for i in result.duplicates],
+    }
 
 
-@router.post("/instances", status_code=201, dependencies=[Depends(require_admin)],
-             summary="Enrol a new instance from 1-3 photos")
+@router.post("/instances", status_code=201, dependencies=[Depends(require_admin)], summary="Enrol a new instance from 1-3 photos")
 async def create_instance(
     request: Request,
     state: State,
     label: Annotated[str, Form(description="Human-readable name (1-1000 characters).")],
     images: Annotated[list[UploadFile], File(description="1-3 photos of the instance.")],
-    metadata: Annotated[str | None, Form(description="Optional JSON object, e.g. {\"sku\": \"123\"}.")] = None,
+    metadata: Annotated[str | None, Form(description='Optional JSON object, e.g. {"sku": "123"}.')] = None,
     id: Annotated[str | None, Form(description="Optional id (default: generated); no slashes.")] = None,
 ) -> dict[str, Any]:
     clean_label = parse_label(label, required=True)
@@ -78,8 +80,7 @@ async def create_instance(
     return _enrolment_view(request, result, records)
 
 
-@router.post("/instances/{instance_id}/images", dependencies=[Depends(require_admin)],
-             summary="Add photos to an instance")
+@router.post("/instances/{instance_id}/images", dependencies=[Depends(require_admin)], summary="Add photos to an instance")
 async def add_images(
     request: Request,
     state: State,
@@ -93,9 +94,11 @@ async def add_images(
     def add() -> tuple[Any, list[ImageRecord]]:
         present = len(recognizer.gallery.images(instance_id))  # 404 before any work
         if present + len(data) > most:
-            raise ApiError(422, "too_many_images",
-                           f"instance {instance_id!r} has {present} images; at most {most} are allowed "
-                           "(limits.max_images_per_instance)")
+            raise ApiError(
+                422,
+                "too_many_images",
+                f"instance {instance_id!r} has {present} images; at most {most} are allowed (limits.max_images_per_instance)",
+            )
         result = recognizer.enroll(data, instance_id=instance_id, existing=True)
         return result, recognizer.gallery.images(instance_id)
 
@@ -121,8 +124,13 @@ async def list_instances(
         return total, [(item, images_or_empty(recognizer, item.id)) for item in items]
 
     total, items = await state.blocking(page)
-    return {"total": total, "offset": offset, "limit": limit, "search": search,
-            "instances": [instance_view(request, item, images) for item, images in items]}
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "search": search,
+        "instances": [instance_view(request, item, images) for item, images in items],
+    }
 
 
 @router.get("/instances/{instance_id}", dependencies=[Depends(require_read)], summary="One instance")
@@ -132,10 +140,8 @@ async def get_instance(request: Request, state: State, instance_id: InstanceId) 
     return instance_view(request, instance, images)
 
 
-@router.patch("/instances/{instance_id}", dependencies=[Depends(require_admin)],
-              summary="Update the label and/or metadata")
-async def update_instance(request: Request, state: State, instance_id: InstanceId,
-                          body: InstanceUpdate) -> dict[str, Any]:
+@router.patch("/instances/{instance_id}", dependencies=[Depends(require_admin)], summary="Update the label and/or metadata")
+async def update_instance(request: Request, state: State, instance_id: InstanceId, body: InstanceUpdate) -> dict[str, Any]:
     if body.label is None and body.metadata is None:
         raise ApiError(422, "validation_error", "nothing to update: give 'label' and/or 'metadata'")
     label = parse_label(body.label, required=False)
@@ -150,8 +156,12 @@ async def update_instance(request: Request, state: State, instance_id: InstanceI
     return instance_view(request, instance, images)
 
 
-@router.delete("/instances/{instance_id}", status_code=204, dependencies=[Depends(require_admin)],
-               summary="Delete an instance with its images")
+@router.delete(
+    "/instances/{instance_id}",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+    summary="Delete an instance with its images",
+)
 async def delete_instance(state: State, instance_id: InstanceId) -> Response:
     recognizer = state.engine
     await state.write(recognizer.remove, instance_id)
@@ -164,17 +174,27 @@ async def get_image(request: Request, state: State, image_id: ImageId) -> dict[s
     return image_view(request, await state.blocking(_image_record, recognizer, image_id))
 
 
-@router.delete("/images/{image_id}", status_code=204, dependencies=[Depends(require_admin)], tags=["images"],
-               summary="Delete one image of an instance")
+@router.delete(
+    "/images/{image_id}",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+    tags=["images"],
+    summary="Delete one image of an instance",
+)
 async def delete_image(state: State, image_id: ImageId) -> Response:
     recognizer = state.engine
     await state.write(recognizer.remove_image, image_id)
     return Response(status_code=204)
 
 
-@router.get("/images/{image_id}/thumbnail", dependencies=[Depends(require_read)], tags=["images"],
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}},
-            summary="A JPEG thumbnail of a reference image")
+@router.get(
+    "/images/{image_id}/thumbnail",
+    dependencies=[Depends(require_read)],
+    tags=["images"],
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+    summary="A JPEG thumbnail of a reference image",
+)
 async def thumbnail(
     request: Request,
     state: State,
@@ -186,8 +206,10 @@ async def thumbnail(
     record = await state.blocking(_image_record, recognizer, image_id)
     etag = f'"{record.sha256[:32]}-{size}"'
     pinned = v is not None and record.sha256.startswith(v) and len(v) >= 8
-    headers = {"ETag": etag, "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE}, immutable" if pinned
-               else "private, no-cache"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE}, immutable" if pinned else "private, no-cache",
+    }
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     key = (record.sha256, size)

@@ -26,12 +26,15 @@ _SINGLE_BODY = {
     "requestBody": {
         "required": True,
         "description": "Either multipart/form-data with an `image` file (and optional `k`), or the raw image "
-                       "bytes with Content-Type image/* or application/octet-stream.",
+        "bytes with Content-Type image/* or application/octet-stream.",
         "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["image"],
-                "properties": {"image": _BINARY, "k": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": _BINARY, "k": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
+                }
+            },
             "image/*": {"schema": _BINARY},
             "application/octet-stream": {"schema": _BINARY},
         },
@@ -74,8 +77,9 @@ async def recognize(
 
     running, result, images = await state.inference(run)
     _observe(state, [result])
-    body = recognition_view(request, result, images, {
-        "queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3})
+    body = recognition_view(
+        request, result, images, {"queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3}
+    )
     if filename:
         body["filename"] = filename
     return body

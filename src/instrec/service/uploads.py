@@ -84,7 +84,7 @@ def _no_constants(name: str) -> Any:
 def check_metadata(value: Any) -> dict[str, Any]:
     """A JSON object that serialises back to strict JSON (no NaN/Infinity), within the size limit."""
     if not isinstance(value, dict):
-        raise ApiError(422, "invalid_metadata", "metadata must be a JSON object, e.g. {\"sku\": \"123\"}")
+        raise ApiError(422, "invalid_metadata", 'metadata must be a JSON object, e.g. {"sku": "123"}')
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (ValueError, TypeError, RecursionError) as error:
@@ -125,6 +125,9 @@ async def read_single_image(request: Request) -> tuple[bytes, str | None, int | 
     if content_type.startswith(RAW_IMAGE_TYPES):
         return await request.body(), None, None
     shown = content_type or "none"
-    raise ApiError(415, "unsupported_media_type",
-                   f"Content-Type {shown!r} is not accepted: send multipart/form-data with an 'image' file field, "
-                   "or the image itself with Content-Type image/* or application/octet-stream")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {shown!r} is not accepted: send multipart/form-data with an 'image' file field, "
+        "or the image itself with Content-Type image/* or application/octet-stream",
+    )

@@ -22,8 +22,15 @@ def thumbnail_url(request: Request, image: ImageRecord, size: int = THUMBNAIL_SI
 
 
 def image_view(request: Request, image: ImageRecord) -> dict[str, Any]:
-    return {"id": image.id, "instance_id": image.instance_id, "width": image.width, "height": image.height,
-            "sha256": image.sha256, "created_at": image.created_at, "thumbnail_url": thumbnail_url(request, image)}
+    return {
+        "id": image.id,
+        "instance_id": image.instance_id,
+        "width": image.width,
+        "height": image.height,
+        "sha256": image.sha256,
+        "created_at": image.created_at,
+        "thumbnail_url": thumbnail_url(request, image),
+    }
 
 
 def instance_view(request: Request, instance: Instance, images: Sequence[ImageRecord]) -> dict[str, Any]:
@@ -51,8 +58,12 @@ def match_view(request: Request, match: "Match", images: Sequence[ImageRecord]) 
     }
 
 
-def recognition_view(request: Request, recognition: "Recognition", images: dict[str, list[ImageRecord]],
-                     extra_timing: dict[str, float] | None = None) -> dict[str, Any]:
+def recognition_view(
+    request: Request,
+    recognition: "Recognition",
+    images: dict[str, list[ImageRecord]],
+    extra_timing: dict[str, float] | None = None,
+) -> dict[str, Any]:
     body = recognition.to_dict()
     body["matches"] = [match_view(request, m, images.get(m.instance_id, [])) for m in recognition.matches]
     body["best"] = body["matches"][0] if body["matches"] and not recognition.unknown else None

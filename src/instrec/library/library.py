@@ -14,10 +14,8 @@ import logging
 import itertools
 import os
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from filelock import FileLock
@@ -26,6 +24,7 @@ from instrec.catalog import BlobStore, Catalog
 from instrec.config import IndexConfig
 from instrec.errors import DescriptorMismatchError
 from instrec.index import VectorIndex, create_index, load_index
+from instrec.library.tables import OwnerTable, ReadWriteLock, SearchHits
 from instrec.rerank import LocalFeatures, LocalIndex, LocalVerifier
 
 log = logging.getLogger(__name__)
@@ -35,92 +34,17 @@ COMPACT_JOURNAL_AFTER = 200_000  # journal rows kept before saving the index com
 IVF_MIN_VECTORS = 1000  # an IVF cannot train its cells on fewer; exact search is instant at that size
 
 
-class ReadWriteLock:
-    """Many readers or one writer. Searches share; index mutation is exclusive."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
-class OwnerTable:
-    """Vector id -> instance pk as a dense array indexed by id, so a whole hit list is looked up in
-    one vectorised step instead of a Python loop.
-
-    Vector ids are the catalog's increasing row ids, so the array costs 8 bytes per vector ever
-    made; a removed vector's slot holds -1.
-    """
-
-    def __init__(self) -> None:
-        self._owner = np.full(0, -1, np.int64)
-
-    def set(self, vector_ids: np.ndarray, instance_pks: np.ndarray) -> None:
-        vector_ids = np.asarray(vector_ids, np.int64)
-        if len(vector_ids) == 0:
-            return
-        needed = int(vector_ids.max()) + 1
-        if needed > len(self._owner):
-            grown = np.full(max(needed, 2 * len(self._owner)), -1, np.int64)
-            grown[: len(self._owner)] = self._owner
-            self._owner = grown
-        self._owner[vector_ids] = instance_pks
-
-    def clear(self, vector_ids: np.ndarray) -> None:
-        vector_ids = np.asarray(vector_ids, np.int64)
-        self._owner[vector_ids[vector_ids < len(self._owner)]] = -1
-
-    def __call__(self, vector_ids: np.ndarray) -> np.ndarray:
-        """Owners of ``vector_ids``; -1 for an id not (or no longer) in the index."""
-        known = (vector_ids >= 0) & (vector_ids < len(self._owner))
-        return np.where(known, self._owner[np.where(known, vector_ids, 0)], -1)
-
-    @classmethod
-    def of(cls, owners: dict[int, int]) -> "OwnerTable":
-        table = cls()
-        n = len(owners)
-        table.set(np.fromiter(owners.keys(), np.int64, n), np.fromiter(owners.values(), np.int64, n))
-        return table
-
-
-@dataclass(frozen=True)
-class SearchHits:
-    """Image-level neighbours of one query: parallel arrays, best first."""
-
-    scores: np.ndarray
-    vector_ids: np.ndarray
-    instance_pks: np.ndarray
-
-
 class Library:
-    def __init__(self, home: Path, *, dim: int, descriptor: str, descriptor_info: dict[str, Any], index: IndexConfig,
-                 local: LocalVerifier | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        dim: int,
+        descriptor: str,
+        descriptor_info: dict[str, Any],
+        index: IndexConfig,
+        local: LocalVerifier | None = None,
+    ):
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.dim = dim
@@ -323,9 +247,14 @@ class Library:
             if current is None or current["seq"] < self._seq:
                 if self._local is not None:
                     self._local.save(self._local_dir, extra={"seq": self._seq})
-                current = {"kind": self._index.kind, "file": f"{self._index.kind}-{self._seq}.faiss",
-                           "seq": self._seq, "dim": self.dim, "descriptor": self.descriptor,
-                           "built_for": self._built_for}
+                current = {
+                    "kind": self._index.kind,
+                    "file": f"{self._index.kind}-{self._seq}.faiss",
+                    "seq": self._seq,
+                    "dim": self.dim,
+                    "descriptor": self.descriptor,
+                    "built_for": self._built_for,
+                }
                 self._index.save(directory / current["file"])
                 tmp = self._state_path.with_name(f".state.{os.getpid()}.tmp")
                 tmp.write_text(json.dumps(current))
@@ -380,11 +309,9 @@ class Library:
     def index_info(self) -> dict[str, Any]:
         self.sync()
         with self._lock.read():
-            info = {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes,
-                    "journal_seq": self._seq}
+            info = {"kind": self._index.kind, "vectors": len(self._index), "bytes": self._index.nbytes, "journal_seq": self._seq}
             if self._local is not None and self.verifier is not None:
-                info["local"] = {"images": len(self._local), "bytes": self._local.nbytes,
-                                 "features": self.verifier.feature_key}
+                info["local"] = {"images": len(self._local), "bytes": self._local.nbytes, "features": self.verifier.feature_key}
             return info
 
     def close(self) -> None:

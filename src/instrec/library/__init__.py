@@ -1,0 +1,6 @@
+"""One home directory: the catalog (the truth), the original images and the indexes kept in step with it."""
+
+from instrec.library.library import Library
+from instrec.library.tables import OwnerTable, ReadWriteLock, SearchHits
+
+__all__ = ["Library", "OwnerTable", "ReadWriteLock", "SearchHits"]
