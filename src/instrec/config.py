@@ -35,7 +35,7 @@ def _none_word(value: Any) -> Any:
 
 
 Keys = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]  # "a,b" from the environment or --set
-Optional = BeforeValidator(_none_word)  # "none" from --set
+OrNone = BeforeValidator(_none_word)  # "none" from --set
 
 
 class _Section(BaseModel):
@@ -47,10 +47,10 @@ class DescriptorConfig(_Section):
     descriptor is refused (or the gallery is re-embedded on request), never silently mixed."""
 
     backbone: str = "efficientnet_lite0"
-    weights: Annotated[str | None, Optional] = None  # local weights file for backbones that do not ship their own
+    weights: Annotated[str | None, OrNone] = None  # local weights file for backbones that do not ship their own
     # PCA-whitening file fitted on unlabelled photos (`instrec whiten`, embedding/whitening.py): applied
     # to every vector, it also sets the dimension. None = raw backbone descriptors.
-    whitening: Annotated[str | None, Optional] = None
+    whitening: Annotated[str | None, OrNone] = None
 
 
 def usable_cores() -> int:
@@ -79,7 +79,7 @@ class DecisionConfig(_Section):
     """Which answers are shown and when the answer is 'unknown'."""
 
     top_k: int = Field(5, ge=1)
-    threshold: Annotated[float | None, Optional] = None  # None: use the calibrated threshold stored in the library
+    threshold: Annotated[float | None, OrNone] = None  # None: use the calibrated threshold stored in the library
     target_far: float = Field(0.01, gt=0, lt=1)  # calibrate: false-accept rate the threshold aims for
     # The service re-calibrates on a side thread once the gallery has changed materially (and at
     # start-up if it has since the last calibration); the CLI and the Python API never do by themselves.
