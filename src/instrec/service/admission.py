@@ -5,8 +5,9 @@ makes every client wait longer and longer and none is ever told to back off. So:
 
 * a request that finds ``service.max_queue`` others already waiting is refused at once with 503
   ``overloaded`` (it costs the server nothing but the upload);
-* a request still waiting after ``service.deadline_ms`` leaves the queue with 503
-  ``deadline_exceeded`` instead of being run for a client that has likely given up;
+* a request still waiting ``service.deadline_ms`` after it arrived (upload included: the client's
+  clock started then) leaves the queue with 503 ``deadline_exceeded`` instead of being run for a
+  client that has likely given up;
 * optionally, ``service.rate_limit_per_s`` caps each API key (or each client address when auth is
   off) with 429 ``rate_limited``, so one caller cannot fill the queue on its own.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import AsyncIterator, Callable
 
 import anyio
@@ -34,6 +36,25 @@ _RUN_TIME_WEIGHT = 0.2
 # Clients tracked by the rate limiter before idle ones are forgotten (only reachable without auth,
 # where clients are told apart by address).
 _MAX_TRACKED_CLIENTS = 10_000
+
+
+# When the current request arrived (time.monotonic), stamped by :class:`StampArrival`; unset outside a
+# request, where the deadline counts from joining the queue.
+_arrived: ContextVar[float | None] = ContextVar("instrec_request_arrived", default=None)
+
+
+class StampArrival:
+    """ASGI middleware: note when each request arrived, for the inference deadline."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _arrived.set(time.monotonic())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _arrived.reset(token)
 
 
 def _retry_header(seconds: float) -> dict[str, str]:
@@ -86,8 +107,11 @@ class InferenceGate:
             )
         self.waiting += 1
         self.metrics.queue_depth.inc()
+        patience = None
+        if self.deadline_s is not None:
+            patience = self.deadline_s - (time.monotonic() - (_arrived.get() or time.monotonic()))
         try:
-            with anyio.move_on_after(self.deadline_s) as waited:
+            with anyio.move_on_after(patience) as waited:
                 await self._limiter.acquire()
         finally:
             self.waiting -= 1
@@ -97,7 +121,7 @@ class InferenceGate:
             raise ApiError(
                 503,
                 "deadline_exceeded",
-                f"no inference slot came free within {self.deadline_ms} ms (service.deadline_ms); retry later",
+                f"no inference slot came free within {self.deadline_ms} ms of arrival (service.deadline_ms); retry later",
                 self.retry_after(),
             )
 

@@ -5,10 +5,11 @@ in the lifespan (or passed in, then the caller keeps ownership) and closed on sh
 serves it with uvicorn; with ``service.workers > 1`` every worker process builds its own app from
 the same ``INSTREC_*`` environment (the whole config is exported there first).
 
-Layers, outermost first: metrics -> security headers -> auth gate (401 before the body is read)
--> rate limit (429, when ``service.rate_limit_per_s`` is set) -> body limit (413 while reading) ->
-FastAPI (routes, role checks, error handlers). Admission to inference (503 when the queue is full
-or the wait too long) is decided in :mod:`instrec.service.state` once the upload has been read.
+Layers, outermost first: metrics -> arrival stamp (for the inference deadline) -> security headers
+-> auth gate (401 before the body is read) -> rate limit (429, when ``service.rate_limit_per_s`` is
+set) -> body limit (413 while reading) -> FastAPI (routes, role checks, error handlers). Admission
+to inference (503 when the queue is full or the wait too long) is decided in
+:mod:`instrec.service.state` once the upload has been read.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import instrec
 from instrec.config import ENV_PREFIX, Config
 from instrec.errors import ConfigError
 from instrec.service import routes_admin, routes_instances, routes_recognize
-from instrec.service.admission import RateLimit
+from instrec.service.admission import RateLimit, StampArrival
 from instrec.service.auth import AuthGate, KeyRing, check_auth_config
 from instrec.service.errors import install_error_handlers
 from instrec.service.limits import BodyLimit
@@ -125,6 +126,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
         app.add_middleware(RateLimit, rate=service.rate_limit_per_s, metrics=state.metrics)
     app.add_middleware(AuthGate, keys=keys, also=frozenset({"/metrics"} if service.metrics_auth else ()))
     app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
+    app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 
