@@ -3,6 +3,7 @@
     python benchmarks/bench_service.py                 # ~2-3 minutes
     python benchmarks/bench_service.py --seconds 10    # shorter phases
     python benchmarks/bench_service.py --set service.inference_slots=1 --set runtime.threads=2   # compare settings
+    python benchmarks/bench_service.py --overload --clients 32 --seconds 30   # admission control only
 
 What it does, bounded in count and time:
 
@@ -18,6 +19,11 @@ What it does, bounded in count and time:
    a good recognition, and the server's memory;
 7. with the server stopped: the model's throughput with one image per run vs batches, one run per
    core vs one run using every core (could batching requests buy throughput here?).
+
+``--overload`` runs steps 1-2 and then only an overload phase: --clients closed-loop clients for
+--seconds, each waiting out the Retry-After of a refusal as a well-behaved client would. It reports
+accepted p50/p95, refusals by code (503 overloaded / deadline_exceeded, 429), other 5xx, and checks
+that every request was answered within ``service.deadline_ms`` + 1 s or refused.
 
 Besides client-side latency, every phase reports the medians of the server's own ``timing_ms``
 (embedding, engine, waiting for an inference slot, whole request): where the time goes.
@@ -50,6 +56,7 @@ import httpx
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from instrec.config import Config, parse_assignments
 from instrec.demo import ENROLLED, altered_views, sample_photo
 
 HOST = "127.0.0.1"  # loopback only, always
@@ -328,6 +335,146 @@ def enrolment_loop(server: Server, variants: list[bytes], rate: float, record: d
     return loop
 
 
+def enrol_gallery(server: Server, gallery: list[tuple[str, bytes]]) -> dict[str, str]:
+    """label -> instance id, enrolled over the API."""
+    ids = {}
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for label, image in gallery:
+            response = client.post(
+                "/v1/instances",
+                data={"label": label},
+                files=[("images", (f"{label}.jpg", image, "image/jpeg"))],
+                headers=server.admin,
+            )
+            response.raise_for_status()
+            ids[label] = response.json()["id"]
+    return ids
+
+
+# -- overload ----------------------------------------------------------------------------------------
+REFUSED = (429, 503)
+BOUND_SLACK_S = 1.0  # what "answered in time" allows beyond service.deadline_ms: the run itself and transfer
+
+
+def overload(server: Server, queries: list[tuple[str, bytes]], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+    """Closed loop past capacity: every answer's status, code and time; refused clients wait out Retry-After."""
+    answers: list[tuple[int, str, float]] = []  # (status or 0 for a transport error, error code, ms)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client_loop(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            i = worker
+            while not stop.is_set():
+                image = queries[(i * 7) % len(queries)][1]
+                i += clients
+                t0 = time.perf_counter()
+                retry_after = 0.0
+                try:
+                    response = client.post("/v1/recognize", files={"image": ("q.jpg", image, "image/jpeg")}, headers=server.read)
+                    status = response.status_code
+                    code = response.json()["error"]["code"] if status >= 400 else ""
+                    if status in REFUSED:
+                        retry_after = min(5.0, float(response.headers.get("retry-after", "1")))
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    status, code = 0, type(exc).__name__
+                with lock:
+                    answers.append((status, code, (time.perf_counter() - t0) * 1e3))
+                    if len(answers) >= max_requests:
+                        stop.set()
+                stop.wait(retry_after)
+
+    threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return {"answers": answers, "seconds": time.perf_counter() - t0}
+
+
+def overload_report(result: dict[str, Any], deadline_ms: int) -> tuple[dict[str, Any], int]:
+    """The figures, and how many requests broke the bound (answered late, or not at all)."""
+    answers = result["answers"]
+    accepted = np.asarray([ms for status, _, ms in answers if status == 200] or [float("nan")])
+    bound_ms = deadline_ms + BOUND_SLACK_S * 1e3 if deadline_ms else float("inf")
+    late = sum(ms > bound_ms for status, _, ms in answers if status not in REFUSED)
+    codes: dict[str, int] = {}
+    for status, code, _ in answers:
+        if status in REFUSED:
+            codes[f"{status} {code}"] = codes.get(f"{status} {code}", 0) + 1
+    row = {
+        "requests": len(answers),
+        "accepted": sum(status == 200 for status, _, _ in answers),
+        "accepted_rps": sum(status == 200 for status, _, _ in answers) / result["seconds"],
+        "accepted_p50_ms": float(np.percentile(accepted, 50)),
+        "accepted_p95_ms": float(np.percentile(accepted, 95)),
+        "accepted_max_ms": float(np.max(accepted)),
+        "refused_503": sum(status == 503 for status, _, _ in answers),
+        "refused_by_code": codes,
+        "refused_max_ms": max((ms for status, _, ms in answers if status in REFUSED), default=0.0),
+        "other_5xx": sum(status >= 500 and status != 503 for status, _, _ in answers),
+        "other_errors": sum(status not in (200, *REFUSED) for status, _, _ in answers),
+        "bound_ms": bound_ms,
+        "late": late,
+    }
+    return row, late + row["other_errors"]
+
+
+def run_overload(args: argparse.Namespace, gallery: list[tuple[str, bytes]], queries: list[tuple[str, bytes]]) -> int:
+    service = Config.load(overrides=parse_assignments(args.sets)).service
+    workdir = Path(tempfile.mkdtemp(prefix="instrec-bench-service-"))
+    server = start_server(workdir / "home", args.sets, args.max_upload)
+    load_avg = os.getloadavg()
+    try:
+        print(f"server {server.url} ready; enrolling {len(gallery)} instances ...", file=sys.stderr)
+        enrol_gallery(server, gallery)
+        single_latency(server, queries, 5)  # warm-up
+        print(f"overload: {args.clients} clients for {args.seconds:g} s ...", file=sys.stderr)
+        result = overload(server, queries, args.clients, args.seconds, args.max_requests)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            healthy = client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    finally:
+        server.stop()
+    row, failures = overload_report(result, service.deadline_ms)
+    failures += not healthy
+    print(
+        f"\n## instrec service under overload on {os.cpu_count()} cores (load average before: "
+        f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}); settings: {' '.join(args.sets) or 'defaults'} "
+        f"(max_queue {service.max_queue}, deadline_ms {service.deadline_ms})\n"
+    )
+    print(f"{args.clients} clients, closed loop, {result['seconds']:.1f} s; refused clients wait out Retry-After\n")
+    print(
+        table(
+            [row],
+            [
+                ("requests", "requests", ""),
+                ("accepted", "accepted", ""),
+                ("accepted_rps", "accepted/s", ".1f"),
+                ("accepted_p50_ms", "accepted p50 ms", ".0f"),
+                ("accepted_p95_ms", "accepted p95 ms", ".0f"),
+                ("accepted_max_ms", "accepted max ms", ".0f"),
+                ("refused_503", "503s", ""),
+                ("refused_max_ms", "slowest refusal ms", ".0f"),
+                ("other_5xx", "other 5xx", ""),
+            ],
+        )
+    )
+    print(f"\nrefusals by code: {row['refused_by_code'] or 'none'}")
+    print(
+        f"answered within deadline_ms + {BOUND_SLACK_S:g} s ({row['bound_ms']:.0f} ms) or refused: "
+        f"{'yes' if row['late'] == 0 else 'NO'} ({row['late']} late, {row['other_errors']} other errors); "
+        f"health and readiness afterwards: {'ok' if healthy else 'FAILED'}"
+    )
+    print(f"\n{'ALL GOOD' if failures == 0 else f'{failures} PROBLEM(S)'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"overload": row, "load_average": load_avg, "sets": args.sets}, indent=2))
+    return 0 if failures == 0 else 1
+
+
 # -- bad input sweep -------------------------------------------------------------------------------
 def sweep(server: Server, good: bytes, instance_id: str, max_upload: int) -> list[dict[str, Any]]:
     truncated = good[: len(good) // 2]
@@ -507,11 +654,14 @@ def main() -> int:
     parser.add_argument("--max-upload", type=int, default=20 * 1024 * 1024)
     parser.add_argument("--batching-seconds", type=float, default=36.0, help="model throughput comparison, in all")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--overload", action="store_true", help="only the overload phase (admission control)")
     args = parser.parse_args()
 
     print("preparing photos ...", file=sys.stderr)
     gallery = gallery_photos(args.instances)
     queries = query_views([n for n in ENROLLED])
+    if args.overload:
+        return run_overload(args, gallery, queries)
     variants = enrol_variants(int(args.seconds * args.enrol_rate) + 20)
 
     workdir = Path(tempfile.mkdtemp(prefix="instrec-bench-service-"))
@@ -519,17 +669,8 @@ def main() -> int:
     load_avg = os.getloadavg()
     try:
         print(f"server {server.url} ready (pid {server.process.pid}); enrolling {len(gallery)} instances ...", file=sys.stderr)
-        ids = {}
+        ids = enrol_gallery(server, gallery)
         with httpx.Client(base_url=server.url, timeout=120) as client:
-            for label, image in gallery:
-                response = client.post(
-                    "/v1/instances",
-                    data={"label": label},
-                    files=[("images", (f"{label}.jpg", image, "image/jpeg"))],
-                    headers=server.admin,
-                )
-                response.raise_for_status()
-                ids[label] = response.json()["id"]
             stats = client.get("/v1/stats", headers=server.read).json()
             by_id = {v: k.removesuffix("-mirror") for k, v in ids.items()}  # a mirrored copy counts as its photo
             correct = sum(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -121,17 +122,38 @@ def test_app_from_env_builds_from_instrec_variables(tmp_path, monkeypatch):
     assert app.state.service.config.home == tmp_path and not app.state.service.keys.enabled
 
 
-def test_run_single_worker(monkeypatch, tmp_path):
+def test_run_single_worker_serves_on_the_socket_it_bound(monkeypatch, tmp_path):
     calls = []
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
-    config = Config.load(home=tmp_path, overrides={"service.auth": "false", "service.host": "127.0.0.1", "service.port": "8123"})
+    def fake_run(server, sockets=None):
+        calls.append((server.config, sockets[0].getsockname()))
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    config = Config.load(home=tmp_path, overrides={"service.auth": "false", "service.host": "127.0.0.1", "service.port": "0"})
     run(config)
-    target, options = calls[0]
-    assert hasattr(target, "state") and options["host"] == "127.0.0.1" and options["port"] == 8123
-    assert "workers" not in options
-    assert target.state.service.config.runtime.threads == 1  # "auto": one thread per model run and search
+    uvicorn_config, (host, port) = calls[0]
+    assert host == "127.0.0.1" and port > 0 and uvicorn_config.port == port  # port 0: the one the OS chose
+    assert uvicorn_config.workers == 1
+    assert uvicorn_config.app.state.service.config.runtime.threads == 1  # "auto": one thread per model run and search
+
+
+def test_run_on_a_busy_port_exits_before_building_anything(monkeypatch, tmp_path):
+    import instrec.service.app
+
+    built = []
+    monkeypatch.setattr(instrec.service.app, "create_app", lambda *a, **k: built.append(a))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = Config.load(home=tmp_path, overrides={"service.auth": "false", "service.port": str(port)})
+        with pytest.raises(SystemExit) as exited:
+            run(config)
+    message = str(exited.value.code)
+    assert f"cannot listen on 127.0.0.1:{port}" in message and "--port" in message  # SystemExit(str): exit status 1
+    assert built == []  # nothing loaded: no app, no model
 
 
 def test_explicit_runtime_threads_are_kept(tmp_path):

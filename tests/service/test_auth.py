@@ -161,3 +161,14 @@ def test_keys_from_the_environment(tmp_path, monkeypatch):
     keys = KeyRing.from_config(config.service)
     assert keys.enabled and keys.role("a2") == "admin" and keys.role("r1") == "read"
     assert keys.role("r2") is None and keys.role("") is None and keys.role(None) is None
+
+
+def test_metrics_can_require_a_key(make_client):
+    guarded = make_client(
+        **{"service.auth": "true", "service.api_keys": READ_KEY, "service.admin_keys": ADMIN_KEY, "service.metrics_auth": "true"}
+    )
+    assert_error(guarded.get("/metrics"), 401, "missing_api_key")
+    assert_error(guarded.get("/metrics", headers={"X-API-Key": "guess"}), 401, "invalid_api_key")
+    assert guarded.get("/metrics", headers=READ).status_code == 200
+    assert guarded.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+    assert guarded.get("/healthz").status_code == 200 and guarded.get("/readyz").status_code == 200  # probes stay open

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts by route template, latency histograms, index size."""
+"""Prometheus metrics: request counts by route template, latency histograms, recognition scores and
+stage times, index size."""
 
 from __future__ import annotations
 
@@ -59,3 +60,27 @@ def test_index_size_follows_the_library(client, photos):
     assert sample(client.get("/metrics").text, "instrec_index_vectors") == before + 2
     client.delete(f"/v1/instances/{created['id']}")
     assert sample(client.get("/metrics").text, "instrec_index_vectors") == before
+
+
+def scored(text: str, outcome: str) -> float:
+    return sample(text, "instrec_recognition_best_score_count", outcome=outcome) or 0
+
+
+def timed(text: str, stage: str) -> float:
+    return sample(text, "instrec_recognize_stage_seconds_count", stage=stage) or 0
+
+
+def test_recognition_scores_outcomes_and_stage_times_move(client, photos):
+    enrol(client, "Scored", photos["rocket"])
+    before = client.get("/metrics").text
+    recognize(client, photos["rocket"])  # its own photo: known
+    after = client.get("/metrics").text
+    assert scored(after, "known") == scored(before, "known") + 1
+    top = sample(after, "instrec_recognition_best_score_bucket", outcome="known", le="1.0")
+    assert top == scored(after, "known")  # an exact photo scores at most 1
+    for name in ("load", "embed", "search", "total"):  # every stage the answer's timing_ms reports
+        assert timed(after, name) == timed(before, name) + 1, name
+    # the unknown rate: recognitions by outcome, known + unknown = all recognitions answered
+    answered = sample(after, "instrec_http_requests_total", method="POST", route="/v1/recognize", status="200")
+    outcomes = sum(sample(after, "instrec_recognitions_total", outcome=o) or 0 for o in ("known", "unknown"))
+    assert outcomes == answered

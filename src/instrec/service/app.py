@@ -5,14 +5,18 @@ in the lifespan (or passed in, then the caller keeps ownership) and closed on sh
 serves it with uvicorn; with ``service.workers > 1`` every worker process builds its own app from
 the same ``INSTREC_*`` environment (the whole config is exported there first).
 
-Layers, outermost first: metrics -> security headers -> auth gate (401 before the body is read)
--> body limit (413 while reading) -> FastAPI (routes, role checks, error handlers).
+Layers, outermost first: metrics -> arrival stamp (for the inference deadline) -> security headers
+-> auth gate (401 before the body is read) -> rate limit (429, when ``service.rate_limit_per_s`` is
+set) -> body limit (413 while reading) -> FastAPI (routes, role checks, error handlers). Admission
+to inference (503 when the queue is full or the wait too long) is decided in
+:mod:`instrec.service.state` once the upload has been read.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +33,7 @@ import instrec
 from instrec.config import ENV_PREFIX, Config
 from instrec.errors import ConfigError
 from instrec.service import routes_admin, routes_instances, routes_recognize
+from instrec.service.admission import RateLimit, StampArrival
 from instrec.service.auth import AuthGate, KeyRing, check_auth_config
 from instrec.service.errors import install_error_handlers
 from instrec.service.limits import BodyLimit
@@ -115,9 +120,13 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodyLimit, limit=config.service.max_upload_bytes)
-    app.add_middleware(AuthGate, keys=keys)
+    service = config.service
+    app.add_middleware(BodyLimit, limit=service.max_upload_bytes)
+    if service.rate_limit_per_s:
+        app.add_middleware(RateLimit, rate=service.rate_limit_per_s, metrics=state.metrics)
+    app.add_middleware(AuthGate, keys=keys, also=frozenset({"/metrics"} if service.metrics_auth else ()))
     app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
+    app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 
@@ -203,6 +212,25 @@ def app_from_env() -> FastAPI:
     return create_app(tune_for_serving(Config.load()))
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound (not yet listening), or SystemExit naming the address.
+
+    Bound before anything slow happens: the model loads in the lifespan, and uvicorn would only find
+    a busy port once it had loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart while old connections linger
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SystemExit(
+            f"instrec serve: cannot listen on {host}:{port}: {error.strerror or error}. "
+            "Is another server running there? Choose another port with --port or service.port."
+        ) from None
+    return sock
+
+
 def run(config: Config) -> None:
     """``instrec serve``: serve the API and the page with uvicorn (blocks until stopped)."""
     import uvicorn
@@ -212,22 +240,33 @@ def run(config: Config) -> None:
     except ConfigError as error:
         raise SystemExit(f"instrec serve: {error}") from None
     service = config.service
+    sock = listening_socket(service.host, service.port)
+    port = sock.getsockname()[1]  # the one the OS chose for service.port=0
     if not service.auth and service.host not in LOOPBACK:
         log.warning("serving WITHOUT authentication on %s: anyone who can reach it can change the library", service.host)
     print(
-        f"instrec: serving {config.home} on http://{service.host}:{service.port}/ "
+        f"instrec: serving {config.home} on http://{service.host}:{port}/ "
         f"(API docs at /docs; auth {'on' if service.auth else 'OFF'}; {service.workers} worker(s))",
         file=sys.stderr,
     )
     options: dict[str, Any] = {
         "host": service.host,
-        "port": service.port,
+        "port": port,
         "log_level": "info",
         "server_header": False,
         "timeout_keep_alive": 5,
     }
     if service.workers > 1:
+        # uvicorn's supervisor binds again itself before it starts the workers (and their models).
+        sock.close()
         os.environ.update(config_environ(config))
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=service.workers, **options)
-    else:
-        uvicorn.run(create_app(tune_for_serving(config)), **options)
+        return
+    server = uvicorn.Server(uvicorn.Config(create_app(tune_for_serving(config)), **options))
+    with sock:
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on, as uvicorn.run swallows it
+            pass
+    if not server.started:
+        raise SystemExit(1)  # uvicorn has logged why (the lifespan failed)

@@ -113,14 +113,20 @@ require_admin = require("admin")
 
 
 class AuthGate:
-    """ASGI middleware: 401 for ``/v1/`` requests without a valid key, before the body is read."""
+    """ASGI middleware: 401 for ``/v1/`` requests (and for the ``also`` paths, e.g. ``/metrics`` with
+    ``service.metrics_auth``) without a valid key, before the body is read. Any valid key passes:
+    both roles may read."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing):
+    def __init__(self, app: ASGIApp, keys: KeyRing, also: frozenset[str] = frozenset()):
         self.app = app
         self.keys = keys
+        self.also = also
+
+    def _protects(self, path: str) -> bool:
+        return path.startswith(PROTECTED_PREFIX) or path in self.also
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or not scope["path"].startswith(PROTECTED_PREFIX):
+        if scope["type"] != "http" or not self.keys.enabled or not self._protects(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency per route, recognition outcomes, index size.
+"""Prometheus metrics: request counts and latency per route, recognition outcomes and scores, engine
+time per stage, the inference queue and what admission control refused, index size.
 
 Each app gets its own registry (several apps may live in one process, e.g. in tests). Routes are
 labelled by their path template (``/v1/instances/{instance_id}``), never by the raw path, so a
@@ -17,9 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from instrec.recognizer import Recognizer
+    from instrec.results import Recognition
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Best-match scores are cosine similarities less a share of the rivals' (results.Match.score): fine steps
+# where thresholds fall, so a drifting score distribution shows before the unknown rate moves.
+SCORE_BUCKETS = (-0.2, 0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
 class Metrics:
@@ -35,9 +40,21 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("instrec_http_requests_in_flight", "HTTP requests being served.", registry=r)
+        # unknown rate = rate(outcome="unknown") / rate(all outcomes)
         self.recognitions = Counter("instrec_recognitions", "Images recognised, by outcome.", ["outcome"], registry=r)
+        self.best_score = Histogram(
+            "instrec_recognition_best_score",
+            "Score of the best match per recognised image, by outcome.",
+            ["outcome"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
         self.recognize_stage = Histogram(
-            "instrec_recognize_stage_seconds", "Engine time per recognised image.", ["stage"], buckets=LATENCY_BUCKETS, registry=r
+            "instrec_recognize_stage_seconds",
+            "Engine time per recognised image, by stage (the answer's timing_ms).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_wait = Histogram(
             "instrec_inference_queue_seconds",
@@ -46,8 +63,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.queue_depth = Gauge("instrec_inference_queue_depth", "Requests waiting for an inference slot.", registry=r)
+        self.refused = Counter(
+            "instrec_admission_refused", "Requests refused by admission control, by reason.", ["reason"], registry=r
+        )
         self.enrolled_images = Counter("instrec_enrolled_images", "Images added to the gallery.", registry=r)
         r.register(_LibraryCollector(recognizer))
+
+    def observe_recognitions(self, results: Iterable["Recognition"]) -> None:
+        for result in results:
+            outcome = "unknown" if result.unknown else "known"
+            self.recognitions.labels(outcome).inc()
+            if result.matches:
+                self.best_score.labels(outcome).observe(result.matches[0].score)
+            for stage, ms in result.timing_ms.items():  # stage names come from the engine, never the client
+                self.recognize_stage.labels(stage).observe(ms / 1e3)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -42,14 +42,6 @@ _SINGLE_BODY = {
 }
 
 
-def _observe(state: ServiceState, results: list["Recognition"]) -> None:
-    for result in results:
-        state.metrics.recognitions.labels("unknown" if result.unknown else "known").inc()
-        for stage in ("load", "embed", "search"):
-            if stage in result.timing_ms:
-                state.metrics.recognize_stage.labels(stage).observe(result.timing_ms[stage] / 1e3)
-
-
 def _recognise_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -> "Recognition | ImageError":
     try:
         return recognizer.recognize(image, k)
@@ -76,7 +68,7 @@ async def recognize(
         return running, result, images_of_many(recognizer, [m.instance_id for m in result.matches])
 
     running, result, images = await state.inference(run)
-    _observe(state, [result])
+    state.metrics.observe_recognitions([result])
     body = recognition_view(
         request, result, images, {"queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3}
     )
@@ -110,7 +102,7 @@ async def recognize_batch(
 
     outcomes, catalog_images = await state.inference(run)
     good = [o for o in outcomes if not isinstance(o, Exception)]
-    _observe(state, good)
+    state.metrics.observe_recognitions(good)
     results = []
     for name, outcome in zip(names, outcomes):
         if isinstance(outcome, Exception):

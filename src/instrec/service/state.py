@@ -2,9 +2,10 @@
 
 Everything that decodes an image, runs the model or touches SQLite goes through :func:`blocking`
 (the default thread pool), :func:`inference` (at most ``inference_slots`` at once, so 8 clients do
-not thrash 2 cores) or :func:`write` (one catalog writer at a time, which also holds an inference
-slot while it embeds). Recognitions therefore run in parallel with enrolments, and the event loop
-stays free to answer health checks and serve pages.
+not thrash 2 cores; the rest wait in a bounded queue, see :mod:`instrec.service.admission`) or
+:func:`write` (one catalog writer at a time, which also holds an inference slot while it embeds).
+Recognitions therefore run in parallel with enrolments, and the event loop stays free to answer
+health checks and serve pages.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import anyio.to_thread
 from fastapi import Request
 
 from instrec.config import Config, ServiceConfig, usable_cores
+from instrec.service.admission import InferenceGate
 from instrec.service.auth import KeyRing
 from instrec.service.errors import ApiError
 from instrec.service.metrics import Metrics
@@ -76,7 +78,7 @@ class ServiceState:
     started_at: float = field(default_factory=time.time)
     thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
     metrics: Metrics = field(init=False)
-    _inference: anyio.CapacityLimiter | None = None
+    _inference: InferenceGate | None = None
     _writes: anyio.CapacityLimiter | None = None
 
     def __post_init__(self) -> None:
@@ -84,7 +86,8 @@ class ServiceState:
 
     def start(self) -> None:
         """Create the limiters (needs the running event loop)."""
-        self._inference = anyio.CapacityLimiter(self.inference_slots)
+        service = self.config.service
+        self._inference = InferenceGate(self.inference_slots, service.max_queue, service.deadline_ms, self.metrics)
         self._writes = anyio.CapacityLimiter(1)
 
     @property
@@ -98,11 +101,9 @@ class ServiceState:
         return await anyio.to_thread.run_sync(fn, *args)
 
     async def inference(self, fn: Callable[..., T], *args: Any, kind: str = "recognize") -> T:
-        """Model runs: bounded to ``inference_slots`` at once; records the time spent queueing."""
+        """Model runs: ``inference_slots`` at once, or 503 when the queue is full or the wait too long."""
         assert self._inference is not None, "lifespan not started"
-        queued = time.perf_counter()
-        async with self._inference:
-            self.metrics.queue_wait.labels(kind).observe(time.perf_counter() - queued)
+        async with self._inference.slot(kind):
             return await anyio.to_thread.run_sync(fn, *args)
 
     async def write(self, fn: Callable[..., T], *args: Any, embeds: bool = False) -> T:
