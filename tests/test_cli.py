@@ -1,4 +1,5 @@
 import json
+import subprocess
 import sys
 
 import pytest
@@ -174,3 +175,38 @@ def test_names_from_the_user_print_as_they_are_not_as_markup(tmp_path):
     assert "[red]b.jpg" in shown("whiten", str(catalog), "--out", str(tmp_path / "w.npz"), "--dims", "1")
     refused = runner.invoke(app, ["recognize", str(catalog / "[bold]mug" / "[red]b.jpg"), "--home", home])
     assert refused.exit_code == 2 and "[red]b.jpg" in flat(refused.output)
+
+
+def test_recognize_loads_only_what_it_uses(tmp_path):
+    """A new process answers from the cached ONNX graph: torch, onnx, the service's and the report's
+    packages (seconds of imports together) stay unloaded."""
+    home = str(tmp_path / "lib")
+    invoke("enroll", str(_small_catalog(tmp_path / "catalog")), "--home", home)
+    query = tmp_path / "q.jpg"
+    sample_photo("rocket").save(query)
+    program = f"""
+import sys
+from instrec.cli import app
+try:
+    app(["recognize", {str(query)!r}, "--home", {home!r}, "--json"])
+except SystemExit:
+    pass
+print(sorted(name for name in ("torch", "onnx", "fastapi", "matplotlib") if name in sys.modules), file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)["results"][0]["matches"][0]["instance_id"] == "rocket"
+    assert done.stderr.strip() == "[]"
+
+
+def test_an_instance_takes_at_most_the_configured_number_of_images(tmp_path):
+    catalog = tmp_path / "catalog"
+    (catalog / "mug").mkdir(parents=True)
+    for name in ("astronaut", "coffee", "chelsea"):
+        sample_photo(name).save(catalog / "mug" / f"{name}.jpg")
+    (catalog / "rocket").mkdir()
+    sample_photo("rocket").save(catalog / "rocket" / "rocket.jpg")
+    args = ["enroll", str(catalog), "--home", str(tmp_path / "lib"), "--json", "--set", "limits.max_images_per_instance=2"]
+    result = runner.invoke(app, args)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1 and report["instances"] == 1
+    assert report["errors"][0]["source"] == "mug" and "limits.max_images_per_instance" in report["errors"][0]["error"]

@@ -40,6 +40,10 @@ class ImageTooSmallError(ImageError):
     """Too few pixels to describe anything (HTTP 400)."""
 
 
+class TooManyImagesError(ImageError):
+    """An instance would get more images than ``limits.max_images_per_instance``; ``source`` names it."""
+
+
 class UnknownInstanceError(InstrecError, KeyError):
     """No instance with that id (HTTP 404)."""
 
@@ -98,6 +102,7 @@ _CODES: tuple[tuple[type[InstrecError], str], ...] = (
     (ImageTooLargeError, "image_too_large"),
     (ImageTooSmallError, "image_too_small"),
     (CorruptImageError, "corrupt_image"),
+    (TooManyImagesError, "too_many_images"),
     (ImageError, "bad_image"),
     (UnknownInstanceError, "unknown_instance"),
     (UnknownImageError, "unknown_image"),
