@@ -1,4 +1,4 @@
-"""The engine's public face: enrol 1-3 shots per instance, recognise, or answer "unknown".
+"""The engine's public face: enrol a few shots per instance, recognise, or answer "unknown".
 
 The CLI, the REST service and user code all call this class; it glues the stages together
 (images -> embedding -> library/index -> local verification -> decision) and owns no algorithm of
