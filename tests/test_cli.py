@@ -1,8 +1,11 @@
 import json
+import subprocess
 import sys
 
 import pytest
 from typer.testing import CliRunner
+
+import instrec
 
 from instrec.cli import app
 from tests.photos import NEVER_ENROLLED, altered_views, sample_photo
@@ -16,6 +19,11 @@ def invoke(*args: str):
     return result
 
 
+def flat(text: str) -> str:
+    """``text`` without the line breaks and padding of rich's layout."""
+    return "".join(text.split())
+
+
 @pytest.mark.slow
 def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
     home = str(tmp_path / "lib")
@@ -23,7 +31,7 @@ def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
     assert report["instances"] >= 10 and report["threshold"] is not None
     query = tmp_path / "q.jpg"
     altered_views(sample_photo("rocket"))["crop"].save(query)
-    answer = json.loads(invoke("recognize", str(query), "--home", home, "--json", "-k", "3").stdout)
+    (answer,) = json.loads(invoke("recognize", str(query), "--home", home, "--json", "-k", "3").stdout)["results"]
     assert answer["unknown"] is False and answer["matches"][0]["instance_id"] == "rocket"
     assert len(answer["matches"]) == 3 and "total" in answer["timing_ms"]
     listing = json.loads(invoke("list", "--home", home, "--search", "rock", "--json").stdout)
@@ -41,15 +49,71 @@ def test_enroll_recognize_list_stats_remove(tmp_path, gallery_dir):
 
 
 def test_errors_exit_nonzero_with_a_message(tmp_path):
-    home = str(tmp_path / "lib")
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"nope")
-    result = runner.invoke(app, ["recognize", str(bad), "--home", home])
-    assert result.exit_code == 2 and "bad.jpg" in result.output
-    result = runner.invoke(app, ["remove", "ghost", "--home", home])
-    assert result.exit_code == 2 and "ghost" in result.output
-    result = runner.invoke(app, ["stats", "--home", home, "--set", "index.backnd=flat"])
+    home = tmp_path / "typo"
+    for command in (["stats"], ["list"], ["remove", "ghost"], ["recognize", str(tmp_path / "q.jpg")], ["extract-local"]):
+        result = runner.invoke(app, [*command, "--home", str(home)])
+        assert result.exit_code == 2 and "nolibraryat" in flat(result.stderr), command
+    assert not home.exists()  # a mistyped --home is not made into an empty library
+    result = runner.invoke(app, ["stats", "--home", str(home), "--set", "index.backnd=flat"])
     assert result.exit_code == 2 and "unknown setting" in result.output
+    refused = runner.invoke(app, ["stats", "--home", str(home), "--json"])
+    assert refused.exit_code == 2 and json.loads(refused.stdout)["error"]["code"] == "no_library"
+
+
+def _small_catalog(folder, bad: str | None = None):
+    """Three instances of one photo each, and optionally a file that is not an image in one of them."""
+    for name in ("astronaut", "coffee", "rocket"):
+        (folder / name).mkdir(parents=True)
+        sample_photo(name).save(folder / name / f"{name}.jpg")
+    if bad is not None:
+        (folder / "coffee" / bad).write_bytes(b"not an image")
+    return folder
+
+
+def test_a_batch_answers_the_good_files_and_reports_the_bad_ones(tmp_path):
+    home = str(tmp_path / "lib")
+    enrolled = runner.invoke(app, ["enroll", str(_small_catalog(tmp_path / "catalog", bad="bad.jpg")), "--home", home])
+    assert enrolled.exit_code == 1  # one file skipped, the rest enrolled
+    assert "enrolled3imagesof3instances" in flat(enrolled.stdout) and "bad.jpg" in flat(enrolled.stderr)
+    good, bad = tmp_path / "q.jpg", tmp_path / "catalog" / "coffee" / "bad.jpg"
+    altered_views(sample_photo("rocket"))["crop"].save(good)
+    batch = runner.invoke(app, ["recognize", str(good), str(bad), "--home", home, "--json", "-k", "1"])
+    assert batch.exit_code == 1
+    answered, failed = json.loads(batch.stdout)["results"]
+    assert answered["image"] == str(good) and answered["matches"][0]["instance_id"] == "rocket"
+    assert failed == {"image": str(bad), "error": {"code": "not_an_image", "message": failed["error"]["message"]}}
+    assert "bad.jpg" in failed["error"]["message"]
+    table = runner.invoke(app, ["recognize", str(bad), str(good), "--home", home, "-k", "1"])
+    assert table.exit_code == 1 and "rocket" in table.stdout and "bad.jpg" in flat(table.stderr)
+    only_bad = runner.invoke(app, ["recognize", str(bad), "--home", home, "--json"])
+    assert only_bad.exit_code == 2 and len(json.loads(only_bad.stdout)["results"]) == 1
+
+
+def test_an_enrolment_where_nothing_could_be_enrolled_fails(tmp_path):
+    catalog = tmp_path / "catalog"
+    (catalog / "mug").mkdir(parents=True)
+    (catalog / "mug" / "a.jpg").write_bytes(b"not an image")
+    result = runner.invoke(app, ["enroll", str(catalog), "--home", str(tmp_path / "lib"), "--json"])
+    assert result.exit_code == 2 and json.loads(result.stdout)["errors"][0]["source"].endswith("a.jpg")
+    (catalog / "mug" / "a.jpg").unlink()
+    result = runner.invoke(app, ["enroll", str(catalog), "--home", str(tmp_path / "lib"), "--json"])
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["message"].startswith("no images under")
+
+
+def test_one_json_shape_whatever_the_count_and_readable_tables(tmp_path):
+    home = str(tmp_path / "lib")
+    invoke("enroll", str(_small_catalog(tmp_path / "catalog")), "--home", home)
+    query = tmp_path / "q.jpg"
+    sample_photo("coffee").save(query)
+    for count in (1, 2):
+        results = json.loads(invoke("recognize", *[str(query)] * count, "--home", home, "--json").stdout)["results"]
+        assert len(results) == count and results[0]["matches"][0]["instance_id"] == "coffee"
+    assert json.loads(invoke("remove", "coffee", "--home", home, "--json").stdout) == {"removed": "coffee"}
+    table = invoke("stats", "--home", home).stdout
+    assert "index.kind" in table and "{" not in table  # nested values flattened into dotted keys
+    threshold = json.loads(invoke("stats", "--home", home, "--json").stdout)["threshold"]
+    assert f"{threshold:.4g}" in table and repr(threshold) not in table
+    assert invoke("--version").stdout.strip() == f"instrec {instrec.__version__}"
 
 
 @pytest.mark.slow
@@ -91,8 +155,8 @@ def test_a_command_names_the_extra_it_misses(tmp_path, monkeypatch, module, comm
 
 
 def test_names_from_the_user_print_as_they_are_not_as_markup(tmp_path):
-    def shown(*args: str) -> str:  # the output without the line breaks and padding of rich's layout
-        return "".join(invoke(*args).output.split())
+    def shown(*args: str) -> str:
+        return flat(invoke(*args).output)
 
     home = str(tmp_path / "lib")
     catalog = tmp_path / "catalog"
@@ -100,7 +164,8 @@ def test_names_from_the_user_print_as_they_are_not_as_markup(tmp_path):
         (catalog / instance).mkdir(parents=True)
         sample_photo(photo).save(catalog / instance / "[bold]a.jpg")
     (catalog / "[bold]mug" / "[red]b.jpg").write_bytes(b"not an image")
-    assert "skipped" + str(catalog / "[bold]mug" / "[red]b.jpg") in shown("enroll", str(catalog), "--home", home)
+    enrolled = runner.invoke(app, ["enroll", str(catalog), "--home", home])
+    assert enrolled.exit_code == 1 and "skipped" + str(catalog / "[bold]mug" / "[red]b.jpg") in flat(enrolled.stderr)
     query = tmp_path / "[bold]q.jpg"
     sample_photo("astronaut").save(query)
     answer = shown("recognize", str(query), "--home", home, "-k", "1")
@@ -109,4 +174,39 @@ def test_names_from_the_user_print_as_they_are_not_as_markup(tmp_path):
     assert "removed[bold]mug" in shown("remove", "[bold]mug", "--home", home)
     assert "[red]b.jpg" in shown("whiten", str(catalog), "--out", str(tmp_path / "w.npz"), "--dims", "1")
     refused = runner.invoke(app, ["recognize", str(catalog / "[bold]mug" / "[red]b.jpg"), "--home", home])
-    assert refused.exit_code == 2 and "[red]b.jpg" in "".join(refused.output.split())
+    assert refused.exit_code == 2 and "[red]b.jpg" in flat(refused.output)
+
+
+def test_recognize_loads_only_what_it_uses(tmp_path):
+    """A new process answers from the cached ONNX graph: torch, onnx, the service's and the report's
+    packages (seconds of imports together) stay unloaded."""
+    home = str(tmp_path / "lib")
+    invoke("enroll", str(_small_catalog(tmp_path / "catalog")), "--home", home)
+    query = tmp_path / "q.jpg"
+    sample_photo("rocket").save(query)
+    program = f"""
+import sys
+from instrec.cli import app
+try:
+    app(["recognize", {str(query)!r}, "--home", {home!r}, "--json"])
+except SystemExit:
+    pass
+print(sorted(name for name in ("torch", "onnx", "fastapi", "matplotlib") if name in sys.modules), file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)["results"][0]["matches"][0]["instance_id"] == "rocket"
+    assert done.stderr.strip() == "[]"
+
+
+def test_an_instance_takes_at_most_the_configured_number_of_images(tmp_path):
+    catalog = tmp_path / "catalog"
+    (catalog / "mug").mkdir(parents=True)
+    for name in ("astronaut", "coffee", "chelsea"):
+        sample_photo(name).save(catalog / "mug" / f"{name}.jpg")
+    (catalog / "rocket").mkdir()
+    sample_photo("rocket").save(catalog / "rocket" / "rocket.jpg")
+    args = ["enroll", str(catalog), "--home", str(tmp_path / "lib"), "--json", "--set", "limits.max_images_per_instance=2"]
+    result = runner.invoke(app, args)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1 and report["instances"] == 1
+    assert report["errors"][0]["source"] == "mug" and "limits.max_images_per_instance" in report["errors"][0]["error"]

@@ -1,4 +1,4 @@
-"""instrec: recognise specific instances from 1-3 reference images each."""
+"""instrec: recognise specific instances from a few reference images each."""
 
 import os
 

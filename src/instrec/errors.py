@@ -40,6 +40,10 @@ class ImageTooSmallError(ImageError):
     """Too few pixels to describe anything (HTTP 400)."""
 
 
+class TooManyImagesError(ImageError):
+    """An instance would get more images than ``limits.max_images_per_instance``; ``source`` names it."""
+
+
 class UnknownInstanceError(InstrecError, KeyError):
     """No instance with that id (HTTP 404)."""
 
@@ -85,3 +89,32 @@ class MissingExtraError(InstrecError, ImportError):
         self.extra = extra
         self.missing = missing
         super().__init__(f"{feature} needs {', '.join(missing)} (not installed): pip install 'instrec[{extra}]'")
+
+
+class NoLibraryError(InstrecError):
+    """A command that reads a library was pointed at a home that holds none (a mistyped --home)."""
+
+
+# Most specific first: the first class an error is an instance of decides. The same codes as the
+# REST service's error bodies, so scripts reading either see one vocabulary.
+_CODES: tuple[tuple[type[InstrecError], str], ...] = (
+    (NotAnImageError, "not_an_image"),
+    (ImageTooLargeError, "image_too_large"),
+    (ImageTooSmallError, "image_too_small"),
+    (CorruptImageError, "corrupt_image"),
+    (TooManyImagesError, "too_many_images"),
+    (ImageError, "bad_image"),
+    (UnknownInstanceError, "unknown_instance"),
+    (UnknownImageError, "unknown_image"),
+    (DuplicateInstanceError, "duplicate_instance"),
+    (DescriptorMismatchError, "descriptor_mismatch"),
+    (ConfigError, "config_error"),
+    (NoLibraryError, "no_library"),
+    (MissingExtraError, "missing_extra"),
+    (BackboneError, "backbone_error"),
+)
+
+
+def error_code(error: InstrecError) -> str:
+    """A stable snake_case name for the kind of ``error``, for machine-readable error reports."""
+    return next((code for kind, code in _CODES if isinstance(error, kind)), "invalid_request")

@@ -1,4 +1,4 @@
-"""The engine's public face: enrol 1-3 shots per instance, recognise, or answer "unknown".
+"""The engine's public face: enrol a few shots per instance, recognise, or answer "unknown".
 
 The CLI, the REST service and user code all call this class; it glues the stages together
 (images -> embedding -> library/index -> local verification -> decision) and owns no algorithm of
@@ -21,7 +21,7 @@ from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
 from instrec.decision import Calibration, InstanceScore, against_competitors
-from instrec.errors import ImageError, InstrecError, UnknownImageError, UnknownInstanceError
+from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownImageError, UnknownInstanceError
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
@@ -163,6 +163,9 @@ class Recognizer:
         library = self.library
         known = {r.sha256: r for r in self._images_or_empty(instance_id)}
         fresh = [img for img in loaded if img.sha256 not in known]
+        total, most = len(known) + len({img.sha256 for img in fresh}), self.config.limits.max_images_per_instance
+        if total > most:
+            raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
         new_images = self._embed_new(fresh)
         for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
@@ -185,7 +188,9 @@ class Recognizer:
         *,
         progress: Callable[[int, int, str], None] | None = None,
     ) -> FolderReport:
-        """Enrol ``root/<instance id>/<images>``. Re-running adds only what is new (resumable)."""
+        """Enrol ``root/<instance id>/<images>``. Re-running adds only what is new (resumable). Bad files,
+        and folders with more images than ``limits.max_images_per_instance``, are reported in the
+        returned report's ``errors`` and skipped."""
         root = Path(root)
         if not root.is_dir():
             raise InstrecError(f"{root} is not a folder")
@@ -195,8 +200,12 @@ class Recognizer:
         for number, folder in enumerate(folders, 1):
             loaded, errors = load_images(iter_image_files(folder), self.config.limits, skip_bad=True)
             report.errors.extend(errors)
-            if loaded:
-                result = self._enroll_loaded(folder.name, loaded, [])
+            try:
+                result = self._enroll_loaded(folder.name, loaded, []) if loaded else None
+            except TooManyImagesError as error:
+                report.errors.append(error)
+                result = None
+            if result is not None:
                 report.instances += 1
                 report.images_added += len(result.added)
                 report.duplicates += len(result.duplicates)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -61,7 +63,26 @@ def test_cached_export_is_reused(lite0_onnx: Embedder, cache_dir: Path) -> None:
         again = Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", threads=1), cache_dir=cache_dir)
     export.assert_not_called()
     assert isinstance(again._engine, OnnxEngine) and path.stat().st_mtime_ns == mtime
-    assert [p.name for p in cache_dir.iterdir()] == [path.name]  # no temporary files left
+    assert not [p.name for p in cache_dir.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+
+
+def test_a_cached_graph_runs_without_importing_torch(lite0_onnx: Embedder, cache_dir: Path, tmp_path: Path) -> None:
+    """A new process embeds with the cached graph alone (importing torch and onnx takes seconds)."""
+    query = tmp_path / "query.npy"
+    np.save(query, np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32))
+    program = f"""
+import sys, numpy as np
+from pathlib import Path
+from instrec.config import DescriptorConfig, RuntimeConfig
+from instrec.embedding import Embedder
+embedder = Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", threads=1), cache_dir=Path({str(cache_dir)!r}))
+np.save({str(tmp_path / "vector.npy")!r}, embedder.vectors(np.load({str(query)!r})))
+print(embedder.digest, [name for name in ("torch", "onnx") if name in sys.modules])
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [lite0_onnx.digest, "[]"]
+    reference = lite0_onnx.torch_model()(torch.from_numpy(np.load(query))).detach().numpy()
+    assert np.abs(np.load(tmp_path / "vector.npy") - reference).max() < 1e-4
 
 
 def test_failed_export_falls_back_to_torch(
@@ -98,3 +119,23 @@ def test_unreadable_cache_file_is_rebuilt(
     zoo = shapes_zoo(images)
     assert np.abs(embedder.embed(zoo) - reference.embed(zoo)).max() < 1e-5
     assert os.stat(cache_path(tmp_path, reference.digest)).st_size > 100
+
+
+def test_a_changed_weights_file_is_not_taken_for_the_remembered_one(
+    tmp_path: Path, torchscript_file: Path, images: dict[str, Image.Image]
+) -> None:
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(torchscript_file.read_bytes())
+    descriptor = DescriptorConfig(backbone="torchscript", weights=str(weights))
+    first = Embedder(descriptor, RuntimeConfig(engine="onnx"), cache_dir=tmp_path / "cache")
+    module = torch.jit.load(str(weights))
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.mul_(0.5)
+    torch.jit.save(module, str(weights))
+    stat = weights.stat()  # a later save: two saves this close can share a timestamp tick
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = Embedder(descriptor, RuntimeConfig(engine="onnx"), cache_dir=tmp_path / "cache")
+    assert second.digest != first.digest
+    zoo = shapes_zoo(images)
+    assert np.abs(second.embed(zoo) - Embedder(descriptor, RuntimeConfig(engine="torch")).embed(zoo)).max() < 1e-5

@@ -11,9 +11,10 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 
-from instrec.embedding.backbone import RANDOM_INIT, Backbone, BackboneSpec, file_digest, load_state_dict
-from instrec.embedding.registry import register_backbone
+from instrec.embedding.backbone import Backbone, load_state_dict
+from instrec.embedding.registry import register_built_in
 from instrec.embedding.same_padding import replace_same_padding_convs
+from instrec.embedding.spec import RANDOM_INIT, BackboneSpec, file_digest
 from instrec.errors import BackboneError
 
 _MEAN = (0.5, 0.5, 0.5)  # these weights expect [0, 1] RGB mapped to [-1, 1]
@@ -32,7 +33,7 @@ class EfficientNetLite(Backbone):
     def __init__(self, name: str, variant: int, weights: str | None):
         path = None if weights == RANDOM_INIT else weights or _packaged_weights(variant)
         spec = BackboneSpec(name, _FEATURE_DIM, _MEAN, _STD, _STRIDE, input_multiple=_STRIDE)
-        super().__init__(spec, RANDOM_INIT if path is None else file_digest(path))
+        super().__init__(spec, RANDOM_INIT if path is None else file_digest(path), path)
         self.net = EfficientNet.from_name(f"efficientnet-lite{variant}", image_size=None)
         del self.net._fc  # unused by features; its parameters would never get gradients
         # Sides that are multiples of 32 make every SAME padding a constant (see same_padding.py).
@@ -56,8 +57,8 @@ def _packaged_weights(variant: int) -> str:
     return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
-@register_backbone("efficientnet_lite0")
-@register_backbone("efficientnet_lite1")
-@register_backbone("efficientnet_lite2")
+@register_built_in("efficientnet_lite0")
+@register_built_in("efficientnet_lite1")
+@register_built_in("efficientnet_lite2")
 def _create(name: str, weights: str | None) -> Backbone:
     return EfficientNetLite(name, int(name[-1]), weights)

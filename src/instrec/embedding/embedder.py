@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
 from instrec.profiles import DescriptorTuning
-from instrec.embedding.descriptor_net import DescriptorNet
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
+from instrec.embedding.spec import remember, remembered
 from instrec.embedding.whitening import Whitening
 from instrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from instrec.embedding.descriptor_net import DescriptorNet
 
 Engine = Callable[[np.ndarray], np.ndarray]
 
@@ -30,6 +33,9 @@ class Embedder:
     ``digest`` identifies the descriptor together with the backbone's weights and any whitening
     map: store it next to the vectors; vectors with different digests are not comparable. Images
     come decoded and upright (EXIF orientation applied); any PIL mode is converted to RGB.
+
+    With the ONNX engine, a backbone remembered in the cache (:mod:`instrec.embedding.spec`) whose
+    graph is cached is not built: the torch module is made when first needed (``torch_model()``).
     """
 
     def __init__(
@@ -42,35 +48,60 @@ class Embedder:
         self.descriptor = descriptor
         self.runtime = runtime
         self.tuning = tuning
-        backbone = create_backbone(descriptor.backbone, descriptor.weights)
-        needed = backbone.spec.input_multiple
+        self._cache_dir = cache_dir or default_cache_dir()
+        self._net: DescriptorNet | None = None
+        self._net_lock = threading.Lock()
+        known = remembered(self._cache_dir, descriptor.backbone, descriptor.weights) if runtime.engine == "onnx" else None
+        if known is None:
+            self._net = self._build_net()
+            spec, weights_digest = self._net.backbone.spec, self._net.backbone.weights_digest
+        else:
+            spec, weights_digest = known
+        needed = spec.input_multiple
         if tuning.size_multiple % needed:
             raise ConfigError(
                 f"tuning.descriptor.size_multiple must be a multiple of {needed} for {descriptor.backbone}, "
                 f"got {tuning.size_multiple}"
             )
-        self.spec = backbone.spec
+        self.spec = spec
         self.whitening = Whitening.load(descriptor.whitening) if descriptor.whitening else None
-        if self.whitening is not None and self.whitening.input_dim != backbone.spec.feature_dim:
+        if self.whitening is not None and self.whitening.input_dim != spec.feature_dim:
             raise ConfigError(
                 f"descriptor.whitening: {descriptor.whitening} was fitted on {self.whitening.input_dim}-d "
-                f"descriptors, {descriptor.backbone} gives {backbone.spec.feature_dim}-d"
+                f"descriptors, {descriptor.backbone} gives {spec.feature_dim}-d"
             )
-        self.dim: int = backbone.spec.feature_dim if self.whitening is None else self.whitening.dims
-        weights = backbone.weights_digest if self.whitening is None else f"{backbone.weights_digest}+{self.whitening.digest}"
+        self.dim: int = spec.feature_dim if self.whitening is None else self.whitening.dims
+        weights = weights_digest if self.whitening is None else f"{weights_digest}+{self.whitening.digest}"
         self.digest: str = descriptor_digest({**descriptor.model_dump(), **tuning.model_dump()}, weights)
-        self._net = DescriptorNet(backbone, tuning.gem_p).eval()
-        self._cache_dir = cache_dir or default_cache_dir()
-        self._engine = self._make_engine(self._net, self.digest)
+        self._engine = self._make_engine()
 
-    def _make_engine(self, module: torch.nn.Module, digest: str) -> Engine:
+    def _build_net(self) -> DescriptorNet:
+        """Build the torch module; remember what its backbone is, for the next process to skip this."""
+        from instrec.embedding.descriptor_net import DescriptorNet
+
+        backbone = create_backbone(self.descriptor.backbone, self.descriptor.weights)
+        if self.runtime.engine == "onnx" and backbone.weights_file is not None:
+            remember(
+                self._cache_dir,
+                self.descriptor.backbone,
+                self.descriptor.weights,
+                backbone.spec,
+                backbone.weights_digest,
+                backbone.weights_file,
+            )
+        return DescriptorNet(backbone, self.tuning.gem_p).eval()
+
+    def _make_engine(self) -> Engine:
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(module, self._cache_dir, digest, self.runtime.threads)
+                return cached_engine(self.torch_model, self._cache_dir, self.digest, self.runtime.threads)
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
+        import torch
+
         if self.runtime.threads > 0:
             torch.set_num_threads(self.runtime.threads)  # process-wide: torch has no per-module setting
+        module = self.torch_model()
 
         def run_torch(images: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -83,7 +114,10 @@ class Embedder:
 
         The ONNX engine keeps the weights it was built with; build a new Embedder to use new ones.
         """
-        return self._net
+        with self._net_lock:
+            if self._net is None:
+                self._net = self._build_net()
+            return self._net
 
     def input_size(self, image: Image.Image) -> tuple[int, int]:
         """(width, height) the network sees ``image`` at."""

@@ -2,6 +2,7 @@
 
 The torch module is exported once per descriptor digest and cached on disk; the file is written
 under a temporary name and renamed, so a crash or a concurrent process never leaves a half file.
+torch and onnx are imported only to export: running a cached graph needs neither.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import logging
 import os
 import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-import torch
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OPSET = 17
 EXPORT_VERSION = 3  # bump when the export code changes: old cached graphs are then not reused
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def cache_path(cache_dir: Path, digest: str) -> Path:
     """Where the exported graph of descriptor ``digest`` is cached (export code and torch versions in the name)."""
-    return cache_dir / f"{digest}-{OPSET}-{EXPORT_VERSION}-torch{torch.__version__.split('+')[0]}.onnx"
+    return cache_dir / f"{digest}-{OPSET}-{EXPORT_VERSION}-torch{metadata.version('torch').split('+')[0]}.onnx"
 
 
 def default_cache_dir() -> Path:
@@ -39,6 +42,8 @@ def default_cache_dir() -> Path:
 
 def export_onnx(module: nn.Module, path: Path) -> None:
     """Export ``module`` (images -> vectors or feature maps) with dynamic batch and sides, atomically."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -78,6 +83,8 @@ def _let_pads_fuse_into_convs(path: str) -> None:
     ONNX Runtime folds a constant zero ``Pad`` into the ``Conv`` after it, but only when every input
     of the ``Pad`` is a constant, and an empty name does not count as one.
     """
+    import onnx
+
     model = onnx.load(path)
     for node in model.graph.node:
         if node.op_type == "Pad":
@@ -104,13 +111,14 @@ class OnnxEngine:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
 
 
-def cached_engine(module: nn.Module, cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
-    """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent)."""
+def cached_engine(module: Callable[[], nn.Module], cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
+    """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent,
+    from the module ``module()`` builds)."""
     path = cache_path(cache_dir, digest)
     if path.exists():
         try:
             return OnnxEngine(path, threads)
         except Exception as exc:  # noqa: BLE001 - any unreadable cache file is rebuilt
             log.warning("rebuilding unreadable ONNX cache %s: %s", path, exc)
-    export_onnx(module, path)
+    export_onnx(module(), path)
     return OnnxEngine(path, threads)

@@ -15,16 +15,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from instrec.embedding.backbone import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RANDOM_INIT,
-    Backbone,
-    BackboneSpec,
-    file_digest,
-    load_state_dict,
-)
-from instrec.embedding.registry import register_backbone
+from instrec.embedding.backbone import Backbone, load_state_dict
+from instrec.embedding.registry import register_built_in
+from instrec.embedding.spec import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT, BackboneSpec, file_digest
 from instrec.errors import BackboneError
 
 RGB = tuple[float, float, float]
@@ -44,7 +37,7 @@ class TorchScriptBackbone(Backbone):
             raise BackboneError(f"{weights} is not a TorchScript model: {exc}") from exc
         mean = _rgb(name, getattr(net, "mean", IMAGENET_MEAN))
         std = _rgb(name, getattr(net, "std", IMAGENET_STD))
-        super().__init__(_probe_spec(name, net, mean, std), digest)
+        super().__init__(_probe_spec(name, net, mean, std), digest, weights)
         self.net = net
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +66,8 @@ class TimmBackbone(Backbone):
             load_state_dict(net, weights, ignore=tuple(h + "." for h in heads))
         mean, std = _rgb(name, cfg["mean"]), _rgb(name, cfg["std"])
         spec = _probe_spec(name, net.eval().forward_features, mean, std)
-        super().__init__(spec, RANDOM_INIT if weights == RANDOM_INIT else file_digest(weights))
+        random = weights == RANDOM_INIT
+        super().__init__(spec, RANDOM_INIT if random else file_digest(weights), None if random else weights)
         self.net = net
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,11 +97,11 @@ def _shape(out: object) -> str:
     return str(tuple(out.shape)) if isinstance(out, torch.Tensor) else type(out).__name__
 
 
-@register_backbone("torchscript")
+@register_built_in("torchscript")
 def _create_torchscript(name: str, weights: str | None) -> Backbone:
     return TorchScriptBackbone(name, weights)
 
 
-@register_backbone("timm:")
+@register_built_in("timm:")
 def _create_timm(name: str, weights: str | None) -> Backbone:
     return TimmBackbone(name, weights)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REGROW_FACTOR = 4  # an IVF index is retrained when the gallery has grown this much since training
 COMPACT_JOURNAL_AFTER = 200_000  # journal rows kept before saving the index compacts them
 IVF_MIN_VECTORS = 1000  # an IVF cannot train its cells on fewer; exact search is instant at that size
+CATALOG_FILE = "catalog.sqlite"  # the truth; with the originals under IMAGES_DIR it is all a backup needs
+IMAGES_DIR = "images"
 
 
 class Library:
@@ -50,8 +52,8 @@ class Library:
         self.dim = dim
         self.descriptor = descriptor
         self.index_config = index
-        self.catalog = Catalog(self.home / "catalog.sqlite")
-        self.blobs = BlobStore(self.home / "images")
+        self.catalog = Catalog(self.home / CATALOG_FILE)
+        self.blobs = BlobStore(self.home / IMAGES_DIR)
         self._claim_descriptor(descriptor_info)
         self.verifier = local
         if local is not None:

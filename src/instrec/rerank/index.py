@@ -245,6 +245,7 @@ class LocalIndex:
                     offsets=seg.offsets,
                     docs=seg.docs,
                     sigs=seg.sigs,
+                    df=self._df,  # counting it again from the postings is most of the time a load takes
                     meta=np.array(json.dumps(meta)),
                 )
                 f.flush()
@@ -275,6 +276,9 @@ class LocalIndex:
             if len(seg.docs):
                 index._segments = [seg]
                 index._postings = len(seg.docs)
-                pairs = np.unique(seg.words().astype(np.int64) * len(index._ids) + seg.docs)
-                index._df = np.bincount(pairs // len(index._ids), minlength=vocabulary.size)
+                if "df" in z.files:
+                    index._df = z["df"].astype(np.int64)
+                else:  # saved before the counts were stored
+                    pairs = np.unique(seg.words().astype(np.int64) * len(index._ids) + seg.docs)
+                    index._df = np.bincount(pairs // len(index._ids), minlength=vocabulary.size)
         return index, meta

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Hashable, Literal, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Hashable, Literal, Sequence
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from instrec.rerank.features import LocalFeatures
 
@@ -114,6 +117,8 @@ def best_similarities(query: np.ndarray, gallery: Sequence[np.ndarray], precisio
             if len(descriptors):
                 out[:, j] = (query @ descriptors.T).max(axis=1)
         return out
+    import torch  # only here: importing it takes seconds, and the float32 path needs none of it
+
     with torch.inference_mode():
         q = _zero_padded(query)
         for j, descriptors in enumerate(gallery):
@@ -130,6 +135,8 @@ def _zero_padded(descriptors: np.ndarray, multiple: int = 128) -> torch.Tensor:
     itself), so the shapes are kept to a few. Zero rows change no maximum: RootSIFT vectors are
     non-negative, so every real similarity is >= 0.
     """
+    import torch
+
     padded = torch.zeros((-(-len(descriptors) // multiple) * multiple, descriptors.shape[1]), dtype=torch.bfloat16)
     padded[: len(descriptors)] = torch.from_numpy(descriptors)
     return padded
@@ -145,8 +152,15 @@ def _resolved(precision: Precision) -> Literal["float32", "bfloat16"]:
 
 @functools.cache
 def _fast_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX); elsewhere torch emulates it, slower than float32."""
-    return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
+    """Whether this CPU multiplies bfloat16 in hardware (AMX); elsewhere torch emulates it, slower than float32.
+
+    Linux lists the CPU's flags in /proc/cpuinfo, which spares importing torch where AMX is absent."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        import torch
+
+        return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
 
 
 def count_inliers(
