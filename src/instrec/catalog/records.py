@@ -70,12 +70,20 @@ class NewImage:
 
 
 def validate_instance_id(instance_id: str) -> str:
+    """A new instance's id: one URL path segment (``/v1/instances/{id}``) must carry it unchanged.
+
+    Clients and servers resolve ``.`` and ``..`` as relative paths and decode ``%2F`` into a
+    separator before routing; invisible characters do not survive copying. Ids stored before this
+    rule can still be removed (``Catalog.remove_instance`` does not check them).
+    """
     if not isinstance(instance_id, str) or not instance_id.strip():
         raise InstrecError("an instance id must be a non-empty string")
     if len(instance_id) > MAX_ID_LENGTH:
         raise InstrecError(f"an instance id must be at most {MAX_ID_LENGTH} characters")
-    if any(ch in instance_id for ch in "/\\") or any(ord(ch) < 32 for ch in instance_id):
-        raise InstrecError(f"instance id {instance_id!r} must not contain slashes or control characters")
+    if instance_id in (".", ".."):
+        raise InstrecError(f"instance id {instance_id!r} is not allowed: a URL path cannot hold it")
+    if any(ch in "/\\" or not ch.isprintable() for ch in instance_id):
+        raise InstrecError(f"instance id {instance_id!r} must not contain slashes, control or other invisible characters")
     return instance_id
 
 

@@ -168,6 +168,28 @@ async def delete_instance(state: State, instance_id: InstanceId) -> Response:
     return Response(status_code=204)
 
 
+@router.delete(
+    "/instances",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+    summary="Delete an instance named in the query: for an id no URL path can carry",
+)
+async def delete_instance_by_query(
+    state: State,
+    id: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_ID_LENGTH,
+            description="The instance id, as stored: also one refused today (such as '.' or '..') but kept from before.",
+        ),
+    ],
+) -> Response:
+    recognizer = state.engine
+    await state.write(recognizer.remove, id)
+    return Response(status_code=204)
+
+
 @router.get("/images/{image_id}", dependencies=[Depends(require_read)], tags=["images"], summary="One image")
 async def get_image(request: Request, state: State, image_id: ImageId) -> dict[str, Any]:
     recognizer = state.engine
