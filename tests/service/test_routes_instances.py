@@ -92,7 +92,7 @@ def test_metadata_size_is_bounded(client, photos):
     assert_error(enrol(client, "Meta", photos["clock"], metadata=big), 422, "invalid_metadata")
 
 
-@pytest.mark.parametrize("bad_id", ["../escape", "a/b", "..\\x", "x" * 201, "tab\there", ".", "..", "del\x7f", "zero\u200bwidth"])
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", "..\\x", "x" * 201, "tab\there", ".", "..", "del\x7f", "c1\x85c"])
 def test_instance_ids_that_could_be_paths_are_refused(client, photos, bad_id):
     assert_error(enrol(client, "Path", photos["clock"], instance_id=bad_id), 422, "invalid_id")
 
