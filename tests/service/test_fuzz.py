@@ -38,6 +38,9 @@ def _fuzz(make_recognizer: Any, photos: dict[str, bytes], max_examples: int, see
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", 401, 403, 404, 409, 429, *CONTENT_REFUSALS]}
             },
+            # schemathesis 4.32 sends a batch with an `images` file part it reports as missing, then
+            # expects a refusal; the batch answers each picture in its 200 (here: not an image).
+            "operations": [{"include-path": "/v1/recognize/batch", "checks": {"negative_data_rejection": {"enabled": False}}}],
         }
     )
     app = create_app(recognizer.config.with_overrides({"service.auth": True}), recognizer)
