@@ -97,7 +97,10 @@ class LimitsConfig(_Section):
     """Input limits that protect the process from hostile or accidental huge inputs."""
 
     max_bytes: int = Field(50 * 1024 * 1024, ge=1)
-    max_pixels: int = Field(64_000_000, ge=1)  # refused before decoding: defeats decompression bombs
+    max_pixels: int = Field(64_000_000, ge=1)  # width x height from the header, refused before decoding: decompression bombs
+    # Pixels decoded at full resolution, what decoding and conversion cost: a JPEG is decoded at up to 1/8 scale
+    # (DCT scaling), so it may be as large as max_pixels; PNG, WebP, TIFF, GIF and BMP have no such shortcut.
+    max_decoded_pixels: int = Field(4096 * 4096, ge=1)
     min_side: int = Field(16, ge=1)
     max_images_per_instance: int = Field(64, ge=1)
 

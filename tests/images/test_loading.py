@@ -199,20 +199,59 @@ def test_pixel_limit_applies_to_arrays_and_pil():
         load_image(Image.new("RGB", (40, 40)), limits)
 
 
-@pytest.mark.parametrize("filter_action", ["error", "ignore"])
-def test_pil_decompression_bomb_warning_becomes_too_large(filter_action, no_decoding):
-    # 100 M pixels: above PIL's warning threshold (~89 M), below its error; our limit is raised.
-    data = huge_png(10_000, 10_000)
-    with warnings.catch_warnings():
-        warnings.simplefilter(filter_action, Image.DecompressionBombWarning)
-        with pytest.raises(ImageTooLargeError):
-            load_image(data, LimitsConfig(max_pixels=10**9))
+@pytest.mark.parametrize("side", [10_000, 15_000, 20_000])  # above PIL's warning threshold, and its error one
+def test_a_bomb_is_refused_with_our_limit_in_the_message_and_no_pil_warning(side, no_decoding):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLargeError, match=r"limits\.max_pixels=64000000") as err:
+            load_image(huge_png(side, side))
+    assert str(Image.MAX_IMAGE_PIXELS) not in str(err.value) and str(2 * Image.MAX_IMAGE_PIXELS) not in str(err.value)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     assert Image.MAX_IMAGE_PIXELS is not None  # global PIL state untouched
 
 
-def test_pil_decompression_bomb_error_becomes_too_large(no_decoding):
-    with pytest.raises(ImageTooLargeError, match="decompression bomb"):
-        load_image(huge_png(20_000, 20_000), LimitsConfig(max_pixels=10**10), name="x")
+def test_raising_max_pixels_above_pils_threshold_leaves_our_limits_in_charge(no_decoding):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLargeError, match="max_decoded_pixels"):
+            load_image(huge_png(20_000, 20_000), LimitsConfig(max_pixels=10**10), name="x")
+    assert not caught
+
+
+def test_an_8000_px_png_is_refused_from_its_header_at_no_cost(no_decoding):
+    data = huge_png(8000, 7999)
+    tracemalloc.start()
+    start = time.process_time()
+    try:
+        with pytest.raises(ImageTooLargeError, match="max_decoded_pixels"):
+            load_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.process_time() - start < 0.5
+    assert peak < 5_000_000  # no pixel buffer was made
+
+
+def test_decoded_pixels_are_capped_but_a_jpeg_counts_at_its_reduced_scale():
+    limits = LimitsConfig(max_decoded_pixels=1_000_000)
+    with pytest.raises(ImageTooLargeError, match="max_decoded_pixels=1000000"):
+        load_image(encode(noise(2048, 1536)), limits)
+    loaded = load_image(encode(noise(2048, 1536), "JPEG"), limits)  # decoded at half size
+    assert (loaded.width, loaded.height) == (2048, 1536)
+    for src in (np.zeros((1536, 2048, 3), np.uint8), noise(2048, 1536)):
+        with pytest.raises(ImageTooLargeError, match="max_decoded_pixels"):
+            load_image(src, limits)
+
+
+@pytest.mark.parametrize("size", [(65_000, 16), (16, 65_000), (2000, 16)])
+def test_a_picture_too_elongated_for_the_working_size_is_refused(size, no_decoding):
+    with pytest.raises(ImageTooSmallError, match="too elongated"):
+        load_image(huge_png(*size))
+
+
+def test_an_elongated_picture_keeps_min_side_pixels_across():
+    loaded = load_image(encode(noise(4096, 64)))
+    assert loaded.pixels.size == (WORKING_SIDE, 16)
 
 
 def test_too_small(tmp_path):

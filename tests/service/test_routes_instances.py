@@ -92,9 +92,34 @@ def test_metadata_size_is_bounded(client, photos):
     assert_error(enrol(client, "Meta", photos["clock"], metadata=big), 422, "invalid_metadata")
 
 
-@pytest.mark.parametrize("bad_id", ["../escape", "a/b", "..\\x", "x" * 201, "tab\there"])
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", "..\\x", "x" * 201, "tab\there", ".", "..", "del\x7f", "c1\x85c"])
 def test_instance_ids_that_could_be_paths_are_refused(client, photos, bad_id):
     assert_error(enrol(client, "Path", photos["clock"], instance_id=bad_id), 422, "invalid_id")
+
+
+@pytest.mark.parametrize("odd_id", ["...", ".hidden", "a.b", "50% off?", "#1 & co", "café ☕"])
+def test_ids_a_path_segment_carries_are_reachable_by_their_url(client, photos, odd_id):
+    from urllib.parse import quote
+
+    assert enrol(client, "Odd", photos["clock"], instance_id=odd_id).status_code == 201
+    url = f"/v1/instances/{quote(odd_id, safe='')}"
+    assert client.get(url).json()["id"] == odd_id
+    assert client.delete(url).status_code == 204
+
+
+@pytest.mark.parametrize("legacy_id", [".", ".."])
+def test_an_id_stored_before_it_was_refused_can_still_be_deleted(make_recognizer, make_client, photos, monkeypatch, legacy_id):
+    import instrec.catalog.catalog
+
+    recognizer = make_recognizer()
+    with monkeypatch.context() as old_rule:  # the rule of earlier versions, which let these ids in
+        old_rule.setattr(instrec.catalog.catalog, "validate_instance_id", lambda instance_id: instance_id)
+        assert recognizer.enroll([photos["coins"]], instance_id=legacy_id).added
+    client = make_client(recognizer)
+    listed = client.get("/v1/instances", params={"search": legacy_id}).json()["instances"]
+    assert legacy_id in [item["id"] for item in listed]
+    assert client.delete("/v1/instances", params={"id": legacy_id}).status_code == 204
+    assert_error(client.delete("/v1/instances", params={"id": legacy_id}), 404, "unknown_instance")
 
 
 def test_bad_photos_are_refused_and_nothing_is_written(client, photos):

@@ -86,13 +86,16 @@ class Catalog:
     def _split_fresh(
         self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
     ) -> tuple[list[tuple[str, Sequence[NewImage]]], list[tuple[str, Sequence[NewImage]]]]:
-        ids = [validate_instance_id(instance_id) for instance_id, _ in entries]
+        ids = [instance_id for instance_id, _ in entries]
         existing = {r[0] for r in self._db.query_in("SELECT id FROM instances WHERE id IN ({marks})", ids, db)}
         fresh: list[tuple[str, Sequence[NewImage]]] = []
         others: list[tuple[str, Sequence[NewImage]]] = []
         seen: set[str] = set()
         for entry in entries:
-            (others if entry[0] in existing or entry[0] in seen else fresh).append(entry)
+            if entry[0] in existing or entry[0] in seen:
+                others.append(entry)
+            else:
+                fresh.append((validate_instance_id(entry[0]), entry[1]))
             seen.add(entry[0])
         return fresh, others
 
@@ -141,7 +144,6 @@ class Catalog:
         create: bool = True,
         must_create: bool = False,
     ) -> tuple[list[int], list[int]]:
-        validate_instance_id(instance_id)
         now = time.time()
         added: list[int] = []
         skipped: list[int] = []
@@ -149,6 +151,7 @@ class Catalog:
         if row is None:
             if not create:
                 raise UnknownInstanceError(instance_id)
+            validate_instance_id(instance_id)  # new ids only: one stored before a rule changed stays usable
             cursor = db.execute(
                 "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (instance_id, validate_label(label if label is not None else instance_id), json.dumps(metadata or {}), now, now),

@@ -1,7 +1,10 @@
 """Turn any supported image input into a trusted RGB picture, or a typed error naming its source.
 
 Every input goes through the same checks: byte and pixel limits are enforced from the file size and
-the header *before* any pixel is decoded (defeats decompression bombs), decoding is strict (a
+the header *before* any pixel is decoded (defeats decompression bombs), and so is the cost of the
+work: ``limits.max_decoded_pixels`` caps the pixels decoded at full resolution (a JPEG is decoded
+at reduced scale, every other format in full), and a picture too elongated to keep
+``limits.min_side`` pixels across at working size is refused. Decoding is strict (a
 truncated file is an error, never silently grey-padded), EXIF orientation is applied, and one colour
 policy holds: 8-bit RGB, with transparency composited over WHITE (the usual background of product
 cut-outs, so a cut-out matches a photo of the same object on a white table). The alpha channel of a
@@ -10,10 +13,13 @@ against a dark background, which local features are told (:mod:`instrec.rerank.f
 
 Every stage works at 640 px or less, so pixels are kept at ``WORKING_SIDE`` on the long side at
 most: a 12 MP phone JPEG is decoded at a quarter of its size straight from the DCT (JPEG draft
-mode) and no full-size buffer outlives the decoding. The file's bytes are stored as they came.
+mode), other formats are downscaled in their own mode before any colour conversion, and no
+full-size buffer outlives the decoding. The file's bytes are stored as they came.
 
 No PIL global state (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``) or warning filter is changed:
-the limits are checked here, which keeps this safe to call from many threads.
+files are opened without ``Image.open``'s own bomb check (whose warning would reach the terminal
+and whose message quotes PIL's threshold, not ours), the limits are checked here instead, which
+keeps this safe to call from many threads.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Sequence, cast
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image
 
 from instrec.config import LimitsConfig
 from instrec.errors import (
@@ -57,7 +63,22 @@ WORKING_SIDE = 1024
 _DRAFT_SIDE = WORKING_SIDE * 3 // 4
 # What PIL raises for broken data differs per plugin; all of them mean "corrupt".
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
+# PIL's own check still runs inside a few plugins (a GIF frame reaching past the screen): its verdict
+# is a refusal like ours.
 _BOMBS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+# What a plugin raises when the data is not its format: Image.open then tries the next one.
+_NOT_THIS_FORMAT = (SyntaxError, IndexError, TypeError, struct.error)
+# EXIF orientation -> the transposition that displays the picture upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_QUARTER_TURNS = {_UPRIGHT[5], _UPRIGHT[6], _UPRIGHT[7], _UPRIGHT[8]}  # these swap width and height
 
 
 @dataclass(frozen=True)
@@ -103,8 +124,8 @@ def load_image(src: ImageInput, limits: LimitsConfig = LimitsConfig(), *, name: 
         return _from_pixels(*_decode(src, source, limits), source)
     if isinstance(src, np.ndarray):
         source = name or "<array>"
-        rgb, alpha = _to_rgb(_from_array(src, source, limits))
-        return _from_pixels(*_bounded_pair(rgb, alpha), rgb.size, source)
+        im = _from_array(src, source, limits)
+        return _from_pixels(*_to_rgb(im), im.size, source)
     if isinstance(src, (bytes, bytearray, memoryview)):
         source, data = name or "<bytes>", bytes(src)
         if len(data) > limits.max_bytes:
@@ -117,13 +138,13 @@ def load_image(src: ImageInput, limits: LimitsConfig = LimitsConfig(), *, name: 
     if not data:
         raise CorruptImageError(source, "empty (0 bytes)")
     try:
-        opened = Image.open(io.BytesIO(data), formats=_FORMATS)  # lazy: reads the header only
-    except UnidentifiedImageError:
-        raise NotAnImageError(source, f"not an image in a supported format ({', '.join(_FORMATS)})") from None
+        opened = _open(data)
     except _BOMBS as exc:
         raise ImageTooLargeError(source, f"refused before decoding: {exc}") from None
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(source, f"unreadable image header: {exc}") from None
+    if opened is None:
+        raise NotAnImageError(source, f"not an image in a supported format ({', '.join(_FORMATS)})")
     with opened:
         rgb, alpha, size = _decode(opened, source, limits)
     return LoadedImage(rgb, source, data, size, alpha)
@@ -175,21 +196,57 @@ def _read_file(path: Path, source: str, limits: LimitsConfig) -> bytes:
     return data
 
 
-def _check_size(width: int, height: int, source: str, limits: LimitsConfig) -> None:
-    """Refuse from the dimensions alone, before pixels are decoded or allocated.
+def _open(data: bytes) -> Image.Image | None:
+    """``Image.open(..., formats=_FORMATS)`` without PIL's decompression-bomb check (ours follows on
+    the header); lazy: reads the header only. None if no allowed format takes the data."""
+    Image.init()  # registers the TIFF and WebP plugins too
+    prefix = data[:16]
+    for fmt in _FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        verdict = accept is None or accept(prefix)
+        if isinstance(verdict, str) or not verdict:  # a str: PIL's "looks like it, but unsupported here"
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except _NOT_THIS_FORMAT:
+            continue
+    return None
 
-    PIL's own bomb threshold (``Image.MAX_IMAGE_PIXELS``) caps ours, so its warning never has to be
-    relied upon (or silenced through the thread-unsafe warnings machinery).
-    """
-    cap = limits.max_pixels
-    if Image.MAX_IMAGE_PIXELS is not None:
-        cap = min(cap, int(Image.MAX_IMAGE_PIXELS))
-    if width * height > cap:
+
+def _working_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) scaled so the long side is at most ``WORKING_SIDE``; each side at least 1."""
+    if max(width, height) <= WORKING_SIDE:
+        return width, height
+    scale = WORKING_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _check_size(width: int, height: int, source: str, limits: LimitsConfig) -> None:
+    """Refuse from the dimensions alone, before pixels are decoded or allocated."""
+    if width * height > limits.max_pixels:
         raise ImageTooLargeError(
-            source, f"{width}x{height} = {width * height} pixels exceeds the limit of {cap} (limits.max_pixels)"
+            source, f"{width}x{height} = {width * height} pixels exceeds limits.max_pixels={limits.max_pixels}"
         )
     if min(width, height) < max(limits.min_side, 1):
         raise ImageTooSmallError(source, f"{width}x{height}: smaller side is below limits.min_side={limits.min_side}")
+    # Downscaled to working size, a strip would be a line or less across: nothing any stage can describe.
+    if min(_working_size(width, height)) < limits.min_side:
+        ratio = max(width, height) / min(width, height)
+        raise ImageTooSmallError(
+            source,
+            f"{width}x{height}: too elongated (aspect ratio {ratio:.0f}:1); scaled to {WORKING_SIDE} px on the long side, "
+            f"its short side would be below limits.min_side={limits.min_side}",
+        )
+
+
+def _check_decoded(width: int, height: int, source: str, limits: LimitsConfig) -> None:
+    """Refuse what would cost too much to decode and convert: the pixels that would be made, not the header's."""
+    if width * height > limits.max_decoded_pixels:
+        raise ImageTooLargeError(
+            source,
+            f"{width}x{height} = {width * height} pixels to decode at full resolution exceeds "
+            f"limits.max_decoded_pixels={limits.max_decoded_pixels} (only JPEG is decoded at reduced scale)",
+        )
 
 
 def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.Image, Image.Image | None, tuple[int, int]]:
@@ -197,15 +254,18 @@ def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.I
     convert to RGB; also its alpha (None if opaque) and the image's own oriented size."""
     _check_size(im.width, im.height, source, limits)
     width, height = im.size
+    if im.format == "JPEG" and max(width, height) > WORKING_SIDE:
+        scale = _DRAFT_SIDE / max(width, height)  # decodes at 1/2, 1/4 or 1/8 scale, not below this
+        im.draft(im.mode, (math.ceil(width * scale), math.ceil(height * scale)))  # sets the decoder up, reads nothing
+    _check_decoded(im.width, im.height, source, limits)
     try:
-        if im.format == "JPEG" and max(width, height) > WORKING_SIDE:
-            scale = _DRAFT_SIDE / max(width, height)  # decodes at 1/2, 1/4 or 1/8 scale, not below this
-            im.draft(im.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         im.load()
-        loaded = im.size
-        rgb, alpha = _to_rgb(ImageOps.exif_transpose(im))
-        turned = rgb.size != loaded and rgb.size == loaded[::-1]
-        return *_bounded_pair(rgb, alpha), ((height, width) if turned else (width, height))
+        turn = _UPRIGHT.get(im.getexif().get(ExifTags.Base.Orientation, 1))
+        rgb, alpha = _to_rgb(im)
+        if turn is not None:  # on the working-size pixels: a full-size copy would cost more than the decoding
+            rgb, alpha = rgb.transpose(turn), None if alpha is None else alpha.transpose(turn)
+        turned = turn in _QUARTER_TURNS
+        return rgb, alpha, ((height, width) if turned else (width, height))
     except _BOMBS as exc:
         raise ImageTooLargeError(source, str(exc)) from None
     except _DECODE_ERRORS as exc:
@@ -213,11 +273,20 @@ def _decode(im: Image.Image, source: str, limits: LimitsConfig) -> tuple[Image.I
 
 
 def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """One colour policy for every mode: 8-bit RGB, transparency composited over white; and the
-    alpha channel where some pixel is not fully opaque."""
+    """One colour policy for every mode: 8-bit RGB at most ``WORKING_SIDE`` on the long side,
+    transparency composited over white; and the alpha channel where some pixel is not fully opaque.
+
+    Downscaling comes first, in the picture's own mode, so the conversions work on small pixels.
+    """
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         im = Image.fromarray(_rescale(np.asarray(im)))
-    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+    transparent = im.mode in _ALPHA_MODES or "transparency" in im.info
+    if transparent and im.mode not in ("RGBA", "LA"):
+        im = im.convert("RGBA")  # a palette or colour key means nothing once resampled
+    elif im.mode in ("1", "P"):
+        im = im.convert("L" if im.mode == "1" else "RGB")  # resampled as grey levels and colours, not as indices
+    im = _bounded(im)
+    if transparent:
         rgba = im.convert("RGBA")
         alpha = rgba.getchannel("A")
         lowest, _ = cast("tuple[int, int]", alpha.getextrema())  # one band: (min, max)
@@ -249,6 +318,7 @@ def _from_array(a: np.ndarray, source: str, limits: LimitsConfig) -> Image.Image
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ImageError(source, f"array shape {a.shape} is not HxW, HxWx1, HxWx3 or HxWx4")
     _check_size(a.shape[1], a.shape[0], source, limits)
+    _check_decoded(a.shape[1], a.shape[0], source, limits)
     if a.dtype.kind == "b":
         a = a.astype(np.uint8) * 255
     elif a.dtype.kind == "f":
@@ -264,18 +334,10 @@ def _from_array(a: np.ndarray, source: str, limits: LimitsConfig) -> Image.Image
     return Image.fromarray(np.ascontiguousarray(a.astype(np.uint8)))
 
 
-def _bounded(rgb: Image.Image) -> Image.Image:
-    """``rgb``, or a copy with its long side ``WORKING_SIDE`` if it is larger."""
-    if max(rgb.size) <= WORKING_SIDE:
-        return rgb
-    scale = WORKING_SIDE / max(rgb.size)
-    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-    return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def _bounded_pair(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
-    """The pixels and their alpha (if any), both bounded alike so they stay the same size."""
-    return _bounded(rgb), None if alpha is None else _bounded(alpha)
+def _bounded(im: Image.Image) -> Image.Image:
+    """``im``, or a copy with its long side ``WORKING_SIDE`` if it is larger."""
+    size = _working_size(*im.size)
+    return im if size == im.size else im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _from_pixels(rgb: Image.Image, alpha: Image.Image | None, size: tuple[int, int], source: str) -> LoadedImage:

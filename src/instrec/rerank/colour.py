@@ -22,9 +22,11 @@ _WHITE, _BLACK = 235, 25  # a pixel whose darkest channel is >= _WHITE, or brigh
 def working_pixels(image: Image.Image) -> np.ndarray:
     """uint8 RGB (h, w, 3), long side at most 320 px: what signatures are computed from."""
     rgb = np.asarray(image.convert("RGB"))
-    scale = _WORKING_SIDE / max(rgb.shape[:2])
-    if scale < 1:
-        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = rgb.shape[:2]
+    scale = _WORKING_SIDE / max(h, w)
+    if scale < 1:  # an explicit size of at least 1 px: OpenCV's own rounding of fx/fy gives a thin strip none
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
 
 

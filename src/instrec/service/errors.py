@@ -12,9 +12,11 @@ import logging
 from typing import Any, Mapping
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from instrec.errors import (
     ConfigError,
@@ -61,6 +63,43 @@ STATUS_CODES: dict[int, str] = {
     500: "internal_error",
     503: "not_ready",
 }
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    message: str
+
+
+class Error(BaseModel):
+    code: str  # stable snake_case, e.g. "not_an_image"
+    message: str
+    status: int
+    details: list[ErrorDetail] | None = None  # validation errors only
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries (the schema of documented 4xx/5xx responses)."""
+
+    error: Error
+
+
+_MEANINGS = {
+    400: "A bad image (corrupt, too small, too elongated) or request",
+    401: "No or unknown API key",
+    403: "The key may not do this (writes need an admin key)",
+    404: "No such instance or image",
+    409: "Conflict with the library's state",
+    413: "Body or image too large (service.max_upload_bytes, limits.*)",
+    415: "Not an image in a supported format, or an unsupported Content-Type",
+    422: "Invalid parameters or form fields",
+    429: "Too many requests at once: retry later",
+    503: "The service is starting, stopping or overloaded",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=`` documenting these error statuses with the error envelope."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
 
 
 class ApiError(StarletteHTTPException):
@@ -124,7 +163,24 @@ async def _http_exception(request: Request, exc: StarletteHTTPException) -> JSON
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif status == 405 and message == "Method Not Allowed":
         message = f"{request.method} is not allowed on {request.url.path}"
-    return error_response(status, code, message, getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    allowed = _documented_methods(request) if status == 405 else None
+    if allowed:
+        headers = {**(headers or {}), "Allow": allowed}
+    return error_response(status, code, message, headers)
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _documented_methods(request: Request) -> str | None:
+    """The Allow header of a path in the API schema: every method any route takes on it. Starlette's
+    own names those of the first route matching the path only (GET, POST and DELETE on
+    /v1/instances are three routes). None for a path the schema does not hold."""
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(request.url.path):
+            return ", ".join(sorted(method.upper() for method in item if method in _METHODS))
+    return None
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 import instrec
 from instrec.errors import InstrecError
 from instrec.service.auth import require_admin, require_read
-from instrec.service.errors import ApiError, error_response
+from instrec.service.errors import ApiError, error_response, error_responses
 from instrec.service.metrics import CONTENT_TYPE
 from instrec.service.state import ServiceState, service_state
 
@@ -32,7 +32,12 @@ def _service_info(state: ServiceState) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/stats", dependencies=[Depends(require_read)], summary="Library and service statistics")
+@router.get(
+    "/v1/stats",
+    dependencies=[Depends(require_read)],
+    responses=error_responses(401, 403, 503),
+    summary="Library and service statistics",
+)
 async def stats(state: State) -> dict[str, Any]:
     recognizer = state.engine
     body = await state.blocking(recognizer.stats)
@@ -41,7 +46,10 @@ async def stats(state: State) -> dict[str, Any]:
 
 
 @router.post(
-    "/v1/calibrate", dependencies=[Depends(require_admin)], summary="Re-estimate the 'unknown' threshold from the gallery"
+    "/v1/calibrate",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 403, 409, 422, 503),
+    summary="Re-estimate the 'unknown' threshold from the gallery",
 )
 async def calibrate(
     state: State,
@@ -67,7 +75,7 @@ async def healthz(state: State) -> dict[str, Any]:
 @router.get(
     "/readyz",
     summary="Readiness: model loaded and catalog reachable",
-    responses={503: {"description": "starting, stopping or catalog unreachable"}},
+    responses=error_responses(503),
 )
 async def readyz(state: State) -> Response:
     if not state.ready or state.recognizer is None:

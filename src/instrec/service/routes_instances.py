@@ -7,26 +7,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from PIL import Image, ImageOps
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from instrec.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH, ImageRecord
 from instrec.config import LimitsConfig
 from instrec.errors import UnknownImageError
 from instrec.images import load_image
 from instrec.service.auth import require_admin, require_read
-from instrec.service.errors import ApiError
+from instrec.service.errors import ApiError, error_responses
 from instrec.service.state import ServiceState, service_state
 from instrec.service.uploads import (
+    FORM_ID_PATTERN,
+    IMAGE,
+    LABEL_PATTERN,
     MAX_IMAGES_PER_ENROLMENT,
+    MAX_METADATA_BYTES,
     check_metadata,
     parse_instance_id,
     parse_label,
+    multipart_body,
     parse_metadata,
     read_uploads,
 )
 from instrec.service.views import image_view, images_or_empty, instance_view
 
-router = APIRouter(prefix="/v1", tags=["instances"])
+router = APIRouter(prefix="/v1", tags=["instances"], responses=error_responses(401, 403, 422, 503))
+# An upload may be refused for what its bytes hold, which no schema can say.
+UPLOAD_ERRORS = error_responses(400, 413, 415)
 State = Annotated[ServiceState, Depends(service_state)]
 InstanceId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The instance id.")]
 ImageId = Annotated[int, Path(ge=1, le=2**62, description="The image id.")]
@@ -35,11 +42,44 @@ MAX_PAGE = 100
 THUMBNAIL_MAX_AGE = 7 * 24 * 3600
 
 
+_LABEL: dict[str, JsonValue] = {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH, "pattern": LABEL_PATTERN}
+_IMAGES = {"type": "array", "items": IMAGE, "minItems": 1, "maxItems": MAX_IMAGES_PER_ENROLMENT}
+_METADATA: dict[str, JsonValue] = {
+    "type": "object",
+    "description": f'A JSON object of at most {MAX_METADATA_BYTES} bytes, e.g. {{"sku": "123"}}.',
+}
+_CREATE_BODY = multipart_body(
+    {
+        "label": {**_LABEL, "description": "Human-readable name."},
+        "images": {**_IMAGES, "description": f"1-{MAX_IMAGES_PER_ENROLMENT} photos of the instance."},
+        "metadata": _METADATA,
+        "id": {
+            "type": "string",
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": FORM_ID_PATTERN,
+            "description": "Optional id (blank: one is generated): no slashes or control characters, not '.' or '..'.",
+        },
+    },
+    ["label", "images"],
+    "The new instance: its label, photos and optionally metadata and id.",
+)
+_ADD_BODY = multipart_body({"images": _IMAGES}, ["images"], f"1-{MAX_IMAGES_PER_ENROLMENT} more photos of the instance.")
+
+
 class InstanceUpdate(BaseModel):
     """``PATCH`` body: the fields given replace the stored ones (``metadata`` as a whole)."""
 
-    model_config = ConfigDict(extra="forbid")
-    label: str | None = Field(None, max_length=MAX_LABEL_LENGTH)
+    # At least one of the two, not null: the schema says so (the route answers 422 otherwise).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["label"], "properties": {"label": _LABEL}},
+                {"required": ["metadata"], "properties": {"metadata": _METADATA}},
+            ]
+        },
+    )
+    label: str | None = Field(None, max_length=MAX_LABEL_LENGTH, json_schema_extra={"minLength": 1, "pattern": LABEL_PATTERN})
     metadata: dict[str, Any] | None = None
 
 
@@ -56,7 +96,14 @@ def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) ->
     }
 
 
-@router.post("/instances", status_code=201, dependencies=[Depends(require_admin)], summary="Enrol a new instance from 1-3 photos")
+@router.post(
+    "/instances",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses={**UPLOAD_ERRORS, **error_responses(409)},
+    openapi_extra=_CREATE_BODY,
+    summary="Enrol a new instance from 1-3 photos",
+)
 async def create_instance(
     request: Request,
     state: State,
@@ -80,7 +127,13 @@ async def create_instance(
     return _enrolment_view(request, result, records)
 
 
-@router.post("/instances/{instance_id}/images", dependencies=[Depends(require_admin)], summary="Add photos to an instance")
+@router.post(
+    "/instances/{instance_id}/images",
+    dependencies=[Depends(require_admin)],
+    responses={**UPLOAD_ERRORS, **error_responses(404)},
+    openapi_extra=_ADD_BODY,
+    summary="Add photos to an instance",
+)
 async def add_images(
     request: Request,
     state: State,
@@ -133,14 +186,21 @@ async def list_instances(
     }
 
 
-@router.get("/instances/{instance_id}", dependencies=[Depends(require_read)], summary="One instance")
+@router.get(
+    "/instances/{instance_id}", dependencies=[Depends(require_read)], responses=error_responses(404), summary="One instance"
+)
 async def get_instance(request: Request, state: State, instance_id: InstanceId) -> dict[str, Any]:
     recognizer = state.engine
     instance, images = await state.blocking(lambda: (recognizer.gallery.get(instance_id), recognizer.gallery.images(instance_id)))
     return instance_view(request, instance, images)
 
 
-@router.patch("/instances/{instance_id}", dependencies=[Depends(require_admin)], summary="Update the label and/or metadata")
+@router.patch(
+    "/instances/{instance_id}",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 404, 413),  # 400: a body that is not UTF-8
+    summary="Update the label and/or metadata",
+)
 async def update_instance(request: Request, state: State, instance_id: InstanceId, body: InstanceUpdate) -> dict[str, Any]:
     if body.label is None and body.metadata is None:
         raise ApiError(422, "validation_error", "nothing to update: give 'label' and/or 'metadata'")
@@ -160,6 +220,7 @@ async def update_instance(request: Request, state: State, instance_id: InstanceI
     "/instances/{instance_id}",
     status_code=204,
     dependencies=[Depends(require_admin)],
+    responses=error_responses(404),
     summary="Delete an instance with its images",
 )
 async def delete_instance(state: State, instance_id: InstanceId) -> Response:
@@ -168,7 +229,36 @@ async def delete_instance(state: State, instance_id: InstanceId) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/images/{image_id}", dependencies=[Depends(require_read)], tags=["images"], summary="One image")
+@router.delete(
+    "/instances",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(404),
+    summary="Delete an instance named in the query: for an id no URL path can carry",
+)
+async def delete_instance_by_query(
+    state: State,
+    id: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_ID_LENGTH,
+            description="The instance id, as stored: also one refused today (such as '.' or '..') but kept from before.",
+        ),
+    ],
+) -> Response:
+    recognizer = state.engine
+    await state.write(recognizer.remove, id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/images/{image_id}",
+    dependencies=[Depends(require_read)],
+    tags=["images"],
+    responses=error_responses(404),
+    summary="One image",
+)
 async def get_image(request: Request, state: State, image_id: ImageId) -> dict[str, Any]:
     recognizer = state.engine
     return image_view(request, await state.blocking(_image_record, recognizer, image_id))
@@ -179,6 +269,7 @@ async def get_image(request: Request, state: State, image_id: ImageId) -> dict[s
     status_code=204,
     dependencies=[Depends(require_admin)],
     tags=["images"],
+    responses=error_responses(404),
     summary="Delete one image of an instance",
 )
 async def delete_image(state: State, image_id: ImageId) -> Response:
@@ -192,7 +283,7 @@ async def delete_image(state: State, image_id: ImageId) -> Response:
     dependencies=[Depends(require_read)],
     tags=["images"],
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404, 413)},
     summary="A JPEG thumbnail of a reference image",
 )
 async def thumbnail(

@@ -9,19 +9,30 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from instrec.errors import ImageError
 from instrec.service.auth import require_read
-from instrec.service.errors import error_dict
+from instrec.service.errors import error_dict, error_responses
 from instrec.service.state import ServiceState, service_state
-from instrec.service.uploads import MAX_BATCH, MAX_K, display_name, parse_k, read_single_image, read_uploads
+from instrec.service.uploads import (
+    IMAGE,
+    MAX_BATCH,
+    MAX_K,
+    display_name,
+    multipart_body,
+    parse_k,
+    read_single_image,
+    read_uploads,
+)
 from instrec.service.views import images_of_many, recognition_view
 
 if TYPE_CHECKING:
     from instrec.catalog import ImageRecord
     from instrec.recognizer import Recognition, Recognizer
 
-router = APIRouter(prefix="/v1", tags=["recognition"], dependencies=[Depends(require_read)])
+router = APIRouter(
+    prefix="/v1", tags=["recognition"], dependencies=[Depends(require_read)], responses=error_responses(401, 403, 413, 422, 503)
+)
 State = Annotated[ServiceState, Depends(service_state)]
 
-_BINARY = {"type": "string", "format": "binary"}
+_K = {"type": "integer", "minimum": 1, "maximum": MAX_K, "description": "How many instances to return."}
 _SINGLE_BODY = {
     "requestBody": {
         "required": True,
@@ -29,14 +40,11 @@ _SINGLE_BODY = {
         "bytes with Content-Type image/* or application/octet-stream.",
         "content": {
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": _BINARY, "k": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
-                }
+                "schema": {"type": "object", "required": ["image"], "properties": {"image": IMAGE, "k": _K}},
+                "encoding": {"image": {"contentType": "image/*"}},
             },
-            "image/*": {"schema": _BINARY},
-            "application/octet-stream": {"schema": _BINARY},
+            "image/*": {"schema": IMAGE},
+            "application/octet-stream": {"schema": IMAGE},
         },
     }
 }
@@ -49,7 +57,7 @@ def _recognise_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -
         return error
 
 
-@router.post("/recognize", openapi_extra=_SINGLE_BODY, summary="Recognise one photo")
+@router.post("/recognize", openapi_extra=_SINGLE_BODY, responses=error_responses(400, 415), summary="Recognise one photo")
 async def recognize(
     request: Request,
     state: State,
@@ -77,7 +85,14 @@ async def recognize(
     return body
 
 
-@router.post("/recognize/batch", summary="Recognise several photos (each answered on its own)")
+_BATCH_BODY = multipart_body(
+    {"images": {"type": "array", "items": IMAGE, "minItems": 1, "maxItems": MAX_BATCH}, "k": _K},
+    ["images"],
+    f"1-{MAX_BATCH} photos, each answered on its own (a bad one gets its error in its place), and optionally k.",
+)
+
+
+@router.post("/recognize/batch", openapi_extra=_BATCH_BODY, summary="Recognise several photos (each answered on its own)")
 async def recognize_batch(
     request: Request,
     state: State,

@@ -13,6 +13,7 @@ from fastapi import Request, UploadFile
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from instrec.catalog import MAX_ID_LENGTH, MAX_LABEL_LENGTH, validate_instance_id, validate_label
+from instrec.catalog.records import ID_PATTERN
 from instrec.errors import InstrecError
 from instrec.service.errors import ApiError
 
@@ -21,6 +22,30 @@ MAX_BATCH = 16
 MAX_K = 50
 MAX_METADATA_BYTES = 64 * 1024
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+
+# What the form fields must hold, for the OpenAPI schema (the checks themselves are in the parse_* below):
+# a label with a visible character and no control character but tab; an id (blank: one is made up) with
+# the spaces around it, which are dropped.
+LABEL_PATTERN = r"^\s*[^\x00-\x08\x0a-\x1f]*[^\s\x00-\x1f][^\x00-\x08\x0a-\x1f]*\s*$"
+FORM_ID_PATTERN = rf"^\s*{ID_PATTERN}?\s*$"
+IMAGE = {"type": "string", "format": "binary", "description": "A JPEG, PNG, WebP, TIFF, GIF or BMP file."}
+
+
+def multipart_body(properties: dict[str, Any], required: Sequence[str], description: str) -> dict[str, Any]:
+    """``openapi_extra`` declaring a multipart form: its fields, which are images, which a JSON object."""
+    encoding = {
+        name: {"contentType": "image/*" if schema is IMAGE or schema.get("items") is IMAGE else "application/json"}
+        for name, schema in properties.items()
+        if schema is IMAGE or schema.get("items") is IMAGE or schema.get("type") == "object"
+    }
+    form = {"type": "object", "required": list(required), "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"multipart/form-data": {"schema": form, "encoding": encoding}},
+        }
+    }
 
 
 def display_name(upload: StarletteUploadFile, index: int) -> str:
