@@ -92,8 +92,8 @@ _MEANINGS = {
     413: "Body or image too large (service.max_upload_bytes, limits.*)",
     415: "Not an image in a supported format, or an unsupported Content-Type",
     422: "Invalid parameters or form fields",
-    429: "Too many requests at once: retry later",
-    503: "The service is starting, stopping or overloaded",
+    429: "Over the key's rate limit (service.rate_limit_per_s): retry after Retry-After seconds",
+    503: "Starting, stopping, or overloaded (service.max_queue, service.deadline_ms): retry after Retry-After seconds",
 }
 
 

@@ -35,7 +35,7 @@ def _service_info(state: ServiceState) -> dict[str, Any]:
 @router.get(
     "/v1/stats",
     dependencies=[Depends(require_read)],
-    responses=error_responses(401, 403, 503),
+    responses=error_responses(401, 403, 429, 503),
     summary="Library and service statistics",
 )
 async def stats(state: State) -> dict[str, Any]:
@@ -48,7 +48,7 @@ async def stats(state: State) -> dict[str, Any]:
 @router.post(
     "/v1/calibrate",
     dependencies=[Depends(require_admin)],
-    responses=error_responses(401, 403, 409, 422, 503),
+    responses=error_responses(401, 403, 409, 422, 429, 503),
     summary="Re-estimate the 'unknown' threshold from the gallery",
 )
 async def calibrate(

@@ -31,7 +31,7 @@ from instrec.service.uploads import (
 )
 from instrec.service.views import image_view, images_or_empty, instance_view
 
-router = APIRouter(prefix="/v1", tags=["instances"], responses=error_responses(401, 403, 422, 503))
+router = APIRouter(prefix="/v1", tags=["instances"], responses=error_responses(401, 403, 422, 429, 503))
 # An upload may be refused for what its bytes hold, which no schema can say.
 UPLOAD_ERRORS = error_responses(400, 413, 415)
 State = Annotated[ServiceState, Depends(service_state)]

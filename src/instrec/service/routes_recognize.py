@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from instrec.recognizer import Recognition, Recognizer
 
 router = APIRouter(
-    prefix="/v1", tags=["recognition"], dependencies=[Depends(require_read)], responses=error_responses(401, 403, 413, 422, 503)
+    prefix="/v1",
+    tags=["recognition"],
+    dependencies=[Depends(require_read)],
+    responses=error_responses(401, 403, 413, 422, 429, 503),
 )
 State = Annotated[ServiceState, Depends(service_state)]
 
