@@ -40,6 +40,11 @@ class ImageTooSmallError(ImageError):
     """Too few pixels to describe anything (HTTP 400)."""
 
 
+class UnusableShotError(ImageError):
+    """The image decodes but the pipeline cannot enrol it: the faces profile found no face in a photo
+    that is no face crop, or several faces (HTTP 400)."""
+
+
 class UnknownInstanceError(InstrecError, KeyError):
     """No instance with that id (HTTP 404)."""
 
