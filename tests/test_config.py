@@ -102,6 +102,7 @@ def _changed(value):
         "generic": "v.npz",
         "homography": "affine",
         "auto": "float32",
+        "hog": "cnn",
         None: "file.npz",
     }[value]
 
@@ -114,11 +115,15 @@ def _leaves(values, prefix=""):
             yield f"{prefix}{name}", value
 
 
-@pytest.mark.parametrize("section", ["descriptor", "rerank", "tuning"])
-def test_every_setting_that_changes_scores_changes_the_scoring_key(section):
-    """Calibrations are stored per key: one made under other scoring must not be reused."""
-    base = Config()
-    settings = list(_leaves(getattr(base, section).model_dump(), f"{section}."))
+@pytest.mark.parametrize(
+    ("profile", "section"), [("objects", "descriptor"), ("objects", "rerank"), ("objects", "tuning"), ("faces", "tuning")]
+)
+def test_every_setting_that_changes_scores_changes_the_scoring_key(profile, section):
+    """Calibrations are stored per key: one made under other scoring must not be reused. A tuning
+    constant a profile leaves unset (None) is checked under the profile that sets it."""
+    base = Config().with_overrides({"profile": profile})
+    values = getattr(base, section).model_dump(exclude_none=section == "tuning")
+    settings = list(_leaves(values, f"{section}."))
     for name, value in settings:
         assert base.with_overrides({name: _changed(value)}).scoring_key() != base.scoring_key(), name
     assert len(settings) >= 2

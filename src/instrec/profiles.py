@@ -6,7 +6,10 @@ hloc ships named configurations. Benchmarks and experts may still override one c
 (``tuning.rerank.ratio=0.7``); every constant is part of :meth:`instrec.config.Config.scoring_key`,
 so a threshold calibrated under other constants is never reused.
 
-A new kind of object (faces, say) registers a profile of its own with :func:`register_profile`.
+A profile also picks the pipeline: one with a ``face`` section (the ``faces`` profile) describes
+the largest face of a photo with dlib (:mod:`instrec.embedding.faces`) instead of the backbone,
+and extracts no local features (SIFT on a face matches skin texture, not identity). A new kind of
+object registers a profile of its own with :func:`register_profile`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ class DecisionTuning(_Frozen):
     # one stands out. Against the runner-up alone (competitors=1), near-identical twins become "unknown".
     competitor_weight: float = Field(0.75, ge=0, le=1)
     competitors: int = Field(5, ge=1)
+    # For a profile whose scores the shipped prior (fitted on the objects pipeline) does not describe: the
+    # threshold until a gallery is calibrated, and the lowest a calibration sets. The threshold of a
+    # gallery of one bounds every gallery's from below, a stranger's best score over many instances
+    # being at least its score against one; a gallery's few shipped stranger photos cannot tell.
+    # None: decision.calibration's guess for lowered scores, and no floor.
+    fallback_threshold: float | None = None
 
 
 class RerankTuning(_Frozen):
@@ -80,14 +89,36 @@ class RerankTuning(_Frozen):
     seed: int = 0  # RANSAC randomness: same inputs, same answers
 
 
+class FaceTuning(_Frozen):
+    """How a photo becomes a face descriptor (part of the descriptor's identity, like DescriptorTuning)."""
+
+    # "hog": fast on a CPU; "cnn": dlib's MMOD detector, finds turned and small faces, far slower.
+    detector: Literal["hog", "cnn"] = "hog"
+    upsample: int = Field(1, ge=0, le=3)  # the detector looks at the photo enlarged 2^upsample times: finds smaller faces
+    max_side: int = Field(1024, ge=64)  # the photo's long side is downscaled to this (never upscaled) first
+    padding: float = Field(0.25, ge=0, le=1)  # margin around the aligned face, as a share of its size (dlib's default)
+
+    def descriptor_key(self) -> dict[str, object]:
+        """What decides a face vector, stored with a library's vectors like a backbone's settings."""
+        return {"embedder": "dlib-face-resnet-v1", **self.model_dump()}
+
+
 class Tuning(_Frozen):
     descriptor: DescriptorTuning = DescriptorTuning()
     decision: DecisionTuning = DecisionTuning()
     rerank: RerankTuning = RerankTuning()
+    face: FaceTuning | None = None  # set: faces are embedded instead of whole photos (see the module's doc)
 
 
 DEFAULT_PROFILE = "objects"
-_PROFILES: dict[str, Tuning] = {DEFAULT_PROFILE: Tuning()}
+FACES_PROFILE = "faces"
+_PROFILES: dict[str, Tuning] = {
+    DEFAULT_PROFILE: Tuning(),
+    # The score is the plain cosine of two faces: lowering it by the field of other enrolled faces
+    # separates strangers less on att-faces (benchmarks/bench_faces.py). The fallback threshold is the
+    # cosine that 1 % of att-faces' pairs of different people reach (bench_faces.py prints it).
+    FACES_PROFILE: Tuning(face=FaceTuning(), decision=DecisionTuning(competitor_weight=0.0, fallback_threshold=0.916)),
+}
 
 
 def register_profile(name: str, tuning: Tuning) -> None:

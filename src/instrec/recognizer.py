@@ -21,7 +21,14 @@ from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
 from instrec.decision import Calibration, InstanceScore, against_competitors
-from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownImageError, UnknownInstanceError
+from instrec.errors import (
+    ImageError,
+    InstrecError,
+    TooManyImagesError,
+    UnknownImageError,
+    UnknownInstanceError,
+    UnusableShotError,
+)
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
@@ -57,9 +64,9 @@ class Recognizer:
         if self._embedder is None:
             with self._init_lock:
                 if self._embedder is None:
-                    from instrec.embedding.embedder import Embedder
+                    from instrec.embedding.factory import create_embedder
 
-                    self._embedder = Embedder(self.config.descriptor, self.config.runtime, self.config.tuning.descriptor)
+                    self._embedder = create_embedder(self.config)
         return self._embedder
 
     @property
@@ -75,7 +82,7 @@ class Recognizer:
                         descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor_key(),
                         index=self.config.index,
-                        local=self._verifier() if self.config.rerank.enabled else None,
+                        local=self._verifier() if self.config.local_features else None,
                     )
         return self._library
 
@@ -134,8 +141,10 @@ class Recognizer:
         instance removed meanwhile is never re-created).
 
         Bad images raise :class:`ImageError` unless ``skip_bad``, in which case they are reported in
-        ``result.errors`` and the good ones are enrolled. Images already enrolled for this instance
-        (same content hash) are reported as duplicates and not added again.
+        ``result.errors`` and the good ones are enrolled; so do images the pipeline cannot enrol
+        (:class:`UnusableShotError`: the faces profile's photos without a face, or with several).
+        Images already enrolled for this instance (same content hash) are reported as duplicates
+        and not added again.
         """
         if existing:
             if instance_id is None or new:
@@ -147,7 +156,9 @@ class Recognizer:
             if errors:
                 raise errors[0]
             raise InstrecError(f"{'adding images' if existing else 'enrolment'} needs at least one image")
-        return self._enroll_loaded(instance_id, loaded, errors, label=label, metadata=metadata, new=new, create=not existing)
+        return self._enroll_loaded(
+            instance_id, loaded, errors, label=label, metadata=metadata, new=new, create=not existing, skip_bad=skip_bad
+        )
 
     def _enroll_loaded(
         self,
@@ -159,6 +170,7 @@ class Recognizer:
         metadata: dict[str, Any] | None = None,
         new: bool = False,
         create: bool = True,
+        skip_bad: bool = True,
     ) -> EnrollResult:
         library = self.library
         known = {r.sha256: r for r in self._images_or_empty(instance_id)}
@@ -166,7 +178,11 @@ class Recognizer:
         total, most = len(known) + len({img.sha256 for img in fresh}), self.config.limits.max_images_per_instance
         if total > most:
             raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
-        new_images = self._embed_new(fresh)
+        new_images, refused = self._embed_new(fresh)
+        if refused and (not skip_bad or not (new_images or known)):  # nothing to enrol is refused, as in enroll()
+            raise refused[0]
+        kept = {image.sha256 for image in new_images}
+        fresh, errors = [img for img in fresh if img.sha256 in kept], errors + refused
         for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
@@ -202,25 +218,28 @@ class Recognizer:
             report.errors.extend(errors)
             try:
                 result = self._enroll_loaded(folder.name, loaded, []) if loaded else None
-            except TooManyImagesError as error:
+            except (TooManyImagesError, UnusableShotError) as error:  # nothing of the folder could be enrolled
                 report.errors.append(error)
                 result = None
             if result is not None:
                 report.instances += 1
                 report.images_added += len(result.added)
                 report.duplicates += len(result.duplicates)
+                report.errors.extend(result.errors)
             if progress:
                 progress(number, len(folders), folder.name)
         self.library.save()
         report.seconds = time.perf_counter() - started
         return report
 
-    def _embed_new(self, images: Sequence[LoadedImage]) -> list[NewImage]:
+    def _embed_new(self, images: Sequence[LoadedImage]) -> tuple[list[NewImage], list[ImageError]]:
+        """The images to add, and the ones the pipeline refuses."""
         if not images:
-            return []
-        vectors = self.embedder.embed([img.pixels for img in images])
+            return [], []
+        vectors, problems = self.embedder.embed_shots([img.pixels for img in images])
         verifier = self.library.verifier
-        return [
+        refused: list[ImageError] = [UnusableShotError(img.source, why) for img, why in zip(images, problems) if why]
+        added = [
             NewImage(
                 img.sha256,
                 img.source,
@@ -230,7 +249,9 @@ class Recognizer:
                 local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
             )
             for number, img in enumerate(images)
+            if problems[number] is None
         ]
+        return added, refused
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled

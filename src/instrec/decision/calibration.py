@@ -105,6 +105,11 @@ class Calibration:
 
     def describe(self) -> str:
         """What the threshold rests on, in words a user can act on."""
+        if self.impostor == 0 and self.source != "prior":
+            return (
+                f"threshold {self.threshold:.3f} is the profile's fallback; nothing has been measured on this "
+                "gallery yet (instrec calibrate)."
+            )
         if self.impostor == 0:
             return (
                 f"threshold {self.threshold:.3f} is the prior fitted on real evaluation data; nothing has been "
@@ -138,14 +143,17 @@ class Calibration:
         return cls(**json.loads(text))
 
 
-def default_calibration(prior: Prior | None, competitor_weight: float, target_far: float = 0.01) -> Calibration:
-    """Before any measurement: the prior, or for a pipeline without one a logistic centred on a guess."""
+def default_calibration(
+    prior: Prior | None, competitor_weight: float, target_far: float = 0.01, fallback: float | None = None
+) -> Calibration:
+    """Before any measurement: the prior, or for a pipeline without one a logistic centred on
+    ``fallback`` (its profile's uncalibrated threshold), else on a guess."""
     if prior is not None:
         threshold = prior.threshold(target_far)
         return Calibration(
             threshold, *prior.curve(threshold, prior.stranger_median), target_far, 0, 0, None, "prior", prior_weight=1.0
         )
-    threshold = fallback_threshold(competitor_weight)
+    threshold = fallback_threshold(competitor_weight) if fallback is None else fallback
     return Calibration(threshold, 10.0, -10.0 * threshold, target_far, 0, 0, None, "default")
 
 
@@ -155,16 +163,23 @@ def fallback_threshold(competitor_weight: float) -> float:
 
 
 def calibrate(
-    genuine: np.ndarray, impostor: np.ndarray, target_far: float, source: str, prior: Prior | None = None, **extra: int
+    genuine: np.ndarray,
+    impostor: np.ndarray,
+    target_far: float,
+    source: str,
+    prior: Prior | None = None,
+    floor: float | None = None,
+    **extra: int,
 ) -> Calibration:
-    """Threshold = the impostor quantile that lets through ``target_far`` of impostors, blended
-    with ``prior`` by their numbers of scores; ``extra`` fills the bookkeeping fields."""
+    """Threshold = the impostor quantile that lets through ``target_far`` of impostors (at least
+    ``floor``), blended with ``prior`` by their numbers of scores; ``extra`` fills the bookkeeping fields."""
     genuine = np.asarray(genuine, np.float64)
     impostor = np.asarray(impostor, np.float64)
     if len(impostor) == 0:
         raise ValueError("calibration needs impostor scores")
     measured = float(np.quantile(impostor, 1.0 - target_far, method="higher"))
     measured = float(np.nextafter(measured, np.inf))  # strictly above the quantile impostor
+    measured = measured if floor is None else max(measured, floor)
     median = float(np.median(impostor))
     if prior is None:
         threshold, weight = measured, 0.0

@@ -140,5 +140,10 @@ class Embedder:
             out[batch] = self.vectors(np.stack([self.preprocess(images[i]) for i in batch]))
         return self._whitened(out)
 
+    def embed_shots(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[str | None]]:
+        """``embed`` for enrolment, with why each shot cannot be enrolled (None: it can). Any photo can
+        be: an object pipeline refuses none (a face pipeline does, :mod:`instrec.embedding.faces`)."""
+        return self.embed(images), [None] * len(images)
+
     def _whitened(self, vectors: np.ndarray) -> np.ndarray:
         return vectors if self.whitening is None else self.whitening.apply(vectors)

@@ -113,7 +113,7 @@ def compare(
     """One evaluation per setting x shots. Every setting is checked before the first one runs;
     ``calibrate=False`` skips each gallery's calibration (ranking figures only).
 
-    ``embedder`` (optional) serves the settings whose descriptor and runtime equal the base's; the
+    ``embedder`` (optional) serves the settings whose descriptor (a face profile's too) and runtime equal the base's; the
     others get their own, built once and shared by the settings that agree.
     """
     configs = [base.with_overrides(setting.overrides) for setting in settings]
@@ -164,13 +164,13 @@ def text_table(rows: list[Row]) -> str:
 
 
 def _embedder_key(config: Config) -> tuple[Any, ...]:
-    return (config.descriptor, config.runtime, config.tuning.descriptor)
+    return (json.dumps(config.descriptor_key(), sort_keys=True), config.runtime)
 
 
 def _build_embedder(config: Config) -> Any:
-    from instrec.embedding.embedder import Embedder
+    from instrec.embedding.factory import create_embedder
 
-    return Embedder(config.descriptor, config.runtime, config.tuning.descriptor)
+    return create_embedder(config)
 
 
 def _prefixed(progress: Progress | None, prefix: str) -> Progress | None:

@@ -1,0 +1,58 @@
+"""The face embedder on real photos: scikit-image's astronaut (one face) and photos without a face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instrec.profiles import FaceTuning
+from tests.photos import altered_views, sample_photo
+
+pytest.importorskip("dlib", reason="the faces extra is not installed")
+
+from instrec.embedding.faces import FaceEmbedder  # noqa: E402 - after the skip
+
+
+@pytest.fixture(scope="module")
+def faces() -> FaceEmbedder:
+    return FaceEmbedder(FaceTuning())
+
+
+def test_a_face_embeds_to_a_128_d_unit_vector_that_survives_query_like_changes(faces):
+    astronaut = sample_photo("astronaut")
+    vectors = faces.embed([astronaut, *altered_views(astronaut).values()])
+    assert vectors.shape == (5, 128) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors[1:] @ vectors[0]).min() > 0.95
+    assert faces.embed([sample_photo("coffee")])[0] @ vectors[0] < 0.9
+
+
+def test_a_tight_crop_embeds_like_the_face_in_its_photo(faces):
+    astronaut = sample_photo("astronaut")
+    (left, top, right, bottom) = faces.faces(astronaut)[0]
+    tight = astronaut.crop((left + 16, top + 16, right - 16, bottom - 16))  # closer than the detector can find
+    assert faces.faces(tight) == []
+    vectors, problems = faces.embed_shots([astronaut, tight])
+    assert problems == [None, None]  # shaped like a face crop: the whole photo is taken as the face
+    assert vectors[1] @ vectors[0] > 0.9
+
+
+def test_enrolment_refuses_a_photo_without_a_face_or_with_several(faces):
+    astronaut = sample_photo("astronaut")
+    two = Image.new("RGB", (1024, 512))
+    two.paste(astronaut, (0, 0))
+    two.paste(astronaut.resize((256, 256)), (600, 100))
+    vectors, problems = faces.embed_shots([sample_photo("coffee"), two, astronaut])
+    assert "no face found" in problems[0] and "2 faces found" in problems[1] and problems[2] is None
+    assert not vectors[:2].any()
+    # A query is answered from its largest face (or the whole photo): none is refused.
+    queries = faces.embed([two, sample_photo("coffee")])
+    assert queries[0] @ vectors[2] > 0.99
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_detector_and_its_constants_are_part_of_the_digest(faces):
+    assert FaceEmbedder(FaceTuning()).digest == faces.digest
+    assert FaceEmbedder(FaceTuning(padding=0.3)).digest != faces.digest
+    assert FaceEmbedder(FaceTuning(detector="cnn")).digest != faces.digest

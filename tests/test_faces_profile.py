@@ -1,0 +1,86 @@
+"""The faces profile through the Recognizer: enrol a person, recognise them, forget them; the library
+remembers which pipeline made its vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from instrec.config import Config
+from instrec.errors import DescriptorMismatchError, UnknownImageError, UnusableShotError
+from instrec.recognizer import Recognizer
+from tests.conftest import shared_data
+from tests.photos import altered_views, sample_photo
+
+pytest.importorskip("dlib", reason="the faces extra is not installed")
+
+
+@pytest.fixture
+def faces_config(tmp_path: Path) -> Config:
+    return Config.load(home=tmp_path / "people", overrides={"profile": "faces"})
+
+
+def test_the_faces_profile_recognises_an_enrolled_person_and_nobody_else(faces_config):
+    astronaut = sample_photo("astronaut")
+    with Recognizer(faces_config) as recognizer:
+        assert recognizer.stats()["dim"] == 128 and recognizer.library.verifier is None  # no local features
+        recognizer.enroll([astronaut], instance_id="eileen", label="Eileen Collins")
+        for name, view in altered_views(astronaut).items():
+            result = recognizer.recognize(view)
+            assert not result.unknown and result.matches[0].instance_id == "eileen", name
+        for stranger in ("coffee", "chelsea", "camera"):  # answered from the whole photo, under the profile's threshold
+            assert recognizer.recognize(sample_photo(stranger)).unknown, stranger
+
+
+def test_enrolment_refuses_a_photo_without_a_face_unless_told_to_skip_it(faces_config):
+    with Recognizer(faces_config) as recognizer:
+        with pytest.raises(UnusableShotError, match="no face found"):
+            recognizer.enroll([sample_photo("astronaut"), sample_photo("coffee")], instance_id="eileen")
+        assert recognizer.gallery.count() == 0  # nothing half-enrolled
+        result = recognizer.enroll([sample_photo("astronaut"), sample_photo("coffee")], instance_id="eileen", skip_bad=True)
+        assert len(result.added) == 1 and [type(e) for e in result.errors] == [UnusableShotError]
+        assert recognizer.stats()["images"] == 1
+
+
+def test_a_faces_library_refuses_the_objects_pipeline_and_back(faces_config, embedder):
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([sample_photo("astronaut")], instance_id="eileen")
+        assert recognizer.stats()["descriptor"]["embedder"].startswith("dlib-face")
+    objects = faces_config.with_overrides({"profile": "objects"})
+    with pytest.raises(DescriptorMismatchError, match="dlib-face"):
+        Recognizer(objects, embedder=embedder).library
+    with Recognizer(objects.with_overrides({"home": str(faces_config.home.parent / "things")}), embedder=embedder) as things:
+        things.enroll([sample_photo("coffee")], instance_id="coffee")
+    with pytest.raises(DescriptorMismatchError):
+        Recognizer(faces_config.with_overrides({"home": str(things.config.home)})).library
+
+
+def test_removing_a_person_removes_their_vectors_and_photos(faces_config):
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([sample_photo("astronaut"), altered_views(sample_photo("astronaut"))["relit"]], instance_id="eileen")
+        recognizer.enroll([altered_views(sample_photo("astronaut"), seed=1)["crop"]], instance_id="other")
+        image_ids = [image.id for image in recognizer.gallery.images("eileen")]
+        recognizer.remove("eileen")
+        stats = recognizer.stats()
+        assert (stats["instances"], stats["images"], stats["index"]["vectors"]) == (1, 1, 1)
+        for image_id in image_ids:
+            with pytest.raises(UnknownImageError):
+                recognizer.gallery.image_bytes(image_id)
+        assert len([p for p in (faces_config.home / "images").rglob("*") if p.is_file()]) == 1  # the other person's photo
+        assert recognizer.recognize(sample_photo("astronaut")).matches[0].instance_id == "other"
+
+
+@pytest.mark.data
+def test_att_faces_one_shot_top1():
+    from instrec.evaluation.runner import evaluate
+
+    summary = evaluate(
+        shared_data("att-faces"),
+        shots=1,
+        unknown_fraction=0.2,
+        seed=0,
+        config=Config.load(overrides={"profile": "faces"}),
+        calibrate=False,
+    )
+    assert summary["top1"] >= 0.97
