@@ -25,15 +25,14 @@ from instrec.errors import (
     ImageError,
     InstrecError,
     TooManyImagesError,
-    UnknownImageError,
     UnknownInstanceError,
     UnusableShotError,
 )
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library
-from instrec.rerank import LocalFeatures, LocalVerifier
+from instrec.library import Library, complete_local_features
+from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_photos
 from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
@@ -255,29 +254,9 @@ class Recognizer:
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
-        before colour signatures existed their colour; returns how many were completed.
-
-        Reads the stored originals, so no source folder is needed; resumable (each image is its
-        own transaction) and safe alongside other writers (an image removed meanwhile is skipped).
-        """
-        library = self.library
-        if library.verifier is None:
-            raise InstrecError("re-ranking is off (rerank.enabled=false): there is nothing to extract")
-        catalog = library.catalog
-        incomplete = {pk for pk, size in catalog.features.sizes().items() if not LocalFeatures.packed_complete(size)}
-        missing = sorted(set(catalog.features.missing()) | incomplete)
-        done = 0
-        for number, image_pk in enumerate(missing, 1):
-            try:
-                image = load_image(self.gallery.image_bytes(image_pk), self.config.limits)
-            except (UnknownImageError, ImageError, OSError) as error:
-                log.warning("image %d skipped: %s", image_pk, error)
-                continue
-            done += catalog.features.put(image_pk, library.verifier.extract(image.pixels, image.alpha).pack())
-            if progress:
-                progress(number, len(missing))
-        library.sync()
-        return done
+        before colour signatures existed their colour; returns how many were completed
+        (:func:`instrec.library.complete_local_features`)."""
+        return complete_local_features(self.library, self.config.limits, progress)
 
     def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
         try:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from instrec.config import descriptor_digest
-from instrec.embedding.backbone import file_digest
+from instrec.embedding.spec import file_digest
 from instrec.extras import require_extra
 from instrec.profiles import FaceTuning
 

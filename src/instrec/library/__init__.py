@@ -1,6 +1,7 @@
 """One home directory: the catalog (the truth), the original images and the indexes kept in step with it."""
 
+from instrec.library.features import complete_local_features
 from instrec.library.library import Library
 from instrec.library.tables import OwnerTable, ReadWriteLock, SearchHits
 
-__all__ = ["Library", "OwnerTable", "ReadWriteLock", "SearchHits"]
+__all__ = ["Library", "complete_local_features", "OwnerTable", "ReadWriteLock", "SearchHits"]
