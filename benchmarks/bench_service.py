@@ -58,6 +58,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from instrec.config import Config, parse_assignments
 from instrec.demo import ENROLLED, altered_views, sample_photo
+from instrec.service.state import resolve_inference_slots, resolve_max_queue
 
 HOST = "127.0.0.1"  # loopback only, always
 SERVER_STAGES = ("embed", "total", "queue", "request")  # medians of the answers' own timing_ms
@@ -443,7 +444,7 @@ def run_overload(args: argparse.Namespace, gallery: list[tuple[str, bytes]], que
     print(
         f"\n## instrec service under overload on {os.cpu_count()} cores (load average before: "
         f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}); settings: {' '.join(args.sets) or 'defaults'} "
-        f"(max_queue {service.max_queue}, deadline_ms {service.deadline_ms})\n"
+        f"(max_queue {resolve_max_queue(service, resolve_inference_slots(service))}, deadline_ms {service.deadline_ms})\n"
     )
     print(f"{args.clients} clients, closed loop, {result['seconds']:.1f} s; refused clients wait out Retry-After\n")
     print(

@@ -117,7 +117,7 @@ class ServiceConfig(_Section):
     # Admission control: a request needing inference that would wait behind more than max_queue others is
     # refused at once (503 + Retry-After), and one still waiting deadline_ms after it arrived (0 = no
     # deadline) is dropped, so that an overloaded service answers "try later" instead of everyone late.
-    max_queue: int = Field(16, ge=0)
+    max_queue: int = Field(0, ge=0)  # 0 = service.state.QUEUED_PER_SLOT per inference slot
     deadline_ms: int = Field(10_000, ge=0)
     rate_limit_per_s: float = Field(0.0, ge=0)  # requests per second per API key (or per client without auth); 0 = off
     metrics_auth: bool = False  # with auth on, /metrics also needs a read or admin key

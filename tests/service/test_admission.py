@@ -173,3 +173,11 @@ def test_rate_limit_through_the_service(make_client):
     assert int(refused.headers["retry-after"]) > 60
     assert client.get("/healthz").status_code == 200
     assert sample(client.get("/metrics").text, "instrec_admission_refused_total", reason="rate_limited") == 1
+
+
+def test_the_queue_bound_defaults_to_a_few_requests_per_inference_slot():
+    from instrec.service.state import QUEUED_PER_SLOT, resolve_max_queue
+
+    service = Config.load().service
+    assert resolve_max_queue(service, 3) == 3 * QUEUED_PER_SLOT > 0
+    assert resolve_max_queue(Config.load(overrides={"service.max_queue": "5"}).service, 3) == 5
