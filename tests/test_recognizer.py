@@ -261,6 +261,16 @@ def test_a_changed_gallery_is_recalibrated_in_the_background(recognizer):
     assert recognizer.stats()["calibration_stale"]  # a third more images
 
 
+def test_closing_stops_a_background_calibration_before_the_library_closes(config, embedder):
+    rec = Recognizer(config, embedder=embedder)
+    for name in ENROLLED[:3]:
+        rec.enroll([sample_photo(name)], instance_id=name)
+    assert rec.recalibrate_in_background()
+    rec.close()
+    assert not any(thread.name == "instrec-calibrate" for thread in threading.enumerate())
+    assert not rec.recalibrate_in_background()  # closed: none is started again
+
+
 @pytest.mark.slow
 def test_the_same_photo_under_two_ids_is_kept_out_of_the_impostors(recognizer):
     for name in ENROLLED[:5]:

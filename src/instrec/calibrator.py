@@ -36,6 +36,10 @@ Ranking = Callable[[list[Image.Image]], list[list[InstanceScore]]]
 Lowering = Callable[[list[InstanceScore]], list[InstanceScore]]
 
 
+class _Closing(Exception):
+    """Raised inside a background calibration to end it early."""
+
+
 class GalleryCalibrator:
     """``rank`` ranks photos' instances before the decision, ``lower`` turns those scores into the
     ones recognition thresholds, ``best_scores`` gives the best match's score of each of a batch of
@@ -60,6 +64,7 @@ class GalleryCalibrator:
         self._stored: tuple[str | None, Calibration | None] = (None, None)
         self._lock = threading.Lock()
         self._running: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def current(self) -> Calibration:
         """The stored calibration of this pipeline (re-read when another process stored a new one),
@@ -145,7 +150,7 @@ class GalleryCalibrator:
         re-calibration is running; True if one was started. Never blocks recognition: the old
         threshold holds until the new one is stored."""
         with self._lock:
-            if self._running is not None and self._running.is_alive():
+            if self._closing.is_set() or (self._running is not None and self._running.is_alive()):
                 return False
             if not self.stale():
                 return False
@@ -153,10 +158,25 @@ class GalleryCalibrator:
             self._running.start()
             return True
 
+    def close(self) -> None:
+        """Stop a background re-calibration at its next batch of probes and wait for it: the library
+        it reads is closed next, and SQLite must not be read through a closed connection."""
+        with self._lock:
+            self._closing.set()
+            running = self._running
+        if running is not None:
+            running.join()
+
     def _recalibrate(self) -> None:
+        def stop_if_closing(done: int, total: int) -> None:
+            if self._closing.is_set():
+                raise _Closing
+
         try:
-            result = self.measure()
+            result = self.measure(progress=stop_if_closing)
             log.info("re-calibrated: %s", result.describe())
+        except _Closing:
+            log.info("background calibration stopped: the recognizer is closing")
         except Exception as error:  # a side thread has no caller to raise to
             log.warning("background calibration failed: %s", error)
 

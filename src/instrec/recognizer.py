@@ -114,6 +114,8 @@ class Recognizer:
             side_work, self._side_work = self._side_work, None
         if side_work is not None:
             side_work.shutdown(wait=True)
+        if self._gallery_calibrator is not None:
+            self._gallery_calibrator.close()
         if self._library is not None:
             self._library.close()
 
