@@ -14,6 +14,7 @@ from instrec.errors import (
     ImageTooSmallError,
     InstrecError,
     NotAnImageError,
+    TooManyImagesError,
     UnknownImageError,
     UnknownInstanceError,
 )
@@ -31,6 +32,7 @@ from .helpers import TestClient, assert_error
         (ImageTooSmallError("<bytes>", "x"), 400, "image_too_small"),
         (ImageTooLargeError("<bytes>", "x"), 413, "image_too_large"),
         (ImageError("<bytes>", "x"), 400, "bad_image"),
+        (TooManyImagesError("mug", "x"), 422, "too_many_images"),  # as the service's own per-request check
         (UnknownInstanceError("abc"), 404, "unknown_instance"),
         (UnknownImageError(7), 404, "unknown_image"),
         (DuplicateInstanceError("exists"), 409, "duplicate_instance"),

@@ -20,33 +20,33 @@ from starlette.routing import compile_path
 
 from instrec.errors import (
     ConfigError,
-    CorruptImageError,
     DescriptorMismatchError,
     DuplicateInstanceError,
     ImageError,
     ImageTooLargeError,
-    ImageTooSmallError,
     InstrecError,
     NotAnImageError,
+    TooManyImagesError,
     UnknownImageError,
     UnknownInstanceError,
+    error_code,
 )
 
 log = logging.getLogger(__name__)
 
-# Most specific first: the first class an error is an instance of decides.
-ENGINE_ERRORS: tuple[tuple[type[InstrecError], int, str], ...] = (
-    (NotAnImageError, 415, "not_an_image"),
-    (ImageTooLargeError, 413, "image_too_large"),
-    (ImageTooSmallError, 400, "image_too_small"),
-    (CorruptImageError, 400, "corrupt_image"),
-    (ImageError, 400, "bad_image"),
-    (UnknownInstanceError, 404, "unknown_instance"),
-    (UnknownImageError, 404, "unknown_image"),
-    (DuplicateInstanceError, 409, "duplicate_instance"),
-    (DescriptorMismatchError, 500, "descriptor_mismatch"),
-    (ConfigError, 500, "config_error"),
-    (InstrecError, 422, "invalid_request"),
+# The HTTP status of an engine error, most specific first: the first class an error is an instance
+# of decides. Its code is instrec.errors.error_code's, the CLI's vocabulary too.
+ENGINE_STATUS: tuple[tuple[type[InstrecError], int], ...] = (
+    (NotAnImageError, 415),
+    (ImageTooLargeError, 413),
+    (TooManyImagesError, 422),
+    (ImageError, 400),
+    (UnknownInstanceError, 404),
+    (UnknownImageError, 404),
+    (DuplicateInstanceError, 409),
+    (DescriptorMismatchError, 500),
+    (ConfigError, 500),
+    (InstrecError, 422),
 )
 
 STATUS_CODES: dict[int, str] = {
@@ -123,14 +123,12 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
 
 def engine_error(error: InstrecError) -> tuple[int, str, str]:
     """(status, code, message) for an engine error; image errors name the upload, not a path."""
-    for cls, status, code in ENGINE_ERRORS:
-        if isinstance(error, cls):
-            message = error.reason if isinstance(error, ImageError) else str(error)
-            source = getattr(error, "source", None)
-            if isinstance(error, ImageError) and source and not source.startswith("<"):
-                message = f"{source}: {message}"
-            return status, code, message
-    return 422, "invalid_request", str(error)  # pragma: no cover - InstrecError is last above
+    status = next(status for cls, status in ENGINE_STATUS if isinstance(error, cls))  # InstrecError is last
+    message = error.reason if isinstance(error, ImageError) else str(error)
+    source = getattr(error, "source", None)
+    if isinstance(error, ImageError) and source and not source.startswith("<"):
+        message = f"{source}: {message}"
+    return status, error_code(error), message
 
 
 def error_dict(error: Exception) -> dict[str, Any]:
