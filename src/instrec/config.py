@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from instrec.errors import ConfigError
-from instrec.profiles import DEFAULT_PROFILE, FACES_PROFILE, Tuning, profile_tuning
+from instrec.profiles import DEFAULT_PROFILE, FACES_PROFILE, DescriptorTuning, Tuning, profile_tuning
 
 DEFAULT_HOME = "./instrec-data"
 ENV_PREFIX = "INSTREC_"
@@ -170,7 +170,7 @@ class Config(BaseSettings):
         """Everything that decides what vector an image gets: two libraries are comparable iff equal."""
         if self.tuning.face is not None:
             return self.tuning.face.descriptor_key()
-        return {**self.descriptor.model_dump(), **self.tuning.descriptor.model_dump()}
+        return backbone_descriptor_key(self.descriptor, self.tuning.descriptor)
 
     @property
     def local_features(self) -> bool:
@@ -212,6 +212,11 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
 def short_digest(payload: Any) -> str:
     """Short stable id of JSON-able settings."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def backbone_descriptor_key(descriptor: DescriptorConfig, tuning: DescriptorTuning) -> dict[str, Any]:
+    """What decides a backbone's vector: the user's descriptor settings and the profile's constants."""
+    return {**descriptor.model_dump(), **tuning.model_dump()}
 
 
 def descriptor_digest(descriptor_key: Mapping[str, Any], weights_digest: str) -> str:

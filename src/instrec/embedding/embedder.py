@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from instrec.config import DescriptorConfig, RuntimeConfig, descriptor_digest
+from instrec.config import DescriptorConfig, RuntimeConfig, backbone_descriptor_key, descriptor_digest
 from instrec.profiles import DescriptorTuning
 from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
@@ -72,7 +72,7 @@ class Embedder:
             )
         self.dim: int = spec.feature_dim if self.whitening is None else self.whitening.dims
         weights = weights_digest if self.whitening is None else f"{weights_digest}+{self.whitening.digest}"
-        self.digest: str = descriptor_digest({**descriptor.model_dump(), **tuning.model_dump()}, weights)
+        self.digest: str = descriptor_digest(backbone_descriptor_key(descriptor, tuning), weights)
         self._engine = self._make_engine()
 
     def _build_net(self) -> DescriptorNet:
