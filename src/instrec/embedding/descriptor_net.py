@@ -20,7 +20,7 @@ class DescriptorNet(nn.Module):
     def __init__(self, backbone: Backbone, gem_p: float):
         super().__init__()
         if gem_p <= 0:
-            raise ConfigError(f"descriptor.gem_p must be > 0, got {gem_p}")
+            raise ConfigError(f"tuning.descriptor.gem_p must be > 0, got {gem_p}")
         self.backbone = backbone
         self.gem_p = gem_p
 

@@ -56,8 +56,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(".jpg .jpeg .png .bmp .gif .tif .ti
 _FORMATS = ("JPEG", "PNG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 BACKGROUND = (255, 255, 255)
-# Long side of the pixels every stage gets: above the default rerank.max_side and the embedding's
-# 224 px, with room for a user raising rerank.max_side. JPEGs are drafted to at least 3/4 of it (DCT
+# Long side of the pixels every stage gets: above the default tuning.rerank.max_side and the embedding's
+# 224 px, with room for raising tuning.rerank.max_side. JPEGs are drafted to at least 3/4 of it (DCT
 # scaling by 1/2, 1/4 or 1/8), then anything larger is resized down to it.
 WORKING_SIDE = 1024
 _DRAFT_SIDE = WORKING_SIDE * 3 // 4

@@ -1,7 +1,7 @@
 """Turn the global shortlist into instance scores verified by geometry (the second stage, ``rerank``).
 
-Candidates are the best ``rerank.shortlist`` gallery images by global similarity plus the best
-``rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
+Candidates are the best ``tuning.rerank.shortlist`` gallery images by global similarity plus the best
+``tuning.rerank.local_shortlist`` by local evidence (the local index finds objects the global descriptor
 ranked low, e.g. a small product in a cluttered shelf photo). Each gets an exact cosine, its
 RANSAC inliers and its colour similarity to the query photo, fused into one [0, 1]
 score; an instance scores as its best image, and keeps the inlier evidence of its best-verified
