@@ -10,6 +10,19 @@ from instrec.errors import ImageError
 
 
 @dataclass(frozen=True)
+class Box:
+    """Where in the query photo something was found: pixels of the photo as given (after EXIF rotation)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+
+@dataclass(frozen=True)
 class Match:
     instance_id: str
     label: str
