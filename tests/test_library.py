@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from pymilvus import MilvusClient
 
 from instrec.catalog import NewImage
 from instrec.config import IndexConfig
@@ -53,8 +54,9 @@ def test_owner_table_grows_forgets_and_answers_minus_one_for_unknown_ids():
     assert looked_up.tolist() == [30, 50, -1, 9, -1, -1, -1]
 
 
-def test_adds_and_removals_are_searchable_at_once(tmp_path):
-    library = open_library(tmp_path)
+@pytest.mark.parametrize("backend", ["flat", "milvus"])
+def test_adds_and_removals_are_searchable_at_once(tmp_path, backend):
+    library = open_library(tmp_path, backend)
     library.catalog.add_images("a", [new_image(1)], library.descriptor)
     library.catalog.add_images("b", [new_image(2)], library.descriptor)
     assert_consistent(library)
@@ -83,6 +85,36 @@ def test_reopen_uses_saved_index_and_replays_the_rest(tmp_path):
     again = open_library(tmp_path)
     assert_consistent(again)
     assert again.index_info()["vectors"] == 5
+
+
+def test_milvus_store_ahead_of_the_saved_position_replays_to_the_catalog(tmp_path):
+    """The store keeps every change at once, the saved pointer only a position: a replay over changes the
+    store already holds (a crash before the next save) must leave it exactly the catalog."""
+    library = open_library(tmp_path, "milvus")
+    for seed in range(5):
+        library.catalog.add_images(f"i{seed}", [new_image(seed)], library.descriptor)
+    library.close()
+    library = open_library(tmp_path, "milvus")
+    library.catalog.add_images("late", [new_image(99)], library.descriptor)
+    library.catalog.remove_instance("i0")
+    library.search(new_image(1).vectors, 1)  # the store now holds both changes; nothing saved since
+    library._index.close()  # a crash: no save
+    again = open_library(tmp_path, "milvus")
+    assert again.index_info()["kind"] == "milvus"
+    assert_consistent(again)
+    assert again.index_info()["vectors"] == 5
+
+
+def test_a_milvus_store_that_lost_its_vectors_is_rebuilt_from_the_catalog(tmp_path):
+    library = open_library(tmp_path, "milvus")
+    library.catalog.add_images("a", [new_image(1)], library.descriptor)
+    library.close()
+    store = MilvusClient(str(tmp_path / "index" / "milvus.db"))
+    store.drop_collection("instrec")  # emptied by someone else, the way a shared server may be
+    store.close()
+    again = open_library(tmp_path, "milvus")
+    assert again.index_info()["vectors"] == 1
+    assert_consistent(again)
 
 
 def test_corrupt_saved_index_is_rebuilt(tmp_path):

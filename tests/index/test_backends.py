@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import faiss
 import numpy as np
 import pytest
@@ -13,17 +16,23 @@ def unit(rng, n, d):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+@pytest.fixture
+def config(tmp_path):
+    return IndexConfig(nprobe=64, uri=str(tmp_path / "milvus" / "vectors.db"))  # uri: where Milvus Lite keeps them
+
+
 @pytest.fixture(params=list_indexes())
-def filled(request):
+def filled(request, config):
     rng = np.random.default_rng(0)
     n, d = 4000, 32
     vectors = unit(rng, n, d)
     ids = np.arange(n, dtype=np.int64) * 7 + 3  # ids are ours, not positions
-    index = create_index(request.param, d, IndexConfig(nprobe=64), n)
+    index = create_index(request.param, d, config, n)
     if index.needs_training:
         index.train(vectors)
     index.add(ids, vectors)
-    return index, ids, vectors
+    yield index, ids, vectors
+    index.close()
 
 
 def test_every_backend_finds_near_duplicates(filled):
@@ -45,21 +54,53 @@ def test_removed_ids_never_come_back(filled):
     assert index.remove(ids[:50]) == 0  # idempotent
 
 
-def test_save_and_load_round_trip(filled, tmp_path):
+def test_save_and_load_round_trip(filled, config, tmp_path):
     index, ids, vectors = filled
     path = tmp_path / "index.faiss"
     index.save(path)
-    again = load_index(index.kind, path, IndexConfig(nprobe=64))
+    again = load_index(index.kind, path, config)
     assert len(again) == len(index) and again.kind == index.kind
     a = index.search(vectors[:20], 3)
     b = again.search(vectors[:20], 3)
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_empty_index_searches_to_nothing():
-    index = create_index("flat", 8, IndexConfig())
+@pytest.mark.parametrize("kind", list_indexes())
+def test_empty_index_searches_to_nothing(kind, config):
+    index = create_index(kind, 8, config)
     scores, found = index.search(np.ones((2, 8), np.float32) / np.sqrt(8), 5)
-    assert (found == -1).all()
+    assert (found == -1).all() and len(index) == 0
+
+
+@pytest.mark.parametrize("kind", [k for k in list_indexes() if k != "flat"])
+def test_every_backend_scores_like_exact_search(kind, config):
+    """The open-set threshold compares raw cosines: a backend must return them, not its own distance."""
+    rng = np.random.default_rng(5)
+    vectors, queries = unit(rng, 3000, 48), unit(rng, 50, 48)
+    ids = np.arange(3000, dtype=np.int64) + 1
+    exact, other = create_index("flat", 48, config, 3000), create_index(kind, 48, config, 3000)
+    if other.needs_training:
+        other.train(vectors)
+    for index in (exact, other):
+        index.add(ids, vectors)
+    want_scores, want = exact.search(queries, 5)
+    got_scores, got = other.search(queries, 5)
+    assert (got[:, 0] == want[:, 0]).mean() >= 0.95
+    same = got == want
+    np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-4)
+    other.close()
+
+
+def test_milvus_lite_names_the_process_holding_it(config):
+    """Milvus Lite serves one process: a second one is told what to do instead of a bare gRPC error."""
+    index = create_index("milvus", 8, config)
+    held = (
+        "from instrec.index import create_index; from instrec.config import IndexConfig; "
+        f"create_index('milvus', 8, IndexConfig(uri={config.uri!r}))"
+    )
+    result = subprocess.run([sys.executable, "-c", held], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "one process at a time" in result.stderr
+    index.close()
 
 
 def test_wrong_dimension_is_refused():

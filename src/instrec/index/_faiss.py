@@ -75,6 +75,9 @@ class FaissIndex:
     def save(self, path: Path) -> None:
         write_atomically(self.index, path)
 
+    def close(self) -> None:
+        """Nothing outside this process to let go of."""
+
     @property
     def nbytes(self) -> int:
         """Serialised size: what the index holds in RAM, give or take small bookkeeping."""

@@ -45,6 +45,10 @@ class VectorIndex(Protocol):
     @property
     def nbytes(self) -> int: ...
 
+    def close(self) -> None:
+        """Let go of what the index holds outside this process (a connection); the object is done."""
+        ...
+
 
 IndexFactory = Callable[[int, IndexConfig, int], VectorIndex]
 IndexLoader = Callable[[Path, IndexConfig], VectorIndex]

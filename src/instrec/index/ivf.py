@@ -127,6 +127,9 @@ class IVFIndex:
     def nbytes(self) -> int:
         return self.coarse.nbytes + self.exact.nbytes
 
+    def close(self) -> None:
+        """Nothing outside this process to let go of."""
+
 
 def _coarse_path(path: Path) -> Path:
     return path.with_name(path.name + ".coarse")

@@ -34,6 +34,7 @@ COMPACT_JOURNAL_AFTER = 200_000  # journal rows kept before saving the index com
 IVF_MIN_VECTORS = 1000  # an IVF cannot train its cells on fewer; exact search is instant at that size
 CATALOG_FILE = "catalog.sqlite"  # the truth; with the originals under IMAGES_DIR it is all a backup needs
 IMAGES_DIR = "images"
+MILVUS_LITE_FILE = "milvus.db"  # index.backend=milvus with no index.uri: an embedded store in the home
 
 
 class Library:
@@ -51,6 +52,8 @@ class Library:
         self.home.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.descriptor = descriptor
+        if index.backend == "milvus" and index.uri is None:
+            index = index.model_copy(update={"uri": str(self.home / "index" / MILVUS_LITE_FILE)})
         self.index_config = index
         self.catalog = Catalog(self.home / CATALOG_FILE)
         self.blobs = BlobStore(self.home / IMAGES_DIR)
@@ -318,4 +321,5 @@ class Library:
 
     def close(self) -> None:
         self.save()
+        self._index.close()
         self.catalog.close()
