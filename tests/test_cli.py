@@ -210,3 +210,17 @@ def test_an_instance_takes_at_most_the_configured_number_of_images(tmp_path):
     report = json.loads(result.stdout)
     assert result.exit_code == 1 and report["instances"] == 1
     assert report["errors"][0]["source"] == "mug" and "limits.max_images_per_instance" in report["errors"][0]["error"]
+
+
+def test_reindex_moves_a_library_to_milvus_and_it_answers_the_same(tmp_path):
+    home = str(tmp_path / "lib")
+    invoke("enroll", str(_small_catalog(tmp_path / "catalog")), "--home", home)
+    query = tmp_path / "q.jpg"
+    sample_photo("coffee").save(query)
+    (before,) = json.loads(invoke("recognize", str(query), "--home", home, "--json").stdout)["results"]
+    moved = json.loads(invoke("reindex", "--home", home, "--set", "index.backend=milvus", "--json").stdout)
+    assert moved["kind"] == "milvus" and moved["vectors"] > 0
+    milvus = ("--home", home, "--set", "index.backend=milvus", "--json")
+    (after,) = json.loads(invoke("recognize", str(query), *milvus).stdout)["results"]
+    assert [m["instance_id"] for m in after["matches"]] == [m["instance_id"] for m in before["matches"]]
+    assert after["matches"][0]["score"] == pytest.approx(before["matches"][0]["score"], abs=1e-4)

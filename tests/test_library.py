@@ -271,3 +271,18 @@ def test_saving_an_ivf_index_keeps_only_the_current_files(tmp_path):
     files = sorted(p.name for p in (tmp_path / "index").iterdir() if ".faiss" in p.name)
     assert len(files) == 2 and files[1] == files[0] + ".coarse"
     assert_consistent(open_library(tmp_path, backend="ivf"))
+
+
+def test_reindex_moves_a_library_between_backends_and_keeps_its_answers(tmp_path):
+    library = open_library(tmp_path)
+    for seed in range(20):
+        library.catalog.add_images(f"i{seed}", [new_image(seed)], library.descriptor)
+    library.close()
+    moved = open_library(tmp_path, "milvus")
+    assert moved.reindex()["kind"] == "milvus"
+    assert_consistent(moved)
+    moved.close()
+    assert json.loads((tmp_path / "index" / "state.json").read_text())["kind"] == "milvus"
+    back = open_library(tmp_path)
+    assert back.reindex()["kind"] == "flat"
+    assert_consistent(back)

@@ -260,6 +260,10 @@ class Recognizer:
         (:func:`instrec.library.complete_local_features`)."""
         return complete_local_features(self.library, self.config.limits, progress)
 
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the vector index (any ``index.backend``) and the local-feature index from the catalog."""
+        return self.library.reindex()
+
     def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
         try:
             return self.library.catalog.images_of(instance_id)

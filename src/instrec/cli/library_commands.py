@@ -195,6 +195,14 @@ def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] =
 
 
 @app.command()
+def reindex(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
+    """Rebuild the indexes from the catalog (the truth): after changing index.backend, or to repair a
+    vector store, e.g. ``--set index.backend=milvus``."""
+    with reported(as_json), opened(home, sets) as recognizer:
+        show(recognizer.reindex(), as_json)
+
+
+@app.command()
 def backup(
     archive: Path = typer.Argument(..., help="The tar file to write."),
     home: Optional[Path] = HomeOption,

@@ -188,6 +188,16 @@ class Library:
         self._index, self._owner, self._built_for = index, owners, size
         log.info("built %s index over %d vectors", kind, len(index))
 
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the indexes from the catalog now, in the kind ``index.*`` asks for, and save them: after
+        a change of backend, or when the vector store is suspected to have drifted from the catalog."""
+        with self._lock.write():
+            self._index.close()
+            self._rebuild()
+        self._saved_seq = -1  # saved even if the journal has not moved since the last save
+        self.save()
+        return self.index_info()
+
     def sync(self) -> None:
         """Apply catalog changes made since our last look (by us or by another process)."""
         if self.catalog.journal.head() == self._seq:
@@ -249,7 +259,7 @@ class Library:
             if self._saved_seq == self._seq:
                 return
             current = self._saved_state()
-            if current is None or current["seq"] < self._seq:
+            if current is None or current["seq"] < self._seq or current["kind"] != self._index.kind:
                 if self._local is not None:
                     self._local.save(self._local_dir, extra={"seq": self._seq})
                 current = {
