@@ -31,7 +31,7 @@ def test_overrides_are_typed():
     [
         ("index.backnd", "flat", "unknown setting 'index.backnd'"),
         ("nosuch.key", "1", "unknown setting 'nosuch'"),
-        ("index.backend", "annoy", "index.backend: Input should be 'auto', 'flat' or 'ivf'"),
+        ("index.backend", "annoy", "index.backend: Input should be 'auto', 'flat', 'ivf' or 'milvus'"),
         ("runtime.batch_size", "many", "runtime.batch_size: .*integer"),
         ("rerank.enabled", "maybe", "rerank.enabled: .*boolean"),
         ("index", "flat", "is a section"),
@@ -142,3 +142,12 @@ def test_the_scoring_key_ignores_what_does_not_change_scores():
         {"decision.auto_calibrate": "false"},
     ):
         assert Config().with_overrides(change).scoring_key() == base
+
+
+def test_milvus_index_params_come_as_json_from_the_command_line():
+    config = Config.load(overrides={"index.backend": "milvus", "index.milvus_params": '{"nlist": 1024}'})
+    assert config.index.milvus_params == {"nlist": 1024}
+    with pytest.raises(ConfigError, match="index.milvus_params"):
+        Config.load(overrides={"index.milvus_params": "{nlist"})
+    with pytest.raises(ConfigError, match="index.milvus_collection"):
+        Config.load(overrides={"index.milvus_collection": "has space"})
