@@ -17,6 +17,7 @@ idempotent (remove, then add what still exists), so replaying them again is harm
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ def _client(uri: str) -> Any:
     local = "://" not in uri
     if local:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # Milvus Lite serves gRPC inside this process and lacks a call the client tries first (then does
+        # without): its server would log a traceback for it on every open. It is the only gRPC server here.
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     try:
         return MilvusClient(uri)
     except MilvusException as error:
