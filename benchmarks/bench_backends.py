@@ -2,9 +2,10 @@
 
 Two parts. End to end: ukbench-dev and beer-labels (1 shot, unknown fraction 0.2, seed 0, ranking
 figures: no calibration), the default pipeline with ``index.backend`` = flat (FAISS) and milvus
-(Milvus Lite in the throw-away library). Index alone: ``--vectors`` descriptor-like unit vectors
-(seed 0) in FAISS flat, FAISS IVF and Milvus Lite (FLAT), 200 queries one at a time: median ms per
-query, recall@1 against exact search, and how long adding them took.
+(Milvus Lite in the throw-away library). Index alone: ``--vectors`` unit vectors with the statistics
+of real descriptors (``bench_index.structured``: one image per instance, queries are other shots of
+enrolled instances; seed 0) in FAISS flat, FAISS IVF and Milvus Lite (FLAT), 200 queries one at a
+time: median ms per query, recall@1 against exact search, and how long adding them took.
 
     python benchmarks/bench_backends.py [--vectors 100000] [--results]
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_index import structured
 from results import write_section
 
 from instrec.config import Config, IndexConfig
@@ -53,7 +55,8 @@ def main() -> None:
             print(lines[-1], flush=True)
     lines += [
         "",
-        f"Index alone: {args.vectors} descriptor-like vectors of {DIM} dims, {QUERIES} queries one at a time, top 100.",
+        f"Index alone: {args.vectors} descriptor-like vectors (one per instance) of {DIM} dims, {QUERIES} queries "
+        "one at a time, top 100.",
         "",
         "| backend | add s | ms/query (median) | recall@1 vs exact |",
         "|---|---|---|---|",
@@ -64,8 +67,7 @@ def main() -> None:
 
 
 def _index_alone(size: int) -> list[str]:
-    rng = np.random.default_rng(0)
-    vectors, queries = _descriptor_like(rng, size), _descriptor_like(rng, QUERIES)
+    vectors, queries = structured(size, DIM, 1, QUERIES, seed=0)
     ids = np.arange(size, dtype=np.int64) + 1
     rows, exact = [], None
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
@@ -88,15 +90,6 @@ def _index_alone(size: int) -> list[str]:
             print(rows[-1], flush=True)
             index.close()
     return rows
-
-
-def _descriptor_like(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit vectors sharing a mean direction with a decaying spectrum, as pooled CNN descriptors do."""
-    rank = 128
-    basis = np.random.default_rng(1).standard_normal((rank, DIM)).astype(np.float32) / np.sqrt(DIM)
-    coords = rng.standard_normal((n, rank)).astype(np.float32) * (np.arange(1, rank + 1) ** -0.5).astype(np.float32)
-    x = coords @ basis + 0.3 + 0.02 * rng.standard_normal((n, DIM)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 if __name__ == "__main__":

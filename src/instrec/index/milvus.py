@@ -37,6 +37,9 @@ INSERT_BATCH = 2_000  # rows per insert call: gRPC messages stay well under Milv
 
 def _client(uri: str) -> Any:
     require_extra("milvus", "index.backend=milvus")
+    # gRPC's core prints to stderr when Milvus Lite's server turns down the client's keep-alive pings
+    # (harmless: the client slows them down). Read once, when gRPC loads; a user's own value wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
