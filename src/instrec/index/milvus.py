@@ -32,7 +32,7 @@ from instrec.index.base import as_ids, as_vectors, register_index
 KIND = "milvus"
 ID_FIELD, VECTOR_FIELD = "id", "vector"
 MAX_LIMIT = 16_384  # Milvus refuses a larger top-k
-INSERT_BATCH = 2_000  # rows per insert call: gRPC messages stay well under Milvus's size limit
+INSERT_BATCH = 2_000  # rows per insert or delete call: gRPC messages stay well under Milvus's size limit
 
 
 def _client(uri: str) -> Any:
@@ -136,11 +136,15 @@ class MilvusIndex:
         ids = as_ids(ids)
         if not len(ids):
             return 0
-        # Milvus counts the ids it was given, present or not; the protocol counts those removed.
-        present = self.client.query(self.collection, filter=f"{ID_FIELD} in {ids.tolist()}", output_fields=[ID_FIELD])
-        if present:
-            self.client.delete(self.collection, ids=[row[ID_FIELD] for row in present])
-        return len(present)
+        removed = 0
+        for start in range(0, len(ids), INSERT_BATCH):  # a filter expression of bounded length
+            batch = ids[start : start + INSERT_BATCH].tolist()
+            # Milvus counts the ids it was given, present or not; the protocol counts those removed.
+            present = self.client.query(self.collection, filter=f"{ID_FIELD} in {batch}", output_fields=[ID_FIELD])
+            if present:
+                self.client.delete(self.collection, ids=[row[ID_FIELD] for row in present])
+            removed += len(present)
+        return removed
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = as_vectors(queries, self.dim)
