@@ -52,6 +52,8 @@ def test_removed_ids_never_come_back(filled):
     _, found = index.search(vectors[:50], 10)
     assert not np.isin(found, ids[:50]).any()
     assert index.remove(ids[:50]) == 0  # idempotent
+    assert index.remove(ids[:2600]) == 2550  # a bulk removal, present and absent ids mixed
+    assert len(index) == len(ids) - 2600
 
 
 def test_save_and_load_round_trip(filled, config, tmp_path):
