@@ -130,8 +130,10 @@ def main() -> None:
     args = parser.parse_args()
     config = Config.load()
     embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime, config.tuning.descriptor)
-    lines = [f"Training halves: each photo and {VIEWS} augmented views; the head keeps its best epoch on 1/5 of the"]
-    lines += ["training instances (validation, drawn by the seed); epoch 0 is the whitening it starts from.", ""]
+    lines = [f"Training halves: each photo and {VIEWS} augmented views. The whitening rows are fitted on every training"]
+    lines += ["instance; a head holds out 1/5 of them (drawn by its seed) for validation, starts from the whitening of"]
+    lines += ["the other 4/5 and keeps its best epoch: at best epoch 0 it is that whitening, so its spread over seeds"]
+    lines += ["is also the whitening's over training subsets.", ""]
     for protocol in PROTOCOLS:
         train, test = halves(protocol, embedder, args.cache)
         rows = rows_of(protocol, train, test, args)
