@@ -11,7 +11,9 @@ kept direction unit variance. ``shrinkage`` adds that share of the mean eigenval
 so near-empty directions of a small pool are not blown up into noise.
 
 The fitted map is a file (``instrec whiten``); ``descriptor.whitening`` names it, so it takes part
-in the descriptor's identity: a library built with one map refuses vectors made with another.
+in the descriptor's identity: a library built with one map refuses vectors made with another. A
+model directory of ``instrec train`` holds its learned projection in this format, as
+``MODEL_PROJECTION``, so ``descriptor.whitening`` takes that directory too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from instrec.errors import ConfigError, ImageError
 from instrec.images import load_images
 
 _FORMAT = 1
+MODEL_PROJECTION = "projection.npz"  # a trained model directory's projection (instrec.training.model)
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,12 @@ class Whitening:
 
     @classmethod
     def load(cls, path: str | Path) -> "Whitening":
-        """A saved map; ConfigError naming the file when it is missing or not one."""
+        """A saved map, or a trained model directory's; ConfigError naming the file when it is missing or not one."""
         path = Path(path)
+        if path.is_dir():
+            path = path / MODEL_PROJECTION
         if not path.is_file():
-            raise ConfigError(f"descriptor.whitening: no file {path} (fit one with `instrec whiten`)")
+            raise ConfigError(f"descriptor.whitening: no file {path} (fit one with `instrec whiten` or `instrec train`)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 if int(data["format"]) != _FORMAT:

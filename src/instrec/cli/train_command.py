@@ -1,0 +1,50 @@
+"""``instrec train``: a thin layer over :func:`instrec.training.train.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show
+
+
+@app.command()
+def train(
+    folder: Path = typer.Argument(..., help="One sub-folder of photos per instance (at least 2 instances)."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write (projection + manifest.json)."),
+    method: str = typer.Option("whiten", "--method", help="whiten (supervised whitening) or head (a trained linear head)."),
+    loss: str = typer.Option("arcface", "--loss", help="The head's loss: arcface or proxy-anchor."),
+    epochs: int = typer.Option(30, "--epochs", help="Most epochs of the head (it stops early on validation)."),
+    seed: int = typer.Option(0, "--seed", help="Decides the validation split, the augmented views and the head."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of instances held out for validation."),
+    dims: int = typer.Option(256, "--dims", help="Size of the trained descriptor."),
+    views: int = typer.Option(4, "--views", help="Augmented views per photo, besides the photo."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="An .npz to keep the backbone's descriptors in."),
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Learn a projection after the frozen backbone from labelled photos; use it with
+    --set descriptor.whitening=MODEL_DIR (a new descriptor: libraries built without it refuse it)."""
+    from instrec.training.fit import TrainSettings
+    from instrec.training.train import train as run_train
+
+    with reported(as_json):
+        settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views)
+        with progress_bar(not as_json) as progress:
+            tasks: dict[str, Any] = {}
+
+            def stage(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=done)
+
+            def epoch(done: int, total: int, mean_loss: float, validation: Any) -> None:
+                figure = "" if validation is None else f", validation top-1 {validation.top1:.3f}"
+                stage("train head", done, total)
+                if not as_json:
+                    console.print(f"epoch {done}: loss {mean_loss:.3f}{figure}")
+
+            result = run_train(folder, out, settings, load_config(None, sets), cache, stage, epoch)
+    show({"model": str(result.model), **result.metrics}, as_json)

@@ -1,0 +1,1 @@
+"""Learning from the user's labelled photos: a projection after the frozen backbone's pooling."""
