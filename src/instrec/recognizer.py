@@ -11,15 +11,18 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 from PIL import Image
 
 from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
+from instrec.profiles import FACES_PROFILE
 from instrec.decision import Calibration, InstanceScore, against_competitors
 from instrec.errors import (
     ImageError,
@@ -34,7 +37,7 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_photos
-from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
+from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +309,38 @@ class Recognizer:
         return self.config.decision.threshold if self.config.decision.threshold is not None else self.calibration.threshold
 
     def recognize(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> Recognition:
+        """A faces library recognises the photo's largest face (:meth:`recognize_faces`)."""
+        if self.config.profile == FACES_PROFILE:
+            return self.recognize_faces(image, k, with_images=with_images)[0]
         return self.recognize_many([image], k, with_images=with_images)[0]
+
+    def recognize_faces(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> list[Recognition]:
+        """A faces library: one recognition per face in the photo, largest first, each with its box; a
+        photo that shows no face answers one recognition with ``no_face`` set."""
+        t0 = time.perf_counter()
+        loaded = load_image(image, self.config.limits)
+        timing = {"load": (time.perf_counter() - t0) * 1e3}
+        faces = self.embedder.located(loaded.pixels)
+        if not faces:
+            timing["embed"] = (time.perf_counter() - t0) * 1e3 - timing["load"]
+            return [Recognition(True, [], self.threshold, {**timing, "total": sum(timing.values())}, no_face=True)]
+        vectors = np.stack([vector for _, vector in faces])
+        ranked = rank_photos(
+            self.library,
+            lambda _: vectors,
+            [loaded.pixels] * len(faces),
+            self.config.tuning.decision.shortlist,
+            self._in_parallel,
+        )
+        ranked.per_image_ms["embed"] = (time.perf_counter() - t0) * 1e3 - timing["load"]
+        scale = (loaded.size or loaded.pixels.size)[0] / loaded.pixels.width
+        return [
+            replace(
+                self._decide(r, k, {**timing, **ranked.per_image_ms}, image_hits(self.library, h, v) if with_images else []),
+                box=_in_photo(box, scale),
+            )
+            for (box, _), r, h, v in zip(faces, ranked.instances, ranked.hits, ranked.verified)
+        ]
 
     def recognize_many(
         self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False
@@ -388,3 +422,10 @@ class Recognizer:
         Whether the gallery has changed materially (or was never calibrated) is
         ``stats()["calibration_stale"]``."""
         return self._calibrator.start_if_stale()
+
+
+def _in_photo(box: Box | None, scale: float) -> Box | None:
+    """A box in the working pixels as a box in the photo as given (loading shrinks large photos)."""
+    if box is None or scale == 1.0:
+        return box
+    return Box(*(round(v * scale) for v in (box.left, box.top, box.right, box.bottom)))
