@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 from PIL import Image
 
 from instrec.calibrator import GalleryCalibrator
@@ -37,7 +36,8 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_photos
-from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
+from instrec.query.faces import rank_faces
+from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -320,26 +320,14 @@ class Recognizer:
         t0 = time.perf_counter()
         loaded = load_image(image, self.config.limits)
         timing = {"load": (time.perf_counter() - t0) * 1e3}
-        faces = self.embedder.located(loaded.pixels)
-        if not faces:
-            timing["embed"] = (time.perf_counter() - t0) * 1e3 - timing["load"]
+        boxes, ranked = rank_faces(self.library, self.embedder, loaded, self.config.tuning.decision.shortlist, self._in_parallel)
+        if ranked is None:
             return [Recognition(True, [], self.threshold, {**timing, "total": sum(timing.values())}, no_face=True)]
-        vectors = np.stack([vector for _, vector in faces])
-        ranked = rank_photos(
-            self.library,
-            lambda _: vectors,
-            [loaded.pixels] * len(faces),
-            self.config.tuning.decision.shortlist,
-            self._in_parallel,
-        )
-        ranked.per_image_ms["embed"] = (time.perf_counter() - t0) * 1e3 - timing["load"]
-        scale = (loaded.size or loaded.pixels.size)[0] / loaded.pixels.width
+        per_image = {**timing, **ranked.per_image_ms}
+        decided = zip(boxes, ranked.instances, ranked.hits, ranked.verified)
         return [
-            replace(
-                self._decide(r, k, {**timing, **ranked.per_image_ms}, image_hits(self.library, h, v) if with_images else []),
-                box=_in_photo(box, scale),
-            )
-            for (box, _), r, h, v in zip(faces, ranked.instances, ranked.hits, ranked.verified)
+            replace(self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else []), box=box)
+            for box, r, h, v in decided
         ]
 
     def recognize_many(
@@ -422,10 +410,3 @@ class Recognizer:
         Whether the gallery has changed materially (or was never calibrated) is
         ``stats()["calibration_stale"]``."""
         return self._calibrator.start_if_stale()
-
-
-def _in_photo(box: Box | None, scale: float) -> Box | None:
-    """A box in the working pixels as a box in the photo as given (loading shrinks large photos)."""
-    if box is None or scale == 1.0:
-        return box
-    return Box(*(round(v * scale) for v in (box.left, box.top, box.right, box.bottom)))

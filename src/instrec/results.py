@@ -18,6 +18,9 @@ class Box:
     right: int
     bottom: int
 
+    def scaled(self, factor: float) -> "Box":
+        return Box(*(round(v * factor) for v in (self.left, self.top, self.right, self.bottom)))
+
     def to_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
