@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from instrec.config import Config
 from instrec.errors import DescriptorMismatchError, UnknownImageError, UnusableShotError
@@ -31,6 +32,30 @@ def test_the_faces_profile_recognises_an_enrolled_person_and_nobody_else(faces_c
             assert not result.unknown and result.matches[0].instance_id == "eileen", name
         for stranger in ("coffee", "chelsea", "camera"):  # answered from the whole photo, under the profile's threshold
             assert recognizer.recognize(sample_photo(stranger)).unknown, stranger
+
+
+def test_each_face_in_a_photo_is_recognised_with_its_box_largest_first(faces_config):
+    astronaut = sample_photo("astronaut")
+    group = Image.new("RGB", (astronaut.width * 3 // 2, astronaut.height))
+    group.paste(astronaut, (0, 0))
+    group.paste(astronaut.resize((astronaut.width // 2, astronaut.height // 2)), (astronaut.width, 0))
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([astronaut], instance_id="eileen")
+        faces = recognizer.recognize_faces(group)
+        assert [f.best.instance_id if f.best else None for f in faces] == ["eileen", "eileen"]
+        big, small = (f.box for f in faces)
+        assert big is not None and small is not None
+        assert big.right <= astronaut.width <= small.left  # each box on its own copy
+        assert (big.right - big.left) > (small.right - small.left)
+        assert recognizer.recognize(group).box == big  # plain recognize: the largest face
+        assert faces[0].to_dict()["box"] == big.to_dict()
+
+
+def test_a_photo_without_a_face_is_answered_no_face(faces_config):
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([sample_photo("astronaut")], instance_id="eileen")
+        (answer,) = recognizer.recognize_faces(sample_photo("coffee"))
+        assert answer.no_face and answer.unknown and answer.box is None and answer.to_dict()["no_face"]
 
 
 def test_enrolment_refuses_a_photo_without_a_face_unless_told_to_skip_it(faces_config):

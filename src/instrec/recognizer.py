@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -20,20 +21,15 @@ from PIL import Image
 from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
+from instrec.profiles import FACES_PROFILE
 from instrec.decision import Calibration, InstanceScore, against_competitors
-from instrec.errors import (
-    ImageError,
-    InstrecError,
-    TooManyImagesError,
-    UnknownInstanceError,
-    UnusableShotError,
-)
+from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownInstanceError, UnusableShotError
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, iter_image_files, load_image, load_images
 from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, complete_local_features
 from instrec.rerank import LocalVerifier
-from instrec.query import RankedPhotos, image_hits, rank_photos
+from instrec.query import RankedPhotos, image_hits, rank_faces, rank_photos
 from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
@@ -286,8 +282,7 @@ class Recognizer:
                 self.library.blobs.delete(sha)
 
     def stats(self) -> dict[str, Any]:
-        library = self.library
-        calibration = self.calibration
+        library, calibration = self.library, self.calibration
         return {
             **library.catalog.stats(),
             "index": library.index_info(),
@@ -310,7 +305,18 @@ class Recognizer:
         return self.config.decision.threshold if self.config.decision.threshold is not None else self.calibration.threshold
 
     def recognize(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> Recognition:
+        if self.config.profile == FACES_PROFILE:  # the photo's largest face (recognize_faces)
+            return self.recognize_faces(image, k, with_images=with_images)[0]
         return self.recognize_many([image], k, with_images=with_images)[0]
+
+    def recognize_faces(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> list[Recognition]:
+        """A faces library: one recognition per face, largest first, each with its box (or one ``no_face``)."""
+        loaded, library = load_image(image, self.config.limits), self.library
+        boxes, ranked = rank_faces(library, self.embedder, loaded, self.config.tuning.decision.shortlist, self._in_parallel)
+        if ranked is None:
+            return [Recognition(True, [], self.threshold, {"total": 0.0}, no_face=True)]
+        hits = [image_hits(library, h, v) if with_images else [] for h, v in zip(ranked.hits, ranked.verified)]
+        return [replace(self._decide(r, k, ranked.per_image_ms, i), box=b) for b, r, i in zip(boxes, ranked.instances, hits)]
 
     def recognize_many(
         self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False

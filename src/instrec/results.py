@@ -18,6 +18,9 @@ class Box:
     right: int
     bottom: int
 
+    def scaled(self, factor: float) -> "Box":
+        return Box(*(round(v * factor) for v in (self.left, self.top, self.right, self.bottom)))
+
     def to_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
@@ -60,6 +63,8 @@ class Recognition:
     threshold: float
     timing_ms: dict[str, float]
     images: list[ImageHit] = field(default_factory=list)  # gallery images ranked (with_images=True)
+    box: Box | None = None  # the face recognised (faces profile; None: the whole photo)
+    no_face: bool = False  # a faces library's answer to a photo that shows no face (unknown too)
 
     @property
     def best(self) -> Match | None:
@@ -71,6 +76,8 @@ class Recognition:
             "matches": [m.to_dict() for m in self.matches],
             "threshold": self.threshold,
             "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()},
+            "box": None if self.box is None else self.box.to_dict(),
+            "no_face": self.no_face,
         }
 
 

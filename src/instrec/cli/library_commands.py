@@ -29,6 +29,7 @@ from instrec.cli.common import (
 )
 from instrec.errors import ImageError, InstrecError
 from instrec.images import iter_image_files
+from instrec.profiles import FACES_PROFILE
 
 
 @app.command()
@@ -92,15 +93,19 @@ def recognize(
     with reported(as_json), opened(home, sets) as recognizer:
         for path in images:
             try:
-                result = recognizer.recognize(path, k=k)
+                faces = recognizer.recognize_faces(path, k=k) if recognizer.config.profile == FACES_PROFILE else None
+                result = faces[0] if faces else recognizer.recognize(path, k=k)
             except ImageError as error:
                 results.append({"image": str(path), "error": error_payload(error)})
                 if not as_json:
                     console.print(f"[red]error:[/red] {escape(str(error))}")
                 continue
-            results.append({"image": str(path), **result.to_dict()})
+            # a faces library: the largest face's answer, and every face's (with its box) under "faces"
+            answer = {"image": str(path), **result.to_dict()}
+            results.append(answer if faces is None else {**answer, "faces": [face.to_dict() for face in faces]})
             if not as_json:
-                _print_recognition(path, result)
+                for face in faces or [result]:
+                    _print_recognition(path, face)
     if as_json:
         show({"results": results}, True)
     if any("error" in result for result in results):
@@ -108,8 +113,12 @@ def recognize(
 
 
 def _print_recognition(path: Path, result: Any) -> None:
+    if result.no_face:
+        out.print(f"{escape(str(path))}: [bold yellow]no face found[/bold yellow]")
+        return
     verdict = "[bold red]unknown[/bold red]" if result.unknown else f"[bold green]{escape(result.matches[0].label)}[/bold green]"
-    out.print(f"{escape(str(path))}: {verdict}  ({result.timing_ms['total']:.0f} ms)")
+    box = "" if result.box is None else f"  face at {result.box.left},{result.box.top}-{result.box.right},{result.box.bottom}"
+    out.print(f"{escape(str(path))}: {verdict}{box}  ({result.timing_ms['total']:.0f} ms)")
     table = Table("rank", "instance", "label", "score", "confidence")
     for rank, match in enumerate(result.matches, 1):
         add_row(table, str(rank), match.instance_id, match.label, f"{match.score:.3f}", f"{match.confidence:.2f}")

@@ -25,6 +25,7 @@ from instrec.config import descriptor_digest
 from instrec.embedding.spec import file_digest
 from instrec.extras import require_extra
 from instrec.profiles import FaceTuning
+from instrec.results import Box
 
 DIM = 128
 CHIP_SIZE = 150  # the side of the aligned face the ResNet was trained on
@@ -37,8 +38,6 @@ RIVAL_SHARE = 0.5
 LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
-
-Box = tuple[int, int, int, int]  # left, top, right, bottom, in pixels of the photo as given
 
 
 def _models_dir() -> Path:
@@ -84,6 +83,18 @@ class FaceEmbedder:
         with self._lock:
             found = _faces(self._detector(pixels))
         return [_scaled(rect, scale) for rect in found]
+
+    def located(self, image: Image.Image) -> list[tuple[Box | None, np.ndarray]]:
+        """Each face's box and vector, largest first; a photo without a detected face but shaped like a
+        face crop is one face without a box; any other photo without one holds no face (an empty list)."""
+        pixels, scale = self._pixels(image)
+        with self._lock:
+            found = _faces(self._detector(pixels))
+            if found:
+                return [(_scaled(rect, scale), self._describe(pixels, rect)) for rect in found]
+            if _problem(0, image.size) is None:
+                return [(None, self._describe(pixels, self._whole(pixels)))]
+        return []
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 128) float32 unit rows: each photo's largest face, or the whole photo when none is found."""
@@ -136,4 +147,4 @@ def _problem(faces: int, size: tuple[int, int]) -> str | None:
 
 
 def _scaled(rect: Any, scale: float) -> Box:
-    return tuple(round(v / scale) for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
+    return Box(*(round(v / scale) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())))
