@@ -96,6 +96,27 @@ def test_removing_a_person_removes_their_vectors_and_photos(faces_config):
         assert recognizer.recognize(sample_photo("astronaut")).matches[0].instance_id == "other"
 
 
+def test_no_file_of_the_home_holds_a_removed_persons_photo_or_vector(faces_config, tmp_path):
+    """Scanned while the library stays open, as a service keeps running after a deletion request."""
+    photo = tmp_path / "eileen.jpg"
+    sample_photo("astronaut").save(photo, quality=90)
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([photo], instance_id="eileen")
+        ((_, _, vectors),) = list(recognizer.library.catalog.vectors.iterate(128))
+        recognizer.enroll([altered_views(sample_photo("astronaut"), seed=1)["crop"]], instance_id="other")
+        recognizer.library.save()  # the person is in the saved index too before the removal
+        traces = {"photo": photo.read_bytes()[5000:5064], "vector": vectors[0].tobytes()[:32]}
+        assert all(any(trace in f.read_bytes() for f in _files(faces_config.home)) for trace in traces.values())
+        recognizer.remove("eileen")
+        for name, trace in traces.items():
+            assert not [f for f in _files(faces_config.home) if trace in f.read_bytes()], name
+        assert recognizer.recognize(sample_photo("astronaut")).matches[0].instance_id == "other"
+
+
+def _files(home: Path) -> list[Path]:
+    return [path for path in home.rglob("*") if path.is_file()]
+
+
 @pytest.mark.data
 def test_att_faces_one_shot_top1():
     from instrec.evaluation.runner import evaluate

@@ -268,9 +268,14 @@ class Recognizer:
 
     # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
+        """Remove an instance; in a faces library nothing of the person stays in any file of the home (the
+        index saved, the catalog's log emptied: too costly per removal for a large objects library)."""
         hashes = self.library.catalog.remove_instance(instance_id)
         self._forget_blobs(hashes)
         self.library.sync()
+        if self.config.tuning.face is not None:
+            self.library.save()
+            self.library.catalog.truncate_wal()
 
     def remove_image(self, image_id: int) -> None:
         self._forget_blobs([self.library.catalog.remove_image(image_id)])

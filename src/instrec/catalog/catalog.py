@@ -38,6 +38,9 @@ class Catalog:
         """Close every thread's connection; a thread that uses the catalog afterwards opens a new one."""
         self._db.close()
 
+    def truncate_wal(self) -> None:
+        self._db.truncate_wal()
+
     def get_meta(self, key: str) -> str | None:
         return self._db.get_meta(key)
 

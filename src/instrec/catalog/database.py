@@ -119,6 +119,7 @@ class Database:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=60000")
+            db.execute("PRAGMA secure_delete=ON")  # removed rows are zeroed, not left in free pages (privacy)
             db.row_factory = sqlite3.Row
             with self._connections_lock:
                 self._connections.add(db)
@@ -149,6 +150,11 @@ class Database:
             chunk = keys[start : start + IN_LIST_CHUNK]
             rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
         return rows
+
+    def truncate_wal(self) -> None:
+        """Copy the write-ahead log into the file and empty it: the log still holds old page images,
+        removed rows among them, until then. Readers in other processes may hold it back a while."""
+        self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     def close(self) -> None:
         """Close every thread's connection, not just the caller's (a server closes from a worker thread).
