@@ -34,7 +34,7 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_photos
-from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
+from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +318,8 @@ class Recognizer:
         ranked = self._ranked([img.pixels for img in loaded])
         per_image = {"load": load_ms, **ranked.per_image_ms}
         return [
-            self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else [])
-            for r, h, v in zip(ranked.instances, ranked.hits, ranked.verified)
+            self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else [], img)
+            for r, h, v, img in zip(ranked.instances, ranked.hits, ranked.verified, loaded)
         ]
 
     def _ranked(self, pixels: list[Image.Image]) -> RankedPhotos:
@@ -331,12 +331,15 @@ class Recognizer:
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
     def _decide(
-        self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float], image_hits: list[ImageHit]
+        self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float], image_hits: list[ImageHit], photo: LoadedImage
     ) -> Recognition:
         top = self._against_competitors(ranked)[: k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.vectors.image_of([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
+        # Ranked on the photo's working-size pixels: boxes are given in the photo as the user sent it.
+        size = (photo.width, photo.height)
+        scale = (photo.width / photo.pixels.width, photo.height / photo.pixels.height)
         matches = [
             Match(
                 inst.id,
@@ -346,6 +349,7 @@ class Recognizer:
                 inst.metadata,
                 images.get(s.vector_id, -1),
                 s.inliers,
+                None if s.box is None else Box.scaled(s.box, scale, size),
             )
             for s in top
             if (inst := instances.get(s.instance_pk)) is not None
