@@ -310,3 +310,56 @@ def test_api_docs_render_from_the_app_alone(driver, server, page, rendered):
     for url, status, size in entries:
         if not url.startswith(server):  # ReDoc's logo: the page's policy stops the request
             assert status == 0 and size == 0 and url in refused, (url, refused)
+
+
+def test_the_best_match_is_boxed_on_the_query_photo(driver, server, gallery, files, tmp_path):
+    from PIL import Image
+
+    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+    open_page(driver, server)
+    astronaut = sample_photo("astronaut")
+    canvas = Image.new("RGB", (1500, 1100), (128, 128, 128))
+    canvas.paste(astronaut, (600, 300))
+    pasted = tmp_path / "pasted.jpg"
+    pasted.write_bytes(jpeg(canvas))
+    recognise_file(driver, pasted)
+    box = visible(driver, "#query-frame .found-box")
+    assert box.get_attribute("data-label") == "Astronaut" and "Astronaut" in box.text
+    # Where it is drawn, in pixels of the photo: around the pasted region, give or take 15 % of its size.
+    shown = css(driver, "#query-preview")[0].rect
+    scale = canvas.width / shown["width"]
+    drawn = box.rect
+    left, top = (drawn["x"] - shown["x"]) * scale, (drawn["y"] - shown["y"]) * scale
+    right, bottom = left + drawn["width"] * scale, top + drawn["height"] * scale
+    width, height = astronaut.size
+    assert abs(left - 600) < 0.15 * width and abs(right - 600 - width) < 0.15 * width, (left, right)
+    assert abs(top - 300) < 0.15 * height and abs(bottom - 300 - height) < 0.15 * height, (top, bottom)
+    driver.save_screenshot(str(SHOTS / "instrec-desktop-box.png"))
+
+
+def test_first_visit_asks_no_stats_without_a_key_and_a_wrong_key_is_said_rejected(driver, server, gallery):
+    driver.get(f"{server}/")
+    driver.execute_script("localStorage.clear()")
+    driver.get_log("browser")  # drop earlier messages
+    open_page(driver, server)
+    asked = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [url for url in asked if "/v1/stats" in url], asked
+    visible(driver, "#key-input").send_keys("not-a-key")
+    css(driver, "#key-form button[type=submit]")[0].click()
+    wait_for(driver, lambda d: css(d, "#key-state")[0].text == "Key rejected")
+    assert "rejected" in visible(driver, "#toast").text
+
+
+def test_footer_counts_are_plural_aware_and_no_toast_hides_them(driver, server, api, gallery):
+    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+    open_page(driver, server)
+    stats = wait_for(driver, lambda d: css(d, "#footer-stats")[0].text)
+    count = api.get("/v1/stats").json()["instances"]
+    assert f"{count} instance{'' if count == 1 else 's'} ·" in stats, stats
+    driver.execute_script("toast('a message long enough to matter', 'error')")
+    driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    toast, footer = visible(driver, "#toast").rect, css(driver, ".footer span, .footer a")
+    for part in footer:
+        r = part.rect
+        overlaps = r["y"] < toast["y"] + toast["height"] and toast["y"] < r["y"] + r["height"]
+        assert not overlaps, (r, toast)
