@@ -315,6 +315,7 @@ def test_api_docs_render_from_the_app_alone(driver, server, page, rendered):
 def test_the_best_match_is_boxed_on_the_query_photo(driver, server, gallery, files, tmp_path):
     from PIL import Image
 
+    driver.get(f"{server}/")  # the key is stored for the page's origin
     driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
     open_page(driver, server)
     astronaut = sample_photo("astronaut")
@@ -351,6 +352,7 @@ def test_first_visit_asks_no_stats_without_a_key_and_a_wrong_key_is_said_rejecte
 
 
 def test_footer_counts_are_plural_aware_and_no_toast_hides_them(driver, server, api, gallery):
+    driver.get(f"{server}/")  # the key is stored for the page's origin
     driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
     open_page(driver, server)
     stats = wait_for(driver, lambda d: css(d, "#footer-stats")[0].text)
