@@ -38,6 +38,7 @@ from instrec.service.auth import AuthGate, KeyRing, check_auth_config
 from instrec.service.errors import install_error_handlers
 from instrec.service.limits import BodyLimit
 from instrec.service.metrics import MetricsMiddleware
+from instrec.service.redoc import add_redoc
 from instrec.service.state import ServiceState, resolve_inference_slots
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ PAGE_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 # The docs pages: Swagger UI's page has one inline script and both UIs inline their styles; nothing may
-# come from elsewhere (ReDoc would otherwise fetch its logo from a CDN on every visit).
+# come from elsewhere (service.redoc serves ReDoc's bundle without its CDN logo).
 DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
@@ -105,8 +106,14 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
 
     # /docs and /redoc load their scripts from this app, not a CDN: users run it on offline networks.
     app = FastAPIOffline(
-        title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan, static_url=DOCS_ASSETS_URL
+        title="instrec",
+        version=instrec.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        redoc_url=None,
     )
+    add_redoc(app, "/redoc", DOCS_ASSETS_URL)
     app.state.service = state
     install_error_handlers(app)
     app.include_router(routes_recognize.router)
