@@ -364,3 +364,21 @@ def test_footer_counts_are_plural_aware_and_no_toast_hides_them(driver, server, 
         r = part.rect
         overlaps = r["y"] < toast["y"] + toast["height"] and toast["y"] < r["y"] + r["height"]
         assert not overlaps, (r, toast)
+
+
+def test_admin_page_plots_the_history_with_an_admin_key_only(driver, server, gallery, files):
+    driver.get(f"{server}/")
+    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+    open_page(driver, server)
+    recognise_file(driver, files["astronaut-crop"])  # something to plot
+    driver.get(f"{server}/admin")
+    wait_for(driver, lambda d: "admin key" in css(d, "#admin-state")[0].text)
+    visible(driver, "#admin-key").send_keys(ADMIN_KEY)
+    css(driver, "#admin-key-form button[type=submit]")[0].click()
+    wait_for(driver, lambda d: len(css(d, "#plots svg.plot")) == 4)
+    plotted = {p.get_attribute("data-plot") for p in css(driver, "#plots svg.plot")}
+    assert plotted == {"Requests", "Latency", "Unknown rate", "scores"}
+    assert css(driver, "svg[data-plot=Latency] polyline[data-line=p95]")[0].get_attribute("points")
+    assert css(driver, "svg[data-plot=scores] rect")  # the recognition above is counted
+    assert not [m for m in driver.get_log("browser") if m["level"] == "SEVERE" and "/admin" in m["message"]]
+    driver.save_screenshot(str(SHOTS / "instrec-admin.png"))

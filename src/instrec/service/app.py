@@ -124,6 +124,10 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/admin", include_in_schema=False)
+    async def admin() -> FileResponse:  # the page is open; the history it plots needs an admin key
+        return FileResponse(STATIC_DIR / "admin.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # add_middleware wraps: the last added is the outermost.
@@ -132,7 +136,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     if service.rate_limit_per_s:
         app.add_middleware(RateLimit, rate=service.rate_limit_per_s, metrics=state.metrics)
     app.add_middleware(AuthGate, keys=keys, also=frozenset({"/metrics"} if service.metrics_auth else ()))
-    app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
+    app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/admin": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
     app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
