@@ -132,8 +132,7 @@ def run_kshot(cfg: RerankTuning, labels, images, feats, k_shot: int, vocab=None,
 def local_stage(verifier: LocalVerifier, query: LocalFeatures, shortlist, feats, group_of) -> dict[int, float]:
     """Verify + fuse a local shortlist (no global scores here): ``{image: fused score}``."""
     candidates = {i: feats[i] for i, _ in shortlist}
-    fused, _ = verifier.score(query, candidates, {}, dict(shortlist), {i: group_of(i) for i in candidates})
-    return fused
+    return verifier.score(query, candidates, {}, dict(shortlist), {i: group_of(i) for i in candidates}).fused
 
 
 # ---------------------------------------------------------------------------- reference approach

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from PIL import Image
 
@@ -30,7 +30,7 @@ from instrec.index import set_threads as set_search_threads
 from instrec.library import Library, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_faces, rank_photos
-from instrec.results import EnrollResult, FolderReport, ImageHit, Match, Recognition
+from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -268,23 +268,11 @@ class Recognizer:
 
     # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
-        """Remove an instance; in a faces library nothing of the person stays in any file of the home (the
-        index saved, the catalog's log emptied: too costly per removal for a large objects library)."""
-        hashes = self.library.catalog.remove_instance(instance_id)
-        self._forget_blobs(hashes)
-        self.library.sync()
-        if self.config.tuning.face is not None:
-            self.library.save()
-            self.library.catalog.truncate_wal()
+        """Remove an instance; in a faces library nothing of the person stays in any file of the home."""
+        self.library.remove_instance(instance_id, wipe=self.config.tuning.face is not None)
 
     def remove_image(self, image_id: int) -> None:
-        self._forget_blobs([self.library.catalog.remove_image(image_id)])
-        self.library.sync()
-
-    def _forget_blobs(self, hashes: Iterable[str]) -> None:
-        for sha in set(hashes):
-            if not self.library.catalog.sha_in_use(sha):
-                self.library.blobs.delete(sha)
+        self.library.remove_image(image_id, wipe=self.config.tuning.face is not None)
 
     def stats(self) -> dict[str, Any]:
         library, calibration = self.library, self.calibration
@@ -321,7 +309,8 @@ class Recognizer:
         if ranked is None:
             return [Recognition(True, [], self.threshold, {"total": 0.0}, no_face=True)]
         hits = [image_hits(library, h, v) if with_images else [] for h, v in zip(ranked.hits, ranked.verified)]
-        return [replace(self._decide(r, k, ranked.per_image_ms, i), box=b) for b, r, i in zip(boxes, ranked.instances, hits)]
+        answers = [self._decide(r, k, ranked.per_image_ms, i, loaded) for r, i in zip(ranked.instances, hits)]
+        return [replace(answer, box=box) for answer, box in zip(answers, boxes)]
 
     def recognize_many(
         self, images: Sequence[ImageInput], k: int | None = None, *, with_images: bool = False
@@ -333,8 +322,8 @@ class Recognizer:
         ranked = self._ranked([img.pixels for img in loaded])
         per_image = {"load": load_ms, **ranked.per_image_ms}
         return [
-            self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else [])
-            for r, h, v in zip(ranked.instances, ranked.hits, ranked.verified)
+            self._decide(r, k, per_image, image_hits(self.library, h, v) if with_images else [], img)
+            for r, h, v, img in zip(ranked.instances, ranked.hits, ranked.verified, loaded)
         ]
 
     def _ranked(self, pixels: list[Image.Image]) -> RankedPhotos:
@@ -346,12 +335,15 @@ class Recognizer:
         return against_competitors(ranked, decision.competitor_weight, decision.competitors)
 
     def _decide(
-        self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float], image_hits: list[ImageHit]
+        self, ranked: list[InstanceScore], k: int | None, timing: dict[str, float], image_hits: list[ImageHit], photo: LoadedImage
     ) -> Recognition:
         top = self._against_competitors(ranked)[: k or self.config.decision.top_k]
         instances = self.library.catalog.instances_by_pk([s.instance_pk for s in top])
         images = self.library.catalog.vectors.image_of([s.vector_id for s in top])
         calibration, threshold = self.calibration, self.threshold
+        # Ranked on the photo's working-size pixels: boxes are given in the photo as the user sent it.
+        size = (photo.width, photo.height)
+        scale = (photo.width / photo.pixels.width, photo.height / photo.pixels.height)
         matches = [
             Match(
                 inst.id,
@@ -361,7 +353,8 @@ class Recognizer:
                 inst.metadata,
                 images.get(s.vector_id, -1),
                 s.inliers,
-            )
+                None if s.box is None else Box.around(s.box, scale, size),
+            )  # fmt: skip
             for s in top
             if (inst := instances.get(s.instance_pk)) is not None
         ]

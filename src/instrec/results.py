@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,19 @@ class Box:
     def to_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
+    @classmethod
+    def around(cls, corners: tuple[float, float, float, float], scale: tuple[float, float], size: tuple[int, int]) -> "Box":
+        """``corners`` of a resized copy, times its (x, y) ``scale``, in the ``size`` (width, height) photo:
+        rounded outwards, so the box still holds every point it was drawn around."""
+        left, top, right, bottom = corners
+        (sx, sy), (width, height) = scale, size
+        return cls(
+            max(0, math.floor(left * sx)),
+            max(0, math.floor(top * sy)),
+            min(width, math.ceil(right * sx)),
+            min(height, math.ceil(bottom * sy)),
+        )
+
 
 @dataclass(frozen=True)
 class Match:
@@ -36,6 +50,7 @@ class Match:
     metadata: dict[str, Any]
     image_id: int  # the gallery image that matched best
     inliers: int | None = None  # geometrically verified keypoint matches (re-ranking on)
+    box: Box | None = None  # where those matches lie in the query photo (more than chance reaches)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +61,7 @@ class Match:
             "metadata": self.metadata,
             "image_id": self.image_id,
             "inliers": self.inliers,
+            "box": None if self.box is None else self.box.to_dict(),
         }
 
 

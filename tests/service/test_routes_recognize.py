@@ -51,6 +51,19 @@ def test_response_shape_scores_thumbnails_and_timing(client, ids, views):
     assert body["timing_ms"]["request"] >= body["timing_ms"]["embed"] > 0
 
 
+def test_the_best_match_says_where_it_lies_in_the_photo_sent(client, ids):
+    astronaut = sample_photo("astronaut")  # detailed to its edges: keypoints reach every side
+    canvas = Image.new("RGB", (1500, 1100), (128, 128, 128))
+    canvas.paste(astronaut, (600, 300))
+    body = recognize(client, jpeg(canvas)).json()
+    box = body["best"]["box"]
+    assert body["best"]["instance_id"] == ids["astronaut"] and box is not None
+    # Around the pasted photo, give or take 15 % of its size.
+    width, height = astronaut.size
+    assert abs(box["left"] - 600) < 0.15 * width and abs(box["right"] - (600 + width)) < 0.15 * width
+    assert abs(box["top"] - 300) < 0.15 * height and abs(box["bottom"] - (300 + height)) < 0.15 * height
+
+
 def test_k_defaults_and_bounds(client, ids, views):
     assert len(recognize(client, views["coffee"]["crop"]).json()["matches"]) == 5
     assert len(recognize(client, views["coffee"]["crop"], k=1).json()["matches"]) == 1

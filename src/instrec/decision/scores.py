@@ -27,6 +27,9 @@ class InstanceScore:
     # Evidence from geometry alone (rerank.fuse.inlier_evidence of the instance's best-verified image):
     # a score channel that competitors do not lower, since a verified match is no hub. None: not verified.
     geometry: float | None = None
+    # Where the inliers of the best-verified image lie in the query: (left, top, right, bottom) in
+    # pixels of the photo as ranked (query.rank_photos' pixels). None: not verified, or by chance only.
+    box: tuple[float, float, float, float] | None = None
 
 
 def rank_instances(scores: np.ndarray, vector_ids: np.ndarray, instance_pks: np.ndarray) -> list[InstanceScore]:

@@ -188,6 +188,25 @@ class Library:
         self._index, self._owner, self._built_for = index, owners, size
         log.info("built %s index over %d vectors", kind, len(index))
 
+    # -- removal -------------------------------------------------------------------------------
+    def remove_instance(self, instance_id: str, *, wipe: bool = False) -> None:
+        """Remove an instance and the originals no other one shares; ``wipe``: also leave none of its
+        bytes in any file of the home (the index saved, the catalog's log emptied; too costly per
+        removal for a large objects library, what a faces library owes the person)."""
+        self._removed(self.catalog.remove_instance(instance_id), wipe)
+
+    def remove_image(self, image_id: int, *, wipe: bool = False) -> None:
+        self._removed([self.catalog.remove_image(image_id)], wipe)
+
+    def _removed(self, hashes: list[str], wipe: bool) -> None:
+        for sha in set(hashes):
+            if not self.catalog.sha_in_use(sha):
+                self.blobs.delete(sha)
+        self.sync()
+        if wipe:
+            self.save()
+            self.catalog.truncate_wal()
+
     def reindex(self) -> dict[str, Any]:
         """Rebuild the indexes from the catalog now, in the kind ``index.*`` asks for, and save them: after
         a change of backend, or when the vector store is suspected to have drifted from the catalog."""

@@ -56,7 +56,8 @@ def verified_ranking(
     instance_of.update(catalog.instance_of_images([i for i in candidates if i not in instance_of]))
     unpacked = {i: LocalFeatures.unpack(data) for i, (_, data) in stored.items()}
     colour = None if features.colour is None else _colour_similarities(features.colour, unpacked)
-    fused, inliers = verifier.score(features, unpacked, cosine, instance_of, colour)
+    scored = verifier.score(features, unpacked, cosine, instance_of, colour)
+    fused, inliers = scored.fused, scored.inliers
     best: dict[int, InstanceScore] = {}
     geometry: dict[int, float] = {}  # per instance, the inlier evidence of its best-verified image
     images = []
@@ -67,7 +68,7 @@ def verified_ranking(
         images.append((image, instance, fused[image]))
         geometry[instance] = max(geometry.get(instance, 0.0), inlier_evidence(inliers[image], verifier.tuning))
         if instance not in best:
-            best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image])
+            best[instance] = InstanceScore(instance, fused[image], vector_of[image], inliers[image], box=scored.boxes.get(image))
     instances = [dataclasses.replace(s, geometry=geometry[s.instance_pk]) for s in best.values()]
     return VerifiedRanking(instances, images)
 

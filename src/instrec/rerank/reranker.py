@@ -9,6 +9,7 @@ removal can never leave verification data and the catalog disagreeing.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -21,6 +22,20 @@ from instrec.rerank.fuse import fuse
 from instrec.rerank.index import LocalIndex
 from instrec.rerank.verify import verify
 from instrec.rerank.vocabulary import Vocabulary, load_vocabulary
+
+
+Corners = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """Per candidate image id: its fused [0, 1] score, its RANSAC inliers and where they lie in the query."""
+
+    fused: dict[int, float]
+    inliers: dict[int, int]
+    # Pixels of the image given to extract_query; only for candidates with more inliers than
+    # tuning.inlier_floor, since chance matches reach that many and their box would point at nothing.
+    boxes: dict[int, Corners]
 
 
 class LocalVerifier:
@@ -72,8 +87,8 @@ class LocalVerifier:
         global_scores: Mapping[int, float],
         groups: Mapping[int, int],
         colour: Mapping[int, float] | None = None,
-    ) -> tuple[dict[int, float], dict[int, int]]:
-        """Fused [0, 1] score and RANSAC inliers per candidate image id.
+    ) -> CandidateScores:
+        """Fused [0, 1] score, RANSAC inliers and their box in the query, per candidate image id.
 
         ``groups`` (each image's instance) keeps two shots of one instance from cancelling each
         other in the cross-candidate ratio test. Ids without features still get a fused score
@@ -97,8 +112,19 @@ class LocalVerifier:
         inliers = {i: 0 for i in ids}
         inliers.update({i: int(n) for i, n in zip(verified, result.inliers)})
         fused = fuse({i: global_scores.get(i, 0.0) for i in ids}, inliers, c, colour)
-        return fused, inliers
+        boxes = {
+            i: _scaled(box, query.scale)
+            for i, box in zip(verified, result.boxes)
+            if box is not None and inliers[i] > c.inlier_floor
+        }
+        return CandidateScores(fused, inliers, boxes)
 
 
 def _with_colour(keypoints: LocalFeatures, image: Image.Image) -> LocalFeatures:
     return dataclasses.replace(keypoints, colour=colour_signature(working_pixels(image)))
+
+
+def _scaled(box: Corners, scale: float) -> Corners:
+    """A box of the working frame in pixels of the image the features were extracted from."""
+    left, top, right, bottom = box
+    return left * scale, top * scale, right * scale, bottom * scale

@@ -38,6 +38,9 @@ class Verification:
 
     matches: np.ndarray  # int64 (n_candidates,)
     inliers: np.ndarray  # int64 (n_candidates,)
+    # Per candidate, where its inliers lie in the query: (left, top, right, bottom) in the query's
+    # working frame (LocalFeatures.xy), None without inliers. Shows the user what matched.
+    boxes: tuple[tuple[float, float, float, float] | None, ...] = ()
 
 
 def tentative_matches(
@@ -172,11 +175,24 @@ def count_inliers(
     seed: int = 0,
 ) -> int:
     """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points)."""
+    return int(inlier_mask(src, dst, model, threshold, iters, seed).sum())
+
+
+def inlier_mask(
+    src: np.ndarray,
+    dst: np.ndarray,
+    model: Model = "homography",
+    threshold: float = 6.0,
+    iters: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """bool (n,): which pairs src[i] -> dst[i] are RANSAC inliers of ``model`` (none if too few points)."""
+    none = np.zeros(len(src), bool)
     if len(src) < _MIN_POINTS[model]:
-        return 0
+        return none
     src = np.ascontiguousarray(src, np.float32)
     dst = np.ascontiguousarray(dst, np.float32)
-    cv2.setRNGSeed(seed)  # RANSAC sampling: same matches, same count
+    cv2.setRNGSeed(seed)  # RANSAC sampling: same matches, same inliers
     if model == "homography":
         _, mask = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=iters, confidence=0.995)
     elif model == "fundamental":
@@ -185,9 +201,7 @@ def count_inliers(
         _, mask = cv2.estimateAffine2D(
             src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=iters, confidence=0.995
         )
-    if mask is None:
-        return 0
-    return int(mask.ravel().astype(bool).sum())
+    return none if mask is None else mask.ravel().astype(bool)
 
 
 def verify(
@@ -201,11 +215,18 @@ def verify(
     groups: Sequence[Hashable] | None = None,
     precision: Precision = "float32",
 ) -> Verification:
-    """Ratio-test matches and RANSAC inlier counts (:func:`count_inliers`) of ``query`` against each
-    candidate."""
+    """Ratio-test matches, RANSAC inliers (:func:`inlier_mask`) and the query box they lie in, of
+    ``query`` against each candidate."""
     pairs = tentative_matches(query, candidates, ratio, groups, precision)
     matches = np.array([len(qi) for qi, _ in pairs], np.int64)
-    inliers = [
-        count_inliers(query.xy[qi], cand.xy[ci], model, threshold, iters, seed) for (qi, ci), cand in zip(pairs, candidates)
-    ]
-    return Verification(matches=matches, inliers=np.array(inliers, np.int64))
+    masks = [inlier_mask(query.xy[qi], cand.xy[ci], model, threshold, iters, seed) for (qi, ci), cand in zip(pairs, candidates)]
+    boxes = tuple(_bounds(query.xy[qi[mask]]) for (qi, _), mask in zip(pairs, masks))
+    inliers = np.array([int(mask.sum()) for mask in masks], np.int64)
+    return Verification(matches=matches, inliers=inliers, boxes=boxes)
+
+
+def _bounds(xy: np.ndarray) -> tuple[float, float, float, float] | None:
+    if not len(xy):
+        return None
+    (left, top), (right, bottom) = xy.min(axis=0), xy.max(axis=0)
+    return float(left), float(top), float(right), float(bottom)

@@ -38,6 +38,7 @@ from instrec.service.auth import AuthGate, KeyRing, check_auth_config
 from instrec.service.errors import install_error_handlers
 from instrec.service.limits import BodyLimit
 from instrec.service.metrics import MetricsMiddleware
+from instrec.service.redoc import add_redoc
 from instrec.service.state import ServiceState, resolve_inference_slots
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ PAGE_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 # The docs pages: Swagger UI's page has one inline script and both UIs inline their styles; nothing may
-# come from elsewhere (ReDoc would otherwise fetch its logo from a CDN on every visit).
+# come from elsewhere (service.redoc serves ReDoc's bundle without its CDN logo).
 DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
@@ -105,8 +106,14 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
 
     # /docs and /redoc load their scripts from this app, not a CDN: users run it on offline networks.
     app = FastAPIOffline(
-        title="instrec", version=instrec.__version__, description=DESCRIPTION, lifespan=lifespan, static_url=DOCS_ASSETS_URL
+        title="instrec",
+        version=instrec.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        redoc_url=None,
     )
+    add_redoc(app, "/redoc", DOCS_ASSETS_URL)
     app.state.service = state
     install_error_handlers(app)
     app.include_router(routes_recognize.router)
@@ -117,6 +124,10 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/admin", include_in_schema=False)
+    async def admin() -> FileResponse:  # the page is open; the history it plots needs an admin key
+        return FileResponse(STATIC_DIR / "admin.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # add_middleware wraps: the last added is the outermost.
@@ -125,7 +136,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     if service.rate_limit_per_s:
         app.add_middleware(RateLimit, rate=service.rate_limit_per_s, metrics=state.metrics)
     app.add_middleware(AuthGate, keys=keys, also=frozenset({"/metrics"} if service.metrics_auth else ()))
-    app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
+    app.add_middleware(SecurityHeaders, policies={"/": PAGE_CSP, "/admin": PAGE_CSP, "/docs": DOCS_CSP, "/redoc": DOCS_CSP})
     app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from instrec.service.history import History
+
 if TYPE_CHECKING:
     from instrec.recognizer import Recognizer
     from instrec.results import Recognition
@@ -69,13 +71,16 @@ class Metrics:
         )
         self.enrolled_images = Counter("instrec_enrolled_images", "Images added to the gallery.", registry=r)
         r.register(_LibraryCollector(recognizer))
+        self.history = History()
 
     def observe_recognitions(self, results: Iterable["Recognition"]) -> None:
         for result in results:
             outcome = "unknown" if result.unknown else "known"
             self.recognitions.labels(outcome).inc()
-            if result.matches:
-                self.best_score.labels(outcome).observe(result.matches[0].score)
+            best = result.matches[0].score if result.matches else None
+            self.history.recognition(result.unknown, best)
+            if best is not None:
+                self.best_score.labels(outcome).observe(best)
             for stage, ms in result.timing_ms.items():  # stage names come from the engine, never the client
                 self.recognize_stage.labels(stage).observe(ms / 1e3)
 
@@ -136,7 +141,9 @@ class MetricsMiddleware:
             route = _route_template(scope)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.history.request(elapsed)
 
 
 def _route_template(scope: Scope) -> str:

@@ -45,6 +45,16 @@ async def stats(state: State) -> dict[str, Any]:
     return {**body, "service": _service_info(state)}
 
 
+@router.get(
+    "/v1/stats/history",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(401, 403, 429, 503),
+    summary="Per-minute traffic, latency, unknown rate and best-match scores of the last hours",
+)
+async def stats_history(state: State) -> dict[str, Any]:
+    return state.metrics.history.to_dict()
+
+
 @router.post(
     "/v1/calibrate",
     dependencies=[Depends(require_admin)],

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from instrec.errors import ImageError
 from instrec.service.auth import require_read
 from instrec.service.errors import error_dict, error_responses
+from instrec.service.schemas import BatchOut, RecognitionOut
 from instrec.service.state import ServiceState, service_state
 from instrec.service.uploads import (
     IMAGE,
@@ -60,7 +61,14 @@ def _recognise_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -
         return error
 
 
-@router.post("/recognize", openapi_extra=_SINGLE_BODY, responses=error_responses(400, 415), summary="Recognise one photo")
+@router.post(
+    "/recognize",
+    openapi_extra=_SINGLE_BODY,
+    responses=error_responses(400, 415),
+    response_model=RecognitionOut,
+    response_model_exclude_unset=True,
+    summary="Recognise one photo",
+)
 async def recognize(
     request: Request,
     state: State,
@@ -95,7 +103,12 @@ _BATCH_BODY = multipart_body(
 )
 
 
-@router.post("/recognize/batch", openapi_extra=_BATCH_BODY, summary="Recognise several photos (each answered on its own)")
+@router.post(
+    "/recognize/batch",
+    openapi_extra=_BATCH_BODY,
+    response_model=BatchOut,
+    summary="Recognise several photos (each answered on its own)",
+)
 async def recognize_batch(
     request: Request,
     state: State,

@@ -4,7 +4,7 @@
 const KEY_STORAGE = "instrec.apiKey";
 const PAGE_SIZE = 24;
 const MAX_ENROL = 3;
-const state = { authRequired: false, libraryOffset: 0, libraryTotal: 0, enrolFiles: [], searchTimer: null };
+const state = { authRequired: false, keyRejected: false, libraryOffset: 0, libraryTotal: 0, enrolFiles: [], searchTimer: null };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -47,7 +47,7 @@ async function api(path, { method = "GET", body = undefined, headers = {} } = {}
     const error = new Error(info.message || `${response.status} ${response.statusText}`);
     error.status = response.status;
     error.code = info.code || "";
-    if (response.status === 401) showKeyPanel(true);
+    if (response.status === 401) { state.keyRejected = Boolean(key); refreshKeyButton(); showKeyPanel(true); }
     throw error;
   }
   return data;
@@ -84,6 +84,8 @@ function toast(message, kind = "error") {
 function busy(selector, on) { $(selector).hidden = !on; }
 
 function fmtScore(x) { return Number(x).toFixed(3); }
+
+function plural(count, noun) { return `${count} ${noun}${count === 1 ? "" : "s"}`; }
 
 function metadataList(metadata) {
   const entries = Object.entries(metadata || {});
@@ -137,8 +139,19 @@ function showKeyPanel(open) {
 function refreshKeyButton() {
   const button = $("#key-button");
   button.hidden = !state.authRequired && !apiKey();
-  $("#key-state").textContent = apiKey() ? "Key set" : "Add key";
-  button.classList.toggle("warn", state.authRequired && !apiKey());
+  $("#key-state").textContent = !apiKey() ? "Add key" : state.keyRejected ? "Key rejected" : "Key set";
+  button.classList.toggle("warn", (state.authRequired && !apiKey()) || state.keyRejected);
+}
+
+/* Says whether the server takes the key just saved, rather than "saved" for a key it refuses. */
+async function checkKey() {
+  try {
+    await api("/v1/stats");
+    toast("API key saved in this browser.", "info");
+  } catch (error) {
+    toast(error.status === 401 ? "The server rejected this key." : error.message);
+  }
+  loadStats();
 }
 
 /* -- recognise ----------------------------------------------------------------------------------- */
@@ -152,6 +165,7 @@ async function recognize(file) {
   $("#recognize-drop").classList.add("has-image");
   $("#recognize-empty").hidden = true;
   $("#verdict").hidden = true;
+  clearFoundBoxes();
   $("#results").replaceChildren();
   $("#timing").textContent = "";
   busy("#recognize-busy", true);
@@ -168,6 +182,42 @@ async function recognize(file) {
   } finally {
     busy("#recognize-busy", false);
   }
+}
+
+/* -- where things were found on the query photo ----------------------------------------------- */
+function clearFoundBoxes() { document.querySelectorAll("#query-frame .found-box").forEach((box) => box.remove()); }
+
+/* Any entry of the answer that carries a box (the best match, a face of the faces profile, the
+   recognition itself) is drawn, labelled: boxes are in pixels of the photo as sent. */
+function foundBoxes(result) {
+  const entries = [result, result.best, ...(result.faces || [])];
+  const boxes = [];
+  for (const entry of entries) {
+    if (!entry || !entry.box) continue;
+    const best = entry.best || entry;
+    boxes.push({ box: entry.box, label: best.label || (entry.unknown ? "unknown" : "") });
+  }
+  return boxes;
+}
+
+function drawFoundBoxes(result) {
+  const preview = $("#query-preview");
+  const draw = () => {
+    const width = preview.naturalWidth, height = preview.naturalHeight;
+    if (!width || !height) return;
+    clearFoundBoxes();
+    for (const { box, label } of foundBoxes(result)) {
+      const node = el("div", { class: "found-box", "data-label": label },
+        label ? el("span", { class: "found-box-label", text: label }) : null);
+      node.style.left = `${(100 * box.left) / width}%`;
+      node.style.top = `${(100 * box.top) / height}%`;
+      node.style.width = `${(100 * (box.right - box.left)) / width}%`;
+      node.style.height = `${(100 * (box.bottom - box.top)) / height}%`;
+      $("#query-frame").append(node);
+    }
+  };
+  if (preview.complete && preview.naturalWidth) draw();
+  else preview.addEventListener("load", draw, { once: true });
 }
 
 function renderRecognition(result) {
@@ -192,6 +242,7 @@ function renderRecognition(result) {
           : "The library is empty: enrol something first." })),
     );
   }
+  drawFoundBoxes(result);
   const cards = matches.map((m, i) => matchCard(m, i, result));
   $("#results").replaceChildren(...cards);
   const t = result.timing_ms || {};
@@ -341,10 +392,11 @@ async function removeInstance(instance) {
 
 /* -- footer stats ------------------------------------------------------------------------------- */
 async function loadStats() {
+  if (state.authRequired && !apiKey()) return;  // it would only be refused: wait for a key
   try {
     const s = await api("/v1/stats");
     $("#footer-stats").textContent =
-      `${s.instances} instances · ${s.images} photos · ${s.index.kind} index · ${s.descriptor.backbone} · threshold ${fmtScore(s.threshold)} · `;
+      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone} · threshold ${fmtScore(s.threshold)} · `;
   } catch (e) {
     $("#footer-stats").textContent = "";
   }
@@ -366,13 +418,14 @@ async function start() {
     try { if (key) localStorage.setItem(KEY_STORAGE, key); } catch (e) { toast("This browser does not allow storing the key."); }
     $("#key-input").value = "";
     showKeyPanel(false);
+    state.keyRejected = false;
     refreshKeyButton();
-    toast("API key saved in this browser.", "info");
-    loadStats();
+    checkKey();
     if (!$("#panel-library").hidden) loadLibrary();
   });
   $("#key-forget").addEventListener("click", () => {
     try { localStorage.removeItem(KEY_STORAGE); } catch (e) { /* ignore */ }
+    state.keyRejected = false;
     refreshKeyButton();
     toast("API key forgotten.", "info");
   });
