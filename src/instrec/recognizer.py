@@ -180,7 +180,8 @@ class Recognizer:
             raise refused[0]
         kept = {image.sha256 for image in new_images}
         fresh, errors = [img for img in fresh if img.sha256 in kept], errors + refused
-        for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
+        keep = self.config.profile != FACES_PROFILE or self.config.faces.keep_originals  # faces: a privacy setting
+        for image in fresh if keep else []:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
             instance_id,
@@ -264,9 +265,11 @@ class Recognizer:
 
     # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
+        """Forget an instance: its rows, vectors and originals; the saved index is rewritten without its vectors."""
         hashes = self.library.catalog.remove_instance(instance_id)
         self._forget_blobs(hashes)
         self.library.sync()
+        self.library.save()
 
     def remove_image(self, image_id: int) -> None:
         self._forget_blobs([self.library.catalog.remove_image(image_id)])
