@@ -159,3 +159,25 @@ def test_a_faces_library_told_not_to_keep_originals_stores_no_photo(faces_config
         recognizer.enroll([photo], instance_id="eileen")
         assert recognizer.recognize(sample_photo("astronaut")).best is not None
     assert _holds(faces_config.home, photo[len(photo) // 2 : len(photo) // 2 + 256]) == []
+
+
+def test_the_cli_lists_every_face_and_says_when_a_photo_has_none(faces_config, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from instrec.cli import app
+
+    astronaut = sample_photo("astronaut")
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([astronaut], instance_id="eileen")
+    _two_of(astronaut).save(tmp_path / "group.jpg")
+    sample_photo("coffee").save(tmp_path / "coffee.jpg")
+    options = ["--home", str(faces_config.home), "--set", "profile=faces"]
+    answer = CliRunner().invoke(app, ["recognize", str(tmp_path / "group.jpg"), str(tmp_path / "coffee.jpg"), *options, "--json"])
+    assert answer.exit_code == 0, answer.output
+    group, coffee = json.loads(answer.stdout)["results"]
+    assert [face["matches"][0]["instance_id"] for face in group["faces"]] == ["eileen", "eileen"] and group["box"]
+    assert coffee["no_face"] and coffee["faces"] == []
+    text = CliRunner().invoke(app, ["recognize", str(tmp_path / "coffee.jpg"), *options])
+    assert "nofacefound" in "".join(text.stdout.split())  # rich wraps long lines
