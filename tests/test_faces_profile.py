@@ -65,6 +65,7 @@ def test_a_photo_without_a_face_is_answered_no_face(faces_config):
         recognizer.enroll([sample_photo("astronaut")], instance_id="eileen")
         (answer,) = recognizer.recognize_faces(sample_photo("coffee"))
         assert answer.no_face and answer.unknown and answer.box is None and answer.to_dict()["no_face"]
+        assert answer.timing_ms["total"] > 0  # the search for a face took time, and says so
 
 
 def test_the_service_answers_every_face_with_its_box_and_a_photo_without_one(faces_config):

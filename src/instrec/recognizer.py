@@ -312,8 +312,9 @@ class Recognizer:
         """A faces library: one recognition per face, largest first, each with its box (or one ``no_face``)."""
         loaded, library = load_image(image, self.config.limits), self.library
         boxes, ranked = rank_faces(library, self.embedder, loaded, self.config.tuning.decision.shortlist, self._in_parallel)
-        if ranked is None:
-            return [Recognition(True, [], self.threshold, {"total": 0.0}, no_face=True)]
+        if not boxes:
+            timing = ranked.per_image_ms
+            return [Recognition(True, [], self.threshold, {**timing, "total": sum(timing.values())}, no_face=True)]
         hits = [image_hits(library, h, v) if with_images else [] for h, v in zip(ranked.hits, ranked.verified)]
         return [replace(self._decide(r, k, ranked.per_image_ms, i), box=b) for b, r, i in zip(boxes, ranked.instances, hits)]
 
