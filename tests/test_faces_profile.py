@@ -3,8 +3,10 @@ remembers which pipeline made its vectors."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,6 +15,7 @@ from instrec.errors import DescriptorMismatchError, UnknownImageError, UnusableS
 from instrec.recognizer import Recognizer
 from tests.conftest import shared_data
 from tests.photos import altered_views, sample_photo
+from tests.service.helpers import jpeg
 
 pytest.importorskip("dlib", reason="the faces extra is not installed")
 
@@ -34,11 +37,17 @@ def test_the_faces_profile_recognises_an_enrolled_person_and_nobody_else(faces_c
             assert recognizer.recognize(sample_photo(stranger)).unknown, stranger
 
 
+def _two_of(photo: Image.Image) -> Image.Image:
+    """The photo beside a copy of itself at half size: two faces, the larger on the left."""
+    group = Image.new("RGB", (photo.width * 3 // 2, photo.height))
+    group.paste(photo, (0, 0))
+    group.paste(photo.resize((photo.width // 2, photo.height // 2)), (photo.width, 0))
+    return group
+
+
 def test_each_face_in_a_photo_is_recognised_with_its_box_largest_first(faces_config):
     astronaut = sample_photo("astronaut")
-    group = Image.new("RGB", (astronaut.width * 3 // 2, astronaut.height))
-    group.paste(astronaut, (0, 0))
-    group.paste(astronaut.resize((astronaut.width // 2, astronaut.height // 2)), (astronaut.width, 0))
+    group = _two_of(astronaut)
     with Recognizer(faces_config) as recognizer:
         recognizer.enroll([astronaut], instance_id="eileen")
         faces = recognizer.recognize_faces(group)
@@ -56,6 +65,24 @@ def test_a_photo_without_a_face_is_answered_no_face(faces_config):
         recognizer.enroll([sample_photo("astronaut")], instance_id="eileen")
         (answer,) = recognizer.recognize_faces(sample_photo("coffee"))
         assert answer.no_face and answer.unknown and answer.box is None and answer.to_dict()["no_face"]
+        assert answer.timing_ms["total"] > 0  # the search for a face took time, and says so
+
+
+def test_the_service_answers_every_face_with_its_box_and_a_photo_without_one(faces_config):
+    from instrec.service.app import create_app
+    from tests.service.helpers import TestClient, recognize
+
+    with Recognizer(faces_config.with_overrides({"service.auth": "false"})) as recognizer:
+        recognizer.enroll([sample_photo("astronaut")], instance_id="eileen")
+        with TestClient(create_app(recognizer.config, recognizer)) as client:
+            group = recognize(client, jpeg(_two_of(sample_photo("astronaut"))))
+            assert group.status_code == 200, group.text
+            body = group.json()
+            assert [face["best"]["instance_id"] for face in body["faces"]] == ["eileen", "eileen"]
+            assert body["box"] == body["faces"][0]["box"] and body["box"]["right"] > body["box"]["left"]
+            empty = recognize(client, jpeg(sample_photo("coffee")))
+            assert empty.status_code == 200, empty.text
+            assert (empty.json()["no_face"], empty.json()["unknown"], empty.json()["faces"]) == (True, True, [])
 
 
 def test_enrolment_refuses_a_photo_without_a_face_unless_told_to_skip_it(faces_config):
@@ -130,3 +157,49 @@ def test_att_faces_one_shot_top1():
         calibrate=False,
     )
     assert summary["top1"] >= 0.97
+
+
+def _holds(home: Path, chunk: bytes) -> list[Path]:
+    return [path for path in home.rglob("*") if path.is_file() and chunk in path.read_bytes()]
+
+
+def test_removing_a_person_leaves_no_trace_of_their_photo_or_vector_in_any_file(faces_config):
+    photo = jpeg(altered_views(sample_photo("astronaut"), seed=2)["relit"])
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([photo], instance_id="eileen")
+        recognizer.enroll([sample_photo("camera")], instance_id="other", skip_bad=True)
+        vector = recognizer.embedder.embed([Image.open(io.BytesIO(photo))])[0].astype(np.float32).tobytes()
+        original = photo[len(photo) // 2 : len(photo) // 2 + 256]  # past the header every JPEG shares
+        assert _holds(faces_config.home, original) and _holds(faces_config.home, vector[:64])  # the scan sees them
+        recognizer.remove("eileen")
+    assert _holds(faces_config.home, original) == [] and _holds(faces_config.home, vector[:64]) == []
+
+
+def test_a_faces_library_told_not_to_keep_originals_stores_no_photo(faces_config):
+    photo = jpeg(sample_photo("astronaut"))
+    with Recognizer(faces_config.with_overrides({"faces.keep_originals": "false"})) as recognizer:
+        recognizer.enroll([photo], instance_id="eileen")
+        assert recognizer.recognize(sample_photo("astronaut")).best is not None
+    assert _holds(faces_config.home, photo[len(photo) // 2 : len(photo) // 2 + 256]) == []
+
+
+def test_the_cli_lists_every_face_and_says_when_a_photo_has_none(faces_config, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from instrec.cli import app
+
+    astronaut = sample_photo("astronaut")
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([astronaut], instance_id="eileen")
+    _two_of(astronaut).save(tmp_path / "group.jpg")
+    sample_photo("coffee").save(tmp_path / "coffee.jpg")
+    options = ["--home", str(faces_config.home), "--set", "profile=faces"]
+    answer = CliRunner().invoke(app, ["recognize", str(tmp_path / "group.jpg"), str(tmp_path / "coffee.jpg"), *options, "--json"])
+    assert answer.exit_code == 0, answer.output
+    group, coffee = json.loads(answer.stdout)["results"]
+    assert [face["matches"][0]["instance_id"] for face in group["faces"]] == ["eileen", "eileen"] and group["box"]
+    assert coffee["no_face"] and coffee["faces"] == []
+    text = CliRunner().invoke(app, ["recognize", str(tmp_path / "coffee.jpg"), *options])
+    assert "nofacefound" in "".join(text.stdout.split())  # rich wraps long lines

@@ -104,6 +104,14 @@ class RerankConfig(_Section):
     vocabulary: str = "generic"  # "generic" (shipped, trained on scikit-image samples) or a .npz path
 
 
+class FacesConfig(_Section):
+    """What a faces library (``profile=faces``) keeps of the people enrolled."""
+
+    # Off: only the face vectors are stored, never the photos, so a leaked library holds no pictures of
+    # anyone; the price is that the gallery cannot be re-embedded nor shown as thumbnails.
+    keep_originals: bool = True
+
+
 class LimitsConfig(_Section):
     """Input limits that protect the process from hostile or accidental huge inputs."""
 
@@ -148,6 +156,7 @@ class Config(BaseSettings):
     rerank: RerankConfig = RerankConfig()
     limits: LimitsConfig = LimitsConfig()
     service: ServiceConfig = ServiceConfig()
+    faces: FacesConfig = FacesConfig()
     # The profile's constants, each overridable for experiments (``tuning.rerank.ratio=0.7``).
     tuning: Tuning = Tuning()
 

@@ -180,7 +180,8 @@ class Recognizer:
             raise refused[0]
         kept = {image.sha256 for image in new_images}
         fresh, errors = [img for img in fresh if img.sha256 in kept], errors + refused
-        for image in fresh:  # blobs first: a crash leaves an orphan file, never a dangling row
+        keep = self.config.profile != FACES_PROFILE or self.config.faces.keep_originals  # faces: a privacy setting
+        for image in fresh if keep else []:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
             instance_id,
@@ -306,8 +307,9 @@ class Recognizer:
         """A faces library: one recognition per face, largest first, each with its box (or one ``no_face``)."""
         loaded, library = load_image(image, self.config.limits), self.library
         boxes, ranked = rank_faces(library, self.embedder, loaded, self.config.tuning.decision.shortlist, self._in_parallel)
-        if ranked is None:
-            return [Recognition(True, [], self.threshold, {"total": 0.0}, no_face=True)]
+        if not boxes:
+            timing = ranked.per_image_ms
+            return [Recognition(True, [], self.threshold, {**timing, "total": sum(timing.values())}, no_face=True)]
         hits = [image_hits(library, h, v) if with_images else [] for h, v in zip(ranked.hits, ranked.verified)]
         answers = [self._decide(r, k, ranked.per_image_ms, i, loaded) for r, i in zip(ranked.instances, hits)]
         return [replace(answer, box=box) for answer, box in zip(answers, boxes)]

@@ -102,7 +102,7 @@ def recognize(
                 continue
             # a faces library: the largest face's answer, and every face's (with its box) under "faces"
             answer = {"image": str(path), **result.to_dict()}
-            results.append(answer if faces is None else {**answer, "faces": [face.to_dict() for face in faces]})
+            results.append(answer if faces is None else {**answer, "faces": [f.to_dict() for f in faces if not f.no_face]})
             if not as_json:
                 for face in faces or [result]:
                     _print_recognition(path, face)

@@ -15,13 +15,13 @@ from instrec.results import Box
 
 def rank_faces(
     library: Library, embedder: Any, loaded: LoadedImage, shortlist: int, in_parallel: InParallel
-) -> tuple[list[Box | None], RankedPhotos | None]:
+) -> tuple[list[Box | None], RankedPhotos]:
     """Each face's box (pixels of the photo as given; None: a face crop without a detected box) and its
-    ranking; no boxes and no ranking when the photo shows no face."""
+    ranking; no boxes and an empty ranking, with the time the search for faces took, when it shows none."""
     t0 = time.perf_counter()
     faces = embedder.located(loaded.pixels)
     if not faces:
-        return [], None
+        return [], RankedPhotos([], [], [], {"embed": (time.perf_counter() - t0) * 1e3})
     vectors = np.stack([vector for _, vector in faces])
     ranked = rank_photos(library, lambda _: vectors, [loaded.pixels] * len(faces), shortlist, in_parallel)
     ranked.per_image_ms["embed"] = (time.perf_counter() - t0) * 1e3  # detection included, for the whole photo

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from instrec.errors import ImageError
+from instrec.profiles import FACES_PROFILE
 from instrec.service.auth import require_read
 from instrec.service.errors import error_dict, error_responses
 from instrec.service.schemas import BatchOut, RecognitionOut
@@ -54,11 +55,27 @@ _SINGLE_BODY = {
 }
 
 
-def _recognise_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -> "Recognition | ImageError":
+Answer = tuple["Recognition", "list[Recognition] | None"]  # the photo's answer, and a faces library's every face
+
+
+def _answer(recognizer: "Recognizer", image: bytes, k: int | None) -> Answer:
+    """A faces library answers with the largest face and lists every face; others with the photo."""
+    if recognizer.config.profile != FACES_PROFILE:
+        return recognizer.recognize(image, k), None
+    faces = recognizer.recognize_faces(image, k)
+    return faces[0], faces
+
+
+def _answer_or_error(recognizer: "Recognizer", image: bytes, k: int | None) -> "Answer | ImageError":
     try:
-        return recognizer.recognize(image, k)
+        return _answer(recognizer, image, k)
     except ImageError as error:
         return error
+
+
+def _matched(answers: "list[Answer]") -> list[str]:
+    """The instances named by the answers and by every face in them (their images are looked up)."""
+    return [m.instance_id for result, faces in answers for r in (faces or [result]) for m in r.matches]
 
 
 @router.post(
@@ -80,17 +97,16 @@ async def recognize(
     k = k or form_k
     queued = time.perf_counter()
 
-    def run() -> tuple[float, "Recognition", dict[str, list[ImageRecord]]]:
+    def run() -> tuple[float, Answer, dict[str, list[ImageRecord]]]:
         """Engine and catalog lookups in one trip to a worker thread: each trip costs a thread hop."""
         running = time.perf_counter()
-        result = recognizer.recognize(data, k)
-        return running, result, images_of_many(recognizer, [m.instance_id for m in result.matches])
+        answer = _answer(recognizer, data, k)
+        return running, answer, images_of_many(recognizer, _matched([answer]))
 
-    running, result, images = await state.inference(run)
+    running, (result, faces), images = await state.inference(run)
     state.metrics.observe_recognitions([result])
-    body = recognition_view(
-        request, result, images, {"queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3}
-    )
+    timing = {"queue": (running - queued) * 1e3, "request": (time.perf_counter() - started) * 1e3}
+    body = recognition_view(request, result, images, timing, faces)
     if filename:
         body["filename"] = filename
     return body
@@ -122,22 +138,24 @@ async def recognize_batch(
     k = k or k_query or parse_k(None)
     recognizer = state.engine
 
-    def run() -> tuple[list["Recognition | Exception"], dict[str, list[ImageRecord]]]:
-        outcomes: list[Recognition | Exception]
-        try:
-            outcomes = list(recognizer.recognize_many(data, k))
-        except ImageError:  # one bad image fails the batch call: answer each image on its own
-            outcomes = [_recognise_or_error(recognizer, item, k) for item in data]
-        matched = [m.instance_id for o in outcomes if not isinstance(o, Exception) for m in o.matches]
-        return outcomes, images_of_many(recognizer, matched)  # one trip to a worker thread
+    def run() -> tuple[list["Answer | Exception"], dict[str, list[ImageRecord]]]:
+        outcomes: list[Answer | Exception] | None = None
+        if recognizer.config.profile != FACES_PROFILE:  # a faces library searches each photo for faces on its own
+            try:
+                outcomes = [(result, None) for result in recognizer.recognize_many(data, k)]
+            except ImageError:  # one bad image fails the batch call: answer each image on its own
+                pass
+        if outcomes is None:
+            outcomes = [_answer_or_error(recognizer, item, k) for item in data]
+        good = [o for o in outcomes if not isinstance(o, Exception)]
+        return outcomes, images_of_many(recognizer, _matched(good))  # one trip to a worker thread
 
     outcomes, catalog_images = await state.inference(run)
-    good = [o for o in outcomes if not isinstance(o, Exception)]
-    state.metrics.observe_recognitions(good)
+    state.metrics.observe_recognitions([o[0] for o in outcomes if not isinstance(o, Exception)])
     results = []
     for name, outcome in zip(names, outcomes):
         if isinstance(outcome, Exception):
             results.append({"filename": name, **error_dict(outcome)})
         else:
-            results.append({"filename": name, **recognition_view(request, outcome, catalog_images)})
+            results.append({"filename": name, **recognition_view(request, outcome[0], catalog_images, None, outcome[1])})
     return {"results": results, "timing_ms": {"request": round((time.perf_counter() - started) * 1e3, 3)}}

@@ -43,6 +43,11 @@ class RecognitionOut(BaseModel):
     threshold: float
     timing_ms: dict[str, float]
     filename: str | None = None
+    box: BoxOut | None = Field(None, description="Faces library: the face this answer is about.")
+    no_face: bool = Field(False, description="Faces library: no face found in the photo (then also unknown).")
+    faces: list[RecognitionOut] | None = Field(
+        None, description="Faces library: every face found, largest first (the answer above is the first)."
+    )
 
 
 class BatchRecognition(RecognitionOut):

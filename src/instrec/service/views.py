@@ -63,10 +63,13 @@ def recognition_view(
     recognition: "Recognition",
     images: dict[str, list[ImageRecord]],
     extra_timing: dict[str, float] | None = None,
+    faces: "Sequence[Recognition] | None" = None,
 ) -> dict[str, Any]:
     body = recognition.to_dict()
     body["matches"] = [match_view(request, m, images.get(m.instance_id, [])) for m in recognition.matches]
     body["best"] = body["matches"][0] if body["matches"] and not recognition.unknown else None
+    if faces is not None:  # a faces library: every face found, largest first, each with its box and matches
+        body["faces"] = [recognition_view(request, face, images) for face in faces if not face.no_face]
     if extra_timing:
         body["timing_ms"].update({k: round(v, 3) for k, v in extra_timing.items()})
     return body
