@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from instrec.profiles import RerankTuning
-from instrec.rerank import LocalFeatures, LocalVerifier, count_inliers, extract_local_features, train_vocabulary
+from instrec.rerank import LocalFeatures, LocalVerifier, extract_local_features, inlier_mask, train_vocabulary
 from instrec.rerank.vocabulary import generic_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def run_reference(
             pair.add(g.rootsift())
             dd, n2 = pair.search(rq, 2)
             m = dd[:, 0] < 0.8**2 * dd[:, 1]
-            inl.append(count_inliers(qf.xy[m], g.xy[n2[m, 0]], "homography", 6.0))
+            inl.append(int(inlier_mask(qf.xy[m], g.xy[n2[m, 0]], "homography", 6.0).sum()))
         order = [cand[j] for j in np.argsort(-np.array(inl), kind="stable")]
         times.append(clock() - t0)
         inst = []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from instrec.profiles import RerankTuning
-from instrec.rerank import LocalFeatures, count_inliers, fuse, inlier_evidence, tentative_matches, verify
+from instrec.rerank import LocalFeatures, fuse, inlier_mask, inlier_evidence, tentative_matches, verify
 from instrec.rerank.verify import best_similarities
 
 from .conftest import PHOTOS, warped
@@ -65,7 +65,7 @@ def test_with_one_candidate_only_distinctive_matches_pass_the_ratio_test():
 
 def test_too_few_points_have_no_inliers():
     points = np.zeros((3, 2), np.float32)
-    assert count_inliers(points, points, "homography") == 0
+    assert not inlier_mask(points, points, "homography").any()
 
 
 def test_inlier_evidence_is_zero_at_zero_and_increasing():

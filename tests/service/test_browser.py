@@ -112,7 +112,7 @@ def gallery(api: httpx.Client, files: dict[str, Path]) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # a fresh browser per test: one left in an earlier test's state hung a later one
 def driver(server: str) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

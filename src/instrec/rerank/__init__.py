@@ -11,7 +11,7 @@ from instrec.rerank.features import LocalFeatures, extract_local_features, roots
 from instrec.rerank.fuse import fuse, inlier_evidence
 from instrec.rerank.index import LocalIndex
 from instrec.rerank.reranker import LocalVerifier
-from instrec.rerank.verify import Verification, count_inliers, tentative_matches, verify
+from instrec.rerank.verify import Verification, inlier_mask, tentative_matches, verify
 from instrec.rerank.vocabulary import Vocabulary, generic_vocabulary, load_vocabulary, train_vocabulary
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
     "LocalVerifier",
     "Verification",
     "Vocabulary",
-    "count_inliers",
+    "inlier_mask",
     "extract_local_features",
     "fuse",
     "generic_vocabulary",

@@ -166,18 +166,6 @@ def _fast_bfloat16() -> bool:
         return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
 
 
-def count_inliers(
-    src: np.ndarray,
-    dst: np.ndarray,
-    model: Model = "homography",
-    threshold: float = 6.0,
-    iters: int = 1000,
-    seed: int = 0,
-) -> int:
-    """RANSAC inliers of ``model`` mapping src -> dst (float32 (n, 2) each; 0 if too few points)."""
-    return int(inlier_mask(src, dst, model, threshold, iters, seed).sum())
-
-
 def inlier_mask(
     src: np.ndarray,
     dst: np.ndarray,
