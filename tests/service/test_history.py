@@ -35,6 +35,8 @@ def test_history_keeps_a_bounded_number_of_minutes():
     history = History(minutes=3, clock=lambda: now[0])
     for minute in range(10):
         now[0] = minute * 60.0 + 5
-        history.request(0.01)
-    starts = [m["start"] for m in history.to_dict()["minutes"]]
-    assert starts == [420, 480, 540]
+        history.request(0.01 * (minute + 1))
+    minutes = history.to_dict()["minutes"]
+    assert [m["start"] for m in minutes] == [420, 480, 540]
+    # Ended minutes keep what they measured.
+    assert [(m["requests"], round(m["latency_ms_p50"])) for m in minutes] == [(1, 80), (1, 90), (1, 100)]

@@ -19,12 +19,19 @@ KEPT_MINUTES = 360
 @dataclass
 class _Minute:
     start: int  # unix seconds, a multiple of 60
+    # Kept only while the minute runs: an ended minute keeps its summary (memory bounded by the ring alone).
     latencies_ms: list[float] = field(default_factory=list)
     known: int = 0
     unknown: int = 0
     scores: np.ndarray = field(default_factory=lambda: np.zeros(len(SCORE_BINS) - 1, np.int64))
+    summary: dict[str, Any] | None = None
+
+    def end(self) -> None:
+        self.summary, self.latencies_ms = self.to_dict(), []
 
     def to_dict(self) -> dict[str, Any]:
+        if self.summary is not None:
+            return self.summary
         latency = np.asarray(self.latencies_ms)
         p50, p95 = (None, None) if not len(latency) else (float(np.percentile(latency, 50)), float(np.percentile(latency, 95)))
         recognised = self.known + self.unknown
@@ -48,6 +55,8 @@ class History:
     def _now(self) -> _Minute:
         start = int(self._clock()) // 60 * 60
         if not self._minutes or self._minutes[-1].start != start:
+            if self._minutes:
+                self._minutes[-1].end()
             self._minutes.append(_Minute(start))
         return self._minutes[-1]
 
