@@ -67,6 +67,13 @@ def test_the_parts_of_instrec_import_each_other_without_cycles():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
+def test_training_sits_downstream_of_the_engine():
+    """Training may use the embedding and images; only the command line may use training."""
+    graph = _imports()
+    assert {"embedding", "images"} <= graph["training"]
+    assert {part for part, targets in graph.items() if "training" in targets} <= {"cli"}
+
+
 def test_the_cycle_check_sees_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
