@@ -8,6 +8,7 @@ it, delete it. Screenshots at desktop and phone width go to /tmp for a human to 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import re
 import shutil
 import socket
@@ -112,8 +113,22 @@ def gallery(api: httpx.Client, files: dict[str, Path]) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture  # a fresh browser per test: one left in an earlier test's state hung a later one
+@pytest.fixture(scope="module")
 def driver(server: str) -> Iterator[Any]:
+    """One browser for the tests that follow a user's session through the page, in file order."""
+    with _chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def fresh_driver(server: str) -> Iterator[Any]:
+    """A browser of its own, for tests of a first visit: nothing stored, nothing left from other tests."""
+    with _chromium() as browser:
+        yield browser
+
+
+@contextmanager
+def _chromium() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -337,48 +352,48 @@ def test_the_best_match_is_boxed_on_the_query_photo(driver, server, gallery, fil
     driver.save_screenshot(str(SHOTS / "instrec-desktop-box.png"))
 
 
-def test_first_visit_asks_no_stats_without_a_key_and_a_wrong_key_is_said_rejected(driver, server, gallery):
-    driver.get(f"{server}/")
-    driver.execute_script("localStorage.clear()")
-    driver.get_log("browser")  # drop earlier messages
-    open_page(driver, server)
-    asked = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+def test_first_visit_asks_no_stats_without_a_key_and_a_wrong_key_is_said_rejected(fresh_driver, server, gallery):
+    fresh_driver.get(f"{server}/")
+    fresh_driver.execute_script("localStorage.clear()")
+    fresh_driver.get_log("browser")  # drop earlier messages
+    open_page(fresh_driver, server)
+    asked = fresh_driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert not [url for url in asked if "/v1/stats" in url], asked
-    visible(driver, "#key-input").send_keys("not-a-key")
-    css(driver, "#key-form button[type=submit]")[0].click()
-    wait_for(driver, lambda d: css(d, "#key-state")[0].text == "Key rejected")
-    assert "rejected" in visible(driver, "#toast").text
+    visible(fresh_driver, "#key-input").send_keys("not-a-key")
+    css(fresh_driver, "#key-form button[type=submit]")[0].click()
+    wait_for(fresh_driver, lambda d: css(d, "#key-state")[0].text == "Key rejected")
+    assert "rejected" in visible(fresh_driver, "#toast").text
 
 
-def test_footer_counts_are_plural_aware_and_no_toast_hides_them(driver, server, api, gallery):
-    driver.get(f"{server}/")  # the key is stored for the page's origin
-    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
-    open_page(driver, server)
-    stats = wait_for(driver, lambda d: css(d, "#footer-stats")[0].text)
+def test_footer_counts_are_plural_aware_and_no_toast_hides_them(fresh_driver, server, api, gallery):
+    fresh_driver.get(f"{server}/")  # the key is stored for the page's origin
+    fresh_driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+    open_page(fresh_driver, server)
+    stats = wait_for(fresh_driver, lambda d: css(d, "#footer-stats")[0].text)
     count = api.get("/v1/stats").json()["instances"]
     assert f"{count} instance{'' if count == 1 else 's'} ·" in stats, stats
-    driver.execute_script("toast('a message long enough to matter', 'error')")
-    driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-    toast, footer = visible(driver, "#toast").rect, css(driver, ".footer span, .footer a")
+    fresh_driver.execute_script("toast('a message long enough to matter', 'error')")
+    fresh_driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    toast, footer = visible(fresh_driver, "#toast").rect, css(fresh_driver, ".footer span, .footer a")
     for part in footer:
         r = part.rect
         overlaps = r["y"] < toast["y"] + toast["height"] and toast["y"] < r["y"] + r["height"]
         assert not overlaps, (r, toast)
 
 
-def test_admin_page_plots_the_history_with_an_admin_key_only(driver, server, gallery, files):
-    driver.get(f"{server}/")
-    driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
-    open_page(driver, server)
-    recognise_file(driver, files["astronaut-crop"])  # something to plot
-    driver.get(f"{server}/admin")
-    wait_for(driver, lambda d: "admin key" in css(d, "#admin-state")[0].text)
-    visible(driver, "#admin-key").send_keys(ADMIN_KEY)
-    css(driver, "#admin-key-form button[type=submit]")[0].click()
-    wait_for(driver, lambda d: len(css(d, "#plots svg.plot")) == 4)
-    plotted = {p.get_attribute("data-plot") for p in css(driver, "#plots svg.plot")}
+def test_admin_page_plots_the_history_with_an_admin_key_only(fresh_driver, server, gallery, files):
+    fresh_driver.get(f"{server}/")
+    fresh_driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", READ_KEY)
+    open_page(fresh_driver, server)
+    recognise_file(fresh_driver, files["astronaut-crop"])  # something to plot
+    fresh_driver.get(f"{server}/admin")
+    wait_for(fresh_driver, lambda d: "admin key" in css(d, "#admin-state")[0].text)
+    visible(fresh_driver, "#admin-key").send_keys(ADMIN_KEY)
+    css(fresh_driver, "#admin-key-form button[type=submit]")[0].click()
+    wait_for(fresh_driver, lambda d: len(css(d, "#plots svg.plot")) == 4)
+    plotted = {p.get_attribute("data-plot") for p in css(fresh_driver, "#plots svg.plot")}
     assert plotted == {"Requests", "Latency", "Unknown rate", "scores"}
-    assert css(driver, "svg[data-plot=Latency] polyline[data-line=p95]")[0].get_attribute("points")
-    assert css(driver, "svg[data-plot=scores] rect")  # the recognition above is counted
-    assert not [m for m in driver.get_log("browser") if m["level"] == "SEVERE" and "/admin" in m["message"]]
-    driver.save_screenshot(str(SHOTS / "instrec-admin.png"))
+    assert css(fresh_driver, "svg[data-plot=Latency] polyline[data-line=p95]")[0].get_attribute("points")
+    assert css(fresh_driver, "svg[data-plot=scores] rect")  # the recognition above is counted
+    assert not [m for m in fresh_driver.get_log("browser") if m["level"] == "SEVERE" and "/admin" in m["message"]]
+    fresh_driver.save_screenshot(str(SHOTS / "instrec-admin.png"))
