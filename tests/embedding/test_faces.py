@@ -30,8 +30,8 @@ def test_a_face_embeds_to_a_128_d_unit_vector_that_survives_query_like_changes(f
 
 def test_a_tight_crop_embeds_like_the_face_in_its_photo(faces):
     astronaut = sample_photo("astronaut")
-    (left, top, right, bottom) = faces.faces(astronaut)[0]
-    tight = astronaut.crop((left + 16, top + 16, right - 16, bottom - 16))  # closer than the detector can find
+    box = faces.faces(astronaut)[0]
+    tight = astronaut.crop((box.left + 16, box.top + 16, box.right - 16, box.bottom - 16))  # closer than the detector can find
     assert faces.faces(tight) == []
     vectors, problems = faces.embed_shots([astronaut, tight])
     assert problems == [None, None]  # shaped like a face crop: the whole photo is taken as the face
