@@ -193,9 +193,14 @@ class Config(BaseSettings):
         return backbone_descriptor_key(self.descriptor, self.tuning.descriptor)
 
     @property
+    def embeds_faces(self) -> bool:
+        """Whether the profile describes the faces in a photo (a ``face`` section, as profile=faces has)."""
+        return self.tuning.face is not None
+
+    @property
     def local_features(self) -> bool:
         """Whether images get local features (re-ranking): ``rerank.enabled``, unless the profile embeds faces."""
-        return self.rerank.enabled and self.tuning.face is None
+        return self.rerank.enabled and not self.embeds_faces
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
         """A copy with ``{"section.key": value}`` applied (values may be strings). A new ``profile``

@@ -21,7 +21,6 @@ from PIL import Image
 from instrec.calibrator import GalleryCalibrator
 from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
-from instrec.profiles import FACES_PROFILE
 from instrec.decision import Calibration, InstanceScore, against_competitors
 from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownInstanceError, UnusableShotError
 from instrec.gallery_view import GalleryView
@@ -180,7 +179,7 @@ class Recognizer:
             raise refused[0]
         kept = {image.sha256 for image in new_images}
         fresh, errors = [img for img in fresh if img.sha256 in kept], errors + refused
-        keep = self.config.profile != FACES_PROFILE or self.config.faces.keep_originals  # faces: a privacy setting
+        keep = not self.config.embeds_faces or self.config.faces.keep_originals  # faces: a privacy setting
         for image in fresh if keep else []:  # blobs first: a crash leaves an orphan file, never a dangling row
             library.blobs.put(image.sha256, image.encoded)
         instance, added, duplicates = library.catalog.add_images(
@@ -270,10 +269,10 @@ class Recognizer:
     # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
         """Remove an instance; in a faces library nothing of the person stays in any file of the home."""
-        self.library.remove_instance(instance_id, wipe=self.config.tuning.face is not None)
+        self.library.remove_instance(instance_id, wipe=self.config.embeds_faces)
 
     def remove_image(self, image_id: int) -> None:
-        self.library.remove_image(image_id, wipe=self.config.tuning.face is not None)
+        self.library.remove_image(image_id, wipe=self.config.embeds_faces)
 
     def stats(self) -> dict[str, Any]:
         library, calibration = self.library, self.calibration
@@ -299,7 +298,7 @@ class Recognizer:
         return self.config.decision.threshold if self.config.decision.threshold is not None else self.calibration.threshold
 
     def recognize(self, image: ImageInput, k: int | None = None, *, with_images: bool = False) -> Recognition:
-        if self.config.profile == FACES_PROFILE:  # the photo's largest face (recognize_faces)
+        if self.config.embeds_faces:  # the photo's largest face (recognize_faces)
             return self.recognize_faces(image, k, with_images=with_images)[0]
         return self.recognize_many([image], k, with_images=with_images)[0]
 
@@ -356,7 +355,7 @@ class Recognizer:
                 images.get(s.vector_id, -1),
                 s.inliers,
                 None if s.box is None else Box.around(s.box, scale, size),
-            )  # fmt: skip
+            )
             for s in top
             if (inst := instances.get(s.instance_pk)) is not None
         ]

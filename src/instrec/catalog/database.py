@@ -118,7 +118,6 @@ class Database:
             _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA secure_delete=ON")  # deleted rows zeroed, not left in free space (many builds default to off)
             db.execute("PRAGMA busy_timeout=60000")
             db.execute("PRAGMA secure_delete=ON")  # removed rows are zeroed, not left in free pages (privacy)
             db.row_factory = sqlite3.Row

@@ -29,7 +29,6 @@ from instrec.cli.common import (
 )
 from instrec.errors import ImageError, InstrecError
 from instrec.images import iter_image_files
-from instrec.profiles import FACES_PROFILE
 
 
 @app.command()
@@ -93,7 +92,7 @@ def recognize(
     with reported(as_json), opened(home, sets) as recognizer:
         for path in images:
             try:
-                faces = recognizer.recognize_faces(path, k=k) if recognizer.config.profile == FACES_PROFILE else None
+                faces = recognizer.recognize_faces(path, k=k) if recognizer.config.embeds_faces else None
                 result = faces[0] if faces else recognizer.recognize(path, k=k)
             except ImageError as error:
                 results.append({"image": str(path), "error": error_payload(error)})

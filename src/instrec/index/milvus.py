@@ -126,7 +126,8 @@ class MilvusIndex:
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
         for start in range(0, len(ids), INSERT_BATCH):
-            rows = [{ID_FIELD: int(i), VECTOR_FIELD: v} for i, v in zip(ids[start : start + INSERT_BATCH], vectors[start:])]
+            end = start + INSERT_BATCH
+            rows = [{ID_FIELD: int(i), VECTOR_FIELD: v} for i, v in zip(ids[start:end], vectors[start:end])]
             self.client.insert(self.collection, rows)
         if len(ids):
             # Sealed now: an unsealed segment is scanned without the index, slow past a few thousand rows.

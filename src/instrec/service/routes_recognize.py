@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from instrec.errors import ImageError
-from instrec.profiles import FACES_PROFILE
 from instrec.service.auth import require_read
 from instrec.service.errors import error_dict, error_responses
 from instrec.service.schemas import BatchOut, RecognitionOut
@@ -60,7 +59,7 @@ Answer = tuple["Recognition", "list[Recognition] | None"]  # the photo's answer,
 
 def _answer(recognizer: "Recognizer", image: bytes, k: int | None) -> Answer:
     """A faces library answers with the largest face and lists every face; others with the photo."""
-    if recognizer.config.profile != FACES_PROFILE:
+    if not recognizer.config.embeds_faces:
         return recognizer.recognize(image, k), None
     faces = recognizer.recognize_faces(image, k)
     return faces[0], faces
@@ -140,7 +139,7 @@ async def recognize_batch(
 
     def run() -> tuple[list["Answer | Exception"], dict[str, list[ImageRecord]]]:
         outcomes: list[Answer | Exception] | None = None
-        if recognizer.config.profile != FACES_PROFILE:  # a faces library searches each photo for faces on its own
+        if not recognizer.config.embeds_faces:  # a faces library searches each photo for faces on its own
             try:
                 outcomes = [(result, None) for result in recognizer.recognize_many(data, k)]
             except ImageError:  # one bad image fails the batch call: answer each image on its own
