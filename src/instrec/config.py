@@ -86,6 +86,15 @@ class IndexConfig(_Section):
     milvus_search_params: Annotated[dict[str, Any], BeforeValidator(_json_object)] = {}
 
 
+class CatalogConfig(_Section):
+    """Where the catalog (instances, images, vectors, the journal) lives."""
+
+    # None = <home>/catalog.sqlite. postgresql://user@host:5432/db (or postgresql:///db?host=/socket/dir)
+    # = a PostgreSQL database that several processes and machines share ([postgres] extra). Each home
+    # still keeps its own originals and index files; the catalog's journal keeps every index current.
+    url: Annotated[Annotated[str, Field(pattern=r"^postgres(ql)?://")] | None, OrNone] = None
+
+
 class DecisionConfig(_Section):
     """Which answers are shown and when the answer is 'unknown'."""
 
@@ -152,6 +161,7 @@ class Config(BaseSettings):
     descriptor: DescriptorConfig = DescriptorConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     index: IndexConfig = IndexConfig()
+    catalog: CatalogConfig = CatalogConfig()
     decision: DecisionConfig = DecisionConfig()
     rerank: RerankConfig = RerankConfig()
     limits: LimitsConfig = LimitsConfig()

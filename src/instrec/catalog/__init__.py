@@ -1,4 +1,4 @@
-"""Stage 4: what is enrolled — instances, images, vectors — persisted in SQLite + a blob store."""
+"""Stage 4: what is enrolled — instances, images, vectors — persisted in SQLite or PostgreSQL + a blob store."""
 
 from instrec.catalog.blobs import BlobStore
 from instrec.catalog.catalog import Catalog

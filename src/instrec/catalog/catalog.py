@@ -1,5 +1,6 @@
 """The catalog: instances and their images, with the vectors, local features and journal stored
-alongside them in one SQLite database (WAL), the source of truth every index is rebuilt from.
+alongside them in one database (a SQLite file, or PostgreSQL), the source of truth every index is
+rebuilt from.
 
 Writes that belong together (an image, its vectors and its local features) go in one transaction,
 so a crash leaves either all of them or none.
@@ -8,14 +9,13 @@ so a crash leaves either all of them or none.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from instrec.catalog.database import Database
+from instrec.catalog.database import Connection, open_database
 from instrec.catalog.features import FeatureStore
 from instrec.catalog.journal import Journal
 from instrec.catalog.records import ImageRecord, Instance, NewImage, validate_instance_id, validate_label
@@ -27,9 +27,10 @@ class Catalog:
     """Thread-safe; one connection per thread. Vectors, local features and the journal are reached
     through ``vectors``, ``features`` and ``journal``."""
 
-    def __init__(self, path: Path):
-        self._db = Database(path)
-        self.path = self._db.path
+    def __init__(self, location: Path | str):
+        """``location``: the path of a SQLite file, or a ``postgresql://`` URL."""
+        self._db = open_database(location)
+        self.location = self._db.location
         self.vectors = VectorStore(self._db)
         self.features = FeatureStore(self._db)
         self.journal = Journal(self._db)
@@ -38,8 +39,9 @@ class Catalog:
         """Close every thread's connection; a thread that uses the catalog afterwards opens a new one."""
         self._db.close()
 
-    def truncate_wal(self) -> None:
-        self._db.truncate_wal()
+    def erase_removed(self) -> None:
+        """Leave no bytes of removed rows in the database's files, as far as its backend allows."""
+        self._db.erase_removed()
 
     def get_meta(self, key: str) -> str | None:
         return self._db.get_meta(key)
@@ -48,7 +50,7 @@ class Catalog:
         self._db.set_meta(key, value)
 
     # -- instances -----------------------------------------------------------------------------
-    def _instance_pk(self, db: sqlite3.Connection, instance_id: str) -> int:
+    def _instance_pk(self, db: Connection, instance_id: str) -> int:
         row = db.execute("SELECT pk FROM instances WHERE id = ?", (instance_id,)).fetchone()
         if row is None:
             raise UnknownInstanceError(instance_id)
@@ -78,7 +80,7 @@ class Catalog:
         """Many instances in one transaction (bulk loads); returns the number of images added.
 
         Instances that do not exist yet are written with one ``executemany`` per table (their rows
-        numbered up front, which the IMMEDIATE transaction makes safe); ids that exist already, or
+        numbered up front by ``new_keys``); ids that exist already, or
         repeat within the batch, go through the one-by-one path with its duplicate checks.
         """
         with self._db.transaction() as db:
@@ -87,7 +89,7 @@ class Catalog:
             return added + sum(len(self._add(db, instance_id, images, descriptor)[0]) for instance_id, images in others)
 
     def _split_fresh(
-        self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
+        self, db: Connection, entries: Sequence[tuple[str, Sequence[NewImage]]]
     ) -> tuple[list[tuple[str, Sequence[NewImage]]], list[tuple[str, Sequence[NewImage]]]]:
         ids = [instance_id for instance_id, _ in entries]
         existing = {r[0] for r in self._db.query_in("SELECT id FROM instances WHERE id IN ({marks})", ids, db)}
@@ -102,25 +104,22 @@ class Catalog:
             seen.add(entry[0])
         return fresh, others
 
-    def _insert_fresh(self, db: sqlite3.Connection, entries: Sequence[tuple[str, Sequence[NewImage]]], descriptor: str) -> int:
+    def _insert_fresh(self, db: Connection, entries: Sequence[tuple[str, Sequence[NewImage]]], descriptor: str) -> int:
         if not entries:
             return 0
         now = time.time()
-        instance_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM instances").fetchone()[0])
-        image_pk = int(db.execute("SELECT COALESCE(MAX(pk), 0) FROM images").fetchone()[0])
+        unique = [(instance_id, _distinct(new_images)) for instance_id, new_images in entries]
+        instance_pks = iter(self._db.new_keys(db, "instances", len(unique)))
+        image_pks = iter(self._db.new_keys(db, "images", sum(len(new) for _, new in unique)))
         instances: list[tuple[int, str, str, str, float, float]] = []
         images: list[tuple[int, int, str, str, int, int, float]] = []
         vectors: list[tuple[int, str, str, bytes]] = []
         local: list[tuple[int, bytes]] = []
-        for instance_id, new_images in entries:
-            instance_pk += 1
+        for instance_id, new_images in unique:
+            instance_pk = next(instance_pks)
             instances.append((instance_pk, instance_id, validate_label(instance_id), "{}", now, now))
-            seen: set[str] = set()
             for image in new_images:
-                if image.sha256 in seen:
-                    continue
-                seen.add(image.sha256)
-                image_pk += 1
+                image_pk = next(image_pks)
                 images.append((image_pk, instance_pk, image.sha256, image.source, image.width, image.height, now))
                 data = np.ascontiguousarray(image.vectors, dtype=np.float32)
                 vectors.extend((image_pk, descriptor, view, vec.tobytes()) for view, vec in zip(image.views, data))
@@ -138,7 +137,7 @@ class Catalog:
 
     def _add(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         instance_id: str,
         images: Sequence[NewImage],
         descriptor: str,
@@ -155,11 +154,11 @@ class Catalog:
             if not create:
                 raise UnknownInstanceError(instance_id)
             validate_instance_id(instance_id)  # new ids only: one stored before a rule changed stays usable
-            cursor = db.execute(
+            instance_pk = _inserted(
+                db,
                 "INSERT INTO instances (id, label, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (instance_id, validate_label(label if label is not None else instance_id), json.dumps(metadata or {}), now, now),
             )
-            instance_pk = _inserted_pk(cursor)
         else:
             if must_create:
                 raise DuplicateInstanceError(f"an instance with id {instance_id!r} exists already")
@@ -177,11 +176,11 @@ class Catalog:
             if image.sha256 in seen:
                 continue
             seen.add(image.sha256)
-            cursor = db.execute(
+            image_pk = _inserted(
+                db,
                 "INSERT INTO images (instance_pk, sha256, source, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (instance_pk, image.sha256, image.source, image.width, image.height, now),
             )
-            image_pk = _inserted_pk(cursor)
             added.append(image_pk)
             vectors = np.ascontiguousarray(image.vectors, dtype=np.float32)
             db.executemany(
@@ -194,7 +193,7 @@ class Catalog:
             db.execute("UPDATE instances SET updated_at = ? WHERE pk = ?", (now, instance_pk))
         return added, skipped
 
-    def _update(self, db: sqlite3.Connection, pk: int, label: str | None, metadata: dict | None, now: float) -> None:
+    def _update(self, db: Connection, pk: int, label: str | None, metadata: dict | None, now: float) -> None:
         if label is not None:
             db.execute("UPDATE instances SET label = ?, updated_at = ? WHERE pk = ?", (validate_label(label), now, pk))
         if metadata is not None:
@@ -234,7 +233,7 @@ class Catalog:
     def list_instances(self, *, offset: int = 0, limit: int = 100, search: str | None = None) -> list[Instance]:
         where, params = "", []
         if search:
-            where = " WHERE i.label LIKE ? ESCAPE '\\' OR i.id LIKE ? ESCAPE '\\'"
+            where = f" WHERE i.label {self._db.like} ? ESCAPE '\\' OR i.id {self._db.like} ? ESCAPE '\\'"
             params = [_like(search)] * 2
         rows = self._db.query(
             _INSTANCE_SELECT + where + " GROUP BY i.pk ORDER BY i.pk LIMIT ? OFFSET ?", [*params, limit, offset]
@@ -244,7 +243,8 @@ class Catalog:
     def count_instances(self, search: str | None = None) -> int:
         if not search:
             return int(self._db.query("SELECT COUNT(*) FROM instances")[0][0])
-        sql = "SELECT COUNT(*) FROM instances WHERE label LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
+        like = self._db.like
+        sql = f"SELECT COUNT(*) FROM instances WHERE label {like} ? ESCAPE '\\' OR id {like} ? ESCAPE '\\'"
         return int(self._db.query(sql, [_like(search)] * 2)[0][0])
 
     def get_images(self, image_ids: Sequence[int]) -> list[ImageRecord]:
@@ -294,12 +294,17 @@ _IMAGE_SELECT = (
 )
 
 
-def _inserted_pk(cursor: sqlite3.Cursor) -> int:
-    """The rowid an INSERT just wrote (sqlite3 types ``lastrowid`` as optional; after an INSERT it is set)."""
-    pk = cursor.lastrowid
-    if pk is None:
-        raise RuntimeError("INSERT set no rowid")
-    return int(pk)
+def _inserted(db: Connection, sql: str, params: Sequence[Any]) -> int:
+    """The key the database gave the row an INSERT wrote."""
+    return int(db.execute(sql + " RETURNING pk", params).fetchone()[0])
+
+
+def _distinct(images: Sequence[NewImage]) -> list[NewImage]:
+    """The first image of each content hash, in order."""
+    first: dict[str, NewImage] = {}
+    for image in images:
+        first.setdefault(image.sha256, image)
+    return list(first.values())
 
 
 def _like(text: str) -> str:
@@ -307,7 +312,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _instance(row: sqlite3.Row) -> Instance:
+def _instance(row: Any) -> Instance:
     return Instance(
         id=row["id"],
         label=row["label"],
@@ -319,7 +324,7 @@ def _instance(row: sqlite3.Row) -> Instance:
     )
 
 
-def _image(row: sqlite3.Row) -> ImageRecord:
+def _image(row: Any) -> ImageRecord:
     return ImageRecord(
         id=int(row["pk"]),
         instance_id=row["instance_id"],

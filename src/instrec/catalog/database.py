@@ -1,160 +1,167 @@
-"""The catalog's SQLite database: schema, one connection per thread, transactions, meta values.
+"""The catalog's database: one connection per thread, transactions, meta values, and the schema.
 
-WAL mode lets readers run while one writer writes; IMMEDIATE transactions make writers queue for
-the lock instead of failing when they upgrade to it. Triggers append every vector and
-local-feature insert/delete to ``journal`` inside the same transaction (see
-:mod:`instrec.catalog.journal`).
+Two backends implement it: :mod:`instrec.catalog.sqlite` (a file in the home, the default) and
+:mod:`instrec.catalog.postgres` (a server several processes and machines share). The SQL the
+catalog runs is written once, with ``?`` placeholders, in the dialect both accept (upserts, ``RETURNING``);
+what differs between them is here as a method a backend overrides, never an ``if`` at the call site.
+
+Triggers append every vector and local-feature insert/delete to ``journal`` inside the same
+transaction (see :mod:`instrec.catalog.journal`); write transactions run one at a time, so
+sequence numbers are handed out in commit order.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
 import weakref
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from instrec.errors import InstrecError
+from instrec.errors import ConfigError, InstrecError
 
 SCHEMA_VERSION = 2
 IN_LIST_CHUNK = 900  # keys bound per "IN (...)": under SQLite's smallest variable limit (999)
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-_SCHEMA = """
+# The tables, in either backend's column types: {int} an integer, {key} an integer primary key the
+# database numbers, {real} a float, {blob} bytes, {seq} the journal's ever-growing sequence number.
+# (SQLite keeps its own names: only "INTEGER PRIMARY KEY" is its rowid.)
+TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS instances (
-    pk INTEGER PRIMARY KEY,
+    pk {key},
     id TEXT NOT NULL UNIQUE,
     label TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    metadata TEXT NOT NULL DEFAULT '{{}}',
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_label ON instances(label);
 CREATE TABLE IF NOT EXISTS images (
-    pk INTEGER PRIMARY KEY,
-    instance_pk INTEGER NOT NULL REFERENCES instances(pk) ON DELETE CASCADE,
+    pk {key},
+    instance_pk {int} NOT NULL REFERENCES instances(pk) ON DELETE CASCADE,
     sha256 TEXT NOT NULL,
     source TEXT NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
-    created_at REAL NOT NULL,
+    created_at {real} NOT NULL,
     UNIQUE (instance_pk, sha256)
 );
 CREATE INDEX IF NOT EXISTS images_sha ON images(sha256);
 CREATE TABLE IF NOT EXISTS vectors (
-    pk INTEGER PRIMARY KEY,
-    image_pk INTEGER NOT NULL REFERENCES images(pk) ON DELETE CASCADE,
+    pk {key},
+    image_pk {int} NOT NULL REFERENCES images(pk) ON DELETE CASCADE,
     descriptor TEXT NOT NULL,
     view TEXT NOT NULL DEFAULT 'original',
-    data BLOB NOT NULL
+    data {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vectors_image ON vectors(image_pk);
 CREATE TABLE IF NOT EXISTS local_features (
-    image_pk INTEGER PRIMARY KEY REFERENCES images(pk) ON DELETE CASCADE,
-    data BLOB NOT NULL
+    image_pk {int} PRIMARY KEY REFERENCES images(pk) ON DELETE CASCADE,
+    data {blob} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {seq},
     op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
     kind TEXT NOT NULL CHECK (kind IN ('vector', 'local')),
-    pk INTEGER NOT NULL
+    pk {int} NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS vectors_added AFTER INSERT ON vectors
-    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('add', 'vector', NEW.pk); END;
-CREATE TRIGGER IF NOT EXISTS vectors_removed AFTER DELETE ON vectors
-    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('remove', 'vector', OLD.pk); END;
-CREATE TRIGGER IF NOT EXISTS local_features_added AFTER INSERT ON local_features
-    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('add', 'local', NEW.image_pk); END;
-CREATE TRIGGER IF NOT EXISTS local_features_removed AFTER DELETE ON local_features
-    BEGIN INSERT INTO journal (op, kind, pk) VALUES ('remove', 'local', OLD.image_pk); END;
 """
+# The journal's triggers: (name, table, event, op, kind, the row's key) for each.
+JOURNALLED = (
+    ("vectors_added", "vectors", "INSERT", "add", "vector", "NEW.pk"),
+    ("vectors_removed", "vectors", "DELETE", "remove", "vector", "OLD.pk"),
+    ("local_features_added", "local_features", "INSERT", "add", "local", "NEW.image_pk"),
+    ("local_features_removed", "local_features", "DELETE", "remove", "local", "OLD.image_pk"),
+)
 
 
-def _enable_wal(db: sqlite3.Connection, patience_s: float = 60.0) -> None:
-    """Switch to WAL (persistent, so usually a no-op). Two processes creating one catalog at once
-    can get "database is locked" here without SQLite's busy handler ever waiting, so retry."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
-class _TrackableConnection(sqlite3.Connection):
-    """A connection that can be weakly referenced (the base class cannot), so the catalog can track
-    every thread's connection without keeping those of finished threads alive."""
+class Connection(Protocol):
+    """What the catalog calls on a connection: ``sqlite3.Connection``'s ``execute``/``executemany``
+    (rows read by position and by column name)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class Database:
-    """Thread-safe access to one catalog file: each thread gets its own connection."""
+    """Thread-safe access to one catalog: each thread gets its own connection.
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    A backend provides :meth:`_connect`, :meth:`_create_schema`, :meth:`transaction` (one that
+    excludes other writers) and its few dialect hooks.
+    """
+
+    location: str  # what it was opened from, for messages (a path or a URL without its password)
+    like = "LIKE"  # the case-insensitive pattern match (SQLite's LIKE is so for ASCII)
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()  # every thread's, for close()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()  # every thread's, for close()
         self._connections_lock = threading.Lock()
         self._generation = 0  # bumped by close(): a thread whose connection was closed opens a new one
-        db = self.connection()
-        db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._create_schema()
         version = int(self.get_meta("schema_version") or SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise InstrecError(f"{self.path} has catalog schema {version}; this instrec reads {SCHEMA_VERSION}")
+            raise InstrecError(f"{self.location} has catalog schema {version}; this instrec reads {SCHEMA_VERSION}")
 
-    def connection(self) -> sqlite3.Connection:
+    # -- what a backend provides ---------------------------------------------------------------
+    def _connect(self) -> Connection:
+        raise NotImplementedError
+
+    def _usable(self, db: Connection) -> bool:
+        """Whether a thread's open connection can still be used (a server may have dropped it)."""
+        return True
+
+    def _create_schema(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction that waits for, then excludes, every other writer of this catalog until
+        it commits or rolls back: the journal's numbers are then handed out in commit order."""
+        raise NotImplementedError
+
+    def new_keys(self, db: Connection, table: str, count: int) -> list[int]:
+        """``count`` primary keys for rows of ``table`` the caller inserts with their key given (bulk loads)."""
+        raise NotImplementedError
+
+    def erase_removed(self) -> None:
+        """Leave, where the backend allows it, no bytes of removed rows in the database's files."""
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def connection(self) -> Connection:
         db = getattr(self._local, "db", None)
-        if db is None or self._local.generation != self._generation:
-            db = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False, factory=_TrackableConnection
-            )
-            _enable_wal(db)
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=60000")
-            db.execute("PRAGMA secure_delete=ON")  # removed rows are zeroed, not left in free pages (privacy)
-            db.row_factory = sqlite3.Row
+        if db is None or self._local.generation != self._generation or not self._usable(db):
+            db = self._connect()
             with self._connections_lock:
                 self._connections.add(db)
                 self._local.db, self._local.generation = db, self._generation
         return db
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: writers queue up instead of failing on lock upgrades."""
-        db = self.connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.connection().execute(sql, params).fetchall()
 
-    def query_in(self, sql: str, keys: Sequence[Any], db: sqlite3.Connection | None = None) -> list[sqlite3.Row]:
+    def query_in(self, sql: str, keys: Sequence[Any], db: Connection | None = None) -> list[Any]:
         """Rows of ``sql``, whose ``{marks}`` is an ``IN`` list of ``keys``, bound a chunk at a time."""
         db = db or self.connection()
         keys = list(keys)
-        rows: list[sqlite3.Row] = []
+        rows: list[Any] = []
         for start in range(0, len(keys), IN_LIST_CHUNK):
             chunk = keys[start : start + IN_LIST_CHUNK]
             rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
         return rows
-
-    def truncate_wal(self) -> None:
-        """Copy the write-ahead log into the file and empty it: the log still holds old page images,
-        removed rows among them, until then. Readers in other processes may hold it back a while."""
-        self.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
     def close(self) -> None:
         """Close every thread's connection, not just the caller's (a server closes from a worker thread).
@@ -172,8 +179,26 @@ class Database:
 
     def get_meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0]["value"] if rows else None
+        return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            put_meta(db, key, value)
+
+
+def put_meta(db: Connection, key: str, value: str) -> None:
+    db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def open_database(location: str | Path) -> Database:
+    """The catalog at ``location``: a ``postgresql://`` URL, else the path of a SQLite file."""
+    text = str(location)
+    if text.startswith(POSTGRES_SCHEMES):
+        from instrec.catalog.postgres import PostgresDatabase
+
+        return PostgresDatabase(text)
+    if "://" in text:
+        raise ConfigError(f"catalog {text!r}: a catalog is a SQLite file or a postgresql:// URL")
+    from instrec.catalog.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase(Path(text))

@@ -47,7 +47,7 @@ class FeatureStore:
         ]
 
     def sizes(self) -> dict[int, int]:
-        """image pk -> byte length of its packed local features (SQLite reads no blob for this)."""
+        """image pk -> byte length of its packed local features (the database reads no blob for this)."""
         return {int(r[0]): int(r[1]) for r in self._db.query("SELECT image_pk, length(data) FROM local_features")}
 
     def put(self, image_pk: int, data: bytes) -> bool:

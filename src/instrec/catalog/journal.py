@@ -3,12 +3,14 @@
 Every vector is stored in the catalog, so the ANN index and the local-feature index are caches that
 can always be rebuilt. A process brings its caches up to date by replaying the journal past the
 last sequence number it applied: this keeps them consistent after a crash and across concurrent
-writers.
+writers, in this process, in others sharing the home, or on other machines sharing a PostgreSQL
+catalog. Writers take turns (see :mod:`instrec.catalog.database`), so a number is visible only
+once every lower one is: a reader that has applied up to N never misses one below N.
 """
 
 from __future__ import annotations
 
-from instrec.catalog.database import Database
+from instrec.catalog.database import Database, put_meta
 
 
 class Journal:
@@ -32,4 +34,4 @@ class Journal:
     def compact(self, upto: int) -> None:
         with self._db.transaction() as db:
             db.execute("DELETE FROM journal WHERE seq <= ?", (upto,))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('journal_floor', ?)", (str(upto),))
+            put_meta(db, "journal_floor", str(upto))

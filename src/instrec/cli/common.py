@@ -60,7 +60,8 @@ def opened(home: Optional[Path], sets: Optional[list[str]], *, create: bool = Fa
     from instrec.recognizer import Recognizer
 
     config = load_config(home, sets)
-    if not create and not (config.home / CATALOG_FILE).is_file():
+    # A PostgreSQL catalog (catalog.url) is named explicitly; a new replica's home starts empty.
+    if not create and config.catalog.url is None and not (config.home / CATALOG_FILE).is_file():
         raise NoLibraryError(
             f"no library at {config.home}: check --home (or $INSTREC_HOME), or enrol into it first "
             f"(instrec enroll FOLDER --home {config.home})"

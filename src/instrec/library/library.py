@@ -1,9 +1,10 @@
 """The library: one home directory holding the catalog, the original images and the ANN index.
 
-The catalog (SQLite) is the truth; the index (and, when re-ranking is on, the local-feature index)
-is a cache kept in step with it by replaying the catalog's journal. That single mechanism covers
-three cases: opening after a crash (the saved index is older than the catalog), other processes
-enrolling into the same home, and this process's own writes. Many threads may search at once;
+The catalog (a SQLite file in the home, or a shared PostgreSQL database) is the truth; the index
+(and, when re-ranking is on, the local-feature index) is a cache kept in step with it by replaying
+the catalog's journal. That single mechanism covers four cases: opening after a crash (the saved
+index is older than the catalog), other processes enrolling into the same home, other homes (other
+machines) on the same PostgreSQL catalog, and this process's own writes. Many threads may search at once;
 index mutation takes the write side of a lock.
 """
 
@@ -47,7 +48,9 @@ class Library:
         descriptor_info: dict[str, Any],
         index: IndexConfig,
         local: LocalVerifier | None = None,
+        catalog_url: str | None = None,
     ):
+        """``catalog_url``: a ``postgresql://`` catalog shared with other homes; None = the home's SQLite file."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.dim = dim
@@ -55,7 +58,7 @@ class Library:
         if index.backend == "milvus" and index.uri is None:
             index = index.model_copy(update={"uri": str(self.home / "index" / MILVUS_LITE_FILE)})
         self.index_config = index
-        self.catalog = Catalog(self.home / CATALOG_FILE)
+        self.catalog = Catalog(catalog_url or self.home / CATALOG_FILE)
         self.blobs = BlobStore(self.home / IMAGES_DIR)
         self._claim_descriptor(descriptor_info)
         self.verifier = local
@@ -192,7 +195,8 @@ class Library:
     def remove_instance(self, instance_id: str, *, wipe: bool = False) -> None:
         """Remove an instance and the originals no other one shares; ``wipe``: also leave none of its
         bytes in any file of the home (the index saved, the catalog's log emptied; too costly per
-        removal for a large objects library, what a faces library owes the person)."""
+        removal for a large objects library, what a faces library owes the person). A PostgreSQL
+        catalog is vacuumed; the server's own logs and backups are its administrator's."""
         self._removed(self.catalog.remove_instance(instance_id), wipe)
 
     def remove_image(self, image_id: int, *, wipe: bool = False) -> None:
@@ -205,7 +209,7 @@ class Library:
         self.sync()
         if wipe:
             self.save()
-            self.catalog.truncate_wal()
+            self.catalog.erase_removed()
 
     def reindex(self) -> dict[str, Any]:
         """Rebuild the indexes from the catalog now, in the kind ``index.*`` asks for, and save them: after

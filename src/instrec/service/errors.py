@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from instrec.errors import (
+    CatalogUnavailableError,
     ConfigError,
     DescriptorMismatchError,
     DuplicateInstanceError,
@@ -46,6 +47,7 @@ ENGINE_STATUS: tuple[tuple[type[InstrecError], int], ...] = (
     (DuplicateInstanceError, 409),
     (DescriptorMismatchError, 500),
     (ConfigError, 500),
+    (CatalogUnavailableError, 503),
     (InstrecError, 422),
 )
 
