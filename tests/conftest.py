@@ -1,13 +1,16 @@
-"""Shared fixtures: one embedding model per test session, real photos from scikit-image (``tests.photos``)."""
+"""Shared fixtures: one embedding model per test session, real photos from scikit-image (``tests.photos``),
+a throwaway PostgreSQL server (``tests.postgres``) for the catalog tests run over both backends."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from instrec.config import Config
+from tests import postgres
 from tests.photos import write_gallery
 
 DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -53,3 +56,30 @@ def shared_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"evaluation data {path} is absent (see ../shared/data/README.md)")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server per session, started on first use. Without PostgreSQL or psycopg its tests
+    skip, unless ``TESTS_NEED_POSTGRES`` is set (by .ci/run once it installed PostgreSQL): then they fail."""
+    missing = pytest.fail if os.environ.get("TESTS_NEED_POSTGRES") else pytest.skip
+    if importlib.util.find_spec("psycopg") is None:
+        missing("psycopg is not installed: pip install 'instrec[postgres]'")
+    bin_dir = postgres.binaries()
+    if bin_dir is None:
+        missing(f"no PostgreSQL server to test against: {postgres.SEARCHED} (Debian: apt-get install postgresql)")
+    server = postgres.ThrowawayServer(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new, empty database on the session's server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_url(request) -> str | None:
+    """Each backend in turn: None (the home's SQLite file), then a new PostgreSQL database."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None

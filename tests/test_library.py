@@ -19,13 +19,14 @@ from instrec.library import Library, OwnerTable
 DIM = 16
 
 
-def open_library(home, backend="flat", descriptor="d1", threshold=20_000):
+def open_library(home, backend="flat", descriptor="d1", threshold=20_000, catalog_url=None):
     return Library(
         home,
         dim=DIM,
         descriptor=descriptor,
         descriptor_info={"name": descriptor},
         index=IndexConfig(backend=backend, auto_threshold=threshold, nprobe=64),
+        catalog_url=catalog_url,
     )
 
 
@@ -55,8 +56,8 @@ def test_owner_table_grows_forgets_and_answers_minus_one_for_unknown_ids():
 
 
 @pytest.mark.parametrize("backend", ["flat", "milvus"])
-def test_adds_and_removals_are_searchable_at_once(tmp_path, backend):
-    library = open_library(tmp_path, backend)
+def test_adds_and_removals_are_searchable_at_once(tmp_path, backend, catalog_url):
+    library = open_library(tmp_path, backend, catalog_url=catalog_url)
     library.catalog.add_images("a", [new_image(1)], library.descriptor)
     library.catalog.add_images("b", [new_image(2)], library.descriptor)
     assert_consistent(library)
@@ -65,24 +66,24 @@ def test_adds_and_removals_are_searchable_at_once(tmp_path, backend):
     assert library.index_info()["vectors"] == 1
 
 
-def test_second_process_sees_first_process_writes(tmp_path):
-    writer, reader = open_library(tmp_path), open_library(tmp_path)
+def test_second_process_sees_first_process_writes(tmp_path, catalog_url):
+    writer, reader = open_library(tmp_path, catalog_url=catalog_url), open_library(tmp_path, catalog_url=catalog_url)
     writer.catalog.add_images("a", [new_image(1)], writer.descriptor)
     assert reader.index_info()["vectors"] == 1
     writer.catalog.remove_instance("a")
     assert reader.index_info()["vectors"] == 0
 
 
-def test_reopen_uses_saved_index_and_replays_the_rest(tmp_path):
-    library = open_library(tmp_path)
+def test_reopen_uses_saved_index_and_replays_the_rest(tmp_path, catalog_url):
+    library = open_library(tmp_path, catalog_url=catalog_url)
     for seed in range(5):
         library.catalog.add_images(f"i{seed}", [new_image(seed)], library.descriptor)
     library.close()
-    library = open_library(tmp_path)
+    library = open_library(tmp_path, catalog_url=catalog_url)
     library.catalog.add_images("late", [new_image(99)], library.descriptor)
     library.catalog.remove_instance("i0")
     # a reader that only has the saved index (seq before 'late') must catch up by replay:
-    again = open_library(tmp_path)
+    again = open_library(tmp_path, catalog_url=catalog_url)
     assert_consistent(again)
     assert again.index_info()["vectors"] == 5
 
@@ -145,10 +146,11 @@ def test_unusable_saved_state_is_ignored_and_rebuilt_then_saved_again(tmp_path, 
     assert_consistent(open_library(tmp_path))
 
 
-def test_other_descriptor_is_refused(tmp_path):
-    open_library(tmp_path).close()
+def test_other_descriptor_is_refused(tmp_path, catalog_url):
+    open_library(tmp_path, catalog_url=catalog_url).close()
     with pytest.raises(DescriptorMismatchError, match="new --home"):
-        open_library(tmp_path, descriptor="d2")
+        # a shared catalog decides, whichever home opens it
+        open_library(tmp_path / "elsewhere" if catalog_url else tmp_path, descriptor="d2", catalog_url=catalog_url)
 
 
 def test_auto_switches_to_ivf_past_threshold_and_stays_consistent(tmp_path):
@@ -176,7 +178,8 @@ WRITER = textwrap.dedent("""
     from instrec.catalog import NewImage
     from instrec.config import IndexConfig
     from instrec.library import Library, OwnerTable
-    lib = Library(sys.argv[1], dim=16, descriptor="d1", descriptor_info={}, index=IndexConfig(backend="flat"))
+    url = sys.argv[3] or None
+    lib = Library(sys.argv[1], dim=16, descriptor="d1", descriptor_info={}, index=IndexConfig(backend="flat"), catalog_url=url)
     rng = np.random.default_rng(int(sys.argv[2]))
     i = 0
     print("ready", flush=True)
@@ -196,11 +199,12 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.4, 0.9, 1.7])
-def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path, delay):
+def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path, delay, catalog_url):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n)], stdout=subprocess.PIPE) for n in range(2)
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "lib"), str(n), catalog_url or ""], stdout=subprocess.PIPE)
+        for n in range(2)
     ]  # two concurrent writers into the same home
     try:
         for proc in procs:
@@ -212,7 +216,7 @@ def test_kill_minus_nine_mid_write_leaves_catalog_and_index_consistent(tmp_path,
             proc.kill()
             proc.wait()
             proc.stdout.close()
-    library = open_library(tmp_path / "lib")
+    library = open_library(tmp_path / "lib", catalog_url=catalog_url)
     stats = library.catalog.stats()
     assert stats["instances"] > 0
     assert stats["vectors"] == stats["images"]  # one vector per image: no orphans either way
@@ -235,12 +239,12 @@ def test_a_stale_library_saving_late_keeps_the_newer_saved_index(tmp_path):
     assert_consistent(open_library(tmp_path))
 
 
-def test_libraries_saving_into_one_home_at_once_never_lose_a_file(tmp_path):
+def test_libraries_saving_into_one_home_at_once_never_lose_a_file(tmp_path, catalog_url):
     """Each save deletes the files it replaced; a concurrent saver's half-written file is not one."""
     errors = []
 
     def write_and_save(n: int) -> None:
-        library = open_library(tmp_path)  # its own lock file handle, as another process has
+        library = open_library(tmp_path, catalog_url=catalog_url)  # its own lock file handle, as another process has
         try:
             for i in range(40):
                 library.catalog.add_images(f"w{n}-{i}", [new_image(1000 * n + i)], library.descriptor)
@@ -255,7 +259,7 @@ def test_libraries_saving_into_one_home_at_once_never_lose_a_file(tmp_path):
     for thread in threads:
         thread.join()
     assert errors == []
-    library = open_library(tmp_path)
+    library = open_library(tmp_path, catalog_url=catalog_url)
     assert library.index_info()["vectors"] == 80
     assert_consistent(library)
 
@@ -286,3 +290,46 @@ def test_reindex_moves_a_library_between_backends_and_keeps_its_answers(tmp_path
     back = open_library(tmp_path)
     assert back.reindex()["kind"] == "flat"
     assert_consistent(back)
+
+
+REPLICA = textwrap.dedent("""
+    import sys, numpy as np
+    from instrec.catalog import NewImage
+    from instrec.config import IndexConfig
+    from instrec.library import Library
+    lib = Library(sys.argv[1], dim=16, descriptor="d1", descriptor_info={"name": "d1"}, index=IndexConfig(backend="flat"),
+                  catalog_url=sys.argv[2])
+    print("ready", flush=True)
+    for line in sys.stdin:  # a seed per line: enrol it, then acknowledge
+        seed = int(line)
+        v = np.random.default_rng(seed).standard_normal((1, 16)).astype(np.float32)
+        lib.catalog.add_images(f"r{seed}", [NewImage(f"{seed:064x}", "x", 8, 8, v / np.linalg.norm(v))], "d1")
+        print("enrolled", flush=True)
+""")
+
+
+def test_an_enrolment_acknowledged_by_one_replica_is_answered_by_another_at_once(tmp_path, postgres_url):
+    """Two processes, two homes, one PostgreSQL catalog: the reader's first search after the
+    writer's acknowledgement finds the new instance (every search replays the shared journal first)."""
+    script = tmp_path / "replica.py"
+    script.write_text(REPLICA)
+    writer = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "a"), postgres_url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        reader = open_library(tmp_path / "b", catalog_url=postgres_url)
+        for seed in range(20):
+            writer.stdin.write(f"{seed}\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline().strip() == "enrolled"
+            hits = reader.search(new_image(seed).vectors, 1)[0]
+            found = reader.catalog.instances_by_pk([int(hits.instance_pks[0])])
+            assert [instance.id for instance in found.values()] == [f"r{seed}"]
+            assert hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+        assert_consistent(reader)
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdin.close()
+        writer.stdout.close()

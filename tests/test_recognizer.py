@@ -349,7 +349,7 @@ ENROLLER = textwrap.dedent("""
     import sys
     from instrec.config import Config
     from instrec.recognizer import Recognizer
-    with Recognizer(Config.load(home=sys.argv[1])) as rec:
+    with Recognizer(Config.load(home=sys.argv[1], overrides={"catalog.url": sys.argv[3]})) as rec:
         rec.library
         print("ready", flush=True)
         rec.enroll_folder(sys.argv[2])
@@ -357,17 +357,19 @@ ENROLLER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_dir):
+def test_killed_folder_enrolment_resumes_to_the_same_result(tmp_path, gallery_dir, catalog_url):
     home = tmp_path / "lib"
     script = tmp_path / "enrol.py"
     script.write_text(ENROLLER)
-    proc = subprocess.Popen([sys.executable, str(script), str(home), str(gallery_dir)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(home), str(gallery_dir), catalog_url or "none"], stdout=subprocess.PIPE
+    )
     assert proc.stdout.readline().strip() == b"ready"
     time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    with Recognizer.open(home) as rec:
+    with Recognizer.open(home, **{"catalog.url": catalog_url}) as rec:
         partial = rec.gallery.count()
         report = rec.enroll_folder(gallery_dir)
         assert rec.gallery.count() == len(ENROLLED)

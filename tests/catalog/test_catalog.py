@@ -2,6 +2,7 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -16,8 +17,8 @@ def image(sha: str, n_views: int = 1, dim: int = 4) -> NewImage:
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog(tmp_path / "c.sqlite")
+def catalog(tmp_path, catalog_url):
+    cat = Catalog(catalog_url or tmp_path / "c.sqlite")
     yield cat
     cat.close()
 
@@ -135,31 +136,66 @@ SIMULTANEOUS_OPENERS = textwrap.dedent("""
     import multiprocessing, sys, time
     from instrec.catalog import Catalog
 
-    def open_at(path, start, n):
+    def open_at(location, start, n):
         while time.time() < start:  # all three open within the same instant
             pass
         try:
-            Catalog(path).set_meta(f"opener-{n}", "in")
+            Catalog(location).set_meta(f"opener-{n}", "in")
             return ""
         except Exception as error:
             return repr(error)
 
     with multiprocessing.Pool(3) as pool:
-        for trial in range(20):
+        for trial, location in enumerate(sys.argv[1:]):
             start = time.time() + 0.05
-            errors = [e for e in pool.starmap(open_at, [(f"{sys.argv[1]}/{trial}.sqlite", start, n) for n in range(3)]) if e]
+            errors = [e for e in pool.starmap(open_at, [(location, start, n) for n in range(3)]) if e]
             if errors:
                 sys.exit(f"trial {trial}: {errors}")
 """)
 
 
-def test_processes_creating_one_catalog_at_once_all_succeed(tmp_path):
-    """Switching a new database to WAL can fail at once with "database is locked" when another
-    process is doing the same; each of three simultaneous creators must still get in."""
-    done = subprocess.run(
-        [sys.executable, "-c", SIMULTANEOUS_OPENERS, str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_creating_one_catalog_at_once_all_succeed(tmp_path, request, backend):
+    """Switching a new SQLite database to WAL can fail at once with "database is locked" when another
+    process is doing the same, and PostgreSQL's CREATE ... IF NOT EXISTS can collide in its own
+    catalogs; each of three simultaneous creators must still get in."""
+    if backend == "sqlite":
+        locations = [str(tmp_path / f"{trial}.sqlite") for trial in range(20)]
+    else:
+        locations = [request.getfixturevalue("postgres_server").new_database() for _ in range(10)]
+    done = subprocess.run([sys.executable, "-c", SIMULTANEOUS_OPENERS, *locations], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    paths = list(tmp_path.glob("*.sqlite"))
-    assert len(paths) == 20
-    assert all([Catalog(p).get_meta(f"opener-{n}") for n in range(3)] == ["in"] * 3 for p in paths)
+    for location in locations:
+        catalog = Catalog(location)
+        assert [catalog.get_meta(f"opener-{n}") for n in range(3)] == ["in"] * 3
+        catalog.close()
+
+
+def test_a_reader_following_the_journal_under_concurrent_writers_misses_nothing(catalog):
+    """A number must become visible only once every lower one has: a reader that applied up to N and
+    then found N+1 must never later see an entry below N+1 (it would skip it for ever)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(60):
+                catalog.add_images(f"w{n}-{i}", [image(f"{n:02x}{i:062x}", n_views=2)], "d1")
+                if i % 4 == 3:
+                    catalog.remove_instance(f"w{n}-{i - 2}")
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for thread in writers:
+        thread.start()
+    seen, last = [], 0
+    while any(thread.is_alive() for thread in writers) or not stop.is_set():
+        if not any(thread.is_alive() for thread in writers):
+            stop.set()  # one last read after every writer finished
+        entries = catalog.journal.since(last)
+        seen += [seq for seq, *_ in entries]
+        last = entries[-1][0] if entries else last
+    assert errors == []
+    assert seen == [seq for seq, *_ in catalog.journal.since(0)]
+    assert len(seen) == 3 * (60 * 2 + 15 * 2)

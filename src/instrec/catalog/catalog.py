@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from instrec.catalog.blobs import DatabaseBlobStore
 from instrec.catalog.database import Connection, open_database
 from instrec.catalog.features import FeatureStore
 from instrec.catalog.journal import Journal
@@ -25,7 +26,7 @@ from instrec.errors import DuplicateInstanceError, UnknownImageError, UnknownIns
 
 class Catalog:
     """Thread-safe; one connection per thread. Vectors, local features and the journal are reached
-    through ``vectors``, ``features`` and ``journal``."""
+    through ``vectors``, ``features`` and ``journal``; ``originals``, where the database holds them."""
 
     def __init__(self, location: Path | str):
         """``location``: the path of a SQLite file, or a ``postgresql://`` URL."""
@@ -34,6 +35,8 @@ class Catalog:
         self.vectors = VectorStore(self._db)
         self.features = FeatureStore(self._db)
         self.journal = Journal(self._db)
+        # Where the originals go when the database holds them (PostgreSQL); None: files in the home.
+        self.originals = DatabaseBlobStore(self._db) if self._db.holds_originals else None
 
     def close(self) -> None:
         """Close every thread's connection; a thread that uses the catalog afterwards opens a new one."""

@@ -105,6 +105,7 @@ class Database:
 
     location: str  # what it was opened from, for messages (a path or a URL without its password)
     like = "LIKE"  # the case-insensitive pattern match (SQLite's LIKE is so for ASCII)
+    holds_originals = False  # whether the original images are stored in it too (table ``originals``)
 
     def __init__(self) -> None:
         self._local = threading.local()

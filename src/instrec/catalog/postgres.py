@@ -32,14 +32,20 @@ _TYPES = {
     "blob": "BYTEA",
     "seq": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
 }
-_SCHEMA = TABLES.format(**_TYPES) + "".join(
-    f"CREATE OR REPLACE FUNCTION instrec_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
-    f"    PERFORM pg_advisory_xact_lock({WRITER_LOCK});\n"
-    f"    INSERT INTO journal (op, kind, pk) VALUES ('{op}', '{kind}', {key}); RETURN NULL; END $$;\n"
-    f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION instrec_{name}();\n"
-    for name, table, event, op, kind, key in JOURNALLED
+# The originals too (instrec.catalog.blobs): every home on this catalog, on any machine, reads them.
+_ORIGINALS = "CREATE TABLE IF NOT EXISTS originals (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);\n"
+_SCHEMA = (
+    TABLES.format(**_TYPES)
+    + _ORIGINALS
+    + "".join(
+        f"CREATE OR REPLACE FUNCTION instrec_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
+        f"    PERFORM pg_advisory_xact_lock({WRITER_LOCK});\n"
+        f"    INSERT INTO journal (op, kind, pk) VALUES ('{op}', '{kind}', {key}); RETURN NULL; END $$;\n"
+        f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION instrec_{name}();\n"
+        for name, table, event, op, kind, key in JOURNALLED
+    )
 )
-_ERASED = ("instances", "images", "vectors", "local_features", "journal")
+_ERASED = ("instances", "images", "vectors", "local_features", "journal", "originals")
 
 
 @functools.lru_cache(maxsize=512)
@@ -98,6 +104,7 @@ def shown(url: str) -> str:
 
 class PostgresDatabase(Database):
     like = "ILIKE"  # PostgreSQL's LIKE is case-sensitive
+    holds_originals = True
 
     def __init__(self, url: str):
         require_extra("postgres", "a PostgreSQL catalog (catalog.url)")

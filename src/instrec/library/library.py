@@ -22,6 +22,7 @@ import numpy as np
 from filelock import FileLock
 
 from instrec.catalog import BlobStore, Catalog
+from instrec.catalog.blobs import Originals
 from instrec.config import IndexConfig
 from instrec.errors import DescriptorMismatchError
 from instrec.index import VectorIndex, create_index, load_index
@@ -59,7 +60,7 @@ class Library:
             index = index.model_copy(update={"uri": str(self.home / "index" / MILVUS_LITE_FILE)})
         self.index_config = index
         self.catalog = Catalog(catalog_url or self.home / CATALOG_FILE)
-        self.blobs = BlobStore(self.home / IMAGES_DIR)
+        self.blobs: Originals = self.catalog.originals or BlobStore(self.home / IMAGES_DIR)
         self._claim_descriptor(descriptor_info)
         self.verifier = local
         if local is not None:
