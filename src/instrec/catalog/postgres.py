@@ -7,6 +7,7 @@ do not give that (a transaction can draw 5, another 6 and commit first, and a re
 would skip 5 for ever). So every write transaction, and every journal append whoever makes it,
 first takes one transaction-level advisory lock: writers run one at a time, as SQLite's
 ``BEGIN IMMEDIATE`` makes them, and PostgreSQL releases the lock only once the commit is visible.
+Needs PostgreSQL 14 or newer (``CREATE OR REPLACE TRIGGER``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class _Connection:
 
     def close(self) -> None:
         self.raw.close()
+
+    def __del__(self) -> None:
+        self.raw.close()  # a thread's connection goes with its thread: closed, as sqlite3 closes its own
 
 
 def _raw(db: Connection) -> Any:
