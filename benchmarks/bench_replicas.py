@@ -2,14 +2,15 @@
 
 A writer process (its own home) enrols ``--enrolments`` instances one at a time, a random 0-50 ms
 apart, and notes when each ``add_images`` returned (the acknowledgement). A reader process (another
-home, the same catalog) searches for every instance not yet found, over and over, as a replica
-serving queries would; each search first replays the shared journal. The delay of an enrolment is
+home, the same catalog) searches, over and over as a replica serving queries would, for every
+instance acknowledged and not yet answered, and for the next one; each search first replays the
+shared journal. The delay of an enrolment is
 the time of the first search that answered it minus its acknowledgement (one clock: one machine),
 so it includes one search and its replay; a search that started before the acknowledgement and
 still found it counts as 0. Both libraries start from ``--gallery`` instances of unit vectors of
 the default descriptor's size (seed 0), flat FAISS index.
 
-    python benchmarks/bench_replicas.py [--url postgresql://...] [--enrolments 200] [--gallery 10000] [--results]
+    python benchmarks/bench_replicas.py [--url postgresql://...] [--enrolments 200] [--gallery 10000] [--runs 3] [--results]
 
 Without ``--url`` a throwaway PostgreSQL server is started as the tests do (tests/postgres.py).
 """
@@ -24,8 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable, Iterator
 
 import numpy as np
 from results import write_section
@@ -91,8 +93,9 @@ def measure(url: str, enrolments: int, gallery: int, scratch: Path) -> tuple[np.
             while not news.empty():
                 seed, at = news.get()
                 acked[seed] = at
-            # what a query could be about: every enrolment acknowledged, and the one under way
-            asked = [s for s in pending if s <= max(acked, default=gallery - 1) + 1]
+            # what a query could be about: every enrolment acknowledged or seen, and the next one
+            frontier = max([gallery - 1, *acked, *found]) + 1
+            asked = [s for s in pending if s <= frontier]
             start = time.time()
             hits = reader.search(np.concatenate([vector(s) for s in asked]), 1)
             searches.append(time.time() - start)
@@ -101,6 +104,7 @@ def measure(url: str, enrolments: int, gallery: int, scratch: Path) -> tuple[np.
             found.update({s: start for s in asked if f"e{s}" in answered})
             pending = [s for s in pending if s not in found]
         writer.wait(timeout=60)
+        reader.close()
         while len(acked) < enrolments:  # the last lines may still be on their way
             seed, at = news.get(timeout=60)
             acked[seed] = at
@@ -128,42 +132,56 @@ def main() -> None:
         write(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", help="a PostgreSQL database to use (emptied first); default: a throwaway server")
+    parser.add_argument("--url", help="an empty PostgreSQL database to use (one run); default: a throwaway server")
     parser.add_argument("--enrolments", type=int, default=200)
     parser.add_argument("--gallery", type=int, default=10_000, help="instances enrolled before the run")
+    parser.add_argument("--runs", type=int, default=3, help="runs, each on a new database of the throwaway server")
     parser.add_argument("--results", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
-    server = None
-    if args.url is None:
-        sys.path.insert(0, str(ROOT))
-        from tests.postgres import ThrowawayServer, binaries
-
-        bin_dir = binaries()
-        if bin_dir is None:
-            raise SystemExit("no PostgreSQL binaries found: pass --url or install postgresql")
-        server = ThrowawayServer(bin_dir).start()
-    try:
-        url = args.url or server.new_database()  # type: ignore[union-attr]
-        with tempfile.TemporaryDirectory() as scratch:
-            delays, search_ms = measure(url, args.enrolments, args.gallery, Path(scratch))
-    finally:
-        if server is not None:
-            server.stop()
-    ms = 1000 * delays
-    lines = [
+    if args.url and args.runs != 1:
+        raise SystemExit("--url gives one database: one run (--runs 1)")
+    rows = [
         f"{args.enrolments} enrolments by one process, answered by another (its own home, the same PostgreSQL catalog) "
-        f"holding {args.gallery} + the new instances ({DIM} dims, flat FAISS, seed {SEED}); delay = first answering "
-        "search minus the writer's acknowledgement.",
+        f"holding {args.gallery} + the new instances ({DIM} dims, flat FAISS, seed {SEED}); delay = start of the first "
+        "search that answered it minus the writer's acknowledgement. One row per run; the machine's other load varies.",
         "",
-        "| enrolments | answered | median ms | p95 ms | max ms | reader's search ms (median) |",
+        "| run | answered | median ms | p95 ms | max ms | reader's search ms (median) |",
         "|---|---|---|---|---|---|",
-        f"| {args.enrolments} | {len(delays)} | {np.median(ms):.1f} | {np.percentile(ms, 95):.1f} | {ms.max():.1f} "
-        f"| {search_ms:.1f} |",
     ]
-    print("\n".join(lines))
+    with _databases(args.url) as databases, tempfile.TemporaryDirectory() as scratch:
+        for run in range(args.runs):
+            delays, search_ms = measure(databases(), args.enrolments, args.gallery, Path(scratch) / str(run))
+            ms = 1000 * delays
+            rows.append(
+                f"| {run + 1} | {len(delays)}/{args.enrolments} | {np.median(ms):.1f} | {np.percentile(ms, 95):.1f} "
+                f"| {ms.max():.1f} | {search_ms:.1f} |"
+            )
+            print(rows[-1], flush=True)
     if args.results:
         command = f"python benchmarks/bench_replicas.py --enrolments {args.enrolments} --gallery {args.gallery}"
-        write_section("Replicas on PostgreSQL: visibility delay", command, lines)
+        command += f" --runs {args.runs}"
+        write_section("Replicas on PostgreSQL: visibility delay", command, rows)
+    else:
+        print("\n".join(rows))
+
+
+@contextmanager
+def _databases(url: str | None) -> Iterator[Callable[[], str]]:
+    """A function giving a database URL per run: ``url``, or new ones on a throwaway server."""
+    if url is not None:
+        yield lambda: url
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import ThrowawayServer, binaries
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        raise SystemExit("no PostgreSQL binaries found: pass --url or install postgresql")
+    server = ThrowawayServer(bin_dir).start()
+    try:
+        yield server.new_database
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
