@@ -60,6 +60,16 @@ def test_errors_exit_nonzero_with_a_message(tmp_path):
     assert refused.exit_code == 2 and json.loads(refused.stdout)["error"]["code"] == "no_library"
 
 
+def test_a_postgres_catalog_is_named_by_its_url_and_backed_up_with_pg_dump(tmp_path):
+    """An unreachable server says so (a new replica's empty home is no typo), and backup refuses."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'instrec[postgres]'")
+    unreachable = ["--set", f"catalog.url=postgresql://nobody@/lib?host={tmp_path}"]
+    refused = runner.invoke(app, ["stats", "--home", str(tmp_path / "replica"), *unreachable, "--json"])
+    assert refused.exit_code == 2 and json.loads(refused.stdout)["error"]["code"] == "catalog_unavailable"
+    backup = runner.invoke(app, ["backup", str(tmp_path / "lib.tar"), "--home", str(tmp_path / "replica"), *unreachable])
+    assert backup.exit_code == 2 and "pg_dump" in flat(backup.stderr)
+
+
 def _small_catalog(folder, bad: str | None = None):
     """Three instances of one photo each, and optionally a file that is not an image in one of them."""
     for name in ("astronaut", "coffee", "rocket"):

@@ -97,6 +97,20 @@ def test_new_instance_is_searchable_immediately(recognizer):
     assert recognizer.gallery.image_bytes(match.image_id)[:2] == b"\x89P"  # the stored original (PNG of the array)
 
 
+def test_two_homes_on_one_postgres_catalog_share_instances_originals_and_removals(tmp_path, config, embedder, postgres_url):
+    """Replicas: what one home enrols the other answers, shows and removes; the originals are in the catalog."""
+    homes = [config.with_overrides({"home": str(tmp_path / name), "catalog.url": postgres_url}) for name in ("a", "b")]
+    with Recognizer(homes[0], embedder=embedder) as one, Recognizer(homes[1], embedder=embedder) as other:
+        one.enroll([sample_photo("astronaut")], instance_id="astro")
+        one.enroll([sample_photo("rocket")], instance_id="rocket")
+        match = other.recognize(altered_views(sample_photo("astronaut"))["crop"]).matches[0]
+        assert match.instance_id == "astro"
+        assert other.gallery.image_bytes(match.image_id) == one.gallery.image_bytes(match.image_id)
+        other.remove("astro")
+        assert all(m.instance_id != "astro" for m in one.recognize(sample_photo("astronaut")).matches)
+    assert not any((tmp_path / name / "images").exists() for name in ("a", "b"))
+
+
 def test_duplicate_enrolments(recognizer):
     photo = sample_photo("chelsea")
     first = recognizer.enroll([photo, photo], instance_id="cat")

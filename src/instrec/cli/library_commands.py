@@ -221,14 +221,13 @@ def backup(
 
     The indexes are left out: the restored library rebuilds them when first opened."""
     from instrec.library.backup import backup as write_backup
-    from instrec.library.library import IMAGES_DIR
 
     with reported(as_json):
         config = load_config(home, sets)
         if config.catalog.url is not None:
             raise InstrecError(
-                "instrec backup copies a SQLite catalog: back up a PostgreSQL one (catalog.url) with pg_dump, "
-                f"and the originals under {config.home / IMAGES_DIR} with any file copy"
+                "instrec backup copies a SQLite catalog and its originals: back up a PostgreSQL one "
+                "(catalog.url), which holds the originals too, with pg_dump"
             )
         report = write_backup(config.home, archive)
     show({"archive": str(archive), **report.to_dict()}, as_json)
