@@ -83,7 +83,8 @@ class _Connection:
         self.raw = raw
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        return self.raw.execute(_paramstyle(sql), parameters)
+        # Binary results: a vector's bytes as they are, not hex text to decode (a rebuild reads them all).
+        return self.raw.execute(_paramstyle(sql), parameters, binary=True)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         with self.raw.cursor() as cursor:
@@ -131,7 +132,10 @@ class PostgresDatabase(Database):
 
     def _create_schema(self) -> None:
         """Tables, functions and triggers, created by one process at a time (concurrent ``CREATE ...
-        IF NOT EXISTS`` can collide in PostgreSQL's own catalogs)."""
+        IF NOT EXISTS`` can collide in PostgreSQL's own catalogs), in one transaction: all or none.
+        Opening an existing catalog runs no DDL (which would lock the tables against writers)."""
+        if self.connection().execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
+            return
         with self.transaction() as db:
             _raw(db).execute(_SCHEMA)  # several statements: no parameters, psycopg sends them as one
             db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
