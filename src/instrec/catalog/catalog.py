@@ -83,8 +83,8 @@ class Catalog:
         """Many instances in one transaction (bulk loads); returns the number of images added.
 
         Instances that do not exist yet are written with one ``executemany`` per table (their rows
-        numbered up front by ``new_keys``); ids that exist already, or
-        repeat within the batch, go through the one-by-one path with its duplicate checks.
+        numbered up front by the backend's ``new_keys``); ids that exist already, or repeat within
+        the batch, go through the one-by-one path with its duplicate checks.
         """
         with self._db.transaction() as db:
             fresh, others = self._split_fresh(db, entries)
