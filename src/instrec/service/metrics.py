@@ -143,7 +143,14 @@ class MetricsMiddleware:
             self.metrics.requests.labels(method, route, str(status)).inc()
             elapsed = time.perf_counter() - started
             self.metrics.latency.labels(method, route).observe(elapsed)
-            self.metrics.history.request(elapsed)
+            if _is_api_work(route):
+                self.metrics.history.request(elapsed)
+
+
+def _is_api_work(route: str) -> bool:
+    """Requests the admin page's traffic and latency plots show: the API's, not pages, static files,
+    probes, scrapes or the monitoring reads (the admin page's own polling would dominate a quiet minute)."""
+    return route.startswith("/v1/") and not route.startswith("/v1/stats")
 
 
 def _route_template(scope: Scope) -> str:
