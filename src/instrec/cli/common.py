@@ -53,13 +53,17 @@ def load_config(home: Optional[Path], sets: Optional[list[str]]) -> Config:
 
 
 @contextmanager
-def opened(home: Optional[Path], sets: Optional[list[str]], *, create: bool = False) -> Iterator[Any]:
+def opened(home: Optional[Path], sets: Optional[list[str]], *, create: bool = False, one_off: bool = False) -> Iterator[Any]:
     """The library's recognizer. Only ``create`` commands (enrol) may start a library where there is
-    none: elsewhere a mistyped ``--home`` would answer from a new, empty one."""
+    none: elsewhere a mistyped ``--home`` would answer from a new, empty one. A ``one_off`` command
+    (a few queries, then exit) matches keypoints in float32 where "auto" would pick bfloat16: that
+    needs torch, and importing it costs a new process more than bfloat16 saves on a few queries."""
     from instrec.library.library import CATALOG_FILE
     from instrec.recognizer import Recognizer
 
     config = load_config(home, sets)
+    if one_off and config.tuning.rerank.match_precision == "auto":
+        config = config.with_overrides({"tuning.rerank.match_precision": "float32"})
     if not create and not (config.home / CATALOG_FILE).is_file():
         raise NoLibraryError(
             f"no library at {config.home}: check --home (or $INSTREC_HOME), or enrol into it first "

@@ -89,7 +89,7 @@ def recognize(
 
     A file that cannot be read is reported and the others are answered; the exit code is then 1."""
     results: list[dict[str, Any]] = []
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, one_off=True) as recognizer:
         for path in images:
             try:
                 faces = recognizer.recognize_faces(path, k=k) if recognizer.config.embeds_faces else None

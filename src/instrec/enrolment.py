@@ -1,0 +1,165 @@
+"""Enrolment: shots in, instances out.
+
+Images are loaded, embedded and given their keypoints, then written: originals first, then the
+catalog, then the in-RAM indexes are brought up to date. A folder enrolment works ahead on every
+core (:func:`instrec.ahead.ahead`) and writes in order, on the calling thread.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from instrec.ahead import ahead
+from instrec.catalog import ImageRecord, NewImage
+from instrec.config import Config, usable_cores
+from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownInstanceError, UnusableShotError
+from instrec.images import LoadedImage, iter_image_files, load_images
+from instrec.library import Library
+from instrec.results import EnrollResult, FolderReport
+
+_Prepared = tuple[dict[str, ImageRecord], list[NewImage], list[ImageError]]  # Enrolment._prepare
+SYNC_EVERY = 256  # folders written between updates of the in-RAM indexes during a folder enrolment
+
+
+class Enrolment:
+    """What :meth:`instrec.recognizer.Recognizer.enroll` and ``enroll_folder`` do, on its library and embedder."""
+
+    def __init__(self, config: Config, library: Library, embedder: Any):
+        self.config, self.library, self.embedder = config, library, embedder
+
+    def enroll(
+        self,
+        images: Sequence[Any],
+        *,
+        instance_id: str | None = None,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        new: bool = False,
+        existing: bool = False,
+        skip_bad: bool = False,
+    ) -> EnrollResult:
+        if existing:
+            if instance_id is None or new:
+                raise ValueError("existing=True needs an instance_id and excludes new=True")
+            self.library.catalog.get_instance(instance_id)  # 404 before any work
+        instance_id = instance_id or uuid.uuid4().hex[:12]
+        loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
+        if not loaded:
+            if errors:
+                raise errors[0]
+            raise InstrecError(f"{'adding images' if existing else 'enrolment'} needs at least one image")
+        return self._write(
+            instance_id, loaded, errors, label=label, metadata=metadata, new=new, create=not existing, skip_bad=skip_bad
+        )
+
+    def folder(self, root: str | Path, progress: Callable[[int, int, str], None] | None = None) -> FolderReport:
+        root = Path(root)
+        if not root.is_dir():
+            raise InstrecError(f"{root} is not a folder")
+        started = time.perf_counter()
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        report = FolderReport()
+
+        def prepare(folder: Path) -> tuple[list[ImageError], list[LoadedImage], _Prepared | Exception | None]:
+            loaded, errors = load_images(iter_image_files(folder), self.config.limits, skip_bad=True)
+            try:
+                return errors, loaded, self._prepare(folder.name, loaded) if loaded else None
+            except TooManyImagesError as error:
+                return errors, loaded, error
+
+        # Folders are read, embedded and given their keypoints ahead, on worker threads, while this one
+        # writes them in order. dlib's detector is not known to be thread-safe: a faces library has one.
+        workers = 1 if self.config.embeds_faces else usable_cores()
+        for number, (folder, future) in enumerate(ahead(prepare, folders, workers), 1):
+            errors, loaded, prepared = future.result()
+            report.errors.extend(errors)
+            try:
+                if isinstance(prepared, Exception):
+                    raise prepared
+                result = self._write(folder.name, loaded, [], prepared=prepared) if prepared else None
+            except (TooManyImagesError, UnusableShotError) as error:  # nothing of the folder could be enrolled
+                report.errors.append(error)
+                result = None
+            if result is not None:
+                report.instances += 1
+                report.images_added += len(result.added)
+                report.duplicates += len(result.duplicates)
+                report.errors.extend(result.errors)
+            if number % SYNC_EVERY == 0:
+                self.library.sync()
+            if progress:
+                progress(number, len(folders), folder.name)
+        self.library.sync()
+        self.library.save()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(
+        self,
+        instance_id: str,
+        loaded: list[LoadedImage],
+        errors: list[ImageError],
+        *,
+        label: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        new: bool = False,
+        create: bool = True,
+        skip_bad: bool = True,
+        prepared: _Prepared | None = None,
+    ) -> EnrollResult:
+        """Write what :meth:`_prepare` made of ``loaded`` (made here unless given, and then the
+        in-RAM indexes are brought up to date too; a bulk caller syncs them once in a while)."""
+        library = self.library
+        known, new_images, refused = prepared or self._prepare(instance_id, loaded)
+        if refused and (not skip_bad or not (new_images or known)):  # nothing to enrol is refused, as in enroll()
+            raise refused[0]
+        kept = {image.sha256 for image in new_images}
+        keep = not self.config.embeds_faces or self.config.faces.keep_originals  # faces: a privacy setting
+        for image in {img.sha256: img for img in loaded if img.sha256 in kept}.values() if keep else []:
+            library.blobs.put(image.sha256, image.encoded)  # blobs first: a crash leaves an orphan file, never a dangling row
+        instance, added, duplicates = library.catalog.add_images(
+            instance_id, new_images, library.descriptor, label=label, metadata=metadata, create=create, must_create=new
+        )
+        duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
+        if prepared is None:
+            library.sync()
+        return EnrollResult(instance, added, duplicates, errors + refused)
+
+    def _prepare(self, instance_id: str, loaded: list[LoadedImage]) -> _Prepared:
+        """The instance's images enrolled already (by content hash), and the others embedded or refused."""
+        known = {r.sha256: r for r in self._images_or_empty(instance_id)}
+        fresh = [img for img in loaded if img.sha256 not in known]
+        total, most = len(known) + len({img.sha256 for img in fresh}), self.config.limits.max_images_per_instance
+        if total > most:
+            raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
+        return (known, *self._embed_new(fresh))
+
+    def _embed_new(self, images: Sequence[LoadedImage]) -> tuple[list[NewImage], list[ImageError]]:
+        """The images to add, and the ones the pipeline refuses."""
+        if not images:
+            return [], []
+        vectors, problems = self.embedder.embed_shots([img.pixels for img in images])
+        verifier = self.library.verifier
+        refused: list[ImageError] = [UnusableShotError(img.source, why) for img, why in zip(images, problems) if why]
+        added = [
+            NewImage(
+                img.sha256,
+                img.source,
+                img.width,
+                img.height,
+                vectors[number : number + 1],
+                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
+            )
+            for number, img in enumerate(images)
+            if problems[number] is None
+        ]
+        return added, refused
+
+    def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
+        try:
+            return self.library.catalog.images_of(instance_id)
+        except UnknownInstanceError:
+            return []
