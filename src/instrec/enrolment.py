@@ -1,8 +1,9 @@
 """Enrolment: shots in, instances out.
 
 Images are loaded, embedded and given their keypoints, then written: originals first, then the
-catalog, then the in-RAM indexes are brought up to date. A folder enrolment works ahead on every
-core (:func:`instrec.ahead.ahead`) and writes in order, on the calling thread.
+catalog, then the in-RAM indexes are brought up to date. A bulk enrolment (many instances: a
+folder of folders, or any iterable of them) works ahead on every core (:func:`instrec.ahead.ahead`)
+and writes in order, on the calling thread.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from instrec.ahead import ahead
 from instrec.catalog import ImageRecord, NewImage
@@ -21,11 +22,11 @@ from instrec.library import Library
 from instrec.results import EnrollResult, FolderReport
 
 _Prepared = tuple[dict[str, ImageRecord], list[NewImage], list[ImageError]]  # Enrolment._prepare
-SYNC_EVERY = 256  # folders written between updates of the in-RAM indexes during a folder enrolment
+SYNC_EVERY = 256  # instances written between updates of the in-RAM indexes during a bulk enrolment
 
 
 class Enrolment:
-    """What :meth:`instrec.recognizer.Recognizer.enroll` and ``enroll_folder`` do, on its library and embedder."""
+    """What :class:`instrec.recognizer.Recognizer`'s ``enroll*`` methods do, on its library and embedder."""
 
     def __init__(self, config: Config, library: Library, embedder: Any):
         self.config, self.library, self.embedder = config, library, embedder
@@ -59,28 +60,36 @@ class Enrolment:
         root = Path(root)
         if not root.is_dir():
             raise InstrecError(f"{root} is not a folder")
-        started = time.perf_counter()
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return self.many(((folder.name, iter_image_files(folder)) for folder in folders), len(folders), progress)
+
+    def many(
+        self,
+        entries: Iterable[tuple[str, Iterable[Any]]],
+        total: int | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> FolderReport:
+        started = time.perf_counter()
         report = FolderReport()
 
-        def prepare(folder: Path) -> tuple[list[ImageError], list[LoadedImage], _Prepared | Exception | None]:
-            loaded, errors = load_images(iter_image_files(folder), self.config.limits, skip_bad=True)
+        def prepare(entry: tuple[str, Iterable[Any]]) -> tuple[list[ImageError], list[LoadedImage], _Prepared | Exception | None]:
+            loaded, errors = load_images(list(entry[1]), self.config.limits, skip_bad=True)
             try:
-                return errors, loaded, self._prepare(folder.name, loaded) if loaded else None
+                return errors, loaded, self._prepare(entry[0], loaded) if loaded else None
             except TooManyImagesError as error:
                 return errors, loaded, error
 
-        # Folders are read, embedded and given their keypoints ahead, on worker threads, while this one
+        # Entries are read, embedded and given their keypoints ahead, on worker threads, while this one
         # writes them in order. dlib's detector is not known to be thread-safe: a faces library has one.
         workers = 1 if self.config.embeds_faces else usable_cores()
-        for number, (folder, future) in enumerate(ahead(prepare, folders, workers), 1):
+        for number, ((instance_id, _), future) in enumerate(ahead(prepare, entries, workers), 1):
             errors, loaded, prepared = future.result()
             report.errors.extend(errors)
             try:
                 if isinstance(prepared, Exception):
                     raise prepared
-                result = self._write(folder.name, loaded, [], prepared=prepared) if prepared else None
-            except (TooManyImagesError, UnusableShotError) as error:  # nothing of the folder could be enrolled
+                result = self._write(instance_id, loaded, [], prepared=prepared) if prepared else None
+            except (TooManyImagesError, UnusableShotError) as error:  # nothing of the entry could be enrolled
                 report.errors.append(error)
                 result = None
             if result is not None:
@@ -91,7 +100,7 @@ class Enrolment:
             if number % SYNC_EVERY == 0:
                 self.library.sync()
             if progress:
-                progress(number, len(folders), folder.name)
+                progress(number, total or 0, instance_id)
         self.library.sync()
         self.library.save()
         report.seconds = time.perf_counter() - started

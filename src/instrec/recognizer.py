@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
@@ -158,6 +158,18 @@ class Recognizer:
         and folders with more images than ``limits.max_images_per_instance``, are reported in the
         returned report's ``errors`` and skipped."""
         return self._enrolment.folder(root, progress)
+
+    def enroll_many(
+        self,
+        entries: Iterable[tuple[str, Iterable[ImageInput]]],
+        *,
+        total: int | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> FolderReport:
+        """Enrol many instances, ``(instance id, its images)`` each, as :meth:`enroll_folder` does a folder:
+        worked ahead on every core, bad images and over-full instances reported and skipped. ``entries``
+        may be a generator (read as the work goes, a bounded number ahead); ``total`` is for ``progress``."""
+        return self._enrolment.many(entries, total, progress)
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
