@@ -19,9 +19,13 @@ from instrec.config import Config, usable_cores
 from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownInstanceError, UnusableShotError
 from instrec.images import LoadedImage, iter_image_files, load_images
 from instrec.library import Library
+from instrec.rerank import LocalVerifier
 from instrec.results import EnrollResult, FolderReport
 
 _Prepared = tuple[dict[str, ImageRecord], list[NewImage], list[ImageError]]  # Enrolment._prepare
+# One instance ready to write: its id, its unreadable files, its images, and what _prepare made of
+# them (or why it refused them all; None: nothing to write).
+Prepared = tuple[str, list[ImageError], list[LoadedImage], _Prepared | Exception | None]
 SYNC_EVERY = 256  # instances written between updates of the in-RAM indexes during a bulk enrolment
 
 
@@ -69,26 +73,30 @@ class Enrolment:
         total: int | None = None,
         progress: Callable[[int, int, str], None] | None = None,
     ) -> FolderReport:
-        started = time.perf_counter()
-        report = FolderReport()
-
-        def prepare(entry: tuple[str, Iterable[Any]]) -> tuple[list[ImageError], list[LoadedImage], _Prepared | Exception | None]:
+        def prepare(entry: tuple[str, Iterable[Any]]) -> Prepared:
             loaded, errors = load_images(list(entry[1]), self.config.limits, skip_bad=True)
             try:
-                return errors, loaded, self._prepare(entry[0], loaded) if loaded else None
+                return entry[0], errors, loaded, self._prepare(entry[0], loaded) if loaded else None
             except TooManyImagesError as error:
-                return errors, loaded, error
+                return entry[0], errors, loaded, error
 
         # Entries are read, embedded and given their keypoints ahead, on worker threads, while this one
         # writes them in order. dlib's detector is not known to be thread-safe: a faces library has one.
         workers = 1 if self.config.embeds_faces else usable_cores()
-        for number, ((instance_id, _), future) in enumerate(ahead(prepare, entries, workers), 1):
-            errors, loaded, prepared = future.result()
+        return self.write_all((future.result() for _, future in ahead(prepare, entries, workers)), total, progress)
+
+    def write_all(
+        self, prepared: Iterable[Prepared], total: int | None = None, progress: Callable[[int, int, str], None] | None = None
+    ) -> FolderReport:
+        """Write instances prepared elsewhere (threads here, or workers of a cluster), one after the other."""
+        started = time.perf_counter()
+        report = FolderReport()
+        for number, (instance_id, errors, loaded, shots) in enumerate(prepared, 1):
             report.errors.extend(errors)
             try:
-                if isinstance(prepared, Exception):
-                    raise prepared
-                result = self._write(instance_id, loaded, [], prepared=prepared) if prepared else None
+                if isinstance(shots, Exception):
+                    raise shots
+                result = self._write(instance_id, loaded, [], prepared=shots) if shots else None
             except (TooManyImagesError, UnusableShotError) as error:  # nothing of the entry could be enrolled
                 report.errors.append(error)
                 result = None
@@ -105,6 +113,19 @@ class Enrolment:
         self.library.save()
         report.seconds = time.perf_counter() - started
         return report
+
+    def check_room(self, instance_id: str, known: dict[str, ImageRecord], loaded: list[LoadedImage]) -> None:
+        """Raise :class:`TooManyImagesError` if ``loaded`` would take the instance past limits.max_images_per_instance."""
+        total = len(known) + len({img.sha256 for img in loaded if img.sha256 not in known})
+        if total > (most := self.config.limits.max_images_per_instance):
+            raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
+
+    def known(self, instance_id: str) -> dict[str, ImageRecord]:
+        """The instance's images enrolled already, by content hash (none for an unknown id)."""
+        try:
+            return {r.sha256: r for r in self.library.catalog.images_of(instance_id)}
+        except UnknownInstanceError:
+            return {}
 
     def _write(
         self,
@@ -139,36 +160,30 @@ class Enrolment:
 
     def _prepare(self, instance_id: str, loaded: list[LoadedImage]) -> _Prepared:
         """The instance's images enrolled already (by content hash), and the others embedded or refused."""
-        known = {r.sha256: r for r in self._images_or_empty(instance_id)}
+        known = self.known(instance_id)
+        self.check_room(instance_id, known, loaded)
         fresh = [img for img in loaded if img.sha256 not in known]
-        total, most = len(known) + len({img.sha256 for img in fresh}), self.config.limits.max_images_per_instance
-        if total > most:
-            raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
-        return (known, *self._embed_new(fresh))
+        return (known, *embed_shots(self.embedder, self.library.verifier, fresh))
 
-    def _embed_new(self, images: Sequence[LoadedImage]) -> tuple[list[NewImage], list[ImageError]]:
-        """The images to add, and the ones the pipeline refuses."""
-        if not images:
-            return [], []
-        vectors, problems = self.embedder.embed_shots([img.pixels for img in images])
-        verifier = self.library.verifier
-        refused: list[ImageError] = [UnusableShotError(img.source, why) for img, why in zip(images, problems) if why]
-        added = [
-            NewImage(
-                img.sha256,
-                img.source,
-                img.width,
-                img.height,
-                vectors[number : number + 1],
-                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
-            )
-            for number, img in enumerate(images)
-            if problems[number] is None
-        ]
-        return added, refused
 
-    def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
-        try:
-            return self.library.catalog.images_of(instance_id)
-        except UnknownInstanceError:
-            return []
+def embed_shots(
+    embedder: Any, verifier: LocalVerifier | None, images: Sequence[LoadedImage]
+) -> tuple[list[NewImage], list[ImageError]]:
+    """The images to add (embedded, with their keypoints when ``verifier``), and the ones the pipeline refuses."""
+    if not images:
+        return [], []
+    vectors, problems = embedder.embed_shots([img.pixels for img in images])
+    refused: list[ImageError] = [UnusableShotError(img.source, why) for img, why in zip(images, problems) if why]
+    added = [
+        NewImage(
+            img.sha256,
+            img.source,
+            img.width,
+            img.height,
+            vectors[number : number + 1],
+            local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
+        )
+        for number, img in enumerate(images)
+        if problems[number] is None
+    ]
+    return added, refused

@@ -23,6 +23,9 @@ class ImageError(InstrecError, ValueError):
         self.reason = reason
         super().__init__(f"{source}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled as made: Ray workers send them back
+        return type(self), (self.source, self.reason)
+
 
 class NotAnImageError(ImageError):
     """The data is not an image in any format we can decode (HTTP 415)."""

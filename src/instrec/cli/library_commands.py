@@ -37,6 +37,9 @@ def enroll(
     home: Optional[Path] = HomeOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
+    ray: bool = typer.Option(False, "--ray", help="Embed on Ray workers (the ray extra); a local Ray unless --ray-address."),
+    ray_address: Optional[str] = typer.Option(None, help="A Ray cluster to embed on (with --ray), e.g. ray://head:10001."),
+    ray_workers: Optional[int] = typer.Option(None, min=1, help="Ray actors (with --ray; default: one per CPU)."),
 ) -> None:
     """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed.
 
@@ -46,9 +49,16 @@ def enroll(
     with reported(as_json):
         with opened(home, sets, create=True) as recognizer, progress_bar(not as_json) as progress:
             task = progress.add_task("enrolling", total=None)
-            report = recognizer.enroll_folder(
-                folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=escape(name))
-            )
+
+            def advance(n: int, total: int, name: str) -> None:
+                progress.update(task, completed=n, total=total, description=escape(name))
+
+            if ray or ray_address:
+                from instrec.ray_ingest import enroll_folder_on_ray
+
+                report = enroll_folder_on_ray(recognizer, folder, address=ray_address, workers=ray_workers, progress=advance)
+            else:
+                report = recognizer.enroll_folder(folder, progress=advance)
             calibration, stale = recognizer.calibration, recognizer.stats()["calibration_stale"]
         if report.images_added + report.duplicates == 0 and not report.errors:
             raise InstrecError(f"no images under {folder}/<instance id>/")
