@@ -35,7 +35,7 @@ from instrec.errors import ConfigError
 from instrec.service import routes_admin, routes_collections, routes_instances, routes_recognize
 from instrec.service.admission import RateLimit, StampArrival
 from instrec.service.auth import AuthGate, KeyRing, check_auth_config
-from instrec.service.errors import install_error_handlers
+from instrec.service.errors import error_responses, install_error_handlers
 from instrec.service.limits import BodyLimit
 from instrec.service.metrics import MetricsMiddleware
 from instrec.service.redoc import add_redoc
@@ -129,9 +129,10 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     install_error_handlers(app)
     # Every route on a library answers for the default collection under /v1 and for any other under
     # /v1/collections/{collection} (whose dependency declares and checks the name).
-    for prefix, scope in (("/v1", []), (routes_collections.PREFIX, [Depends(routes_collections.collection_name)])):
+    mounts = [("/v1", [], {}), (routes_collections.PREFIX, [Depends(routes_collections.collection_name)], error_responses(404))]
+    for prefix, scope, responses in mounts:
         for router in (routes_recognize.router, routes_instances.router, routes_admin.library_router):
-            app.include_router(router, prefix=prefix, dependencies=scope)
+            app.include_router(router, prefix=prefix, dependencies=scope, responses=responses)
     app.include_router(routes_collections.router)
     app.include_router(routes_admin.router)
 
