@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import pytest
 
 from instrec.config import Config
-from instrec.errors import ConfigError
+from instrec.errors import ConfigError, UnknownCollectionError
+from instrec.library import delete_collection
 from instrec.service.app import create_app
 from instrec.service.auth import KeyRing
+from instrec.service.collections import Collections
 
+from .conftest import make_config
 from .helpers import ADMIN_KEY, READ_KEY, assert_error, enrol, recognize
 
 SHOES = "/v1/collections/shoes"
@@ -155,3 +161,50 @@ def test_the_service_refuses_to_serve_one_collection(tmp_path):
     config = Config.load(home=tmp_path, overrides={"service.auth": "false", "collection": "shoes"})
     with pytest.raises(ConfigError, match="every collection"):
         create_app(config)
+
+
+def test_a_collection_deleted_by_another_process_is_gone_here_too(make_client, photos):
+    client = make_client()
+    assert client.put("/v1/collections/elsewhere").status_code == 201
+    assert _enrol_in(client, "/v1/collections/elsewhere", "Coins", photos["coins"]).status_code == 201
+    delete_collection(client.app.state.service.config.home, "elsewhere")  # as instrec delete-collection would
+    assert_error(client.get("/v1/collections/elsewhere/instances"), 404, "unknown_collection")
+    assert client.put("/v1/collections/elsewhere").status_code == 201  # made anew, empty
+    assert client.get("/v1/collections/elsewhere/instances").json()["total"] == 0
+
+
+def test_deleting_waits_for_the_requests_using_the_collection(tmp_path, embedder):
+    from instrec.recognizer import Recognizer
+
+    order: list[str] = []
+
+    async def scenario(registry: Collections) -> None:
+        assert await registry.create("busy")
+
+        async def delete() -> None:
+            await registry.delete("busy")
+            order.append("deleted")
+
+        async with anyio.create_task_group() as tasks:
+            async with registry.use("busy"):
+                tasks.start_soon(delete)
+                await anyio.sleep(0.2)
+                order.append("request done")
+        with pytest.raises(UnknownCollectionError):
+            async with registry.use("busy"):
+                pass
+
+    with Recognizer(make_config(tmp_path), embedder=embedder) as default:
+        anyio.run(lambda: scenario(Collections(default.config, default, lambda recognizer: None)))
+    assert order == ["request done", "deleted"] and not (tmp_path / "collections" / "busy").exists()
+
+
+def test_a_collection_recalibrates_by_itself_once_its_gallery_changed(make_client, photos):
+    client = make_client(**{"decision.auto_calibrate": "true"})
+    assert client.put("/v1/collections/auto").status_code == 201
+    for name in ("chelsea", "coffee"):
+        assert _enrol_in(client, "/v1/collections/auto", name, photos[name]).status_code == 201
+    deadline = time.monotonic() + 120
+    while client.get("/v1/collections/auto/stats").json()["calibration"] == "prior" and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert client.get("/v1/collections/auto/stats").json()["calibration"].startswith("probes")

@@ -52,7 +52,11 @@ class Collections:
     @asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Collection]:
         """Collection ``name`` for the time of a request (404 if the home holds none of that name)."""
-        collection = self._open.get(name) or await self._opening(name)
+        collection = self._open.get(name)
+        if collection is not None and name != DEFAULT_COLLECTION and not collection_exists(self.config.home, name):
+            await self._forget(name)  # deleted by another process (a worker, instrec delete-collection); a stat is cheap
+            collection = None
+        collection = collection or await self._opening(name)
         collection.users += 1
         try:
             yield collection
@@ -64,8 +68,9 @@ class Collections:
     async def create(self, name: str) -> bool:
         """Create collection ``name``; False if it existed already."""
         async with self._lock:
-            if name in self._open or await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
+            if await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
                 return False
+            await self._close(name)  # open here, deleted by another process
             self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
             return True
 
@@ -74,12 +79,7 @@ class Collections:
         if name == DEFAULT_COLLECTION:
             raise ApiError(409, "default_collection", "the default collection is the home itself and cannot be deleted")
         async with self._lock:  # no request re-opens it meanwhile: opening waits for this lock
-            collection = self._open.pop(name, None)
-            if collection is not None:
-                if collection.users:
-                    collection.idle = anyio.Event()
-                    await collection.idle.wait()
-                await anyio.to_thread.run_sync(collection.recognizer.close)
+            await self._close(name)
             await anyio.to_thread.run_sync(delete_collection, self.config.home, name)
 
     async def close(self) -> None:
@@ -88,6 +88,19 @@ class Collections:
             others = [c for name, c in self._open.items() if name != DEFAULT_COLLECTION]
             self._open = {DEFAULT_COLLECTION: self._open[DEFAULT_COLLECTION]}
         for collection in others:
+            await anyio.to_thread.run_sync(collection.recognizer.close)
+
+    async def _forget(self, name: str) -> None:
+        async with self._lock:
+            await self._close(name)
+
+    async def _close(self, name: str) -> None:
+        """Close collection ``name`` once the requests using it have finished (holding the lock)."""
+        collection = self._open.pop(name, None)
+        if collection is not None:
+            if collection.users:
+                collection.idle = anyio.Event()
+                await collection.idle.wait()
             await anyio.to_thread.run_sync(collection.recognizer.close)
 
     async def _opening(self, name: str) -> Collection:
