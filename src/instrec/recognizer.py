@@ -35,7 +35,7 @@ ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.lo
 
 
 class Recognizer:
-    """Open (or create) the library of ``config.collection`` at ``config.home`` (:attr:`home`).
+    """Open (or create) the library of ``config.collection`` in ``config.home``.
     Thread-safe; share one per process, and one ``embedder`` among the collections of a home."""
 
     def __init__(self, config: Config | None = None, *, embedder: Any = None):
@@ -52,7 +52,7 @@ class Recognizer:
         return cls(Config.load(home=home, overrides={**overrides, **({"collection": collection} if collection else {})}))
 
     @property
-    def home(self) -> Path:
+    def _home(self) -> Path:
         """The folder of this recognizer's library: the home, or its collection's folder in it."""
         return collection_home(self.config.home, self.config.collection)
 
@@ -75,7 +75,7 @@ class Recognizer:
                 if self._library is None:
                     set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
-                        self.home,
+                        self._home,
                         dim=embedder.dim,
                         descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor_key(),
@@ -206,7 +206,7 @@ class Recognizer:
             "calibration": calibration.source,
             "calibration_summary": calibration.describe(),
             "calibration_stale": self._calibrator.stale(),
-            "home": str(self.home),
+            "home": str(self._home),
             "collection": self.config.collection,
         }
 

@@ -22,8 +22,8 @@ def test_names_that_are_no_safe_folder_name_are_refused(tmp_path, name):
 def test_the_default_collection_is_the_home_itself(tmp_path):
     assert collection_home(tmp_path) == collection_home(tmp_path, "default") == tmp_path
     assert collection_home(tmp_path, "shoes.v2") == tmp_path / "collections" / "shoes.v2"
-    assert Recognizer.open(tmp_path, collection="shoes").home == tmp_path / "collections" / "shoes"
-    assert Recognizer.open(tmp_path).home == tmp_path  # nothing is loaded to say where the library is
+    assert Recognizer.open(tmp_path, collection="shoes").config.collection == "shoes"
+    assert Recognizer.open(tmp_path).config.collection == "default"
 
 
 def test_the_collection_comes_from_the_environment_too(tmp_path, monkeypatch):
