@@ -10,7 +10,7 @@ import pytest
 from instrec.config import Config
 from instrec.errors import ConfigError, UnknownCollectionError
 from instrec.library import delete_collection
-from instrec.service.app import create_app
+from instrec.service.app import create_app, run
 from instrec.service.auth import KeyRing
 from instrec.service.collections import Collections
 
@@ -161,6 +161,8 @@ def test_the_service_refuses_to_serve_one_collection(tmp_path):
     config = Config.load(home=tmp_path, overrides={"service.auth": "false", "collection": "shoes"})
     with pytest.raises(ConfigError, match="every collection"):
         create_app(config)
+    with pytest.raises(SystemExit, match="every collection"):
+        run(config)
 
 
 def test_a_collection_deleted_by_another_process_is_gone_here_too(make_client, photos):

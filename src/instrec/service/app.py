@@ -78,11 +78,7 @@ Recognise specific instances from 1-3 reference photos each, or answer **unknown
 def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAPI:
     """Build the service over every collection of ``config.home``. Raises :class:`ConfigError` if auth
     is on without any key, or if ``config.collection`` names one collection."""
-    if config.collection != DEFAULT_COLLECTION:
-        raise ConfigError(
-            f"the service answers every collection of {config.home} (/v1/collections/NAME/...): "
-            f"leave collection unset rather than {config.collection!r}"
-        )
+    check_whole_home(config)
     keys = KeyRing.from_config(config.service)
     state = ServiceState(
         config=config,
@@ -156,6 +152,15 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+def check_whole_home(config: Config) -> None:
+    """A service answers every collection of its home: one named in the settings is a mistake."""
+    if config.collection != DEFAULT_COLLECTION:
+        raise ConfigError(
+            f"the service answers every collection of {config.home} (/v1/collections/NAME/...): "
+            f"leave collection unset rather than {config.collection!r}"
+        )
 
 
 def _warm_up(recognizer: "Recognizer") -> None:
@@ -263,6 +268,7 @@ def run(config: Config) -> None:
     import uvicorn
 
     try:
+        check_whole_home(config)
         check_auth_config(config.service)
     except ConfigError as error:
         raise SystemExit(f"instrec serve: {error}") from None
