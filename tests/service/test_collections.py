@@ -151,7 +151,7 @@ def test_key_entries_keep_the_old_format_and_add_collections():
     assert keys.collections("reader") == {"bags", "shoes"}
     assert keys.role("limited", "shoes") == "admin" and keys.role("limited", "bags") is None
     assert keys.role("both", "bags") == "admin" and keys.collections("both") is None
-    assert keys.role("reader@bags+shoes") is None  # the entry is not the key
+    assert keys.role("reader@bags+shoes") is None and keys.collections("guess") == frozenset()  # the entry is not the key
     for bad in ("k@", "k@Shoes", "k@a+../b", "@shoes"):
         with pytest.raises(ConfigError, match="KEY@collection"):
             KeyRing(True, (bad,), ())

@@ -73,8 +73,7 @@ class KeyRing:
     @classmethod
     def from_config(cls, service: ServiceConfig) -> "KeyRing":
         check_auth_config(service)
-        strip = lambda keys: tuple(k.strip() for k in keys if k.strip())  # noqa: E731
-        return cls(bool(service.auth), strip(service.api_keys), strip(service.admin_keys))
+        return cls(bool(service.auth), _stripped(service.api_keys), _stripped(service.admin_keys))
 
     def _matching(self, key: str | None) -> list[KeyEntry]:
         """The entries of ``key``. Compares in constant time against every entry."""
@@ -91,16 +90,17 @@ class KeyRing:
     def collections(self, key: str | None) -> frozenset[str] | None:
         """The collections a key reaches (None: all of them)."""
         limits = [entry.collections for entry in self._matching(key)]
-        return None if not limits or None in limits else frozenset().union(*(c for c in limits if c is not None))
+        return None if None in limits else frozenset().union(*(c for c in limits if c is not None))
+
+
+def _stripped(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k.strip() for k in keys if k.strip())
 
 
 def check_auth_config(service: ServiceConfig) -> None:
     """Refuse to serve with auth on and no key (never run open by accident), or with a key entry that
     names no collection."""
-    for role, keys in (("read", service.api_keys), ("admin", service.admin_keys)):
-        for key in keys:
-            if key.strip():
-                KeyEntry.parse(role, key.strip())  # type: ignore[arg-type]
+    KeyRing(False, _stripped(service.api_keys), _stripped(service.admin_keys))  # parses every entry
     if service.auth and not any(k.strip() for k in (*service.api_keys, *service.admin_keys)):
         raise ConfigError(
             "service.auth is on but no API key is configured. Set admin keys (read-write) with "
