@@ -24,7 +24,7 @@ from instrec.decision import Calibration, InstanceScore, against_competitors
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, load_image
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, complete_local_features
+from instrec.library import Library, collection_home, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_faces, rank_photos
 from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
@@ -35,7 +35,8 @@ ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.lo
 
 
 class Recognizer:
-    """Open (or create) the library at ``config.home``. Thread-safe; share one per process."""
+    """Open (or create) the library of ``config.collection`` in ``config.home``.
+    Thread-safe; share one per process, and one ``embedder`` among the collections of a home."""
 
     def __init__(self, config: Config | None = None, *, embedder: Any = None):
         self.config = config or Config.load()
@@ -46,9 +47,14 @@ class Recognizer:
         self._side_work: ThreadPoolExecutor | None = None
 
     @classmethod
-    def open(cls, home: str | Path | None = None, **overrides: Any) -> "Recognizer":
-        """``Recognizer.open("lib", **{"index.backend": "flat"})``."""
-        return cls(Config.load(home=home, overrides=overrides))
+    def open(cls, home: str | Path | None = None, *, collection: str | None = None, **overrides: Any) -> "Recognizer":
+        """``Recognizer.open("lib", collection="shoes", **{"index.backend": "flat"})``."""
+        return cls(Config.load(home=home, overrides={**overrides, **({"collection": collection} if collection else {})}))
+
+    @property
+    def _home(self) -> Path:
+        """The folder of this recognizer's library: the home, or its collection's folder in it."""
+        return collection_home(self.config.home, self.config.collection)
 
     # -- lazily built parts --------------------------------------------------------------------
     @property
@@ -69,7 +75,7 @@ class Recognizer:
                 if self._library is None:
                     set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
-                        self.config.home,
+                        self._home,
                         dim=embedder.dim,
                         descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor_key(),
@@ -200,7 +206,8 @@ class Recognizer:
             "calibration": calibration.source,
             "calibration_summary": calibration.describe(),
             "calibration_stale": self._calibrator.stale(),
-            "home": str(self.config.home),
+            "home": str(self._home),
+            "collection": self.config.collection,
         }
 
     # -- recognition ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from instrec.service.errors import schema_path
 from instrec.service.history import History
 
 if TYPE_CHECKING:
@@ -156,8 +157,8 @@ def _is_api_work(route: str) -> bool:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
+    if isinstance(path, str):  # a route matched: the schema's template, prefix included, for the API's
+        return schema_path(scope["app"], scope["path"]) or path
     if scope.get("path", "").startswith("/static/"):
         return "/static"
     return "<unmatched>"
