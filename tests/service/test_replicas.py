@@ -16,3 +16,9 @@ def test_what_one_replica_enrols_the_other_answers_shows_and_removes(make_client
     assert other.delete("/v1/instances/rocket").status_code == 204
     assert all(match["instance_id"] != "rocket" for match in recognize(one, views["rocket"]["crop"]).json()["matches"])
     assert one.get("/v1/instances/rocket").status_code == 404
+
+
+def test_a_shared_catalog_refuses_to_create_other_collections(make_client, postgres_url):
+    client = make_client(**{"catalog.url": postgres_url})
+    answer = client.put("/v1/collections/shoes")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "collections_unsupported"
