@@ -92,7 +92,7 @@ def main() -> int:
                 recognizer.close()
     if args.results:
         command = " ".join(["python benchmarks/bench_scale.py", *sys.argv[1:]])
-        write_section("Scale: 100 and 10,000 instances", command, ["```", *REPORT, "```"])
+        write_section(f"Scale: 100 and {args.instances:,} instances", command, ["```", *REPORT, "```"])
     return 0
 
 
