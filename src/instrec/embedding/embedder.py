@@ -12,10 +12,10 @@ from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, backbone_descriptor_key, descriptor_digest
 from instrec.profiles import DescriptorTuning
-from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
+from instrec.embedding.onnx_runtime import OnnxEngine, cached_engine, default_cache_dir, int8_path
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
-from instrec.embedding.spec import remember, remembered
+from instrec.embedding.spec import file_digest, remember, remembered
 from instrec.embedding.whitening import Whitening
 from instrec.errors import ConfigError
 
@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 class Embedder:
     """Computes the vector ``descriptor`` and ``tuning`` define for each image, with the engine ``runtime`` picks.
 
-    ``digest`` identifies the descriptor together with the backbone's weights and any whitening
-    map: store it next to the vectors; vectors with different digests are not comparable. Images
+    ``digest`` identifies the descriptor together with the backbone's weights, any whitening map and,
+    at ``precision=int8``, the INT8 graph: store it next to the vectors; vectors with different digests
+    are not comparable. Images
     come decoded and upright (EXIF orientation applied); any PIL mode is converted to RGB.
 
     With the ONNX engine, a backbone remembered in the cache (:mod:`instrec.embedding.spec`) whose
@@ -72,8 +73,28 @@ class Embedder:
             )
         self.dim: int = spec.feature_dim if self.whitening is None else self.whitening.dims
         weights = weights_digest if self.whitening is None else f"{weights_digest}+{self.whitening.digest}"
-        self.digest: str = descriptor_digest(backbone_descriptor_key(descriptor, tuning), weights)
+        fp32 = descriptor.model_copy(update={"precision": "fp32"})
+        self._fp32_digest = descriptor_digest(backbone_descriptor_key(fp32, tuning), weights)
+        self.int8_graph: Path | None = self._int8_graph() if descriptor.precision == "int8" else None
+        # The INT8 graph's content is part of the id: two calibrations give two (close, unequal) descriptors.
+        self.digest: str = (
+            self._fp32_digest
+            if self.int8_graph is None
+            else descriptor_digest(backbone_descriptor_key(descriptor, tuning), f"{weights}+int8:{file_digest(self.int8_graph)}")
+        )
         self._engine = self._make_engine()
+
+    def _int8_graph(self) -> Path:
+        if self.runtime.engine != "onnx":
+            raise ConfigError("descriptor.precision=int8 runs on ONNX Runtime: set runtime.engine=onnx")
+        path = int8_path(self._cache_dir, self._fp32_digest)
+        if not path.is_file():
+            raise ConfigError(
+                f"descriptor.precision=int8: no INT8 graph of this descriptor in {self._cache_dir}; make one with "
+                "`instrec export DIR --int8 --calibration PHOTOS --check LABELLED` under the same descriptor settings, "
+                "or set descriptor.precision=fp32"
+            )
+        return path
 
     def _build_net(self) -> DescriptorNet:
         """Build the torch module; remember what its backbone is, for the next process to skip this."""
@@ -92,9 +113,11 @@ class Embedder:
         return DescriptorNet(backbone, self.tuning.gem_p).eval()
 
     def _make_engine(self) -> Engine:
+        if self.int8_graph is not None:
+            return OnnxEngine(self.int8_graph, self.runtime.threads)
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(self.torch_model, self._cache_dir, self.digest, self.runtime.threads)
+                return cached_engine(self.torch_model, self._cache_dir, self._fp32_digest, self.runtime.threads)
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
         import torch
