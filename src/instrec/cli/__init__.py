@@ -4,7 +4,7 @@ Every command takes ``--home`` (or ``INSTREC_HOME``) and ``--set section.key=val
 defaults live only in :mod:`instrec.config`; :mod:`instrec.cli.common` holds the output conventions.
 """
 
-from instrec.cli import library_commands, tools, train_command  # noqa: F401 - registers the commands
+from instrec.cli import export_command, library_commands, tools, train_command  # noqa: F401 - registers the commands
 from instrec.cli.common import app
 
 __all__ = ["app"]

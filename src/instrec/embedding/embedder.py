@@ -157,10 +157,15 @@ class Embedder:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows."""
+        return self.embed_with(self._engine, images)
+
+    def embed_with(self, engine: Engine, images: Sequence[Image.Image]) -> np.ndarray:
+        """``embed`` through ``engine``, another graph of the same network (an INT8 one under test):
+        its vectors are not ``digest``'s."""
         out = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
         sizes = [self.input_size(image) for image in images]
         for batch in batches_by_size(sizes, self.runtime.batch_size):
-            out[batch] = self.vectors(np.stack([self.preprocess(images[i]) for i in batch]))
+            out[batch] = engine(np.stack([self.preprocess(images[i]) for i in batch]))
         return self._whitened(out)
 
     def embed_shots(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[str | None]]:
