@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from instrec.config import Config, parse_assignments
+from instrec.decision.calibration import Prior
 from instrec.errors import ConfigError
 from instrec.profiles import Tuning, profile_names, profile_tuning, register_profile
 
@@ -151,3 +152,10 @@ def test_milvus_index_params_come_as_json_from_the_command_line():
         Config.load(overrides={"index.milvus_params": "{nlist"})
     with pytest.raises(ConfigError, match="index.milvus_collection"):
         Config.load(overrides={"index.milvus_collection": "has space"})
+
+
+def test_fp32_leaves_the_descriptor_id_as_it_was_and_int8_changes_it():
+    plain, int8 = Config(), Config().with_overrides({"descriptor.precision": "int8"})
+    assert "precision" not in plain.descriptor_key() and int8.descriptor_key()["precision"] == "int8"
+    shipped = Prior.shipped()
+    assert shipped is not None and plain.scoring_key() == shipped.key != int8.scoring_key()
