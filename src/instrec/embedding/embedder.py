@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -163,10 +163,16 @@ class Embedder:
         """``embed`` through ``engine``, another graph of the same network (an INT8 one under test):
         its vectors are not ``digest``'s."""
         out = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
-        sizes = [self.input_size(image) for image in images]
-        for batch in batches_by_size(sizes, self.runtime.batch_size):
-            out[batch] = engine(np.stack([self.preprocess(images[i]) for i in batch]))
+        for batch, inputs in self.input_batches(images):
+            out[batch] = engine(inputs)
         return self._whitened(out)
+
+    def input_batches(self, images: Sequence[Image.Image], batch_size: int = 0) -> Iterator[tuple[list[int], np.ndarray]]:
+        """(indices, their stacked ``preprocess`` outputs) of ``images``, grouped by input size, at most
+        ``batch_size`` (0: ``runtime.batch_size``) at a time."""
+        sizes = [self.input_size(image) for image in images]
+        for batch in batches_by_size(sizes, batch_size or self.runtime.batch_size):
+            yield batch, np.stack([self.preprocess(images[i]) for i in batch])
 
     def embed_shots(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[str | None]]:
         """``embed`` for enrolment, with why each shot cannot be enrolled (None: it can). Any photo can

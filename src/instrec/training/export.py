@@ -14,15 +14,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
 
 from instrec.config import Config
 from instrec.embedding import Embedder
 from instrec.embedding.onnx_runtime import OnnxEngine, cache_path, default_cache_dir, int8_path
-from instrec.embedding.preprocess import batches_by_size
 from instrec.embedding.whitening import MODEL_PROJECTION
 from instrec.errors import InstrecError
 from instrec.images import iter_image_files, load_images
@@ -78,7 +76,7 @@ def export(
     embedder = Embedder(descriptor, runtime, config.tuning.descriptor, cache_dir)
     graph = cache_path(cache_dir, embedder.digest)
     if not graph.is_file():
-        raise InstrecError(f"{descriptor.backbone} could not be exported to ONNX (the warning above says why)")
+        raise InstrecError(f"{descriptor.backbone} could not be exported to ONNX; the logged warning says why")
     model.mkdir(parents=True, exist_ok=True)
     fp32 = _copy(graph, model / FP32_GRAPH)
     descriptors = {"fp32": embedder.digest}
@@ -133,7 +131,8 @@ def _quantized(
     photos, _ = load_images(files, config.limits, skip_bad=True)  # a bad calibration photo loses nothing
     if progress is not None:
         progress("calibrate", 0, 1)
-    quantize_graph(graph, candidate, _batches(embedder, [photo.pixels for photo in photos]))
+    inputs = (batch for _, batch in embedder.input_batches([photo.pixels for photo in photos], CALIBRATION_BATCH))
+    quantize_graph(graph, candidate, inputs)
     if progress is not None:
         progress("calibrate", 1, 1)
     checked, _ = load_images(check_files, config.limits)
@@ -142,13 +141,6 @@ def _quantized(
     order = np.concatenate([np.arange(len(paths)) for paths in check.files])
     int8 = embedder.embed_with(OnnxEngine(candidate, config.runtime.threads), pixels)
     return gate.judge(embedder.embed(pixels), int8, labels, order)
-
-
-def _batches(embedder: Embedder, photos: Sequence[Image.Image]) -> Iterator[np.ndarray]:
-    """Network inputs of ``photos`` as the embedder makes them, stacked by size."""
-    sizes = [embedder.input_size(photo) for photo in photos]
-    for batch in batches_by_size(sizes, CALIBRATION_BATCH):
-        yield np.stack([embedder.preprocess(photos[i]) for i in batch])
 
 
 def _content(path: Path) -> bytes:
