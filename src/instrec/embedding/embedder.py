@@ -32,8 +32,8 @@ class Embedder:
 
     ``digest`` identifies the descriptor together with the backbone's weights, any whitening map and,
     at ``precision=int8``, the INT8 graph: store it next to the vectors; vectors with different digests
-    are not comparable. Images
-    come decoded and upright (EXIF orientation applied); any PIL mode is converted to RGB.
+    are not comparable. Images come decoded and upright (EXIF orientation applied); any PIL mode is
+    converted to RGB.
 
     With the ONNX engine, a backbone remembered in the cache (:mod:`instrec.embedding.spec`) whose
     graph is cached is not built: the torch module is made when first needed (``torch_model()``).
