@@ -104,6 +104,7 @@ def _changed(value):
         "homography": "affine",
         "auto": "float32",
         "hog": "cnn",
+        "fp32": "int8",
         None: "file.npz",
     }[value]
 
