@@ -1,6 +1,7 @@
-"""instrec export on a tiny TorchScript network (random weights): ONNX out, the INT8 gate, the precision setting."""
+"""instrec export on a tiny TorchScript network (random weights): ONNX out, the INT8 gate, the precision setting.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: TorchScript must read the network's annotations.
+"""
 
 import json
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from typer.testing import CliRunner
 
 from instrec.cli import app
@@ -21,15 +23,24 @@ from instrec.errors import ConfigError, InstrecError
 from instrec.training.export import FP32_GRAPH, INT8_GRAPH, export
 from instrec.training.gate import Gate
 from instrec.training.model import read_manifest, save_model
+from instrec.training.quantize import FLOAT_FIRST, float_nodes
 from tests.embedding.conftest import TinyCNN, save_torchscript
 from tests.photos import ENROLLED, NEVER_ENROLLED, sample_photo
 from tests.training.conftest import INSTANCES
 
 
+class FourConvs(TinyCNN):
+    """TinyCNN and two more convolutions: the first two stay in float, the others are quantised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body.extend([nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU()])
+
+
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory) -> Config:
     torch.manual_seed(0)
-    weights = save_torchscript(TinyCNN(), tmp_path_factory.mktemp("tiny") / "tiny.pt")
+    weights = save_torchscript(FourConvs(), tmp_path_factory.mktemp("tiny") / "tiny.pt")
     return Config().with_overrides({"descriptor.backbone": "torchscript", "descriptor.weights": str(weights)})
 
 
@@ -58,6 +69,18 @@ def test_export_writes_a_loadable_graph_and_a_manifest(tiny_config, tmp_path):
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["method"] == "pretrained" and manifest["base"]["backbone"] == "torchscript"
     assert manifest["export"]["fp32"] == FP32_GRAPH and manifest["export"]["descriptors"] == {"fp32": reference.digest}
+
+
+def test_the_first_convolutions_and_the_pooling_stay_in_float(tiny_config, tmp_path):
+    import onnx
+
+    graph = export(tmp_path / "model", tiny_config, cache_dir=tmp_path / "cache").fp32
+    nodes = onnx.load(str(graph)).graph.node
+    convs = [node.name for node in nodes if node.op_type == "Conv"]
+    after = [node.name for node in nodes[[node.name for node in nodes].index(convs[-1]) + 1 :]]
+    assert len(convs) == 4 and float_nodes(graph) == convs[:FLOAT_FIRST] + after
+    assert {node.op_type for node in nodes if node.name in after} >= {"Pow", "ReduceMean"}  # GeM
+    assert float_nodes(graph, first=0, last=1) == [convs[-1], *after]
 
 
 def test_a_trained_model_directory_exports_with_its_projection(tiny_config, tmp_path):
