@@ -107,6 +107,23 @@ def test_int8_passes_the_gate_and_the_precision_setting_runs_it(tiny_config, cal
     assert manifest["export"]["int8"] == INT8_GRAPH and manifest["export"]["gate"]["passed"] is True
 
 
+def test_a_library_enrolled_at_fp32_refuses_int8_vectors(tiny_config, calibration_dir, labelled_dir, tmp_path):
+    from instrec.errors import DescriptorMismatchError
+    from instrec.recognizer import Recognizer
+
+    cache = tmp_path / "cache"
+    export(tmp_path / "model", tiny_config, calibration_dir, labelled_dir, cache_dir=cache)
+    fp32 = tiny_config.with_overrides({"home": str(tmp_path / "library"), "rerank.enabled": "false"})
+    with Recognizer(fp32, embedder=embedder(fp32, cache)) as recognizer:
+        recognizer.enroll([sample_photo("astronaut")], instance_id="astronaut")
+    int8 = fp32.with_overrides({"descriptor.precision": "int8"})
+    with (
+        pytest.raises(DescriptorMismatchError, match="int8"),
+        Recognizer(int8, embedder=embedder(int8, cache, "int8")) as recognizer,
+    ):
+        recognizer.enroll([sample_photo("coffee")], instance_id="coffee")
+
+
 def test_a_refused_int8_says_why_and_keeps_fp32(tiny_config, calibration_dir, labelled_dir, tmp_path):
     cache = tmp_path / "cache"
     result = export(tmp_path / "model", tiny_config, calibration_dir, labelled_dir, Gate(min_cosine=1.0), cache)
