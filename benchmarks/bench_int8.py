@@ -23,6 +23,7 @@ import importlib.util
 import sys
 import tempfile
 import time
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -208,7 +209,10 @@ def report(
     shape: tuple[int, ...],
 ) -> list[str]:
     seeds = list(figures)
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("onnxruntime", "openvino", "nncf"))
     lines = [
+        f"{versions}; CPU: {_cpu()}.",
+        "",
         f"Speed: input {shape[3]}x{shape[2]} (an ukbench photo's), {args.threads or usable_cores()} threads, "
         f"{args.rounds} interleaved rounds; x fp32 = the median over rounds of fp32 ONNX Runtime's time / this engine's "
         f"(same round). INT8 graphs of seed {seeds[0]}.",
@@ -238,6 +242,20 @@ def report(
                     f"| {row['auroc']:.3f} | {row['gate']} |"
                 )
     return [*lines, ""]
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu() -> str:
+    names = [
+        line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+    ]
+    return names[0] if names else "unknown"
 
 
 if __name__ == "__main__":
