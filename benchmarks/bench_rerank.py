@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import faiss
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 
 from instrec.profiles import RerankTuning
 from instrec.rerank import LocalFeatures, LocalVerifier, extract_local_features, inlier_mask, train_vocabulary
@@ -200,17 +200,23 @@ def run_reference(
 
 # ---------------------------------------------------------------------------- distractors
 def distractor_images(data: Path, n: int, seed: int = 0):
-    """Up to ``n`` non-UKBench images: every COIL-100 view and AT&T face (upscaled x2.5 so they carry
-    a realistic number of keypoints), then random crops / flips / rotations / rescales of those and
-    of the scikit-image sample pictures. Yields PIL RGB images, deterministically."""
+    """Up to ``n`` non-UKBench images: every COIL-100 view, AT&T face and beer-labels catalogue label
+    (upscaled x2.5 so they carry a realistic number of keypoints), then random crops / flips /
+    rotations / rescales / colour changes of those and of the scikit-image sample pictures. Yields
+    PIL RGB images, deterministically."""
     rng = np.random.default_rng(seed)
-    sources = sorted((data / "coil100").glob("*/*.png")) + sorted((data / "att-faces").glob("*/*.pgm"))
+    sources = (
+        sorted((data / "coil100").glob("*/*.png"))
+        + sorted((data / "att-faces").glob("*/*.pgm"))
+        + sorted(p for p in (data / "beer-labels" / "gallery").glob("*/*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    )
     base = []
     for p in sources:
         im = Image.open(p).convert("RGB")
         base.append(im)
         if len(base) <= n:
-            yield im.resize((round(im.width * 2.5), round(im.height * 2.5)), Image.BICUBIC)
+            f = min(2.5, 480 / max(im.size))  # small sources up x2.5, large labels down to photo size
+            yield im.resize((round(im.width * f), round(im.height * f)), Image.BICUBIC)
     try:
         import skimage.data
 
@@ -234,6 +240,9 @@ def distractor_images(data: Path, n: int, seed: int = 0):
         if rng.random() < 0.5:
             out = ImageOps.mirror(out)
         out = out.rotate(float(rng.uniform(-30, 30)), resample=Image.BILINEAR, expand=False)
+        out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.4, 1.6)))  # another print, another light
+        gains = rng.uniform(0.8, 1.2, 3)  # and a colour cast
+        out = Image.merge("RGB", [c.point(lambda v, g=float(g): min(255, round(v * g))) for c, g in zip(out.split(), gains)])
         target = rng.uniform(240, 400)
         f = target / max(out.size)
         out = out.resize((max(16, round(out.width * f)), max(16, round(out.height * f))), Image.BICUBIC)

@@ -224,3 +224,27 @@ def test_reindex_moves_a_library_to_milvus_and_it_answers_the_same(tmp_path):
     (after,) = json.loads(invoke("recognize", str(query), *milvus).stdout)["results"]
     assert [m["instance_id"] for m in after["matches"]] == [m["instance_id"] for m in before["matches"]]
     assert after["matches"][0]["score"] == pytest.approx(before["matches"][0]["score"], abs=1e-4)
+
+
+def test_collections_of_one_home_from_the_command_line(tmp_path):
+    home = str(tmp_path / "lib")
+    shoes = ("--home", home, "--collection", "shoes")
+    invoke("enroll", str(_small_catalog(tmp_path / "catalog")), *shoes)
+    assert json.loads(invoke("stats", *shoes, "--json").stdout)["collection"] == "shoes"
+    listed = json.loads(invoke("list", *shoes, "--json").stdout)["instances"]
+    assert [i["id"] for i in listed] == ["astronaut", "coffee", "rocket"]
+    refused = runner.invoke(app, ["list", "--home", home, "--json"])  # the home itself holds no library yet
+    assert refused.exit_code == 2 and json.loads(refused.stdout)["error"]["code"] == "no_library"
+    ghost = runner.invoke(app, ["list", "--home", home, "--collection", "ghost"])
+    assert ghost.exit_code == 2 and "nocollection'ghost'" in flat(ghost.stderr)
+    unsafe = runner.invoke(app, ["list", "--home", home, "--collection", "../shoes"])
+    assert unsafe.exit_code == 2 and "collection" in unsafe.output
+    assert json.loads(invoke("collections", "--home", home, "--json").stdout)["collections"] == ["shoes"]
+    backup = tmp_path / "shoes.tar"
+    invoke("backup", str(backup), *shoes)
+    invoke("restore", str(backup), "--home", home, "--collection", "boots")
+    assert json.loads(invoke("stats", "--home", home, "--collection", "boots", "--json").stdout)["instances"] == 3
+    assert json.loads(invoke("delete-collection", "shoes", "--home", home, "--json").stdout) == {"deleted": "shoes"}
+    assert json.loads(invoke("collections", "--home", home, "--json").stdout)["collections"] == ["boots"]
+    refused = runner.invoke(app, ["delete-collection", "default", "--home", home, "--json"])
+    assert refused.exit_code == 2 and "home itself" in json.loads(refused.stdout)["error"]["message"]

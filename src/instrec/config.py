@@ -22,6 +22,10 @@ from instrec.errors import ConfigError
 from instrec.profiles import DEFAULT_PROFILE, FACES_PROFILE, DescriptorTuning, Tuning, profile_tuning
 
 DEFAULT_HOME = "./instrec-data"
+DEFAULT_COLLECTION = "default"  # the home itself: what every library was before collections existed
+# A collection's name is a folder's name under <home>/collections/: one safe path segment, lower case so
+# that two names never meet in one folder on a case-insensitive file system, never "." or "..".
+COLLECTION_PATTERN = r"^[a-z0-9_-][a-z0-9._-]{0,63}$"
 ENV_PREFIX = "INSTREC_"
 _NONE_WORDS = ("", "none", "null")
 
@@ -157,6 +161,8 @@ class Config(BaseSettings):
     )
 
     home: Path = Path(DEFAULT_HOME)
+    # Which gallery of the home (instrec.library.collections): each is a complete library of its own.
+    collection: str = Field(DEFAULT_COLLECTION, pattern=COLLECTION_PATTERN)
     profile: str = DEFAULT_PROFILE  # the scoring constants (instrec.profiles)
     descriptor: DescriptorConfig = DescriptorConfig()
     runtime: RuntimeConfig = RuntimeConfig()

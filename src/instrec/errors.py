@@ -23,6 +23,9 @@ class ImageError(InstrecError, ValueError):
         self.reason = reason
         super().__init__(f"{source}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled as made: Ray workers send them back
+        return type(self), (self.source, self.reason)
+
 
 class NotAnImageError(ImageError):
     """The data is not an image in any format we can decode (HTTP 415)."""
@@ -71,6 +74,17 @@ class UnknownImageError(InstrecError, KeyError):
         return f"no image with id {self.image_id!r}"
 
 
+class UnknownCollectionError(InstrecError, KeyError):
+    """No collection of that name in the home (HTTP 404)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        return f"no collection named {self.name!r}"
+
+
 class DuplicateInstanceError(InstrecError):
     """An instance with that id exists already (HTTP 409)."""
 
@@ -111,6 +125,7 @@ _CODES: tuple[tuple[type[InstrecError], str], ...] = (
     (ImageError, "bad_image"),
     (UnknownInstanceError, "unknown_instance"),
     (UnknownImageError, "unknown_image"),
+    (UnknownCollectionError, "unknown_collection"),
     (DuplicateInstanceError, "duplicate_instance"),
     (DescriptorMismatchError, "descriptor_mismatch"),
     (ConfigError, "config_error"),

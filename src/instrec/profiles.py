@@ -73,7 +73,8 @@ class RerankTuning(_Frozen):
     ransac_threshold: float = Field(10.0, gt=0)  # reprojection error in pixels of the max_side-scaled image
     ransac_iters: int = Field(1000, ge=1)
     # Descriptor similarities of the ratio test: "auto" = bfloat16 on CPUs with AMX (faster; same
-    # accuracy on every set of benchmarks/bench_accuracy.py), else float32.
+    # accuracy on every set of benchmarks/bench_accuracy.py), else float32; `instrec recognize` takes
+    # float32 (instrec.cli.common.opened: importing torch would cost it more).
     match_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # --- fusion into one score per candidate (rerank/fuse.py) ---
     weight_global: float = Field(1.0, ge=0)

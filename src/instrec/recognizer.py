@@ -10,23 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
 from instrec.calibrator import GalleryCalibrator
-from instrec.catalog import ImageRecord, NewImage
 from instrec.config import Config, usable_cores
+from instrec.enrolment import Enrolment
 from instrec.decision import Calibration, InstanceScore, against_competitors
-from instrec.errors import ImageError, InstrecError, TooManyImagesError, UnknownInstanceError, UnusableShotError
 from instrec.gallery_view import GalleryView
-from instrec.images import LoadedImage, iter_image_files, load_image, load_images
+from instrec.images import LoadedImage, load_image
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, complete_local_features
+from instrec.library import Library, collection_home, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_faces, rank_photos
 from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
@@ -37,7 +35,8 @@ ImageInput = Any  # path, bytes, PIL image or numpy array (see instrec.images.lo
 
 
 class Recognizer:
-    """Open (or create) the library at ``config.home``. Thread-safe; share one per process."""
+    """Open (or create) the library of ``config.collection`` in ``config.home``.
+    Thread-safe; share one per process, and one ``embedder`` among the collections of a home."""
 
     def __init__(self, config: Config | None = None, *, embedder: Any = None):
         self.config = config or Config.load()
@@ -48,9 +47,14 @@ class Recognizer:
         self._side_work: ThreadPoolExecutor | None = None
 
     @classmethod
-    def open(cls, home: str | Path | None = None, **overrides: Any) -> "Recognizer":
-        """``Recognizer.open("lib", **{"index.backend": "flat"})``."""
-        return cls(Config.load(home=home, overrides=overrides))
+    def open(cls, home: str | Path | None = None, *, collection: str | None = None, **overrides: Any) -> "Recognizer":
+        """``Recognizer.open("lib", collection="shoes", **{"index.backend": "flat"})``."""
+        return cls(Config.load(home=home, overrides={**overrides, **({"collection": collection} if collection else {})}))
+
+    @property
+    def _home(self) -> Path:
+        """The folder of this recognizer's library: the home, or its collection's folder in it."""
+        return collection_home(self.config.home, self.config.collection)
 
     # -- lazily built parts --------------------------------------------------------------------
     @property
@@ -71,7 +75,7 @@ class Recognizer:
                 if self._library is None:
                     set_search_threads(self.config.runtime.threads)  # the CLI, the service and user code alike
                     self._library = Library(
-                        self.config.home,
+                        self._home,
                         dim=embedder.dim,
                         descriptor=embedder.digest,
                         descriptor_info=self.config.descriptor_key(),
@@ -82,6 +86,10 @@ class Recognizer:
 
     def _verifier(self) -> LocalVerifier:
         return LocalVerifier(self.config.tuning.rerank, self.config.rerank.vocabulary)
+
+    @property
+    def _enrolment(self) -> Enrolment:
+        return Enrolment(self.config, self.library, self.embedder)
 
     @property
     def gallery(self) -> GalleryView:
@@ -142,58 +150,9 @@ class Recognizer:
         Images already enrolled for this instance (same content hash) are reported as duplicates
         and not added again.
         """
-        if existing:
-            if instance_id is None or new:
-                raise ValueError("existing=True needs an instance_id and excludes new=True")
-            self.gallery.get(instance_id)  # 404 before any work
-        instance_id = instance_id or uuid.uuid4().hex[:12]
-        loaded, errors = load_images(images, self.config.limits, skip_bad=skip_bad)
-        if not loaded:
-            if errors:
-                raise errors[0]
-            raise InstrecError(f"{'adding images' if existing else 'enrolment'} needs at least one image")
-        return self._enroll_loaded(
-            instance_id, loaded, errors, label=label, metadata=metadata, new=new, create=not existing, skip_bad=skip_bad
+        return self._enrolment.enroll(
+            images, instance_id=instance_id, label=label, metadata=metadata, new=new, existing=existing, skip_bad=skip_bad
         )
-
-    def _enroll_loaded(
-        self,
-        instance_id: str,
-        loaded: list[LoadedImage],
-        errors: list[ImageError],
-        *,
-        label: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        new: bool = False,
-        create: bool = True,
-        skip_bad: bool = True,
-    ) -> EnrollResult:
-        library = self.library
-        known = {r.sha256: r for r in self._images_or_empty(instance_id)}
-        fresh = [img for img in loaded if img.sha256 not in known]
-        total, most = len(known) + len({img.sha256 for img in fresh}), self.config.limits.max_images_per_instance
-        if total > most:
-            raise TooManyImagesError(instance_id, f"{total} images; at most {most} per instance (limits.max_images_per_instance)")
-        new_images, refused = self._embed_new(fresh)
-        if refused and (not skip_bad or not (new_images or known)):  # nothing to enrol is refused, as in enroll()
-            raise refused[0]
-        kept = {image.sha256 for image in new_images}
-        fresh, errors = [img for img in fresh if img.sha256 in kept], errors + refused
-        keep = not self.config.embeds_faces or self.config.faces.keep_originals  # faces: a privacy setting
-        for image in fresh if keep else []:  # blobs first: a crash leaves an orphan file, never a dangling row
-            library.blobs.put(image.sha256, image.encoded)
-        instance, added, duplicates = library.catalog.add_images(
-            instance_id,
-            new_images,
-            library.descriptor,
-            label=label,
-            metadata=metadata,
-            create=create,
-            must_create=new,
-        )
-        duplicates += [known[img.sha256] for img in loaded if img.sha256 in known]
-        library.sync()
-        return EnrollResult(instance, added, duplicates, errors)
 
     def enroll_folder(
         self,
@@ -204,51 +163,19 @@ class Recognizer:
         """Enrol ``root/<instance id>/<images>``. Re-running adds only what is new (resumable). Bad files,
         and folders with more images than ``limits.max_images_per_instance``, are reported in the
         returned report's ``errors`` and skipped."""
-        root = Path(root)
-        if not root.is_dir():
-            raise InstrecError(f"{root} is not a folder")
-        started = time.perf_counter()
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        report = FolderReport()
-        for number, folder in enumerate(folders, 1):
-            loaded, errors = load_images(iter_image_files(folder), self.config.limits, skip_bad=True)
-            report.errors.extend(errors)
-            try:
-                result = self._enroll_loaded(folder.name, loaded, []) if loaded else None
-            except (TooManyImagesError, UnusableShotError) as error:  # nothing of the folder could be enrolled
-                report.errors.append(error)
-                result = None
-            if result is not None:
-                report.instances += 1
-                report.images_added += len(result.added)
-                report.duplicates += len(result.duplicates)
-                report.errors.extend(result.errors)
-            if progress:
-                progress(number, len(folders), folder.name)
-        self.library.save()
-        report.seconds = time.perf_counter() - started
-        return report
+        return self._enrolment.folder(root, progress)
 
-    def _embed_new(self, images: Sequence[LoadedImage]) -> tuple[list[NewImage], list[ImageError]]:
-        """The images to add, and the ones the pipeline refuses."""
-        if not images:
-            return [], []
-        vectors, problems = self.embedder.embed_shots([img.pixels for img in images])
-        verifier = self.library.verifier
-        refused: list[ImageError] = [UnusableShotError(img.source, why) for img, why in zip(images, problems) if why]
-        added = [
-            NewImage(
-                img.sha256,
-                img.source,
-                img.width,
-                img.height,
-                vectors[number : number + 1],
-                local_features=verifier.extract(img.pixels, img.alpha).pack() if verifier else None,
-            )
-            for number, img in enumerate(images)
-            if problems[number] is None
-        ]
-        return added, refused
+    def enroll_many(
+        self,
+        entries: Iterable[tuple[str, Iterable[ImageInput]]],
+        *,
+        total: int | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> FolderReport:
+        """Enrol many instances, ``(instance id, its images)`` each, as :meth:`enroll_folder` does a folder:
+        worked ahead on every core, bad images and over-full instances reported and skipped. ``entries``
+        may be a generator (read as the work goes, a bounded number ahead); ``total`` is for ``progress``."""
+        return self._enrolment.many(entries, total, progress)
 
     def extract_missing_local_features(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Give images enrolled while re-ranking was off their local features, and images enrolled
@@ -259,12 +186,6 @@ class Recognizer:
     def reindex(self) -> dict[str, Any]:
         """Rebuild the vector index (any ``index.backend``) and the local-feature index from the catalog."""
         return self.library.reindex()
-
-    def _images_or_empty(self, instance_id: str) -> list[ImageRecord]:
-        try:
-            return self.library.catalog.images_of(instance_id)
-        except UnknownInstanceError:
-            return []
 
     # -- management (reads: :attr:`gallery`) ---------------------------------------------------
     def remove(self, instance_id: str) -> None:
@@ -285,7 +206,8 @@ class Recognizer:
             "calibration": calibration.source,
             "calibration_summary": calibration.describe(),
             "calibration_stale": self._calibrator.stale(),
-            "home": str(self.config.home),
+            "home": str(self._home),
+            "collection": self.config.collection,
         }
 
     # -- recognition ---------------------------------------------------------------------------

@@ -24,10 +24,14 @@ CONTENT_REFUSALS = [400, 413, 415]
 
 def _fuzz(make_recognizer: Any, photos: dict[str, bytes], max_examples: int, seed: int) -> tuple[int, Counter[int], list[str]]:
     """(requests sent, their statuses, failed checks) of one schemathesis run over the whole API."""
+    from instrec.recognizer import Recognizer
     from instrec.service.app import create_app
 
     recognizer = make_recognizer(**{"service.admin_keys": ADMIN_KEY})
     recognizer.enroll([photos["astronaut"]], instance_id="astronaut")
+    # A collection beside the default one, under the name the schema gives as its example.
+    with Recognizer(recognizer.config.with_overrides({"collection": "shoes"}), embedder=recognizer.embedder) as shoes:
+        shoes.enroll([photos["rocket"]], instance_id="rocket")
     config = SchemathesisConfig.from_dict(
         {
             "seed": seed,  # the same requests on every run: a failure is one to fix, not a fluke

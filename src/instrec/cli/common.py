@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from instrec import __version__
-from instrec.config import Config, parse_assignments
+from instrec.config import DEFAULT_COLLECTION, Config, parse_assignments
 from instrec.errors import InstrecError, NoLibraryError, error_code
 
 PARTLY_FAILED = 1
@@ -31,6 +31,9 @@ console = Console(stderr=True)
 out = Console()
 
 HomeOption = typer.Option(None, "--home", help="Library folder (default ./instrec-data or $INSTREC_HOME).")
+CollectionOption = typer.Option(
+    None, "--collection", help="A collection of the home (default: the home itself, or $INSTREC_COLLECTION)."
+)
 SetOption = typer.Option(None, "--set", help="Override a setting, e.g. --set index.backend=flat (repeatable).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of a table.")
 
@@ -48,25 +51,46 @@ def _options(
     """Recognise specific instances from a few shots each."""
 
 
-def load_config(home: Optional[Path], sets: Optional[list[str]]) -> Config:
-    return Config.load(home=home, overrides=parse_assignments(sets))
+def load_config(home: Optional[Path], sets: Optional[list[str]], collection: Optional[str] = None) -> Config:
+    overrides = parse_assignments(sets)
+    return Config.load(home=home, overrides={**overrides, "collection": collection} if collection else overrides)
 
 
 @contextmanager
-def opened(home: Optional[Path], sets: Optional[list[str]], *, create: bool = False) -> Iterator[Any]:
-    """The library's recognizer. Only ``create`` commands (enrol) may start a library where there is
-    none: elsewhere a mistyped ``--home`` would answer from a new, empty one."""
-    from instrec.library.library import CATALOG_FILE
+def opened(
+    home: Optional[Path],
+    sets: Optional[list[str]],
+    collection: Optional[str] = None,
+    *,
+    create: bool = False,
+    one_off: bool = False,
+) -> Iterator[Any]:
+    """The library's recognizer. Only ``create`` commands (enrol) may start a library (or a collection)
+    where there is none: elsewhere a mistyped ``--home`` would answer from a new, empty one. A ``one_off``
+    command (a few queries, then exit) matches keypoints in float32 where "auto" would pick bfloat16: that
+    needs torch, and importing it costs a new process more than bfloat16 saves on a few queries."""
+    from instrec.library import collection_exists
     from instrec.recognizer import Recognizer
 
-    config = load_config(home, sets)
-    if not create and not (config.home / CATALOG_FILE).is_file():
-        raise NoLibraryError(
+    config = load_config(home, sets, collection)
+    if one_off and config.tuning.rerank.match_precision == "auto":
+        config = config.with_overrides({"tuning.rerank.match_precision": "float32"})
+    if not create and not collection_exists(config.home, config.collection):
+        raise NoLibraryError(_no_library(config))
+    with Recognizer(config) as recognizer:
+        yield recognizer
+
+
+def _no_library(config: Config) -> str:
+    if config.collection == DEFAULT_COLLECTION:
+        return (
             f"no library at {config.home}: check --home (or $INSTREC_HOME), or enrol into it first "
             f"(instrec enroll FOLDER --home {config.home})"
         )
-    with Recognizer(config) as recognizer:
-        yield recognizer
+    return (
+        f"no collection {config.collection!r} in {config.home}: `instrec collections --home {config.home}` lists "
+        f"them; enrolling into a collection creates it (instrec enroll FOLDER --collection {config.collection})"
+    )
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The commands that enrol into, read and manage one library (``--home``)."""
+"""The commands that enrol into, read and manage one library (``--home``, and ``--collection`` in it)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 from instrec.cli.common import (
     FAILED,
     PARTLY_FAILED,
+    CollectionOption,
     HomeOption,
     JsonOption,
     SetOption,
@@ -29,14 +30,19 @@ from instrec.cli.common import (
 )
 from instrec.errors import ImageError, InstrecError
 from instrec.images import iter_image_files
+from instrec.library import collection_home
 
 
 @app.command()
 def enroll(
     folder: Path = typer.Argument(..., help="One sub-folder per instance (folder name = instance id), its photos inside."),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
+    ray: bool = typer.Option(False, "--ray", help="Embed on Ray workers (the ray extra); a local Ray unless --ray-address."),
+    ray_address: Optional[str] = typer.Option(None, help="A Ray cluster to embed on (with --ray), e.g. ray://head:10001."),
+    ray_workers: Optional[int] = typer.Option(None, min=1, help="Ray actors (with --ray; default: one per CPU)."),
 ) -> None:
     """Enrol a folder of instances. Re-running adds only new images; bad files are skipped and listed.
 
@@ -44,11 +50,18 @@ def enroll(
     threshold is not re-measured here: `instrec calibrate` does that, and `instrec serve` does it by
     itself once the gallery has changed materially."""
     with reported(as_json):
-        with opened(home, sets, create=True) as recognizer, progress_bar(not as_json) as progress:
+        with opened(home, sets, collection, create=True) as recognizer, progress_bar(not as_json) as progress:
             task = progress.add_task("enrolling", total=None)
-            report = recognizer.enroll_folder(
-                folder, progress=lambda n, total, name: progress.update(task, completed=n, total=total, description=escape(name))
-            )
+
+            def advance(n: int, total: int, name: str) -> None:
+                progress.update(task, completed=n, total=total, description=escape(name))
+
+            if ray or ray_address:
+                from instrec.ray_ingest import enroll_folder_on_ray
+
+                report = enroll_folder_on_ray(recognizer, folder, address=ray_address, workers=ray_workers, progress=advance)
+            else:
+                report = recognizer.enroll_folder(folder, progress=advance)
             calibration, stale = recognizer.calibration, recognizer.stats()["calibration_stale"]
         if report.images_added + report.duplicates == 0 and not report.errors:
             raise InstrecError(f"no images under {folder}/<instance id>/")
@@ -82,6 +95,7 @@ def recognize(
     images: list[Path] = typer.Argument(..., help="Query image(s)."),
     k: int = typer.Option(5, "-k", help="How many instances to list."),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -89,7 +103,7 @@ def recognize(
 
     A file that cannot be read is reported and the others are answered; the exit code is then 1."""
     results: list[dict[str, Any]] = []
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, collection, one_off=True) as recognizer:
         for path in images:
             try:
                 faces = recognizer.recognize_faces(path, k=k) if recognizer.config.embeds_faces else None
@@ -128,11 +142,12 @@ def _print_recognition(path: Path, result: Any) -> None:
 def remove(
     instance_id: str = typer.Argument(...),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Remove an instance with its images and vectors."""
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, collection) as recognizer:
         recognizer.remove(instance_id)
     if as_json:
         show({"removed": instance_id}, True)
@@ -146,11 +161,12 @@ def list_instances(
     limit: int = typer.Option(100),
     offset: int = typer.Option(0),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List enrolled instances."""
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, collection) as recognizer:
         items = recognizer.gallery.list(offset=offset, limit=limit, search=search)
         total = recognizer.gallery.count(search)
     table = Table("id", "label", "images", "metadata")
@@ -160,9 +176,14 @@ def list_instances(
 
 
 @app.command()
-def stats(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
+def stats(
+    home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Counts, index type, descriptor and threshold of the library."""
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, collection) as recognizer:
         payload = recognizer.stats()
     show(payload, as_json)
 
@@ -174,6 +195,7 @@ def calibrate(
         None, "--negatives", help="Folder of query-like photos of things NOT enrolled: their scores set the threshold."
     ),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -182,7 +204,7 @@ def calibrate(
         negative_files = iter_image_files(negatives) if negatives is not None else None
         if negatives is not None and not negative_files:
             raise InstrecError(f"no images under {negatives}")
-        with opened(home, sets) as recognizer, progress_bar(not as_json) as progress:
+        with opened(home, sets, collection) as recognizer, progress_bar(not as_json) as progress:
             task = progress.add_task("scoring probes", total=None)
             result = recognizer.calibrate(
                 target_far, negatives=negative_files, progress=lambda n, total: progress.update(task, completed=n, total=total)
@@ -191,10 +213,15 @@ def calibrate(
 
 
 @app.command("extract-local")
-def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
+def extract_local(
+    home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Extract local features for images enrolled while re-ranking was off, or before colour
     signatures were stored (from stored originals)."""
-    with reported(as_json), opened(home, sets) as recognizer, progress_bar(not as_json) as progress:
+    with reported(as_json), opened(home, sets, collection) as recognizer, progress_bar(not as_json) as progress:
         task = progress.add_task("local features", total=None)
         done = recognizer.extract_missing_local_features(
             lambda number, total: progress.update(task, completed=number, total=total)
@@ -203,10 +230,15 @@ def extract_local(home: Optional[Path] = HomeOption, sets: Optional[list[str]] =
 
 
 @app.command()
-def reindex(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOption, as_json: bool = JsonOption) -> None:
+def reindex(
+    home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
+    sets: Optional[list[str]] = SetOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Rebuild the indexes from the catalog (the truth): after changing index.backend, or to repair a
     vector store, e.g. ``--set index.backend=milvus``."""
-    with reported(as_json), opened(home, sets) as recognizer:
+    with reported(as_json), opened(home, sets, collection) as recognizer:
         show(recognizer.reindex(), as_json)
 
 
@@ -214,6 +246,7 @@ def reindex(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = SetOp
 def backup(
     archive: Path = typer.Argument(..., help="The tar file to write."),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -223,7 +256,8 @@ def backup(
     from instrec.library.backup import backup as write_backup
 
     with reported(as_json):
-        report = write_backup(load_config(home, sets).home, archive)
+        config = load_config(home, sets, collection)
+        report = write_backup(collection_home(config.home, config.collection), archive)
     show({"archive": str(archive), **report.to_dict()}, as_json)
 
 
@@ -231,6 +265,7 @@ def backup(
 def restore(
     archive: Path = typer.Argument(..., help="A tar file written by `instrec backup`."),
     home: Optional[Path] = HomeOption,
+    collection: Optional[str] = CollectionOption,
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -238,6 +273,7 @@ def restore(
     from instrec.library.backup import restore as read_backup
 
     with reported(as_json):
-        config = load_config(home, sets)
-        report = read_backup(archive, config.home)
-    show({"home": str(config.home), **report.to_dict()}, as_json)
+        config = load_config(home, sets, collection)
+        target = collection_home(config.home, config.collection)
+        report = read_backup(archive, target)
+    show({"home": str(target), **report.to_dict()}, as_json)

@@ -23,19 +23,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import instrec
-from instrec.config import ENV_PREFIX, Config
+from instrec.config import DEFAULT_COLLECTION, ENV_PREFIX, Config
 from instrec.errors import ConfigError
-from instrec.service import routes_admin, routes_instances, routes_recognize
+from instrec.service import routes_admin, routes_collections, routes_instances, routes_recognize
 from instrec.service.admission import RateLimit, StampArrival
 from instrec.service.auth import AuthGate, KeyRing, check_auth_config
-from instrec.service.errors import install_error_handlers
+from instrec.service.errors import error_responses, install_error_handlers
 from instrec.service.limits import BodyLimit
 from instrec.service.metrics import MetricsMiddleware
 from instrec.service.redoc import add_redoc
@@ -66,14 +66,19 @@ Recognise specific instances from 1-3 reference photos each, or answer **unknown
 
 * Enrol: `POST /v1/instances` (multipart `label`, optional `metadata` JSON object, 1-3 `images`).
 * Recognise: `POST /v1/recognize` (multipart `image`, or the raw image bytes) -> top-k matches.
+* Collections: every route on the library also answers at `/v1/collections/{collection}/...` from that
+  collection (its own gallery and threshold); `/v1/...` is the `default` collection. `GET /v1/collections`
+  lists them, `PUT` / `DELETE /v1/collections/{collection}` (admin) create and delete one.
 * Keys: send `X-API-Key: <key>` (or `Authorization: Bearer <key>`); reads need a read or admin key,
-  writes an admin key.
+  writes an admin key; a key configured as `KEY@shoes+bags` reaches those collections only.
 * Errors always look like `{"error": {"code": "...", "message": "...", "status": 400}}`.
 """
 
 
 def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAPI:
-    """Build the service. Raises :class:`ConfigError` if auth is on without any key."""
+    """Build the service over every collection of ``config.home``. Raises :class:`ConfigError` if auth
+    is on without any key, or if ``config.collection`` names one collection."""
+    check_whole_home(config)
     keys = KeyRing.from_config(config.service)
     state = ServiceState(
         config=config,
@@ -90,9 +95,10 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
             from instrec.recognizer import Recognizer
 
             state.recognizer = await anyio.to_thread.run_sync(Recognizer, config)
+        state.open_collections(state.recognizer)
         try:
             await anyio.to_thread.run_sync(_warm_up, state.recognizer)
-            await anyio.to_thread.run_sync(state.recalibrate_if_changed)
+            await anyio.to_thread.run_sync(state.recalibrate_if_changed, state.recognizer)
             state.ready = True
             log.info(
                 "instrec service ready (auth %s, %d inference slot(s))", "on" if keys.enabled else "OFF", state.inference_slots
@@ -100,6 +106,7 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
             yield
         finally:
             state.ready = False
+            await state.close_collections()
             if state.owns_recognizer and state.recognizer is not None:
                 await anyio.to_thread.run_sync(state.recognizer.close)
                 state.recognizer = None
@@ -116,8 +123,13 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     add_redoc(app, "/redoc", DOCS_ASSETS_URL)
     app.state.service = state
     install_error_handlers(app)
-    app.include_router(routes_recognize.router)
-    app.include_router(routes_instances.router)
+    # Every route on a library answers for the default collection under /v1 and for any other under
+    # /v1/collections/{collection} (whose dependency declares and checks the name).
+    mounts = [("/v1", [], {}), (routes_collections.PREFIX, [Depends(routes_collections.collection_name)], error_responses(404))]
+    for prefix, scope, responses in mounts:
+        for router in (routes_recognize.router, routes_instances.router, routes_admin.library_router):
+            app.include_router(router, prefix=prefix, dependencies=scope, responses=responses)
+    app.include_router(routes_collections.router)
     app.include_router(routes_admin.router)
 
     @app.get("/", include_in_schema=False)
@@ -140,6 +152,15 @@ def create_app(config: Config, recognizer: "Recognizer | None" = None) -> FastAP
     app.add_middleware(StampArrival)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+def check_whole_home(config: Config) -> None:
+    """A service answers every collection of its home: one named in the settings is a mistake."""
+    if config.collection != DEFAULT_COLLECTION:
+        raise ConfigError(
+            f"the service answers every collection of {config.home} (/v1/collections/NAME/...): "
+            f"leave collection unset rather than {config.collection!r}"
+        )
 
 
 def _warm_up(recognizer: "Recognizer") -> None:
@@ -247,6 +268,7 @@ def run(config: Config) -> None:
     import uvicorn
 
     try:
+        check_whole_home(config)
         check_auth_config(config.service)
     except ConfigError as error:
         raise SystemExit(f"instrec serve: {error}") from None

@@ -5,6 +5,11 @@ thumbnails, recognising, stats) needs a read or an admin key; writing needs an a
 on unless ``service.auth=false`` is set explicitly; on with no key configured, the service refuses
 to start rather than run open by accident.
 
+An entry ``KEY@shoes+bags`` limits the key to those collections (``default`` names the home's own):
+elsewhere, ``/v1/...`` included, it gets 403. ``@`` and ``+`` because commas already separate the
+keys of a setting and base64 keys may end in ``=``; a key listed more than once gets the best role
+each entry gives it in each collection.
+
 Requests under ``/v1/`` without a valid key are refused by :class:`AuthGate` before their body is
 read, so an anonymous client cannot make the server parse uploads; the per-route dependencies
 then check the role (401 no/unknown key, 403 read key on a write).
@@ -13,14 +18,15 @@ then check the role (401 no/unknown key, 403 read key on a write).
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from instrec.config import ServiceConfig
+from instrec.config import COLLECTION_PATTERN, DEFAULT_COLLECTION, ServiceConfig
 from instrec.errors import ConfigError
 from instrec.service.errors import ApiError, error_response
 
@@ -34,29 +40,67 @@ _bearer_scheme = HTTPBearer(auto_error=False, description="The same key as `Auth
 
 
 @dataclass(frozen=True)
+class KeyEntry:
+    role: Role
+    secret: bytes
+    collections: frozenset[str] | None  # None: every collection
+
+    @classmethod
+    def parse(cls, role: Role, entry: str) -> "KeyEntry":
+        """``KEY`` or ``KEY@name+name``; :class:`ConfigError` for a collection no name can be."""
+        secret, limited, names = entry.rpartition("@") if "@" in entry else (entry, "", "")
+        collections = frozenset(n.strip() for n in names.split("+")) if limited else None
+        bad = sorted(n for n in collections or () if not re.fullmatch(COLLECTION_PATTERN, n))
+        if not secret or bad:
+            raise ConfigError(f"an API key entry is KEY or KEY@collection+collection; cannot name a collection: {bad}")
+        return cls(role, secret.encode(), collections)
+
+    def covers(self, collection: str | None) -> bool:
+        return self.collections is None or collection is None or collection in self.collections
+
+
+@dataclass(frozen=True)
 class KeyRing:
     enabled: bool
     read_keys: tuple[str, ...]
     admin_keys: tuple[str, ...]
+    entries: tuple[KeyEntry, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        parsed = [KeyEntry.parse("read", k) for k in self.read_keys] + [KeyEntry.parse("admin", k) for k in self.admin_keys]
+        object.__setattr__(self, "entries", tuple(parsed))
 
     @classmethod
     def from_config(cls, service: ServiceConfig) -> "KeyRing":
         check_auth_config(service)
-        strip = lambda keys: tuple(k.strip() for k in keys if k.strip())  # noqa: E731
-        return cls(bool(service.auth), strip(service.api_keys), strip(service.admin_keys))
+        return cls(bool(service.auth), _stripped(service.api_keys), _stripped(service.admin_keys))
 
-    def role(self, key: str | None) -> Role | None:
-        """The role a key grants, or None. Compares in constant time against every key."""
+    def _matching(self, key: str | None) -> list[KeyEntry]:
+        """The entries of ``key``. Compares in constant time against every entry."""
         if not key:
-            return None
+            return []
         given = key.encode("utf-8", "surrogateescape")
-        admin = any(hmac.compare_digest(given, k.encode()) for k in self.admin_keys)
-        read = any(hmac.compare_digest(given, k.encode()) for k in self.read_keys)
-        return "admin" if admin else "read" if read else None
+        return [entry for entry in self.entries if hmac.compare_digest(given, entry.secret)]
+
+    def role(self, key: str | None, collection: str | None = None) -> Role | None:
+        """The role a key grants in ``collection`` (None: in some collection), or None."""
+        roles = {entry.role for entry in self._matching(key) if entry.covers(collection)}
+        return "admin" if "admin" in roles else "read" if "read" in roles else None
+
+    def collections(self, key: str | None) -> frozenset[str] | None:
+        """The collections a key reaches (None: all of them)."""
+        limits = [entry.collections for entry in self._matching(key)]
+        return None if None in limits else frozenset().union(*(c for c in limits if c is not None))
+
+
+def _stripped(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k.strip() for k in keys if k.strip())
 
 
 def check_auth_config(service: ServiceConfig) -> None:
-    """Refuse to serve with auth on and no key: never run open by accident."""
+    """Refuse to serve with auth on and no key (never run open by accident), or with a key entry that
+    names no collection."""
+    KeyRing(False, _stripped(service.api_keys), _stripped(service.admin_keys))  # parses every entry
     if service.auth and not any(k.strip() for k in (*service.api_keys, *service.admin_keys)):
         raise ConfigError(
             "service.auth is on but no API key is configured. Set admin keys (read-write) with "
@@ -81,8 +125,15 @@ def _keyring(request: Request) -> KeyRing:
     return request.app.state.service.keys
 
 
-def require(role: Role):
-    """A dependency: the request carries a key of ``role`` (admin keys may also read)."""
+def allowed_collections(request: Request) -> frozenset[str] | None:
+    """The collections the request's key reaches (None: all, as without auth)."""
+    keys = _keyring(request)
+    return keys.collections(key_from_headers(request.headers)) if keys.enabled else None
+
+
+def require(role: Role, *, scoped: bool = True):
+    """A dependency: the request carries a key of ``role`` (admin keys may also read) in the request's
+    collection (its path's ``{collection}``, else the default one), unless not ``scoped``."""
 
     async def check(
         request: Request,
@@ -97,9 +148,12 @@ def require(role: Role):
             raise ApiError(
                 401, "missing_api_key", "an API key is required: send it as X-API-Key or Authorization: Bearer", _CHALLENGE
             )
-        granted = keys.role(key)
-        if granted is None:
+        if keys.role(key) is None:
             raise ApiError(401, "invalid_api_key", "the API key is not valid", _CHALLENGE)
+        collection = request.path_params.get("collection", DEFAULT_COLLECTION) if scoped else None
+        granted = keys.role(key, collection)
+        if granted is None:
+            raise ApiError(403, "forbidden", f"this API key is limited to other collections than {collection!r}")
         if role == "admin" and granted != "admin":
             raise ApiError(403, "forbidden", "this API key is read-only; this operation needs an admin key")
         return granted

@@ -8,7 +8,9 @@ engine's typed errors, for our own checks, and for FastAPI/Starlette's built-in 
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any, Mapping
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ from instrec.errors import (
     InstrecError,
     NotAnImageError,
     TooManyImagesError,
+    UnknownCollectionError,
     UnknownImageError,
     UnknownInstanceError,
     error_code,
@@ -43,6 +46,7 @@ ENGINE_STATUS: tuple[tuple[type[InstrecError], int], ...] = (
     (ImageError, 400),
     (UnknownInstanceError, 404),
     (UnknownImageError, 404),
+    (UnknownCollectionError, 404),
     (DuplicateInstanceError, 409),
     (DescriptorMismatchError, 500),
     (ConfigError, 500),
@@ -86,8 +90,8 @@ class ErrorBody(BaseModel):
 _MEANINGS = {
     400: "A bad image (corrupt, too small, too elongated) or request",
     401: "No or unknown API key",
-    403: "The key may not do this (writes need an admin key)",
-    404: "No such instance or image",
+    403: "The key may not do this (writes need an admin key; a key limited to collections reaches only those)",
+    404: "No such instance, image or collection",
     409: "Conflict with the library's state",
     413: "Body or image too large (service.max_upload_bytes, limits.*)",
     415: "Not an image in a supported format, or an unsupported Content-Type",
@@ -175,10 +179,22 @@ def _documented_methods(request: Request) -> str | None:
     """The Allow header of a path in the API schema: every method any route takes on it. Starlette's
     own names those of the first route matching the path only (GET, POST and DELETE on
     /v1/instances are three routes). None for a path the schema does not hold."""
-    for template, item in request.app.openapi()["paths"].items():
-        if compile_path(template)[0].match(request.url.path):
-            return ", ".join(sorted(method.upper() for method in item if method in _METHODS))
-    return None
+    template = schema_path(request.app, request.url.path)
+    if template is None:
+        return None
+    item = request.app.openapi()["paths"][template]
+    return ", ".join(sorted(method.upper() for method in item if method in _METHODS))
+
+
+def schema_path(app: Any, path: str) -> str | None:
+    """The path template of the API schema that ``path`` falls under (``/v1/instances/{instance_id}``),
+    or None. A route's own ``path`` lacks the prefix its router was included under."""
+    return next((template for template, pattern in _patterns(tuple(app.openapi()["paths"])) if pattern.match(path)), None)
+
+
+@functools.lru_cache(maxsize=4)
+def _patterns(templates: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(template, compile_path(template)[0]) for template in templates]
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

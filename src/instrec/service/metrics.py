@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from instrec.service.errors import schema_path
 from instrec.service.history import History
 
 if TYPE_CHECKING:
@@ -143,14 +144,21 @@ class MetricsMiddleware:
             self.metrics.requests.labels(method, route, str(status)).inc()
             elapsed = time.perf_counter() - started
             self.metrics.latency.labels(method, route).observe(elapsed)
-            self.metrics.history.request(elapsed)
+            if _is_api_work(route):
+                self.metrics.history.request(elapsed)
+
+
+def _is_api_work(route: str) -> bool:
+    """Requests the admin page's traffic and latency plots show: the API's, not pages, static files,
+    probes, scrapes or the monitoring reads (the admin page's own polling would dominate a quiet minute)."""
+    return route.startswith("/v1/") and not route.startswith("/v1/stats")
 
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
+    if isinstance(path, str):  # a route matched: the schema's template, prefix included, for the API's
+        return schema_path(scope["app"], scope["path"]) or path
     if scope.get("path", "").startswith("/static/"):
         return "/static"
     return "<unmatched>"

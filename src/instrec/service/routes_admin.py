@@ -14,9 +14,11 @@ from instrec.errors import InstrecError
 from instrec.service.auth import require_admin, require_read
 from instrec.service.errors import ApiError, error_response, error_responses
 from instrec.service.metrics import CONTENT_TYPE
+from instrec.service.routes_collections import InCollection
 from instrec.service.state import ServiceState, service_state
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"])  # the service's own routes
+library_router = APIRouter(tags=["admin"])  # a collection's, mounted per collection (app.create_app)
 State = Annotated[ServiceState, Depends(service_state)]
 
 
@@ -32,14 +34,14 @@ def _service_info(state: ServiceState) -> dict[str, Any]:
     }
 
 
-@router.get(
-    "/v1/stats",
+@library_router.get(
+    "/stats",
     dependencies=[Depends(require_read)],
     responses=error_responses(401, 403, 429, 503),
     summary="Library and service statistics",
 )
-async def stats(state: State) -> dict[str, Any]:
-    recognizer = state.engine
+async def stats(state: State, collection: InCollection) -> dict[str, Any]:
+    recognizer = collection.recognizer
     body = await state.blocking(recognizer.stats)
     body.pop("home", None)  # no server paths in responses
     return {**body, "service": _service_info(state)}
@@ -55,17 +57,18 @@ async def stats_history(state: State) -> dict[str, Any]:
     return state.metrics.history.to_dict()
 
 
-@router.post(
-    "/v1/calibrate",
+@library_router.post(
+    "/calibrate",
     dependencies=[Depends(require_admin)],
     responses=error_responses(401, 403, 409, 422, 429, 503),
     summary="Re-estimate the 'unknown' threshold from the gallery",
 )
 async def calibrate(
     state: State,
+    collection: InCollection,
     target_far: Annotated[float | None, Query(gt=0, lt=1, description="False-accept rate to aim for.")] = None,
 ) -> dict[str, Any]:
-    recognizer = state.engine
+    recognizer = collection.recognizer
 
     def run() -> Any:
         try:
@@ -73,7 +76,7 @@ async def calibrate(
         except InstrecError as error:
             raise ApiError(409, "calibration_impossible", str(error)) from None
 
-    result = await state.write(run, embeds=True)
+    result = await state.write(collection, run, embeds=True)
     return {**dataclasses.asdict(result), "summary": result.describe()}
 
 

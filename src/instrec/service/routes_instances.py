@@ -15,6 +15,7 @@ from instrec.errors import UnknownImageError
 from instrec.images import load_image
 from instrec.service.auth import require_admin, require_read
 from instrec.service.errors import ApiError, error_responses
+from instrec.service.routes_collections import InCollection
 from instrec.service.state import ServiceState, service_state
 from instrec.service.uploads import (
     FORM_ID_PATTERN,
@@ -31,7 +32,7 @@ from instrec.service.uploads import (
 )
 from instrec.service.views import image_view, images_or_empty, instance_view
 
-router = APIRouter(prefix="/v1", tags=["instances"], responses=error_responses(401, 403, 422, 429, 503))
+router = APIRouter(tags=["instances"], responses=error_responses(401, 403, 422, 429, 503))
 # An upload may be refused for what its bytes hold, which no schema can say.
 UPLOAD_ERRORS = error_responses(400, 413, 415)
 State = Annotated[ServiceState, Depends(service_state)]
@@ -107,6 +108,7 @@ def _enrolment_view(request: Request, result: Any, images: list[ImageRecord]) ->
 async def create_instance(
     request: Request,
     state: State,
+    collection: InCollection,
     label: Annotated[str, Form(description="Human-readable name (1-1000 characters).")],
     images: Annotated[list[UploadFile], File(description="1-3 photos of the instance.")],
     metadata: Annotated[str | None, Form(description='Optional JSON object, e.g. {"sku": "123"}.')] = None,
@@ -116,13 +118,13 @@ async def create_instance(
     meta = parse_metadata(metadata)
     instance_id = parse_instance_id(id)
     data = await read_uploads(images, most=MAX_IMAGES_PER_ENROLMENT, field="images")
-    recognizer = state.engine
+    recognizer = collection.recognizer
 
     def enrol() -> tuple[Any, list[ImageRecord]]:
         result = recognizer.enroll(data, instance_id=instance_id, label=clean_label, metadata=meta or {}, new=True)
         return result, recognizer.gallery.images(result.instance.id)
 
-    result, records = await state.write(enrol, embeds=True)
+    result, records = await state.write(collection, enrol, embeds=True)
     state.metrics.enrolled_images.inc(len(result.added))
     return _enrolment_view(request, result, records)
 
@@ -137,11 +139,12 @@ async def create_instance(
 async def add_images(
     request: Request,
     state: State,
+    collection: InCollection,
     instance_id: InstanceId,
     images: Annotated[list[UploadFile], File(description="1-3 more photos of the instance.")],
 ) -> dict[str, Any]:
     data = await read_uploads(images, most=MAX_IMAGES_PER_ENROLMENT, field="images")
-    recognizer = state.engine
+    recognizer = collection.recognizer
     most = state.config.limits.max_images_per_instance
 
     def add() -> tuple[Any, list[ImageRecord]]:
@@ -155,7 +158,7 @@ async def add_images(
         result = recognizer.enroll(data, instance_id=instance_id, existing=True)
         return result, recognizer.gallery.images(instance_id)
 
-    result, records = await state.write(add, embeds=True)
+    result, records = await state.write(collection, add, embeds=True)
     state.metrics.enrolled_images.inc(len(result.added))
     return _enrolment_view(request, result, records)
 
@@ -164,11 +167,12 @@ async def add_images(
 async def list_instances(
     request: Request,
     state: State,
+    collection: InCollection,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     search: Annotated[str | None, Query(max_length=200, description="Text in the label or id.")] = None,
 ) -> dict[str, Any]:
-    recognizer = state.engine
+    recognizer = collection.recognizer
     search = search.strip() if search and search.strip() else None
 
     def page() -> tuple[int, list[tuple[Any, list[ImageRecord]]]]:
@@ -189,8 +193,8 @@ async def list_instances(
 @router.get(
     "/instances/{instance_id}", dependencies=[Depends(require_read)], responses=error_responses(404), summary="One instance"
 )
-async def get_instance(request: Request, state: State, instance_id: InstanceId) -> dict[str, Any]:
-    recognizer = state.engine
+async def get_instance(request: Request, state: State, collection: InCollection, instance_id: InstanceId) -> dict[str, Any]:
+    recognizer = collection.recognizer
     instance, images = await state.blocking(lambda: (recognizer.gallery.get(instance_id), recognizer.gallery.images(instance_id)))
     return instance_view(request, instance, images)
 
@@ -201,18 +205,20 @@ async def get_instance(request: Request, state: State, instance_id: InstanceId) 
     responses=error_responses(400, 404, 413),  # 400: a body that is not UTF-8
     summary="Update the label and/or metadata",
 )
-async def update_instance(request: Request, state: State, instance_id: InstanceId, body: InstanceUpdate) -> dict[str, Any]:
+async def update_instance(
+    request: Request, state: State, collection: InCollection, instance_id: InstanceId, body: InstanceUpdate
+) -> dict[str, Any]:
     if body.label is None and body.metadata is None:
         raise ApiError(422, "validation_error", "nothing to update: give 'label' and/or 'metadata'")
     label = parse_label(body.label, required=False)
     metadata = check_metadata(body.metadata) if body.metadata is not None else None
-    recognizer = state.engine
+    recognizer = collection.recognizer
 
     def update() -> tuple[Any, list[ImageRecord]]:
         instance = recognizer.gallery.update(instance_id, label=label, metadata=metadata)
         return instance, recognizer.gallery.images(instance_id)
 
-    instance, images = await state.write(update)
+    instance, images = await state.write(collection, update)
     return instance_view(request, instance, images)
 
 
@@ -223,9 +229,9 @@ async def update_instance(request: Request, state: State, instance_id: InstanceI
     responses=error_responses(404),
     summary="Delete an instance with its images",
 )
-async def delete_instance(state: State, instance_id: InstanceId) -> Response:
-    recognizer = state.engine
-    await state.write(recognizer.remove, instance_id)
+async def delete_instance(state: State, collection: InCollection, instance_id: InstanceId) -> Response:
+    recognizer = collection.recognizer
+    await state.write(collection, recognizer.remove, instance_id)
     return Response(status_code=204)
 
 
@@ -238,6 +244,7 @@ async def delete_instance(state: State, instance_id: InstanceId) -> Response:
 )
 async def delete_instance_by_query(
     state: State,
+    collection: InCollection,
     id: Annotated[
         str,
         Query(
@@ -247,8 +254,8 @@ async def delete_instance_by_query(
         ),
     ],
 ) -> Response:
-    recognizer = state.engine
-    await state.write(recognizer.remove, id)
+    recognizer = collection.recognizer
+    await state.write(collection, recognizer.remove, id)
     return Response(status_code=204)
 
 
@@ -259,8 +266,8 @@ async def delete_instance_by_query(
     responses=error_responses(404),
     summary="One image",
 )
-async def get_image(request: Request, state: State, image_id: ImageId) -> dict[str, Any]:
-    recognizer = state.engine
+async def get_image(request: Request, state: State, collection: InCollection, image_id: ImageId) -> dict[str, Any]:
+    recognizer = collection.recognizer
     return image_view(request, await state.blocking(_image_record, recognizer, image_id))
 
 
@@ -272,9 +279,9 @@ async def get_image(request: Request, state: State, image_id: ImageId) -> dict[s
     responses=error_responses(404),
     summary="Delete one image of an instance",
 )
-async def delete_image(state: State, image_id: ImageId) -> Response:
-    recognizer = state.engine
-    await state.write(recognizer.remove_image, image_id)
+async def delete_image(state: State, collection: InCollection, image_id: ImageId) -> Response:
+    recognizer = collection.recognizer
+    await state.write(collection, recognizer.remove_image, image_id)
     return Response(status_code=204)
 
 
@@ -289,11 +296,12 @@ async def delete_image(state: State, image_id: ImageId) -> Response:
 async def thumbnail(
     request: Request,
     state: State,
+    collection: InCollection,
     image_id: ImageId,
     size: Annotated[int, Query(ge=16, le=1024, description="Longest side in pixels.")] = 256,
     v: Annotated[str | None, Query(max_length=64, description="Content version from thumbnail_url.")] = None,
 ) -> Response:
-    recognizer = state.engine
+    recognizer = collection.recognizer
     record = await state.blocking(_image_record, recognizer, image_id)
     etag = f'"{record.sha256[:32]}-{size}"'
     pinned = v is not None and record.sha256.startswith(v) and len(v) >= 8

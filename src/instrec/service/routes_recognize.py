@@ -11,6 +11,7 @@ from instrec.errors import ImageError
 from instrec.service.auth import require_read
 from instrec.service.errors import error_dict, error_responses
 from instrec.service.schemas import BatchOut, RecognitionOut
+from instrec.service.routes_collections import InCollection
 from instrec.service.state import ServiceState, service_state
 from instrec.service.uploads import (
     IMAGE,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from instrec.recognizer import Recognition, Recognizer
 
 router = APIRouter(
-    prefix="/v1",
     tags=["recognition"],
     dependencies=[Depends(require_read)],
     responses=error_responses(401, 403, 413, 422, 429, 503),
@@ -88,11 +88,12 @@ def _matched(answers: "list[Answer]") -> list[str]:
 async def recognize(
     request: Request,
     state: State,
+    collection: InCollection,
     k: Annotated[int | None, Query(ge=1, le=MAX_K, description="How many instances to return.")] = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     data, filename, form_k = await read_single_image(request)
-    recognizer = state.engine
+    recognizer = collection.recognizer
     k = k or form_k
     queued = time.perf_counter()
 
@@ -127,6 +128,7 @@ _BATCH_BODY = multipart_body(
 async def recognize_batch(
     request: Request,
     state: State,
+    collection: InCollection,
     images: Annotated[list[UploadFile], File(description=f"1-{MAX_BATCH} photos.")],
     k: Annotated[int | None, Form(ge=1, le=MAX_K)] = None,
     k_query: Annotated[int | None, Query(alias="k", ge=1, le=MAX_K)] = None,
@@ -135,7 +137,7 @@ async def recognize_batch(
     data = await read_uploads(images, most=MAX_BATCH, field="images")
     names = [display_name(upload, i) for i, upload in enumerate(images)]
     k = k or k_query or parse_k(None)
-    recognizer = state.engine
+    recognizer = collection.recognizer
 
     def run() -> tuple[list["Answer | Exception"], dict[str, list[ImageRecord]]]:
         outcomes: list[Answer | Exception] | None = None

@@ -3,7 +3,8 @@
 Everything that decodes an image, runs the model or touches SQLite goes through :func:`blocking`
 (the default thread pool), :func:`inference` (at most ``inference_slots`` at once, so 8 clients do
 not thrash 2 cores; the rest wait in a bounded queue, see :mod:`instrec.service.admission`) or
-:func:`write` (one catalog writer at a time, which also holds an inference slot while it embeds).
+:func:`write` (one writer at a time per collection's catalog, which also holds an inference slot while it
+embeds; the slots are the process's, shared by every collection).
 Recognitions therefore run in parallel with enrolments, and the event loop stays free to answer
 health checks and serve pages.
 """
@@ -23,6 +24,7 @@ from fastapi import Request
 from instrec.config import Config, ServiceConfig, usable_cores
 from instrec.service.admission import InferenceGate
 from instrec.service.auth import KeyRing
+from instrec.service.collections import Collection, Collections
 from instrec.service.errors import ApiError
 from instrec.service.metrics import Metrics
 
@@ -89,7 +91,7 @@ class ServiceState:
     thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
     metrics: Metrics = field(init=False)
     _inference: InferenceGate | None = None
-    _writes: anyio.CapacityLimiter | None = None
+    _collections: Collections | None = None
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(lambda: self.recognizer if self.ready else None)
@@ -99,13 +101,20 @@ class ServiceState:
         service = self.config.service
         max_queue = resolve_max_queue(service, self.inference_slots)
         self._inference = InferenceGate(self.inference_slots, max_queue, service.deadline_ms, self.metrics)
-        self._writes = anyio.CapacityLimiter(1)
+
+    def open_collections(self, default: "Recognizer") -> None:
+        """The collections, the default one being ``default`` (in the lifespan, once it is open)."""
+        self._collections = Collections(self.config, default, self.recalibrate_if_changed)
+
+    async def close_collections(self) -> None:
+        if self._collections is not None:
+            await self._collections.close()
 
     @property
-    def engine(self) -> "Recognizer":
-        if self.recognizer is None or not self.ready:
+    def collections(self) -> Collections:
+        if self._collections is None or not self.ready:
             raise ApiError(503, "not_ready", "the service is starting or stopping; retry shortly")
-        return self.recognizer
+        return self._collections
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Catalog reads, thumbnail rendering: off the event loop, default pool."""
@@ -117,21 +126,21 @@ class ServiceState:
         async with self._inference.slot(kind):
             return await anyio.to_thread.run_sync(fn, *args)
 
-    async def write(self, fn: Callable[..., T], *args: Any, embeds: bool = False) -> T:
-        """Catalog writes one at a time; ``embeds`` also takes an inference slot (after the write lock)."""
-        assert self._writes is not None, "lifespan not started"
-        async with self._writes:
+    async def write(self, collection: Collection, fn: Callable[..., T], *args: Any, embeds: bool = False) -> T:
+        """A collection's catalog writes one at a time; ``embeds`` also takes an inference slot (after
+        the write lock)."""
+        async with collection.writes:
             if embeds:
                 result = await self.inference(fn, *args, kind="enroll")
             else:
                 result = await anyio.to_thread.run_sync(fn, *args)
-        self.recalibrate_if_changed()
+        self.recalibrate_if_changed(collection.recognizer)
         return result
 
-    def recalibrate_if_changed(self) -> None:
+    def recalibrate_if_changed(self, recognizer: "Recognizer") -> None:
         """Re-calibrate on a side thread once the gallery has changed materially (decision.auto_calibrate)."""
-        if self.config.decision.auto_calibrate and self.recognizer is not None:
-            self.recognizer.recalibrate_in_background()
+        if self.config.decision.auto_calibrate:
+            recognizer.recalibrate_in_background()
 
 
 async def service_state(request: Request) -> ServiceState:

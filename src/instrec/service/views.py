@@ -16,9 +16,11 @@ THUMBNAIL_SIZE = 256
 
 
 def thumbnail_url(request: Request, image: ImageRecord, size: int = THUMBNAIL_SIZE) -> str:
-    """Relative URL; ``v`` pins the content, so the image may be cached for long."""
+    """Relative URL, in the request's collection; ``v`` pins the content, so the image may be cached for long."""
     root = request.scope.get("root_path", "").rstrip("/")
-    return f"{root}/v1/images/{image.id}/thumbnail?size={size}&v={image.sha256[:16]}"
+    collection = request.path_params.get("collection")
+    base = f"{root}/v1" if collection is None else f"{root}/v1/collections/{collection}"
+    return f"{base}/images/{image.id}/thumbnail?size={size}&v={image.sha256[:16]}"
 
 
 def image_view(request: Request, image: ImageRecord) -> dict[str, Any]:

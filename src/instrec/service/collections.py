@@ -1,0 +1,125 @@
+"""The collections one service answers from (:mod:`instrec.library.collections`).
+
+Each collection gets its own :class:`~instrec.recognizer.Recognizer` (its catalog, indexes and
+threshold) opened on its first request and kept open: closing one while a request uses it would
+need every request to be counted anyway, and an open collection costs what its gallery costs
+whenever it is used. They all share the default collection's embedder (one model in memory) and
+the service's inference slots (the cores are shared whatever the collection). Catalog writes are
+serialised per collection, as each has its own SQLite file.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator, Callable
+
+import anyio
+import anyio.to_thread
+
+from instrec.config import DEFAULT_COLLECTION, Config
+from instrec.errors import UnknownCollectionError
+from instrec.library import collection_exists, delete_collection, list_collections
+from instrec.service.errors import ApiError
+
+if TYPE_CHECKING:
+    from instrec.recognizer import Recognizer
+
+
+@dataclass
+class Collection:
+    name: str
+    recognizer: "Recognizer"
+    writes: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))  # one catalog writer at a time
+    users: int = 0  # requests using it now: deleting waits for them
+    idle: anyio.Event | None = None  # set when the last user leaves a collection being deleted
+
+
+class Collections:
+    """Open collections by name; create the lifespan's event loop first (the limiters need it)."""
+
+    def __init__(self, config: Config, default: "Recognizer", opened: Callable[["Recognizer"], None]):
+        self.config = config
+        self.default = default
+        self._opened = opened  # called on a worker thread for each collection opened (background re-calibration)
+        self._open = {DEFAULT_COLLECTION: Collection(DEFAULT_COLLECTION, default)}
+        self._lock = anyio.Lock()  # opening, creating and deleting: one at a time
+
+    def names(self) -> list[str]:
+        """The collections of the home, ``default`` always first (it answers even while still empty)."""
+        return [DEFAULT_COLLECTION, *(n for n in list_collections(self.config.home) if n != DEFAULT_COLLECTION)]
+
+    @asynccontextmanager
+    async def use(self, name: str) -> AsyncIterator[Collection]:
+        """Collection ``name`` for the time of a request (404 if the home holds none of that name)."""
+        collection = self._open.get(name)
+        if collection is not None and name != DEFAULT_COLLECTION and not collection_exists(self.config.home, name):
+            await self._forget(name)  # deleted by another process (a worker, instrec delete-collection); a stat is cheap
+            collection = None
+        collection = collection or await self._opening(name)
+        collection.users += 1
+        try:
+            yield collection
+        finally:
+            collection.users -= 1
+            if collection.users == 0 and collection.idle is not None:
+                collection.idle.set()
+
+    async def create(self, name: str) -> bool:
+        """Create collection ``name``; False if it existed already."""
+        async with self._lock:
+            if await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
+                return False
+            await self._close(name)  # open here, deleted by another process
+            self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
+            return True
+
+    async def delete(self, name: str) -> None:
+        """Delete collection ``name`` once the requests using it have finished; new ones get 404."""
+        if name == DEFAULT_COLLECTION:
+            raise ApiError(409, "default_collection", "the default collection is the home itself and cannot be deleted")
+        async with self._lock:  # no request re-opens it meanwhile: opening waits for this lock
+            await self._close(name)
+            await anyio.to_thread.run_sync(delete_collection, self.config.home, name)
+
+    async def close(self) -> None:
+        """Close every collection but the default one (its owner closes it)."""
+        async with self._lock:
+            others = [c for name, c in self._open.items() if name != DEFAULT_COLLECTION]
+            self._open = {DEFAULT_COLLECTION: self._open[DEFAULT_COLLECTION]}
+        for collection in others:
+            await anyio.to_thread.run_sync(collection.recognizer.close)
+
+    async def _forget(self, name: str) -> None:
+        async with self._lock:
+            await self._close(name)
+
+    async def _close(self, name: str) -> None:
+        """Close collection ``name`` once the requests using it have finished (holding the lock)."""
+        collection = self._open.pop(name, None)
+        if collection is not None:
+            if collection.users:
+                collection.idle = anyio.Event()
+                await collection.idle.wait()
+            await anyio.to_thread.run_sync(collection.recognizer.close)
+
+    async def _opening(self, name: str) -> Collection:
+        async with self._lock:
+            if name not in self._open:
+                if not await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
+                    raise UnknownCollectionError(name)
+                self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
+            return self._open[name]
+
+    def _recognizer(self, name: str) -> "Recognizer":
+        """Open collection ``name``'s library, creating it if needed: in a worker thread, it reads files."""
+        from instrec.recognizer import Recognizer
+
+        recognizer = Recognizer(self.config.with_overrides({"collection": name}), embedder=self.default.embedder)
+        try:
+            recognizer.stats()  # opens the catalog and the indexes (creates them for a new collection)
+        except BaseException:
+            recognizer.close()
+            raise
+        self._opened(recognizer)
+        return recognizer
