@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from instrec.config import Config, parse_assignments
+from instrec.decision.calibration import Prior
 from instrec.errors import ConfigError
 from instrec.profiles import Tuning, profile_names, profile_tuning, register_profile
 
@@ -103,6 +104,7 @@ def _changed(value):
         "homography": "affine",
         "auto": "float32",
         "hog": "cnn",
+        "fp32": "int8",
         None: "file.npz",
     }[value]
 
@@ -162,3 +164,10 @@ def test_a_postgres_catalog_is_a_url_and_holds_the_default_collection_only():
         Config().with_overrides({"catalog.url": "mysql://db/lib"})
     with pytest.raises(ConfigError, match="default collection only"):
         Config().with_overrides({"catalog.url": "postgresql://db/lib", "collection": "shoes"})
+
+
+def test_fp32_leaves_the_descriptor_id_as_it_was_and_int8_changes_it():
+    plain, int8 = Config(), Config().with_overrides({"descriptor.precision": "int8"})
+    assert "precision" not in plain.descriptor_key() and int8.descriptor_key()["precision"] == "int8"
+    shipped = Prior.shipped()
+    assert shipped is not None and plain.scoring_key() == shipped.key != int8.scoring_key()

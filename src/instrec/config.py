@@ -59,6 +59,15 @@ class DescriptorConfig(_Section):
     # PCA-whitening file fitted on unlabelled photos (`instrec whiten`, embedding/whitening.py): applied
     # to every vector, it also sets the dimension. None = raw backbone descriptors.
     whitening: Annotated[str | None, OrNone] = None
+    # "int8": run the INT8 graph `instrec export --int8` made for this descriptor, and kept only where it
+    # passed its quality gate (training/quantize.py); refused when there is none. Its vectors are close
+    # to fp32's but not equal, so they form another descriptor: a library keeps to one precision.
+    precision: Literal["fp32", "int8"] = "fp32"
+
+    def identity(self) -> dict[str, Any]:
+        """The settings as they identify the descriptor: fp32 is left out, so the ids of descriptors
+        (and the scoring keys, and the prior) from before the setting existed stay as they were."""
+        return self.model_dump(exclude={"precision"} if self.precision == "fp32" else None)
 
 
 def usable_cores() -> int:
@@ -210,7 +219,7 @@ class Config(BaseSettings):
         covered the day it is added. A tuning section or constant a profile leaves unset (None) is
         left out, so adding one keeps every other profile's key, and the prior fitted under it."""
         tuning = self.tuning.model_dump(exclude_none=True)
-        return short_digest({"descriptor": self.descriptor.model_dump(), "rerank": self.rerank.model_dump(), "tuning": tuning})
+        return short_digest({"descriptor": self.descriptor.identity(), "rerank": self.rerank.model_dump(), "tuning": tuning})
 
     def descriptor_key(self) -> dict[str, Any]:
         """Everything that decides what vector an image gets: two libraries are comparable iff equal."""
@@ -267,7 +276,7 @@ def short_digest(payload: Any) -> str:
 
 def backbone_descriptor_key(descriptor: DescriptorConfig, tuning: DescriptorTuning) -> dict[str, Any]:
     """What decides a backbone's vector: the user's descriptor settings and the profile's constants."""
-    return {**descriptor.model_dump(), **tuning.model_dump()}
+    return {**descriptor.identity(), **tuning.model_dump()}
 
 
 def descriptor_digest(descriptor_key: Mapping[str, Any], weights_digest: str) -> str:

@@ -5,7 +5,7 @@ Every command takes ``--home`` (or ``INSTREC_HOME``), those on one library ``--c
 :mod:`instrec.cli.common` holds the output conventions.
 """
 
-from instrec.cli import collection_commands, library_commands, tools, train_command  # noqa: F401 - registers the commands
+from instrec.cli import collection_commands, export_command, library_commands, tools, train_command  # noqa: F401 - registers the commands
 from instrec.cli.common import app
 
 __all__ = ["app"]

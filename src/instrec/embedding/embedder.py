@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from instrec.config import DescriptorConfig, RuntimeConfig, backbone_descriptor_key, descriptor_digest
 from instrec.profiles import DescriptorTuning
-from instrec.embedding.onnx_runtime import cached_engine, default_cache_dir
+from instrec.embedding.onnx_runtime import OnnxEngine, cached_engine, default_cache_dir, int8_path
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
-from instrec.embedding.spec import remember, remembered
+from instrec.embedding.spec import file_digest, remember, remembered
 from instrec.embedding.whitening import Whitening
 from instrec.errors import ConfigError
 
@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 class Embedder:
     """Computes the vector ``descriptor`` and ``tuning`` define for each image, with the engine ``runtime`` picks.
 
-    ``digest`` identifies the descriptor together with the backbone's weights and any whitening
-    map: store it next to the vectors; vectors with different digests are not comparable. Images
-    come decoded and upright (EXIF orientation applied); any PIL mode is converted to RGB.
+    ``digest`` identifies the descriptor together with the backbone's weights, any whitening map and,
+    at ``precision=int8``, the INT8 graph: store it next to the vectors; vectors with different digests
+    are not comparable. Images come decoded and upright (EXIF orientation applied); any PIL mode is
+    converted to RGB.
 
     With the ONNX engine, a backbone remembered in the cache (:mod:`instrec.embedding.spec`) whose
     graph is cached is not built: the torch module is made when first needed (``torch_model()``).
@@ -72,8 +73,28 @@ class Embedder:
             )
         self.dim: int = spec.feature_dim if self.whitening is None else self.whitening.dims
         weights = weights_digest if self.whitening is None else f"{weights_digest}+{self.whitening.digest}"
-        self.digest: str = descriptor_digest(backbone_descriptor_key(descriptor, tuning), weights)
+        fp32 = descriptor.model_copy(update={"precision": "fp32"})
+        self._fp32_digest = descriptor_digest(backbone_descriptor_key(fp32, tuning), weights)
+        self.int8_graph: Path | None = self._int8_graph() if descriptor.precision == "int8" else None
+        # The INT8 graph's content is part of the id: two calibrations give two (close, unequal) descriptors.
+        self.digest: str = (
+            self._fp32_digest
+            if self.int8_graph is None
+            else descriptor_digest(backbone_descriptor_key(descriptor, tuning), f"{weights}+int8:{file_digest(self.int8_graph)}")
+        )
         self._engine = self._make_engine()
+
+    def _int8_graph(self) -> Path:
+        if self.runtime.engine != "onnx":
+            raise ConfigError("descriptor.precision=int8 runs on ONNX Runtime: set runtime.engine=onnx")
+        path = int8_path(self._cache_dir, self._fp32_digest)
+        if not path.is_file():
+            raise ConfigError(
+                f"descriptor.precision=int8: no INT8 graph of this descriptor in {self._cache_dir}; make one with "
+                "`instrec export DIR --int8 --calibration PHOTOS --check LABELLED` under the same descriptor settings, "
+                "or set descriptor.precision=fp32"
+            )
+        return path
 
     def _build_net(self) -> DescriptorNet:
         """Build the torch module; remember what its backbone is, for the next process to skip this."""
@@ -92,9 +113,11 @@ class Embedder:
         return DescriptorNet(backbone, self.tuning.gem_p).eval()
 
     def _make_engine(self) -> Engine:
+        if self.int8_graph is not None:
+            return OnnxEngine(self.int8_graph, self.runtime.threads)
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(self.torch_model, self._cache_dir, self.digest, self.runtime.threads)
+                return cached_engine(self.torch_model, self._cache_dir, self._fp32_digest, self.runtime.threads)
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
         import torch
@@ -134,11 +157,22 @@ class Embedder:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit rows."""
+        return self.embed_with(self._engine, images)
+
+    def embed_with(self, engine: Engine, images: Sequence[Image.Image]) -> np.ndarray:
+        """``embed`` through ``engine``, another graph of the same network (an INT8 one under test):
+        its vectors are not ``digest``'s."""
         out = np.zeros((len(images), self.spec.feature_dim), dtype=np.float32)
-        sizes = [self.input_size(image) for image in images]
-        for batch in batches_by_size(sizes, self.runtime.batch_size):
-            out[batch] = self.vectors(np.stack([self.preprocess(images[i]) for i in batch]))
+        for batch, inputs in self.input_batches(images):
+            out[batch] = engine(inputs)
         return self._whitened(out)
+
+    def input_batches(self, images: Sequence[Image.Image], batch_size: int = 0) -> Iterator[tuple[list[int], np.ndarray]]:
+        """(indices, their stacked ``preprocess`` outputs) of ``images``, grouped by input size, at most
+        ``batch_size`` (0: ``runtime.batch_size``) at a time."""
+        sizes = [self.input_size(image) for image in images]
+        for batch in batches_by_size(sizes, batch_size or self.runtime.batch_size):
+            yield batch, np.stack([self.preprocess(images[i]) for i in batch])
 
     def embed_shots(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[str | None]]:
         """``embed`` for enrolment, with why each shot cannot be enrolled (None: it can). Any photo can

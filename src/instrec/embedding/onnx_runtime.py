@@ -34,6 +34,14 @@ def cache_path(cache_dir: Path, digest: str) -> Path:
     return cache_dir / f"{digest}-{OPSET}-{EXPORT_VERSION}-torch{metadata.version('torch').split('+')[0]}.onnx"
 
 
+def int8_path(cache_dir: Path, digest: str) -> Path:
+    """Where ``instrec export --int8`` puts the gated INT8 graph of the fp32 descriptor ``digest``.
+
+    Not a cache: it is made from the user's calibration photos, so nothing here can rebuild it.
+    """
+    return cache_dir / f"{digest}-int8.onnx"
+
+
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/instrec``, else ``~/.cache/instrec``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

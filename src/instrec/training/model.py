@@ -25,11 +25,27 @@ def save_model(out: Path, projection: Whitening, manifest: dict[str, Any]) -> Pa
         **manifest,
         "dims": projection.dims,
         "projection_digest": projection.digest,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
     }
-    (out / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+    _write(out, record)
     return out
 
 
 def read_manifest(model: Path) -> dict[str, Any]:
     return json.loads((model / MANIFEST).read_text())
+
+
+def record_export(model: Path, base: dict[str, Any], export: dict[str, Any]) -> None:
+    """Set the manifest's ``export`` record; a directory without a manifest gets one that names
+    ``base``, the untrained descriptor it holds."""
+    manifest = read_manifest(model) if (model / MANIFEST).is_file() else {"format": FORMAT, "base": base, "method": "pretrained"}
+    manifest["export"] = {**export, "created": _now()}
+    _write(model, manifest)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write(model: Path, manifest: dict[str, Any]) -> None:
+    (model / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
