@@ -81,6 +81,8 @@ class RuntimeConfig(_Section):
     engine: Literal["onnx", "torch"] = "onnx"
     batch_size: int = Field(16, ge=1)
     threads: int = Field(0, ge=0)  # 0 = all cores
+    # onnx engine: "auto" runs on a GPU where ONNX Runtime has CUDA (the onnxruntime-gpu package), else the CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class IndexConfig(_Section):

@@ -139,3 +139,25 @@ def test_a_changed_weights_file_is_not_taken_for_the_remembered_one(
     assert second.digest != first.digest
     zoo = shapes_zoo(images)
     assert np.abs(second.embed(zoo) - Embedder(descriptor, RuntimeConfig(engine="torch")).embed(zoo)).max() < 1e-5
+
+
+def test_the_device_setting_picks_cuda_only_where_onnx_runtime_has_it(monkeypatch):
+    import onnxruntime as ort
+
+    from instrec.embedding.onnx_runtime import execution_providers
+    from instrec.errors import ConfigError
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert execution_providers("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert execution_providers("auto") == ["CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match="onnxruntime-gpu"):
+        execution_providers("cuda")
+
+
+def test_an_embedder_asked_for_cuda_without_it_says_so_instead_of_falling_back_to_torch(tmp_path):
+    from instrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runtime.device=cuda"):
+        Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", device="cuda"), cache_dir=tmp_path)

@@ -114,10 +114,14 @@ class Embedder:
 
     def _make_engine(self) -> Engine:
         if self.int8_graph is not None:
-            return OnnxEngine(self.int8_graph, self.runtime.threads)
+            return OnnxEngine(self.int8_graph, self.runtime.threads, self.runtime.device)
         if self.runtime.engine == "onnx":
             try:
-                return cached_engine(self.torch_model, self._cache_dir, self._fp32_digest, self.runtime.threads)
+                return cached_engine(
+                    self.torch_model, self._cache_dir, self._fp32_digest, self.runtime.threads, self.runtime.device
+                )
+            except ConfigError:  # a setting to fix (runtime.device=cuda without CUDA), not a failed export
+                raise
             except Exception as exc:  # noqa: BLE001 - any export failure: still correct, just slower
                 log.warning("ONNX export failed for %s, using torch: %s", self.descriptor.backbone, exc)
         import torch

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import onnxruntime as ort
 
+from instrec.errors import ConfigError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -25,6 +27,7 @@ OPSET = 17
 EXPORT_VERSION = 3  # bump when the export code changes: old cached graphs are then not reused
 INPUT_NAME = "images"
 OUTPUT_NAME = "vectors"
+CUDA = "CUDAExecutionProvider"
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +104,22 @@ def _let_pads_fuse_into_convs(path: str) -> None:
     onnx.save(model, path)
 
 
-class OnnxEngine:
-    """Callable (N, 3, H, W) float32 -> the graph's output, float32, on the CPU execution provider."""
+def execution_providers(device: str = "auto") -> list[str]:
+    """ONNX Runtime's providers for ``runtime.device``: CUDA first where this build of ONNX Runtime has
+    it (onnxruntime-gpu, which runs on the CPU by itself when no GPU answers), the CPU always."""
+    has_cuda = CUDA in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ConfigError(
+            "runtime.device=cuda, but this ONNX Runtime has no CUDA execution provider: "
+            "install onnxruntime-gpu in place of onnxruntime"
+        )
+    return ([CUDA] if has_cuda and device != "cpu" else []) + ["CPUExecutionProvider"]
 
-    def __init__(self, path: Path, threads: int = 0):
+
+class OnnxEngine:
+    """Callable (N, 3, H, W) float32 -> the graph's output, float32, on the providers ``device`` picks."""
+
+    def __init__(self, path: Path, threads: int = 0, device: str = "auto"):
         options = ort.SessionOptions()
         # ALL adds the blocked (NCHWc) conv layout on x86: the largest single gain on CPU.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -113,20 +128,22 @@ class OnnxEngine:
         # FAISS need right after the network (2-core box, default threads: recognition 249 -> 158
         # ms wall, benchmarks/bench_recognize_latency.py --threads 0).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), options, providers=execution_providers(device))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
 
 
-def cached_engine(module: Callable[[], nn.Module], cache_dir: Path, digest: str, threads: int = 0) -> OnnxEngine:
+def cached_engine(
+    module: Callable[[], nn.Module], cache_dir: Path, digest: str, threads: int = 0, device: str = "auto"
+) -> OnnxEngine:
     """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent,
     from the module ``module()`` builds)."""
     path = cache_path(cache_dir, digest)
     if path.exists():
         try:
-            return OnnxEngine(path, threads)
+            return OnnxEngine(path, threads, device)
         except Exception as exc:  # noqa: BLE001 - any unreadable cache file is rebuilt
             log.warning("rebuilding unreadable ONNX cache %s: %s", path, exc)
     export_onnx(module(), path)
-    return OnnxEngine(path, threads)
+    return OnnxEngine(path, threads, device)
