@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NoReturn, Optional
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -128,6 +128,18 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+def stages(progress: Progress) -> Callable[[str, int, int], None]:
+    """``stage(name, done, total)``: one bar per named stage of a long job, made when it first reports."""
+    tasks: dict[str, Any] = {}
+
+    def stage(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total)
+        progress.update(tasks[name], completed=done)
+
+    return stage
 
 
 def emit(payload: Mapping[str, Any]) -> None:

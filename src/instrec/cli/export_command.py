@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show
+from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show, stages
 
 
 @app.command()
@@ -33,12 +33,7 @@ def export(
         if not int8 and (calibration is not None or check is not None):
             raise InstrecError("--calibration and --check are for --int8")
         with progress_bar(not as_json) as progress:
-            tasks: dict[str, Any] = {}
-
-            def stage(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total)
-                progress.update(tasks[name], completed=done)
+            stage = stages(progress)
 
             result = run_export(model, load_config(None, sets), calibration, check, progress=stage)
     if result.verdict is not None and not as_json:

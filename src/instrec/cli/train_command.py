@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show
+from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show, stages
 
 
 @app.command()
@@ -33,12 +33,7 @@ def train(
     with reported(as_json):
         settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views)
         with progress_bar(not as_json) as progress:
-            tasks: dict[str, Any] = {}
-
-            def stage(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total)
-                progress.update(tasks[name], completed=done)
+            stage = stages(progress)
 
             def epoch(done: int, total: int, mean_loss: float, validation: Any) -> None:
                 figure = "" if validation is None else f", validation top-1 {validation.top1:.3f}"
