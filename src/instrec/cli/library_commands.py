@@ -224,6 +224,7 @@ def backup(
 
     with reported(as_json):
         report = write_backup(load_config(home, sets).home, archive)
+    _say_without_originals(report.without_originals)
     show({"archive": str(archive), **report.to_dict()}, as_json)
 
 
@@ -240,4 +241,13 @@ def restore(
     with reported(as_json):
         config = load_config(home, sets)
         report = read_backup(archive, config.home)
+    _say_without_originals(report.without_originals)
     show({"home": str(config.home), **report.to_dict()}, as_json)
+
+
+def _say_without_originals(count: int) -> None:
+    if count:
+        console.print(
+            f"[yellow]note:[/yellow] {count} images were enrolled without keeping their photo (faces.keep_originals "
+            "off): the restored library recognises them, but cannot re-embed them or show them"
+        )
