@@ -102,7 +102,7 @@ def _changed(value):
         "generic": "v.npz",
         "homography": "affine",
         "auto": "float32",
-        "hog": "cnn",
+        "hog+cnn": "hog",
         None: "file.npz",
     }[value]
 
