@@ -442,4 +442,5 @@ def test_a_faces_library_boxes_and_names_every_face_in_the_photo(fresh_driver, f
         ((box.rect["x"] - shown["x"]) * scale, (box.rect["x"] + box.rect["width"] - shown["x"]) * scale) for box in boxes
     )
     assert big_right <= astronaut.width <= small_left and big_right - big_left > small_right - small_left
+    assert "dlib-face-resnet-v1" in wait_for(fresh_driver, lambda d: css(d, "#footer-stats")[0].text)  # its embedder named
     fresh_driver.save_screenshot(str(SHOTS / "instrec-faces.png"))

@@ -397,7 +397,7 @@ async function loadStats() {
   try {
     const s = await api("/v1/stats");
     $("#footer-stats").textContent =
-      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone} · threshold ${fmtScore(s.threshold)} · `;
+      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone || s.descriptor.embedder} · threshold ${fmtScore(s.threshold)} · `;
   } catch (e) {
     $("#footer-stats").textContent = "";
   }
