@@ -101,3 +101,33 @@ def test_backup_and_restore_commands(recognizer, config, tmp_path):
     assert [i["id"] for i in json.loads(listing.stdout)["instances"]] == ["rocket"]
     refused = runner.invoke(app, ["restore", archive, "--home", str(tmp_path / "new"), "--json"])
     assert refused.exit_code == 2 and "not empty" in json.loads(refused.stdout)["error"]["message"]
+
+
+def test_a_faces_library_that_keeps_no_photos_is_backed_up_and_recognises_the_same(tmp_path):
+    pytest.importorskip("dlib", reason="the faces extra is not installed")
+    from instrec.config import Config
+
+    astronaut = sample_photo("astronaut")
+    views = altered_views(astronaut)
+    config = Config.load(home=tmp_path / "people", overrides={"profile": "faces"})
+    queries = [views["rotated"], views["relit"], sample_photo("coffee")]
+    with Recognizer(config) as recognizer:
+        recognizer.enroll([astronaut], instance_id="eileen")  # her photo kept
+        with Recognizer(config.with_overrides({"faces.keep_originals": "false"})) as private:
+            private.enroll([views["crop"]], instance_id="eileen-private")  # a photo never stored
+        before = [r.to_dict() for r in recognizer.recognize_many(queries, k=2)]
+
+    report = backup(config.home, tmp_path / "people.tar")
+    assert (report.images, report.originals, report.without_originals) == (2, 1, 1)
+    assert restore(tmp_path / "people.tar", tmp_path / "restored") == report
+
+    with Recognizer(config.with_overrides({"home": str(tmp_path / "restored")})) as restored:
+        after = [r.to_dict() for r in restored.recognize_many(queries, k=2)]
+    for old, new in zip(before, after):
+        assert [m["instance_id"] for m in new["matches"]] == [m["instance_id"] for m in old["matches"]]
+        assert [m["score"] for m in new["matches"]] == pytest.approx([m["score"] for m in old["matches"]], abs=1e-5)
+        assert new["unknown"] == old["unknown"]
+
+    said = CliRunner().invoke(app, ["backup", str(tmp_path / "again.tar"), "--home", str(config.home), "--json"])
+    assert said.exit_code == 0 and json.loads(said.stdout)["without_originals"] == 1
+    assert "cannot re-embed" in said.stderr

@@ -103,7 +103,7 @@ def _changed(value):
         "generic": "v.npz",
         "homography": "affine",
         "auto": "float32",
-        "hog": "cnn",
+        "hog+cnn": "hog",
         "fp32": "int8",
         None: "file.npz",
     }[value]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from instrec.config import Config
 from instrec.errors import DescriptorMismatchError, UnknownImageError, UnusableShotError
@@ -35,6 +35,17 @@ def test_the_faces_profile_recognises_an_enrolled_person_and_nobody_else(faces_c
             assert not result.unknown and result.matches[0].instance_id == "eileen", name
         for stranger in ("coffee", "chelsea", "camera"):  # answered from the whole photo, under the profile's threshold
             assert recognizer.recognize(sample_photo(stranger)).unknown, stranger
+
+
+def test_until_calibrated_the_threshold_rises_with_the_faces_a_stranger_is_compared_with(faces_config):
+    astronaut = sample_photo("astronaut")
+    with Recognizer(faces_config) as recognizer:
+        recognizer.enroll([astronaut], instance_id="eileen")
+        alone = recognizer.threshold
+        recognizer.enroll([ImageOps.mirror(astronaut)], instance_id="eileen", existing=True)
+        recognizer.enroll([altered_views(astronaut)["crop"]], instance_id="twin")
+        assert alone < recognizer.threshold < 1.0 and recognizer.stats()["calibration"] == "default"
+        assert recognizer.recognize(altered_views(astronaut)["relit"]).best is not None  # still recognised
 
 
 def _two_of(photo: Image.Image) -> Image.Image:

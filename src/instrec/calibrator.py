@@ -18,6 +18,7 @@ from PIL import Image
 from instrec.config import Config
 from instrec.decision import Calibration, InstanceScore, Prior, calibrate, default_calibration
 from instrec.decision.gallery import Shot, measure
+from instrec.decision.tail import tail_threshold
 from instrec.errors import ImageError, InstrecError
 from instrec.images import load_image
 from instrec.library import Library
@@ -73,9 +74,7 @@ class GalleryCalibrator:
         if stored != self._stored[0]:
             self._stored = (stored, Calibration.from_json(stored) if stored else None)
         decision, target_far = self.config.tuning.decision, self.config.decision.target_far
-        return self._stored[1] or default_calibration(
-            self.prior, decision.competitor_weight, target_far, decision.fallback_threshold
-        )
+        return self._stored[1] or default_calibration(self.prior, decision.competitor_weight, target_far, self._floor(target_far))
 
     def measure(
         self,
@@ -130,12 +129,19 @@ class GalleryCalibrator:
             target_far,
             source,
             self.prior,
-            self.config.tuning.decision.fallback_threshold,
+            self._floor(target_far),
             images=len(owners),
             duplicates=duplicates,
         )
         library.catalog.set_meta(self._meta, result.to_json())
         return result
+
+    def _floor(self, target_far: float) -> float | None:
+        """The profile's threshold for this gallery's size, before and under any measurement (None: none)."""
+        tail = self.config.tuning.decision.stranger_tail
+        if tail is None:
+            return None
+        return tail_threshold(tail.scale, tail.dim, target_far, self.library.index_info()["vectors"])
 
     def stale(self) -> bool:
         """Whether the gallery has changed materially since it was calibrated (or never was)."""

@@ -32,6 +32,14 @@ class DescriptorTuning(_Frozen):
     gem_p: float = Field(3.0, gt=0)  # generalised-mean pooling exponent (1 = average, large = max)
 
 
+class StrangerTail(_Frozen):
+    """Where the cosines of pairs of different people lie, near the top (:mod:`instrec.decision.tail`):
+    their distance ``sqrt(2 - 2 cos)`` is below ``r`` for a share ``(r / scale) ** dim`` of pairs."""
+
+    scale: float = Field(gt=0)
+    dim: float = Field(gt=0)
+
+
 class DecisionTuning(_Frozen):
     """How image matches become instance scores."""
 
@@ -41,12 +49,13 @@ class DecisionTuning(_Frozen):
     # one stands out. Against the runner-up alone (competitors=1), near-identical twins become "unknown".
     competitor_weight: float = Field(0.75, ge=0, le=1)
     competitors: int = Field(5, ge=1)
-    # For a profile whose scores the shipped prior (fitted on the objects pipeline) does not describe: the
-    # threshold until a gallery is calibrated, and the lowest a calibration sets. The threshold of a
-    # gallery of one bounds every gallery's from below, a stranger's best score over many instances
-    # being at least its score against one; a gallery's few shipped stranger photos cannot tell.
-    # None: decision.calibration's guess for lowered scores, and no floor.
-    fallback_threshold: float | None = None
+    # For a profile whose scores are plain cosines the shipped prior (fitted on the objects pipeline)
+    # does not describe: where strangers' cosines lie, giving the threshold until a gallery is
+    # calibrated and the lowest a calibration sets, both rising with the gallery's vectors
+    # (decision.tail): a stranger's best score over many vectors is at least its score against a
+    # few, which a gallery's few shipped stranger photos cannot tell. None: decision.calibration's
+    # guess for lowered scores, and no floor.
+    stranger_tail: StrangerTail | None = None
 
 
 class RerankTuning(_Frozen):
@@ -93,8 +102,10 @@ class RerankTuning(_Frozen):
 class FaceTuning(_Frozen):
     """How a photo becomes a face descriptor (part of the descriptor's identity, like DescriptorTuning)."""
 
-    # "hog": fast on a CPU; "cnn": dlib's MMOD detector, finds turned and small faces, far slower.
-    detector: Literal["hog", "cnn"] = "hog"
+    # "hog": fast on a CPU; "cnn": dlib's MMOD detector, finds turned and small faces, far slower;
+    # "hog+cnn": HOG, and the CNN on the photos where HOG finds no face (only those pay for it): the
+    # faces HOG misses in tight crops and harsh light are most of its errors (benchmarks/bench_faces.py).
+    detector: Literal["hog", "cnn", "hog+cnn"] = "hog+cnn"
     upsample: int = Field(1, ge=0, le=3)  # the detector looks at the photo enlarged 2^upsample times: finds smaller faces
     max_side: int = Field(1024, ge=64)  # the photo's long side is downscaled to this (never upscaled) first
     padding: float = Field(0.25, ge=0, le=1)  # margin around the aligned face, as a share of its size (dlib's default)
@@ -116,9 +127,12 @@ FACES_PROFILE = "faces"
 _PROFILES: dict[str, Tuning] = {
     DEFAULT_PROFILE: Tuning(),
     # The score is the plain cosine of two faces: lowering it by the field of other enrolled faces
-    # separates strangers less on att-faces (benchmarks/bench_faces.py). The fallback threshold is the
-    # cosine that 1 % of att-faces' pairs of different people reach (bench_faces.py prints it).
-    FACES_PROFILE: Tuning(face=FaceTuning(), decision=DecisionTuning(competitor_weight=0.0, fallback_threshold=0.916)),
+    # separates strangers less on att-faces (benchmarks/bench_faces.py). The strangers' tail is
+    # fitted on att-faces' pairs of different people (benchmarks/fit_face_tail.py).
+    FACES_PROFILE: Tuning(
+        face=FaceTuning(),
+        decision=DecisionTuning(competitor_weight=0.0, stranger_tail=StrangerTail(scale=0.514, dim=20.33)),
+    ),
 }
 
 

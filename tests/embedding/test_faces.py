@@ -55,4 +55,27 @@ def test_enrolment_refuses_a_photo_without_a_face_or_with_several(faces):
 def test_the_detector_and_its_constants_are_part_of_the_digest(faces):
     assert FaceEmbedder(FaceTuning()).digest == faces.digest
     assert FaceEmbedder(FaceTuning(padding=0.3)).digest != faces.digest
-    assert FaceEmbedder(FaceTuning(detector="cnn")).digest != faces.digest
+    digests = {FaceEmbedder(FaceTuning(detector=detector)).digest for detector in ("hog", "cnn", "hog+cnn")}
+    assert len(digests) == 3 and faces.digest in digests
+
+
+@pytest.fixture(scope="module")
+def single() -> dict[str, FaceEmbedder]:
+    return {detector: FaceEmbedder(FaceTuning(detector=detector)) for detector in ("hog", "cnn")}
+
+
+def test_hog_then_cnn_keeps_hogs_faces_where_it_finds_some(faces, single):
+    astronaut = sample_photo("astronaut")
+    assert faces.tuning.detector == "hog+cnn"  # the profile's default
+    assert faces.faces(astronaut) == single["hog"].faces(astronaut) != single["cnn"].faces(astronaut)
+
+
+@pytest.mark.data
+def test_hog_then_cnn_asks_the_cnn_where_hog_finds_no_face(faces, single):
+    from instrec.images import iter_image_files
+    from tests.conftest import shared_data
+
+    photos = (Image.open(path).convert("RGB") for path in iter_image_files(shared_data("att-faces"), recursive=True))
+    missed = next(photo for photo in photos if not single["hog"].faces(photo) and single["cnn"].faces(photo))
+    assert faces.faces(missed) == single["cnn"].faces(missed)
+    np.testing.assert_array_equal(faces.embed([missed]), single["cnn"].embed([missed]))

@@ -23,6 +23,7 @@ import pytest
 
 from tests.photos import altered_views, sample_photo
 
+from .conftest import make_config
 from .helpers import ADMIN_KEY, READ_KEY, jpeg
 
 pytestmark = pytest.mark.browser
@@ -55,25 +56,46 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(make_recognizer) -> Iterator[str]:
     _require_browser()
+    recognizer = make_recognizer(**{"service.auth": "true", "service.admin_keys": ADMIN_KEY, "service.api_keys": READ_KEY})
+    with _serving(recognizer) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def faces_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A faces library (no keys) holding one person, Eileen Collins (scikit-image's astronaut)."""
+    _require_browser()
+    pytest.importorskip("dlib", reason="the faces extra is not installed")
+    from instrec.recognizer import Recognizer
+
+    with Recognizer(make_config(tmp_path_factory.mktemp("people"), profile="faces")) as recognizer:
+        recognizer.enroll([sample_photo("astronaut")], instance_id="eileen", label="Eileen Collins")
+        with _serving(recognizer) as base:
+            yield base
+
+
+@contextmanager
+def _serving(recognizer: Any) -> Iterator[str]:
+    """The recognizer's app served by uvicorn on a free local port, in a background thread: its base URL."""
     import uvicorn
 
     from instrec.service.app import create_app
 
-    recognizer = make_recognizer(**{"service.auth": "true", "service.admin_keys": ADMIN_KEY, "service.api_keys": READ_KEY})
     port = _free_port()
     app = create_app(recognizer.config, recognizer)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -397,3 +419,28 @@ def test_admin_page_plots_the_history_with_an_admin_key_only(fresh_driver, serve
     assert css(fresh_driver, "svg[data-plot=scores] rect")  # the recognition above is counted
     assert not [m for m in fresh_driver.get_log("browser") if m["level"] == "SEVERE" and "/admin" in m["message"]]
     fresh_driver.save_screenshot(str(SHOTS / "instrec-admin.png"))
+
+
+def test_a_faces_library_boxes_and_names_every_face_in_the_photo(fresh_driver, faces_server, tmp_path):
+    from PIL import Image
+
+    astronaut = sample_photo("astronaut")
+    group = Image.new("RGB", (astronaut.width * 3 // 2, astronaut.height), (128, 128, 128))
+    group.paste(astronaut, (0, 0))
+    group.paste(astronaut.resize((astronaut.width // 2, astronaut.height // 2)), (astronaut.width, astronaut.height // 4))
+    photo = tmp_path / "two-faces.jpg"
+    photo.write_bytes(jpeg(group))
+    open_page(fresh_driver, faces_server)
+    recognise_file(fresh_driver, photo)
+    boxes = wait_for(fresh_driver, lambda d: len(css(d, "#query-frame .found-box")) == 2 and css(d, "#query-frame .found-box"))
+    assert [box.get_attribute("data-label") for box in boxes] == ["Eileen Collins"] * 2  # largest first
+    assert all("Eileen Collins" in box.text for box in boxes)
+    # Each box over its own copy, in pixels of the photo: the large one on the left, the small one on the right.
+    shown = css(fresh_driver, "#query-preview")[0].rect
+    scale = group.width / shown["width"]
+    (big_left, big_right), (small_left, small_right) = (
+        ((box.rect["x"] - shown["x"]) * scale, (box.rect["x"] + box.rect["width"] - shown["x"]) * scale) for box in boxes
+    )
+    assert big_right <= astronaut.width <= small_left and big_right - big_left > small_right - small_left
+    assert "dlib-face-resnet-v1" in wait_for(fresh_driver, lambda d: css(d, "#footer-stats")[0].text)  # its embedder named
+    fresh_driver.save_screenshot(str(SHOTS / "instrec-faces.png"))

@@ -263,6 +263,7 @@ def backup(
                 "(catalog.url), which holds the originals too, with pg_dump"
             )
         report = write_backup(collection_home(config.home, config.collection), archive)
+    _say_without_originals(report.without_originals)
     show({"archive": str(archive), **report.to_dict()}, as_json)
 
 
@@ -281,4 +282,13 @@ def restore(
         config = load_config(home, sets, collection)
         target = collection_home(config.home, config.collection)
         report = read_backup(archive, target)
+    _say_without_originals(report.without_originals)
     show({"home": str(target), **report.to_dict()}, as_json)
+
+
+def _say_without_originals(count: int) -> None:
+    if count:
+        console.print(
+            f"[yellow]note:[/yellow] {count} images were enrolled without keeping their photo (faces.keep_originals "
+            "off): the restored library recognises them, but cannot re-embed them or show them"
+        )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -64,13 +64,14 @@ class FaceEmbedder:
         self.tuning = tuning
         models = _models_dir()
         files = [models / LANDMARKS_FILE, models / RESNET_FILE]
-        if tuning.detector == "cnn":
+        self._detectors: list[Callable[[np.ndarray], list[tuple[Any, float]]]] = []
+        if tuning.detector != "cnn":
+            hog = dlib.get_frontal_face_detector()
+            self._detectors.append(lambda pixels: list(zip(*hog.run(pixels, tuning.upsample, 0.0)[:2])))
+        if tuning.detector != "hog":
             files.append(models / CNN_DETECTOR_FILE)
             cnn = dlib.cnn_face_detection_model_v1(str(files[-1]))
-            self._detector = lambda pixels: [(found.rect, found.confidence) for found in cnn(pixels, tuning.upsample)]
-        else:
-            hog = dlib.get_frontal_face_detector()
-            self._detector = lambda pixels: list(zip(*hog.run(pixels, tuning.upsample, 0.0)[:2]))
+            self._detectors.append(lambda pixels: [(found.rect, found.confidence) for found in cnn(pixels, tuning.upsample)])
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(files[0]))
         self._net = dlib.face_recognition_model_v1(str(files[1]))
@@ -81,7 +82,7 @@ class FaceEmbedder:
         """The boxes of the faces the detector finds, largest first."""
         pixels, scale = self._pixels(image)
         with self._lock:
-            found = _faces(self._detector(pixels))
+            found = self._detect(pixels)
         return [_scaled(rect, scale) for rect in found]
 
     def located(self, image: Image.Image) -> list[tuple[Box | None, np.ndarray]]:
@@ -89,7 +90,7 @@ class FaceEmbedder:
         face crop is one face without a box; any other photo without one holds no face (an empty list)."""
         pixels, scale = self._pixels(image)
         with self._lock:
-            found = _faces(self._detector(pixels))
+            found = self._detect(pixels)
             if found:
                 return [(_scaled(rect, scale), self._describe(pixels, rect)) for rect in found]
             if _problem(0, image.size) is None:
@@ -108,12 +109,19 @@ class FaceEmbedder:
         for row, image in enumerate(images):
             pixels, _ = self._pixels(image)
             with self._lock:
-                found = _faces(self._detector(pixels))
+                found = self._detect(pixels)
                 problem = _problem(len(found), image.size) if enrolment else None
                 if problem is None:
                     out[row] = self._describe(pixels, found[0] if found else self._whole(pixels))
             problems.append(problem)
         return out, problems
+
+    def _detect(self, pixels: np.ndarray) -> list[Any]:
+        """The faces of the first detector that finds any (``hog+cnn``: the CNN only where HOG finds none)."""
+        for detector in self._detectors:
+            if found := _faces(detector(pixels)):
+                return found
+        return []
 
     def _describe(self, pixels: np.ndarray, box: Any) -> np.ndarray:
         chip = self._dlib.get_face_chip(pixels, self._landmarks(pixels, box), size=CHIP_SIZE, padding=self.tuning.padding)

@@ -5,8 +5,11 @@ transaction: one point in time, even while another thread or process enrols. The
 references are then copied by content hash. Originals are written before the rows that reference
 them and deleted after those rows, so every image of the copy has its file unless it was removed
 while the files were being copied; then the catalog is copied again (files already in the archive
-are not read again). The indexes are left out: they are a cache that the library rebuilds from the
-catalog when it opens the restored home.
+are not read again). An original still missing after that second copy, which still references it,
+was never stored (a faces library with ``faces.keep_originals`` off): its image is backed up without
+it, the manifest lists it, and the restored library recognises it as before but cannot re-embed it
+or show it. The indexes are left out: they are a cache that the library rebuilds from the catalog
+when it opens the restored home.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class BackupReport:
     images: int  # image rows in the catalog
     originals: int  # distinct original files (images of equal content share one)
     bytes: int  # of the originals
+    # Distinct originals the library never stored (faces.keep_originals off): their images are
+    # recognised as before, but cannot be re-embedded or shown.
+    without_originals: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -54,19 +60,23 @@ def backup(home: str | Path, archive: str | Path) -> BackupReport:
     try:
         with tarfile.open(partial, "w") as tar, tempfile.TemporaryDirectory() as scratch:
             snapshot = Path(scratch) / CATALOG_FILE
+            looked_for: set[str] = set()  # originals missing at the previous look
             for _ in range(ATTEMPTS):
                 images, hashes = _copy_catalog(catalog, snapshot)
-                missing = [sha for sha in sorted(hashes - copied.keys()) if not _add_original(tar, blobs, sha, copied)]
-                if not missing:
+                missing = {sha for sha in sorted(hashes - copied.keys()) if not _add_original(tar, blobs, sha, copied)}
+                if missing <= looked_for:  # none, or referenced by a catalog copied after they were missed
                     break
+                looked_for = missing
             else:
                 raise InstrecError(
                     f"{len(missing)} originals the catalog of {home} references are missing under "
-                    f"{blobs.root} (first: {missing[0]}): removed faster than they could be copied, or lost"
+                    f"{blobs.root} (first: {min(missing)}): removed faster than they could be copied"
                 )
             tar.add(snapshot, CATALOG_FILE)
-            report = BackupReport(images, len(hashes), sum(copied[sha] for sha in hashes))
-            _add_bytes(tar, MANIFEST, json.dumps({"format": FORMAT, "instrec": __version__, **report.to_dict()}).encode())
+            kept = hashes - missing
+            report = BackupReport(images, len(kept), sum(copied[sha] for sha in kept), len(missing))
+            manifest = {"format": FORMAT, "instrec": __version__, **report.to_dict(), "never_stored": sorted(missing)}
+            _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
@@ -122,18 +132,19 @@ def restore(archive: str | Path, home: str | Path) -> BackupReport:
         target = Path(staging) / "home"
         try:
             with tarfile.open(archive) as tar:
-                _unpack(tar, target)
+                never_stored = _unpack(tar, target)
         except (OSError, tarfile.TarError) as error:
             raise InstrecError(f"cannot read backup {archive}: {error}") from error
-        report = _verified(target, archive)
+        report = _verified(target, archive, never_stored)
         if home.exists():
             home.rmdir()  # empty, checked above
         os.replace(target, home)
     return report
 
 
-def _unpack(tar: tarfile.TarFile, target: Path) -> None:
-    """Extract the catalog and the originals, each original checked against its name.
+def _unpack(tar: tarfile.TarFile, target: Path) -> set[str]:
+    """Extract the catalog and the originals, each original checked against its name; the hashes of
+    the originals the backed-up library never stored.
 
     Only the names a backup writes are accepted, so an archive cannot place files elsewhere.
     """
@@ -157,6 +168,7 @@ def _unpack(tar: tarfile.TarFile, target: Path) -> None:
             raise InstrecError(f"not an instrec backup: unexpected entry {member.name!r}")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not (target / CATALOG_FILE).is_file():
         raise InstrecError(f"not an instrec backup (format {FORMAT}): no manifest or no catalog")
+    return set(manifest.get("never_stored", []))
 
 
 def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -167,7 +179,7 @@ def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
         return handle.read()
 
 
-def _verified(target: Path, archive: Path) -> BackupReport:
+def _verified(target: Path, archive: Path, never_stored: set[str]) -> BackupReport:
     blobs = BlobStore(target / IMAGES_DIR)
     try:
         with closing(sqlite3.connect(target / CATALOG_FILE)) as db:
@@ -175,7 +187,8 @@ def _verified(target: Path, archive: Path) -> BackupReport:
             hashes = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM images")}
     except sqlite3.DatabaseError as error:
         raise InstrecError(f"the catalog in {archive} is unreadable: {error}") from error
-    missing = [sha for sha in hashes if not blobs.path(sha).is_file()]
+    kept = hashes - never_stored
+    missing = [sha for sha in sorted(kept) if not blobs.path(sha).is_file()]
     if missing:
         raise InstrecError(f"{archive} lacks {len(missing)} originals its catalog references (first: {missing[0]})")
-    return BackupReport(images, len(hashes), sum(blobs.path(sha).stat().st_size for sha in hashes))
+    return BackupReport(images, len(kept), sum(blobs.path(sha).stat().st_size for sha in kept), len(hashes & never_stored))

@@ -187,10 +187,11 @@ async function recognize(file) {
 /* -- where things were found on the query photo ----------------------------------------------- */
 function clearFoundBoxes() { document.querySelectorAll("#query-frame .found-box").forEach((box) => box.remove()); }
 
-/* Any entry of the answer that carries a box (the best match, a face of the faces profile, the
-   recognition itself) is drawn, labelled: boxes are in pixels of the photo as sent. */
+/* Any entry of the answer that carries a box (the best match, the recognition itself; in a faces
+   library each face, of which the recognition is the largest) is drawn, labelled, once: boxes are in
+   pixels of the photo as sent. */
 function foundBoxes(result) {
-  const entries = [result, result.best, ...(result.faces || [])];
+  const entries = result.faces ? result.faces : [result, result.best];
   const boxes = [];
   for (const entry of entries) {
     if (!entry || !entry.box) continue;
@@ -396,7 +397,7 @@ async function loadStats() {
   try {
     const s = await api("/v1/stats");
     $("#footer-stats").textContent =
-      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone} · threshold ${fmtScore(s.threshold)} · `;
+      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone || s.descriptor.embedder} · threshold ${fmtScore(s.threshold)} · `;
   } catch (e) {
     $("#footer-stats").textContent = "";
   }
