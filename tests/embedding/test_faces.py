@@ -79,3 +79,27 @@ def test_hog_then_cnn_asks_the_cnn_where_hog_finds_no_face(faces, single):
     missed = next(photo for photo in photos if not single["hog"].faces(photo) and single["cnn"].faces(photo))
     assert faces.faces(missed) == single["cnn"].faces(missed)
     np.testing.assert_array_equal(faces.embed([missed]), single["cnn"].embed([missed]))
+
+
+def _overlap(a, b) -> float:
+    """Intersection over union of two boxes."""
+    width = max(0, min(a.right, b.right) - max(a.left, b.left))
+    height = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    area = lambda box: (box.right - box.left) * (box.bottom - box.top)  # noqa: E731
+    return width * height / (area(a) + area(b) - width * height)
+
+
+@pytest.mark.data
+def test_the_cnn_fallback_finds_a_face_in_a_photo_larger_than_its_frame_and_boxes_it_in_the_photos_pixels(faces, single):
+    from instrec.embedding.faces import CNN_MAX_SIDE
+    from instrec.images import iter_image_files
+    from tests.conftest import shared_data
+
+    photos = (Image.open(path).convert("RGB") for path in iter_image_files(shared_data("att-faces"), recursive=True))
+    missed = next(photo for photo in photos if not single["hog"].faces(photo) and single["cnn"].faces(photo))
+    times = -(-2 * CNN_MAX_SIDE // max(missed.size))  # enlarged past the frame: the fallback shrinks it back
+    large = missed.resize((missed.width * times, missed.height * times), Image.Resampling.BICUBIC)
+    assert not single["hog"].faces(large)
+    (small_box,), (large_box,) = single["cnn"].faces(missed), faces.faces(large)
+    scaled = type(small_box)(*(v * times for v in (small_box.left, small_box.top, small_box.right, small_box.bottom)))
+    assert _overlap(large_box, scaled) > 0.6

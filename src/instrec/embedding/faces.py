@@ -38,6 +38,11 @@ RIVAL_SHARE = 0.5
 LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
+# The long side of the frame the CNN looks at, after its upsampling, where it is HOG's fallback
+# ("hog+cnn"): its cost grows with those pixels, and a photo without a face (an empty gate frame, a
+# stranger's photo of an object) pays it in full, since HOG found nothing first. The faces it is
+# there for (turned, harshly lit) fill much of the photo; HOG, at the full size, finds the small frontal ones.
+CNN_MAX_SIDE = 480
 
 
 def _models_dir() -> Path:
@@ -71,11 +76,13 @@ class FaceEmbedder:
         if tuning.detector != "hog":
             files.append(models / CNN_DETECTOR_FILE)
             cnn = dlib.cnn_face_detection_model_v1(str(files[-1]))
-            self._detectors.append(lambda pixels: [(found.rect, found.confidence) for found in cnn(pixels, tuning.upsample)])
+            max_side = CNN_MAX_SIDE if tuning.detector == "hog+cnn" else None
+            self._detectors.append(_bounded_cnn(dlib, cnn, tuning.upsample, max_side))
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(files[0]))
         self._net = dlib.face_recognition_model_v1(str(files[1]))
-        self.digest: str = descriptor_digest(tuning.descriptor_key(), "+".join(file_digest(f) for f in files))
+        frame = f"+cnn<={CNN_MAX_SIDE}" if tuning.detector == "hog+cnn" else ""  # it decides which faces are found
+        self.digest: str = descriptor_digest(tuning.descriptor_key(), "+".join(file_digest(f) for f in files) + frame)
         self._lock = threading.Lock()
 
     def faces(self, image: Image.Image) -> list[Box]:
@@ -138,6 +145,29 @@ class FaceEmbedder:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.BILINEAR)
         return np.ascontiguousarray(np.asarray(image.convert("RGB"))), scale
+
+
+def _bounded_cnn(dlib: Any, cnn: Any, upsample: int, max_side: int | None) -> Callable[[np.ndarray], list[tuple[Any, float]]]:
+    """The CNN detector, on a frame of at most ``max_side`` pixels (None: any) after its upsampling:
+    upsampled less, or not at all and the photo shrunk, where the photo is large; boxes in the
+    photo's own pixels."""
+
+    def detect(pixels: np.ndarray) -> list[tuple[Any, float]]:
+        side, times = max(pixels.shape[:2]), upsample
+        limit = side << upsample if max_side is None else max_side
+        while times > 0 and side << times > limit:
+            times -= 1
+        shrink = min(1.0, limit / side)
+        if shrink < 1.0:
+            size = (max(1, round(pixels.shape[1] * shrink)), max(1, round(pixels.shape[0] * shrink)))
+            pixels = np.ascontiguousarray(np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)))
+        found = cnn(pixels, times)
+        if shrink == 1.0:
+            return [(d.rect, d.confidence) for d in found]
+        grown = lambda r: dlib.rectangle(*(round(v / shrink) for v in (r.left(), r.top(), r.right(), r.bottom())))  # noqa: E731
+        return [(grown(d.rect), d.confidence) for d in found]
+
+    return detect
 
 
 def _faces(detections: list[tuple[Any, float]]) -> list[Any]:
