@@ -140,11 +140,7 @@ class FaceEmbedder:
 
     def _pixels(self, image: Image.Image) -> tuple[np.ndarray, float]:
         """The photo as dlib takes it (RGB uint8, long side at most ``max_side``) and its downscale factor."""
-        scale = min(1.0, self.tuning.max_side / max(image.size))
-        if scale < 1.0:
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        return np.ascontiguousarray(np.asarray(image.convert("RGB"))), scale
+        return _shrunk(np.asarray(image.convert("RGB")), self.tuning.max_side)
 
 
 def _bounded_cnn(dlib: Any, cnn: Any, upsample: int, max_side: int | None) -> Callable[[np.ndarray], list[tuple[Any, float]]]:
@@ -157,15 +153,9 @@ def _bounded_cnn(dlib: Any, cnn: Any, upsample: int, max_side: int | None) -> Ca
         limit = side << upsample if max_side is None else max_side
         while times > 0 and side << times > limit:
             times -= 1
-        shrink = min(1.0, limit / side)
-        if shrink < 1.0:
-            size = (max(1, round(pixels.shape[1] * shrink)), max(1, round(pixels.shape[0] * shrink)))
-            pixels = np.ascontiguousarray(np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)))
-        found = cnn(pixels, times)
-        if shrink == 1.0:
-            return [(d.rect, d.confidence) for d in found]
-        grown = lambda r: dlib.rectangle(*(round(v / shrink) for v in (r.left(), r.top(), r.right(), r.bottom())))  # noqa: E731
-        return [(grown(d.rect), d.confidence) for d in found]
+        frame, scale = _shrunk(pixels, limit)
+        found = cnn(frame, times)
+        return [(d.rect if scale == 1.0 else dlib.rectangle(*_corners(d.rect, scale)), d.confidence) for d in found]
 
     return detect
 
@@ -184,5 +174,19 @@ def _problem(faces: int, size: tuple[int, int]) -> str | None:
     return None
 
 
+def _shrunk(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """RGB uint8 pixels with the long side at most ``max_side`` (never enlarged), and the factor applied."""
+    scale = min(1.0, max_side / max(pixels.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(pixels), scale
+
+
+def _corners(rect: Any, scale: float) -> tuple[int, ...]:
+    """A dlib rectangle of pixels shrunk by ``scale``, in the original pixels."""
+    return tuple(round(v / scale) for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
+
+
 def _scaled(rect: Any, scale: float) -> Box:
-    return Box(*(round(v / scale) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())))
+    return Box(*_corners(rect, scale))
