@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from instrec.config import Config
 from instrec.errors import (
     CorruptImageError,
     DuplicateInstanceError,
@@ -29,12 +32,23 @@ from instrec.recognizer import Recognizer
 from tests.photos import ENROLLED, NEVER_ENROLLED, altered_views, sample_photo
 
 
+@pytest.fixture(scope="module")
+def enrolled_home(tmp_path_factory, embedder, gallery_dir) -> Path:
+    """The gallery enrolled and calibrated once for the module (most of a test's cost); tests get copies."""
+    home = tmp_path_factory.mktemp("enrolled") / "library"
+    with Recognizer(Config().with_overrides({"home": str(home)}), embedder=embedder) as recognizer:
+        report = recognizer.enroll_folder(gallery_dir)
+        assert report.instances == len(ENROLLED) and not report.errors
+        recognizer.calibrate()
+    return home
+
+
 @pytest.fixture
-def enrolled(recognizer, gallery_dir):
-    report = recognizer.enroll_folder(gallery_dir)
-    assert report.instances == len(ENROLLED) and not report.errors
-    recognizer.calibrate()
-    return recognizer
+def enrolled(enrolled_home, config, embedder):
+    """A library of its own at ``config.home``, holding the gallery, calibrated."""
+    shutil.copytree(enrolled_home, config.home)
+    with Recognizer(config, embedder=embedder) as recognizer:
+        yield recognizer
 
 
 @pytest.mark.slow
