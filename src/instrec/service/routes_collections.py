@@ -17,6 +17,7 @@ from instrec.config import COLLECTION_PATTERN, DEFAULT_COLLECTION
 from instrec.service.auth import allowed_collections, require, require_admin
 from instrec.service.collections import Collection
 from instrec.service.errors import ApiError, error_responses
+from instrec.service.metrics import COLLECTION_KEY
 from instrec.service.state import ServiceState, service_state
 
 PREFIX = "/v1/collections/{collection}"
@@ -47,6 +48,7 @@ async def open_collection(request: Request, state: State) -> AsyncIterator[Colle
     if not re.fullmatch(COLLECTION_PATTERN, name):
         raise ApiError(422, "validation_error", f"collection: no collection can be named {name!r}")
     async with state.collections.use(name) as collection:
+        request.scope[COLLECTION_KEY] = name  # the metrics' label: a name that exists, never a client's guess
         yield collection
 
 
