@@ -70,8 +70,6 @@ async def list_collections(request: Request, state: State) -> dict[str, Any]:
     summary="Create a collection (nothing happens to one that exists)",
 )
 async def create_collection(state: State, collection: CollectionName, response: Response) -> dict[str, Any]:
-    if state.config.catalog.url is not None and collection != DEFAULT_COLLECTION:
-        raise ApiError(409, "collections_unsupported", "a PostgreSQL catalog (catalog.url) holds the default collection only")
     if not await state.collections.create(collection):
         response.status_code = 200
     return {"name": collection}
