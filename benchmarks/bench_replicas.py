@@ -15,7 +15,7 @@ the default descriptor's size (seed 0), flat FAISS index.
 ``--serve`` instead runs two ``instrec serve`` processes (auth on, each its own home, 127.0.0.1) on
 one PostgreSQL catalog, with the real model: 20 photos enrolled through both, then for ``--seconds``
 ``--clients`` recognition clients spread over both replicas (each waits for its answer) while one
-enrolment a ``--enrol-every`` seconds goes to either in turn. After each acknowledgement a checker
+enrolment at a time, ``--enrol-every`` seconds apart, goes to either in turn. After each acknowledgement a checker
 sends the same photo to the *other* replica until its best match is the new instance: the delay is
 from the acknowledgement to the answer received (so it includes one whole recognition). Afterwards
 every acknowledged enrolment is read and recognised on both replicas: lost = acknowledged but absent

@@ -166,7 +166,7 @@ def _rows(
     rows = [
         f"Two `instrec serve` processes (auth on, default settings, each its own home) on one PostgreSQL catalog, "
         f"127.0.0.1, {GALLERY} photos enrolled first; {clients} closed-loop recognition clients spread over both for "
-        f"{elapsed:.0f} s while one enrolment every {every:g} s went to either in turn. Load average "
+        f"{elapsed:.0f} s while enrolments went to either in turn, one at a time, {every:g} s apart. Load average "
         f"{load:.1f} at the start: the machine's 2 cores are shared with other work, so the figures are inflated.",
         "",
         "| replica | recognitions | req/s | p50 ms | p95 ms | server RSS MB |",
