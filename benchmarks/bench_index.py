@@ -14,12 +14,16 @@ exact FAISS flat search of the same rows in the same run, recall@1 against exact
 and memory. Exact search runs on the generated array itself (``faiss.knn``), so 1,000,000 x 1280
 vectors are held twice (the array, the library's index), not three times. Usage:
 python benchmarks/bench_index.py [--instances 100000] [--dim 1280] [--distribution uniform structured]
-[--rows 1] [--queries 1000] [--set index.key=value ...] [--results]
+[--rows 1] [--queries 1000] [--set index.key=value ...] [--keep DIR] [--results]
+
+``--keep DIR`` builds the library in DIR and leaves it there; a later run with the same arguments
+(one distribution) reuses it: its catalog write and build are then not timed, only its opening.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -116,7 +120,9 @@ def exact_search(gallery: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray
     return faiss.knn(np.ascontiguousarray(queries), gallery, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
 
 
-def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config: Config, k: int, rows: int) -> str:
+def run(
+    name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config: Config, k: int, rows: int, keep: Path | None
+) -> str:
     """Prints the figures; returns them as a Markdown table row."""
     dim = gallery.shape[1]
     instances = len(gallery) // shots
@@ -127,10 +133,14 @@ def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config:
     )
     exact_ids = exact_search(gallery, queries, 1)
     rss_before = rss_mb()
-    with tempfile.TemporaryDirectory() as home:
-        library = Library(Path(home), dim=dim, descriptor="synthetic", descriptor_info={}, index=config.index)
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory() as home:
+        with Clock() as opening:
+            library = Library(Path(home), dim=dim, descriptor="synthetic", descriptor_info={}, index=config.index)
+        reused = library.catalog.stats()["vectors"]
+        if reused not in (0, len(gallery)):
+            raise SystemExit(f"{home} holds {reused} vectors, not {len(gallery)}: not built with these arguments")
         with Clock() as write:
-            for start in range(0, instances, 5000):
+            for start in range(0, instances if not reused else 0, 5000):
                 entries = [
                     (
                         f"i{n}",
@@ -149,7 +159,7 @@ def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config:
         info = library.index_info()
         print(
             f"enrol: catalog write {write}, index build {build}, total {write.wall + build.wall:.1f} s "
-            f"({write.cpu + build.cpu:.1f} s CPU); save {save}"
+            f"({write.cpu + build.cpu:.1f} s CPU); save {save}" + (f"; reused {home}, opened in {opening}" if reused else "")
         )
         print(
             f"index: {info['kind']} over {info['vectors']} vectors, {info['bytes'] / 2**20:.0f} MB; "
@@ -169,7 +179,8 @@ def run(name: str, gallery: np.ndarray, queries: np.ndarray, shots: int, config:
         library.close()
     return (
         f"| {name} | {instances * shots:,} | {info['kind']} | {approx_ms / rows:.2f} | {approx_p95 / rows:.2f} "
-        f"| {exact_ms / rows:.1f} | {recall:.4f} | {info['bytes'] / 2**30:.2f} | {write.wall + build.wall:.0f} |"
+        f"| {exact_ms / rows:.1f} | {recall:.4f} | {info['bytes'] / 2**30:.2f} "
+        f"| {f'reused (opened in {opening.wall:.0f})' if reused else f'{write.wall + build.wall:.0f}'} |"
     )
 
 
@@ -184,7 +195,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100, help="neighbours fetched per query (the shortlist)")
     parser.add_argument("--rows", type=int, default=1, help="rows searched together per query (a recognition searches one)")
     parser.add_argument("--results", action="store_true", help="write the figures into benchmarks/RESULTS.md")
+    parser.add_argument("--keep", type=Path, help="build the library here and keep it; reuse it when it holds one")
     args = parser.parse_args()
+    if args.keep and len(args.distribution) != 1:
+        raise SystemExit("--keep holds one library: give one --distribution")
     config = Config.load(overrides=parse_assignments(args.sets))
     set_threads(config.runtime.threads)
     print(f"settings: {config.index.model_dump()}")
@@ -193,7 +207,7 @@ def main() -> None:
     rows = []
     for name in args.distribution:
         gallery, queries = generators[name](args.instances, args.dim, args.shots, args.queries, seed=0)
-        rows.append(run(name, gallery, queries, args.shots, config, args.k, args.rows))
+        rows.append(run(name, gallery, queries, args.shots, config, args.k, args.rows, args.keep))
         del gallery, queries
     if args.results:
         command = f"python benchmarks/bench_index.py --instances {args.instances} --shots {args.shots} --dim {args.dim} "
