@@ -217,14 +217,16 @@ def main() -> None:
             f"The library's index alone (catalog write + build, then searches of k={args.k} through Library.search), "
             f"synthetic unit vectors, seed 0, settings {dict(parse_assignments(args.sets)) or 'default'} "
             f"(index.backend={config.index.backend}); exact = FAISS brute force over the same vectors in the same run. "
-            f"Load average {load:.1f} at the start: the 2 cores were shared with other work, so times are inflated.",
+            f"Load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores "
+            "(above that, the machine was shared with other work and times are inflated).",
             "",
             "| distribution | vectors | index | search ms per query row (median) | p95 | exact ms per row | recall@1 vs exact "
             "| index GiB | write + build s |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
-        write_section(f"Index alone at {args.instances * args.shots:,} vectors", command, lines)
+        name = f"Index alone at {args.instances * args.shots:,} vectors" + "".join(f", {item}" for item in args.sets)
+        write_section(name, command, lines)
 
 
 if __name__ == "__main__":
