@@ -12,6 +12,17 @@ the default descriptor's size (seed 0), flat FAISS index.
 
     python benchmarks/bench_replicas.py [--url postgresql://...] [--enrolments 200] [--gallery 10000] [--runs 3] [--results]
 
+``--serve`` instead runs two ``instrec serve`` processes (auth on, each its own home, 127.0.0.1) on
+one PostgreSQL catalog, with the real model: 20 photos enrolled through both, then for ``--seconds``
+``--clients`` recognition clients spread over both replicas (each waits for its answer) while one
+enrolment at a time, ``--enrol-every`` seconds apart, goes to either in turn. After each acknowledgement a checker
+sends the same photo to the *other* replica until its best match is the new instance: the delay is
+from the acknowledgement to the answer received (so it includes one whole recognition). Afterwards
+every acknowledged enrolment is read and recognised on both replicas: lost = acknowledged but absent
+from, or not answered by, either.
+
+    python benchmarks/bench_replicas.py --serve [--seconds 60] [--clients 4] [--enrol-every 2] [--results]
+
 Without ``--url`` a throwaway PostgreSQL server is started as the tests do (tests/postgres.py).
 """
 
@@ -137,7 +148,22 @@ def main() -> None:
     parser.add_argument("--gallery", type=int, default=10_000, help="instances enrolled before the run")
     parser.add_argument("--runs", type=int, default=3, help="runs, each on a new database of the throwaway server")
     parser.add_argument("--results", action="store_true", help="write the figures into benchmarks/RESULTS.md")
+    parser.add_argument("--serve", action="store_true", help="two instrec serve processes under load (see above)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="--serve: length of the load run")
+    parser.add_argument("--clients", type=int, default=4, help="--serve: recognition clients, spread over both replicas")
+    parser.add_argument("--enrol-every", type=float, default=2.0, help="--serve: seconds between enrolments")
     args = parser.parse_args()
+    if args.serve:
+        from replica_service import serve_run
+
+        with _databases(args.url) as databases, tempfile.TemporaryDirectory() as scratch:
+            rows = serve_run(databases(), args.seconds, args.clients, args.enrol_every, Path(scratch))
+        command = f"python benchmarks/bench_replicas.py --serve --seconds {args.seconds:g} --clients {args.clients}"
+        command += f" --enrol-every {args.enrol_every:g}"
+        if args.results:
+            write_section("Replicas on PostgreSQL: two instrec serve under load", command, rows)
+        print("\n".join(rows))
+        return
     if args.url and args.runs != 1:
         raise SystemExit("--url gives one database: one run (--runs 1)")
     rows = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -77,6 +78,16 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """A new, empty database on the session's server."""
     return postgres_server.new_database()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def new_catalog(request) -> Callable[[], dict[str, str]]:
+    """For a module's services, each backend in turn: ``new_catalog()`` gives the settings of a new
+    catalog: none (the home's SQLite file), then ``catalog.url`` of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return dict
+    server = request.getfixturevalue("postgres_server")
+    return lambda: {"catalog.url": server.new_database()}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -155,15 +155,14 @@ def test_milvus_index_params_come_as_json_from_the_command_line():
         Config.load(overrides={"index.milvus_collection": "has space"})
 
 
-def test_a_postgres_catalog_is_a_url_and_holds_the_default_collection_only():
+def test_a_postgres_catalog_is_a_url_and_holds_collections_too():
     assert Config().catalog.url is None  # the SQLite file in the home
     assert (
         Config().with_overrides({"catalog.url": "postgresql:///lib?host=/run/pg"}).catalog.url == "postgresql:///lib?host=/run/pg"
     )
     with pytest.raises(ConfigError, match="catalog.url"):
         Config().with_overrides({"catalog.url": "mysql://db/lib"})
-    with pytest.raises(ConfigError, match="default collection only"):
-        Config().with_overrides({"catalog.url": "postgresql://db/lib", "collection": "shoes"})
+    assert Config().with_overrides({"catalog.url": "postgresql://db/lib", "collection": "shoes"}).collection == "shoes"
 
 
 def test_fp32_leaves_the_descriptor_id_as_it_was_and_int8_changes_it():

@@ -205,16 +205,6 @@ class Config(BaseSettings):
             )
         return {**data, "tuning": _merged(base, given)}
 
-    @model_validator(mode="after")
-    def _one_catalog_one_collection(self) -> "Config":
-        """A collection is a library with a catalog of its own; catalog.url names one catalog."""
-        if self.catalog.url is not None and self.collection != DEFAULT_COLLECTION:
-            raise ValueError(
-                f"collection {self.collection!r}: a PostgreSQL catalog (catalog.url) holds the default collection "
-                "only; other collections keep their own SQLite catalog, without catalog.url"
-            )
-        return self
-
     def scoring_key(self) -> str:
         """Digest of every setting that changes a score: a threshold calibrated under other values means
         nothing, so calibrations are stored per key. Derived from whole sections, so a new setting is

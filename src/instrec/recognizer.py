@@ -24,7 +24,7 @@ from instrec.decision import Calibration, InstanceScore, against_competitors
 from instrec.gallery_view import GalleryView
 from instrec.images import LoadedImage, load_image
 from instrec.index import set_threads as set_search_threads
-from instrec.library import Library, collection_home, complete_local_features
+from instrec.library import Library, collection_home, collection_schema, complete_local_features
 from instrec.rerank import LocalVerifier
 from instrec.query import RankedPhotos, image_hits, rank_faces, rank_photos
 from instrec.results import Box, EnrollResult, FolderReport, ImageHit, Match, Recognition
@@ -82,6 +82,7 @@ class Recognizer:
                         index=self.config.index,
                         local=self._verifier() if self.config.local_features else None,
                         catalog_url=self.config.catalog.url,
+                        catalog_schema=collection_schema(self.config.collection) if self.config.catalog.url else None,
                     )
         return self._library
 

@@ -6,7 +6,7 @@ import pytest
 
 from instrec.config import Config
 from instrec.errors import ConfigError, UnknownCollectionError
-from instrec.library import check_collection_name, collection_home, delete_collection, list_collections
+from instrec.library import check_collection_name, collection_home, collection_schema, delete_collection, list_collections
 from instrec.recognizer import Recognizer
 from tests.photos import sample_photo
 
@@ -31,31 +31,41 @@ def test_the_collection_comes_from_the_environment_too(tmp_path, monkeypatch):
     assert Config.load(home=tmp_path).collection == "bags"
 
 
-def _open(home, embedder, collection="default") -> Recognizer:
-    return Recognizer(Config.load(home=home, overrides={"collection": collection}), embedder=embedder)
+def _open(home, embedder, collection="default", catalog_url=None) -> Recognizer:
+    overrides = {"collection": collection, **({"catalog.url": catalog_url} if catalog_url else {})}
+    return Recognizer(Config.load(home=home, overrides=overrides), embedder=embedder)
 
 
-def test_collections_are_independent_libraries(tmp_path, embedder):
-    with _open(tmp_path, embedder, "shoes") as shoes:
+def test_collections_are_independent_libraries(tmp_path, embedder, catalog_url):
+    with _open(tmp_path, embedder, "shoes", catalog_url) as shoes:
         shoes.enroll([sample_photo("rocket")], instance_id="rocket")
         assert shoes.stats()["collection"] == "shoes" and shoes.gallery.count() == 1
-    assert list_collections(tmp_path) == ["shoes"]  # the home holds no library of its own yet
-    with _open(tmp_path, embedder) as default, _open(tmp_path, embedder, "shoes") as shoes:
+    assert list_collections(tmp_path, catalog_url) == ["shoes"]  # the home holds no library of its own yet
+    with _open(tmp_path, embedder, catalog_url=catalog_url) as default, _open(tmp_path, embedder, "shoes", catalog_url) as shoes:
         default.enroll([sample_photo("coffee")], instance_id="coffee")
         assert [i.id for i in default.gallery.list()] == ["coffee"] and [i.id for i in shoes.gallery.list()] == ["rocket"]
         assert default.recognize(sample_photo("rocket"), k=5).matches[0].instance_id == "coffee"  # rocket is elsewhere
-    assert list_collections(tmp_path) == ["default", "shoes"]
+        assert [i.id for i in default.gallery.images("coffee")] == [i.id for i in shoes.gallery.images("rocket")]  # own ids
+    assert list_collections(tmp_path, catalog_url) == ["default", "shoes"]
 
 
-def test_deleting_a_collection_removes_its_folder_only(tmp_path, embedder):
+def test_deleting_a_collection_removes_its_folder_only(tmp_path, embedder, catalog_url):
     for name in ("default", "shoes"):
-        with _open(tmp_path, embedder, name) as recognizer:
+        with _open(tmp_path, embedder, name, catalog_url) as recognizer:
             recognizer.enroll([sample_photo("clock")], instance_id="clock")
-    delete_collection(tmp_path, "shoes")
-    assert not (tmp_path / "collections" / "shoes").exists() and list_collections(tmp_path) == ["default"]
+    delete_collection(tmp_path, "shoes", catalog_url)
+    assert not (tmp_path / "collections" / "shoes").exists() and list_collections(tmp_path, catalog_url) == ["default"]
     with pytest.raises(UnknownCollectionError):
-        delete_collection(tmp_path, "shoes")
+        delete_collection(tmp_path, "shoes", catalog_url)
     with pytest.raises(ConfigError, match="home itself"):
-        delete_collection(tmp_path, "default")
-    with _open(tmp_path, embedder) as default:
+        delete_collection(tmp_path, "default", catalog_url)
+    with _open(tmp_path, embedder, catalog_url=catalog_url) as default:
         assert default.gallery.count() == 1
+    with _open(tmp_path, embedder, "shoes", catalog_url) as again:  # made anew: empty, whatever this home kept
+        assert again.gallery.count() == 0 and again.recognize(sample_photo("clock")).matches == []
+
+
+def test_a_collection_name_too_long_for_a_postgresql_schema_is_refused():
+    assert collection_schema("shoes") == "collection_shoes" and collection_schema("default") is None
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        collection_schema("x" * 60)

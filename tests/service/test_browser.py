@@ -444,3 +444,32 @@ def test_a_faces_library_boxes_and_names_every_face_in_the_photo(fresh_driver, f
     assert big_right <= astronaut.width <= small_left and big_right - big_left > small_right - small_left
     assert "dlib-face-resnet-v1" in wait_for(fresh_driver, lambda d: css(d, "#footer-stats")[0].text)  # its embedder named
     fresh_driver.save_screenshot(str(SHOTS / "instrec-faces.png"))
+
+
+def test_the_page_and_admin_work_on_another_collection(fresh_driver, server, api, gallery, files):
+    assert api.put("/v1/collections/shoes").status_code in (200, 201)
+    enrolled = api.post(
+        "/v1/collections/shoes/instances",
+        data={"label": "Shoe rocket"},
+        files=[("images", ("rocket.jpg", files["rocket"].read_bytes(), "image/jpeg"))],
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    fresh_driver.get(f"{server}/")  # the key is stored for the page's origin
+    fresh_driver.execute_script("localStorage.setItem('instrec.apiKey', arguments[0])", ADMIN_KEY)
+    fresh_driver.get(f"{server}/?collection=shoes#recognize")
+    wait_for(fresh_driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    selector = visible(fresh_driver, "#collection")
+    assert selector.get_attribute("value") == "shoes"
+    assert {o.text for o in css(fresh_driver, "#collection option")} >= {"default", "shoes"}
+    assert "collection shoes · 1 instance ·" in wait_for(fresh_driver, lambda d: css(d, "#footer-stats")[0].text)
+    recognise_file(fresh_driver, files["astronaut-crop"])  # the astronaut is in the default collection only
+    cards = wait_for(fresh_driver, lambda d: css(d, "#results .result-card"))
+    assert {c.get_attribute("data-instance-id") for c in cards} == {enrolled.json()["id"]}
+    wait_for(fresh_driver, lambda d: images_loaded(d, "#results .result-card .thumb"))  # from the collection's images
+
+    css(fresh_driver, ".footer a[href='/admin']")[0].click()
+    rows = wait_for(fresh_driver, lambda d: len(css(d, "#collections tbody tr")) >= 2 and css(d, "#collections tbody tr"))
+    cells = {r.get_attribute("data-collection"): [c.text for c in r.find_elements("css selector", "td")] for r in rows}
+    assert cells["shoes"][1] == "1" and cells["default"][1] == str(api.get("/v1/stats").json()["instances"])
+    assert cells["shoes"][4].startswith(api.get("/v1/collections/shoes/stats").json()["calibration"])
+    fresh_driver.save_screenshot(str(SHOTS / "instrec-admin-collections.png"))

@@ -1,4 +1,7 @@
-"""Collections over HTTP: isolated galleries, each with its own threshold; keys limited to some; deletion."""
+"""Collections over HTTP: isolated galleries, each with its own threshold; keys limited to some; deletion.
+
+The tests of what a collection holds run over both catalogs (``new_catalog``): SQLite files in the
+home, and schemas of one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ BAGS_READER = "bags-and-default-reader"
 
 
 @pytest.fixture(scope="module")
-def client(make_client):
-    client = make_client()
+def client(make_client, new_catalog):
+    client = make_client(**new_catalog())
     for collection in (SHOES, BAGS):
         assert client.put(collection).status_code == 201
     return client
@@ -77,8 +80,8 @@ def test_each_collection_has_its_own_calibration(client, photos):
     assert client.get("/v1/stats").json()["calibration"] == "prior"
 
 
-def test_listing_creating_and_deleting(make_client, photos):
-    client = make_client()
+def test_listing_creating_and_deleting(make_client, new_catalog, photos):
+    client = make_client(**new_catalog())
     assert client.get("/v1/collections").json() == {"collections": [{"name": "default"}]}
     assert client.put("/v1/collections/tmp-1").status_code == 201
     assert client.put("/v1/collections/tmp-1").status_code == 200  # exists already: nothing happens
@@ -165,11 +168,12 @@ def test_the_service_refuses_to_serve_one_collection(tmp_path):
         run(config)
 
 
-def test_a_collection_deleted_by_another_process_is_gone_here_too(make_client, photos):
-    client = make_client()
+def test_a_collection_deleted_by_another_process_is_gone_here_too(make_client, new_catalog, photos):
+    client = make_client(**new_catalog())
     assert client.put("/v1/collections/elsewhere").status_code == 201
     assert _enrol_in(client, "/v1/collections/elsewhere", "Coins", photos["coins"]).status_code == 201
-    delete_collection(client.app.state.service.config.home, "elsewhere")  # as instrec delete-collection would
+    config = client.app.state.service.config
+    delete_collection(config.home, "elsewhere", config.catalog.url)  # as instrec delete-collection would
     assert_error(client.get("/v1/collections/elsewhere/instances"), 404, "unknown_collection")
     assert client.put("/v1/collections/elsewhere").status_code == 201  # made anew, empty
     assert client.get("/v1/collections/elsewhere/instances").json()["total"] == 0

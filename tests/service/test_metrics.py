@@ -84,3 +84,20 @@ def test_recognition_scores_outcomes_and_stage_times_move(client, photos):
     answered = sample(after, "instrec_http_requests_total", method="POST", route="/v1/recognize", status="200")
     outcomes = sum(sample(after, "instrec_recognitions_total", outcome=o) or 0 for o in ("known", "unknown"))
     assert outcomes == answered
+
+
+def test_requests_are_labelled_by_collection_and_unknown_names_make_no_label(client, photos):
+    assert client.put("/v1/collections/metered").status_code == 201
+    client.post("/v1/collections/metered/recognize", files={"image": ("q.jpg", photos["coins"], "image/jpeg")})
+    client.get("/v1/stats")
+    for i in range(3):
+        assert client.get(f"/v1/collections/nosuch-{i}/stats").status_code == 404
+    text = client.get("/metrics").text
+    route = "/v1/collections/{collection}/recognize"
+    assert sample(text, "instrec_http_requests_total", route=route, status="200", collection="metered") == 1
+    assert sample(text, "instrec_http_request_duration_seconds_count", route=route, collection="metered") == 1
+    assert sample(text, "instrec_http_requests_total", route="/v1/stats", status="200", collection="default") == 1
+    assert "nosuch" not in text
+    unknown = sample(text, "instrec_http_requests_total", route="/v1/collections/{collection}/stats", status="404", collection="")
+    assert unknown == 3
+    assert sample(text, "instrec_http_requests_total", route="/v1/collections/{collection}", collection="") == 1  # the PUT

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,24 +24,43 @@ from instrec.catalog.records import ImageRecord, Instance, NewImage, validate_in
 from instrec.catalog.vectors import VectorStore
 from instrec.errors import DuplicateInstanceError, UnknownImageError, UnknownInstanceError
 
+IDENTITY = "catalog_id"  # the meta key of Catalog.identity
+
 
 class Catalog:
     """Thread-safe; one connection per thread. Vectors, local features and the journal are reached
     through ``vectors``, ``features`` and ``journal``; ``originals``, where the database holds them."""
 
-    def __init__(self, location: Path | str):
-        """``location``: the path of a SQLite file, or a ``postgresql://`` URL."""
-        self._db = open_database(location)
+    def __init__(self, location: Path | str, schema: str | None = None):
+        """``location``: the path of a SQLite file, or a ``postgresql://`` URL (``schema``: the catalog's
+        schema in that database, None for the default one)."""
+        self._db = open_database(location, schema)
         self.location = self._db.location
         self.vectors = VectorStore(self._db)
         self.features = FeatureStore(self._db)
         self.journal = Journal(self._db)
         # Where the originals go when the database holds them (PostgreSQL); None: files in the home.
         self.originals = DatabaseBlobStore(self._db) if self._db.holds_originals else None
+        self.identity = self._identity()
+
+    def _identity(self) -> str:
+        """This catalog's random id, made by whoever opened it first: a catalog deleted and made again
+        under the same name (a collection's schema) is another one, whose journal starts afresh."""
+        found = self._db.get_meta(IDENTITY)
+        if found is not None:  # opening a catalog takes no writer lock
+            return found
+        with self._db.transaction() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (IDENTITY, uuid.uuid4().hex))
+            return str(db.execute("SELECT value FROM meta WHERE key = ?", (IDENTITY,)).fetchone()[0])
 
     def close(self) -> None:
         """Close every thread's connection; a thread that uses the catalog afterwards opens a new one."""
         self._db.close()
+
+    def exists(self) -> bool:
+        """Whether this catalog is still there: its file, or its PostgreSQL schema, may have been deleted
+        (and made again: then it is another catalog) by another process."""
+        return self._db.exists() and self.get_meta(IDENTITY) == self.identity
 
     def erase_removed(self) -> None:
         """Leave no bytes of removed rows in the database's files, as far as its backend allows."""

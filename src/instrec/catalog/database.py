@@ -141,6 +141,10 @@ class Database:
         """Leave, where the backend allows it, no bytes of removed rows in the database's files."""
         raise NotImplementedError
 
+    def exists(self) -> bool:
+        """Whether the catalog is still there (another process may have deleted its collection)."""
+        raise NotImplementedError
+
     # -- shared machinery ----------------------------------------------------------------------
     def connection(self) -> Connection:
         db = getattr(self._local, "db", None)
@@ -191,15 +195,18 @@ def put_meta(db: Connection, key: str, value: str) -> None:
     db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-def open_database(location: str | Path) -> Database:
-    """The catalog at ``location``: a ``postgresql://`` URL, else the path of a SQLite file."""
+def open_database(location: str | Path, schema: str | None = None) -> Database:
+    """The catalog at ``location``: a ``postgresql://`` URL (in ``schema``, None: the default one),
+    else the path of a SQLite file (which holds one catalog: no schema)."""
     text = str(location)
     if text.startswith(POSTGRES_SCHEMES):
         from instrec.catalog.postgres import PostgresDatabase
 
-        return PostgresDatabase(text)
+        return PostgresDatabase(text, schema)
     if "://" in text:
         raise ConfigError(f"catalog {text!r}: a catalog is a SQLite file or a postgresql:// URL")
+    if schema is not None:
+        raise ConfigError(f"catalog {text!r}: a SQLite file holds one catalog, not schema {schema!r}")
     from instrec.catalog.sqlite import SQLiteDatabase
 
     return SQLiteDatabase(Path(text))

@@ -8,22 +8,29 @@ would skip 5 for ever). So every write transaction, and every journal append who
 first takes one transaction-level advisory lock: writers run one at a time, as SQLite's
 ``BEGIN IMMEDIATE`` makes them, and PostgreSQL releases the lock only once the commit is visible.
 Needs PostgreSQL 14 or newer (``CREATE OR REPLACE TRIGGER``).
+
+A catalog is one schema of the database: the connection's default (``public``), or a schema named
+``schema`` (:mod:`instrec.library.collections` gives each collection one). Every connection puts its
+schema alone on the ``search_path``, so the catalog's SQL is the same in any schema; each schema has
+its own tables, journal, originals and writer lock, and dropping the schema removes the catalog.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence, cast
 
 from instrec.catalog.database import JOURNALLED, SCHEMA_VERSION, TABLES, Connection, Database
-from instrec.errors import CatalogUnavailableError
+from instrec.errors import CatalogUnavailableError, ConfigError
 from instrec.extras import require_extra
 
-# pg_advisory_xact_lock key of the catalog's writer lock (advisory locks are per database: one
-# catalog per database). Any constant no other application on that database uses.
+# pg_advisory_xact_lock key of the default schema's writer lock (advisory locks are per database;
+# another schema's key is derived from its name, writer_lock). Any constant no other application uses.
 WRITER_LOCK = 0x696E7374726563  # "instrec"
+MAX_SCHEMA_NAME = 63  # PostgreSQL's identifiers: longer ones are cut short, silently
 LOCK_TIMEOUT = "60s"  # a writer waits this long for the lock, like SQLite's busy timeout
 
 _TYPES = {
@@ -35,17 +42,38 @@ _TYPES = {
 }
 # The originals too (instrec.catalog.blobs): every home on this catalog, on any machine, reads them.
 _ORIGINALS = "CREATE TABLE IF NOT EXISTS originals (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);\n"
-_SCHEMA = (
-    TABLES.format(**_TYPES)
-    + _ORIGINALS
-    + "".join(
-        f"CREATE OR REPLACE FUNCTION instrec_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
-        f"    PERFORM pg_advisory_xact_lock({WRITER_LOCK});\n"
-        f"    INSERT INTO journal (op, kind, pk) VALUES ('{op}', '{kind}', {key}); RETURN NULL; END $$;\n"
-        f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION instrec_{name}();\n"
-        for name, table, event, op, kind, key in JOURNALLED
+
+
+def _schema_sql(lock: int) -> str:
+    """The tables, and the journal's triggers taking writer lock ``lock``."""
+    return (
+        TABLES.format(**_TYPES)
+        + _ORIGINALS
+        + "".join(
+            f"CREATE OR REPLACE FUNCTION instrec_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n"
+            f"    PERFORM pg_advisory_xact_lock({lock});\n"
+            f"    INSERT INTO journal (op, kind, pk) VALUES ('{op}', '{kind}', {key}); RETURN NULL; END $$;\n"
+            f"CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION instrec_{name}();\n"
+            for name, table, event, op, kind, key in JOURNALLED
+        )
     )
-)
+
+
+def writer_lock(schema: str | None) -> int:
+    """The advisory lock key of the catalog in ``schema`` (None: the default one). Two schemas whose
+    keys collided would only wait for each other's writers."""
+    if schema is None:
+        return WRITER_LOCK
+    return WRITER_LOCK ^ int.from_bytes(hashlib.sha256(schema.encode()).digest()[:6], "big")
+
+
+def quoted(schema: str) -> str:
+    """``schema`` as an SQL identifier (a collection's name may hold '-' and '.')."""
+    if not schema or len(schema) > MAX_SCHEMA_NAME or '"' in schema or "\x00" in schema:
+        raise ConfigError(f"{schema!r} cannot name a PostgreSQL schema (at most {MAX_SCHEMA_NAME} characters, no quotes)")
+    return f'"{schema}"'
+
+
 _ERASED = ("instances", "images", "vectors", "local_features", "journal", "originals")
 
 
@@ -111,21 +139,25 @@ class PostgresDatabase(Database):
     like = "ILIKE"  # PostgreSQL's LIKE is case-sensitive
     holds_originals = True
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, schema: str | None = None):
+        """``schema``: the catalog's schema (created with it), None for the connection's default one."""
         require_extra("postgres", "a PostgreSQL catalog (catalog.url)")
         self.url = url
-        self.location = shown(url)
+        self.schema = schema
+        self._quoted = None if schema is None else quoted(schema)
+        self._lock = writer_lock(schema)
+        self.location = shown(url) + ("" if schema is None else f" (schema {schema})")
         super().__init__()
 
     def _connect(self) -> Connection:
-        import psycopg
-
-        try:
-            raw = psycopg.connect(self.url, autocommit=True, row_factory=_rows)
-        except psycopg.Error as error:
-            raise CatalogUnavailableError(f"cannot reach the catalog at {self.location}: {error}".strip()) from error
+        raw = connect(self.url, self.location)
         raw.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        if self._quoted is not None:
+            raw.execute(f"SET search_path TO {self._quoted}")
         return _Connection(raw)
+
+    def exists(self) -> bool:
+        return bool(self.connection().execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0])
 
     def _usable(self, db: Connection) -> bool:
         return not (_raw(db).closed or _raw(db).broken)
@@ -134,17 +166,19 @@ class PostgresDatabase(Database):
         """Tables, functions and triggers, created by one process at a time (concurrent ``CREATE ...
         IF NOT EXISTS`` can collide in PostgreSQL's own catalogs), in one transaction: all or none.
         Opening an existing catalog runs no DDL (which would lock the tables against writers)."""
-        if self.connection().execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
+        if self.exists():
             return
         with self.transaction() as db:
-            _raw(db).execute(_SCHEMA)  # several statements: no parameters, psycopg sends them as one
+            if self._quoted is not None:
+                _raw(db).execute(f"CREATE SCHEMA IF NOT EXISTS {self._quoted}")
+            _raw(db).execute(_schema_sql(self._lock))  # several statements: no parameters, psycopg sends them as one
             db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         db = self.connection()
         with _raw(db).transaction():  # commits on leaving, rolls back on an exception
-            db.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            db.execute("SELECT pg_advisory_xact_lock(?)", (self._lock,))
             yield db
 
     def new_keys(self, db: Connection, table: str, count: int) -> list[int]:
@@ -155,3 +189,35 @@ class PostgresDatabase(Database):
         """VACUUM the tables, so the space of removed rows is reclaimed and reused. What the server
         keeps beyond that (its write-ahead log, replicas, backups) is the database's administrator's."""
         _raw(self.connection()).execute(f"VACUUM {', '.join(_ERASED)}")
+
+
+def connect(url: str, location: str | None = None) -> Any:
+    """A psycopg connection (autocommit, rows by name and position), or :class:`CatalogUnavailableError`."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True, row_factory=_rows)
+    except psycopg.Error as error:
+        raise CatalogUnavailableError(f"cannot reach the catalog at {location or shown(url)}: {error}".strip()) from error
+
+
+def catalog_schemas(url: str, prefix: str) -> list[str]:
+    """The schemas of the database at ``url`` whose name starts with ``prefix`` and that hold a catalog, sorted."""
+    require_extra("postgres", "a PostgreSQL catalog (catalog.url)")
+    with connect(url) as raw:
+        rows = raw.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) "
+            "AND to_regclass(quote_ident(nspname) || '.meta') IS NOT NULL ORDER BY nspname",
+            (prefix,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def drop_schema(url: str, schema: str) -> bool:
+    """Drop ``schema`` with every catalog table in it; False if there was none."""
+    require_extra("postgres", "a PostgreSQL catalog (catalog.url)")
+    with connect(url) as raw:
+        found = raw.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+        if found:
+            raw.execute(f"DROP SCHEMA IF EXISTS {quoted(schema)} CASCADE")
+    return found

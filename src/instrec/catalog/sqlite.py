@@ -65,6 +65,9 @@ class SQLiteDatabase(Database):
         db.row_factory = sqlite3.Row
         return db
 
+    def exists(self) -> bool:
+        return self.path.is_file()
+
     def _create_schema(self) -> None:
         db = cast(sqlite3.Connection, self.connection())  # executescript is SQLite's own
         db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction

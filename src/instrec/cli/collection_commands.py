@@ -20,7 +20,7 @@ def collections(home: Optional[Path] = HomeOption, sets: Optional[list[str]] = S
     `instrec enroll FOLDER --collection NAME` creates one; every command takes --collection."""
     with reported(as_json):
         config = load_config(home, sets)
-        names = list_collections(config.home)
+        names = list_collections(config.home, config.catalog.url)
     table = Table("collection", "folder")
     for name in names:
         add_row(table, name, str(collection_home(config.home, name)))
@@ -36,7 +36,8 @@ def delete_collection_command(
 ) -> None:
     """Delete a collection and its folder. Stop a server using the home first: it keeps collections open."""
     with reported(as_json):
-        delete_collection(load_config(home, sets).home, name)
+        config = load_config(home, sets)
+        delete_collection(config.home, name, config.catalog.url)
     if as_json:
         show({"deleted": name}, True)
     else:

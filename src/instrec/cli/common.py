@@ -75,8 +75,11 @@ def opened(
     config = load_config(home, sets, collection)
     if one_off and config.tuning.rerank.match_precision == "auto":
         config = config.with_overrides({"tuning.rerank.match_precision": "float32"})
-    # A PostgreSQL catalog (catalog.url) is named explicitly; a new replica's home starts empty.
-    if not create and config.catalog.url is None and not collection_exists(config.home, config.collection):
+    # A PostgreSQL catalog (catalog.url) is named explicitly: its default collection is made by whoever
+    # opens it first (a new replica's home starts empty); another collection must be there already.
+    url = config.catalog.url
+    named = url is None or config.collection != DEFAULT_COLLECTION
+    if not create and named and not collection_exists(config.home, config.collection, url):
         raise NoLibraryError(_no_library(config))
     with Recognizer(config) as recognizer:
         yield recognizer

@@ -3,6 +3,7 @@
 from instrec.library.collections import (
     check_collection_name,
     collection_exists,
+    collection_schema,
     collection_home,
     delete_collection,
     list_collections,
@@ -14,6 +15,7 @@ from instrec.library.tables import OwnerTable, ReadWriteLock, SearchHits
 __all__ = [
     "check_collection_name",
     "collection_exists",
+    "collection_schema",
     "collection_home",
     "delete_collection",
     "list_collections",

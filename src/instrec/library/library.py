@@ -50,8 +50,10 @@ class Library:
         index: IndexConfig,
         local: LocalVerifier | None = None,
         catalog_url: str | None = None,
+        catalog_schema: str | None = None,
     ):
-        """``catalog_url``: a ``postgresql://`` catalog shared with other homes; None = the home's SQLite file."""
+        """``catalog_url``: a ``postgresql://`` catalog shared with other homes, in ``catalog_schema`` of
+        that database (None: the default one); None = the home's SQLite file."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.dim = dim
@@ -59,7 +61,7 @@ class Library:
         if index.backend == "milvus" and index.uri is None:
             index = index.model_copy(update={"uri": str(self.home / "index" / MILVUS_LITE_FILE)})
         self.index_config = index
-        self.catalog = Catalog(catalog_url or self.home / CATALOG_FILE)
+        self.catalog = Catalog(catalog_url, catalog_schema) if catalog_url else Catalog(self.home / CATALOG_FILE)
         self.blobs: Originals = self.catalog.originals or BlobStore(self.home / IMAGES_DIR)
         self._claim_descriptor(descriptor_info)
         self.verifier = local
@@ -293,6 +295,7 @@ class Library:
                     "dim": self.dim,
                     "descriptor": self.descriptor,
                     "built_for": self._built_for,
+                    "catalog": self.catalog.identity,
                 }
                 self._index.save(directory / current["file"])
                 tmp = self._state_path.with_name(f".state.{os.getpid()}.tmp")
@@ -317,6 +320,8 @@ class Library:
                 raise KeyError(f"no {sorted(missing)}")
             if state["descriptor"] != self.descriptor or state["dim"] != self.dim:
                 return None  # made for another descriptor: not an error
+            if state.get("catalog", self.catalog.identity) != self.catalog.identity:
+                return None  # made from a catalog since deleted (a collection made again): not an error
             if not (self.home / "index" / state["file"]).exists():
                 raise OSError(f"{state['file']} is missing")
             return state
@@ -354,6 +359,7 @@ class Library:
             return info
 
     def close(self) -> None:
-        self.save()
+        if self.catalog.exists():  # else its collection was deleted meanwhile: nothing left to save for
+            self.save()
         self._index.close()
         self.catalog.close()

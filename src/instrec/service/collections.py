@@ -5,7 +5,7 @@ threshold) opened on its first request and kept open: closing one while a reques
 need every request to be counted anyway, and an open collection costs what its gallery costs
 whenever it is used. They all share the default collection's embedder (one model in memory) and
 the service's inference slots (the cores are shared whatever the collection). Catalog writes are
-serialised per collection, as each has its own SQLite file.
+serialised per collection, as each has its own catalog (a SQLite file, or a PostgreSQL schema).
 """
 
 from __future__ import annotations
@@ -47,14 +47,15 @@ class Collections:
 
     def names(self) -> list[str]:
         """The collections of the home, ``default`` always first (it answers even while still empty)."""
-        return [DEFAULT_COLLECTION, *(n for n in list_collections(self.config.home) if n != DEFAULT_COLLECTION)]
+        listed = list_collections(self.config.home, self.config.catalog.url)
+        return [DEFAULT_COLLECTION, *(n for n in listed if n != DEFAULT_COLLECTION)]
 
     @asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Collection]:
         """Collection ``name`` for the time of a request (404 if the home holds none of that name)."""
         collection = self._open.get(name)
-        if collection is not None and name != DEFAULT_COLLECTION and not collection_exists(self.config.home, name):
-            await self._forget(name)  # deleted by another process (a worker, instrec delete-collection); a stat is cheap
+        if collection is not None and name != DEFAULT_COLLECTION and not await self._still_there(collection):
+            await self._forget(name)  # deleted by another process (a worker, a replica, instrec delete-collection)
             collection = None
         collection = collection or await self._opening(name)
         collection.users += 1
@@ -68,7 +69,7 @@ class Collections:
     async def create(self, name: str) -> bool:
         """Create collection ``name``; False if it existed already."""
         async with self._lock:
-            if await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
+            if await anyio.to_thread.run_sync(self._exists, name):
                 return False
             await self._close(name)  # open here, deleted by another process
             self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
@@ -80,7 +81,7 @@ class Collections:
             raise ApiError(409, "default_collection", "the default collection is the home itself and cannot be deleted")
         async with self._lock:  # no request re-opens it meanwhile: opening waits for this lock
             await self._close(name)
-            await anyio.to_thread.run_sync(delete_collection, self.config.home, name)
+            await anyio.to_thread.run_sync(delete_collection, self.config.home, name, self.config.catalog.url)
 
     async def close(self) -> None:
         """Close every collection but the default one (its owner closes it)."""
@@ -106,10 +107,21 @@ class Collections:
     async def _opening(self, name: str) -> Collection:
         async with self._lock:
             if name not in self._open:
-                if not await anyio.to_thread.run_sync(collection_exists, self.config.home, name):
+                if not await anyio.to_thread.run_sync(self._exists, name):
                     raise UnknownCollectionError(name)
                 self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
             return self._open[name]
+
+    def _exists(self, name: str) -> bool:
+        return collection_exists(self.config.home, name, self.config.catalog.url)
+
+    async def _still_there(self, collection: Collection) -> bool:
+        """Whether an open collection's catalog is still the one it was opened on: a stat of its SQLite
+        file, at once; a query on a PostgreSQL catalog, off the event loop."""
+        catalog = collection.recognizer.library.catalog
+        if self.config.catalog.url is None:
+            return catalog.exists()
+        return await anyio.to_thread.run_sync(catalog.exists)
 
     def _recognizer(self, name: str) -> "Recognizer":
         """Open collection ``name``'s library, creating it if needed: in a worker thread, it reads files."""

@@ -3,7 +3,9 @@ time per stage, the inference queue and what admission control refused, index si
 
 Each app gets its own registry (several apps may live in one process, e.g. in tests). Routes are
 labelled by their path template (``/v1/instances/{instance_id}``), never by the raw path, so a
-client cannot blow up the label cardinality. With ``service.workers > 1`` each worker process
+client cannot blow up the label cardinality. Requests on a library are labelled by their collection
+too, but only once the collection was opened (:data:`COLLECTION_KEY`): a name that names none stays
+``""``, as do the service's own routes. With ``service.workers > 1`` each worker process
 reports its own counters (scrape them per worker, or run one worker per container).
 """
 
@@ -27,6 +29,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Best-match scores are cosine similarities less a share of the rivals' (results.Match.score): fine steps
 # where thresholds fall, so a drifting score distribution shows before the unknown rate moves.
+# Where routes_collections.open_collection leaves the name of the collection a request was answered from.
+COLLECTION_KEY = "instrec.collection"
 SCORE_BUCKETS = (-0.2, 0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 
 
@@ -34,11 +38,13 @@ class Metrics:
     def __init__(self, recognizer: Callable[[], "Recognizer | None"]):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("instrec_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=r)
+        self.requests = Counter(
+            "instrec_http_requests", "HTTP requests answered.", ["method", "route", "status", "collection"], registry=r
+        )
         self.latency = Histogram(
             "instrec_http_request_duration_seconds",
             "HTTP request latency (server side).",
-            ["method", "route"],
+            ["method", "route", "collection"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -141,9 +147,10 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             route = _route_template(scope)
             method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, route, str(status)).inc()
+            collection = scope.get(COLLECTION_KEY, "")
+            self.metrics.requests.labels(method, route, str(status), collection).inc()
             elapsed = time.perf_counter() - started
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.latency.labels(method, route, collection).observe(elapsed)
             if _is_api_work(route):
                 self.metrics.history.request(elapsed)
 

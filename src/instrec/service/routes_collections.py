@@ -17,6 +17,7 @@ from instrec.config import COLLECTION_PATTERN, DEFAULT_COLLECTION
 from instrec.service.auth import allowed_collections, require, require_admin
 from instrec.service.collections import Collection
 from instrec.service.errors import ApiError, error_responses
+from instrec.service.metrics import COLLECTION_KEY
 from instrec.service.state import ServiceState, service_state
 
 PREFIX = "/v1/collections/{collection}"
@@ -47,6 +48,7 @@ async def open_collection(request: Request, state: State) -> AsyncIterator[Colle
     if not re.fullmatch(COLLECTION_PATTERN, name):
         raise ApiError(422, "validation_error", f"collection: no collection can be named {name!r}")
     async with state.collections.use(name) as collection:
+        request.scope[COLLECTION_KEY] = name  # the metrics' label: a name that exists, never a client's guess
         yield collection
 
 
@@ -68,8 +70,6 @@ async def list_collections(request: Request, state: State) -> dict[str, Any]:
     summary="Create a collection (nothing happens to one that exists)",
 )
 async def create_collection(state: State, collection: CollectionName, response: Response) -> dict[str, Any]:
-    if state.config.catalog.url is not None and collection != DEFAULT_COLLECTION:
-        raise ApiError(409, "collections_unsupported", "a PostgreSQL catalog (catalog.url) holds the default collection only")
     if not await state.collections.create(collection):
         response.status_code = 200
     return {"name": collection}

@@ -55,10 +55,36 @@ function render(history) {
   );
 }
 
+/* Every collection with its size and calibration state, each linking to the page on it. */
+async function renderCollections(headers) {
+  const listed = await fetch("/v1/collections", { headers });
+  if (!listed.ok) return;
+  const names = (await listed.json()).collections.map((c) => c.name);
+  const rows = await Promise.all(names.map(async (name) => {
+    const base = name === "default" ? "/v1" : `/v1/collections/${encodeURIComponent(name)}`;
+    const response = await fetch(`${base}/stats`, { headers });
+    const stats = response.ok ? await response.json() : null;
+    const row = document.createElement("tr");
+    row.dataset.collection = name;
+    const link = document.createElement("a");
+    link.href = name === "default" ? "/" : `/?collection=${encodeURIComponent(name)}`;
+    link.textContent = name;
+    const calibration = !stats ? `unavailable (${response.status})`
+      : `${stats.calibration}${stats.calibration_stale ? " (stale: the gallery changed since)" : ""}`;
+    const cells = stats ? [stats.instances, stats.images, Number(stats.threshold).toFixed(3), calibration] : ["", "", "", calibration];
+    row.append(Object.assign(document.createElement("td"), {}), ...cells.map((text) => Object.assign(document.createElement("td"), { textContent: String(text) })));
+    row.firstChild.append(link);
+    return row;
+  }));
+  document.querySelector("#collections tbody").replaceChildren(...rows);
+  document.querySelector("#collections-box").hidden = false;
+}
+
 async function refresh() {
   const status = document.querySelector("#admin-state");
   const key = (() => { try { return localStorage.getItem(KEY_STORAGE) || ""; } catch (e) { return ""; } })();
-  const response = await fetch("/v1/stats/history", { headers: key ? { "X-API-Key": key } : {} });
+  const headers = key ? { "X-API-Key": key } : {};
+  const response = await fetch("/v1/stats/history", { headers });
   const refused = response.status === 401 || response.status === 403;
   document.querySelector("#admin-key-form").hidden = !refused;
   if (!response.ok) {
@@ -68,6 +94,7 @@ async function refresh() {
   const history = await response.json();
   status.textContent = `${history.minutes.length} minute${history.minutes.length === 1 ? "" : "s"} kept; updated ${new Date().toLocaleTimeString()}`;
   render(history);
+  await renderCollections(headers);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

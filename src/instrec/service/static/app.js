@@ -8,6 +8,11 @@ const state = { authRequired: false, keyRejected: false, libraryOffset: 0, libra
 
 const $ = (sel) => document.querySelector(sel);
 
+/* The collection this page works on: ?collection=NAME, else the home's own ("default"). Every call on
+   the library goes under its prefix; thumbnail URLs come from the server already in it. */
+const COLLECTION = new URLSearchParams(location.search).get("collection") || "default";
+const LIBRARY = COLLECTION === "default" ? "/v1" : `/v1/collections/${encodeURIComponent(COLLECTION)}`;
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -146,7 +151,7 @@ function refreshKeyButton() {
 /* Says whether the server takes the key just saved, rather than "saved" for a key it refuses. */
 async function checkKey() {
   try {
-    await api("/v1/stats");
+    await api(`${LIBRARY}/stats`);
     toast("API key saved in this browser.", "info");
   } catch (error) {
     toast(error.status === 401 ? "The server rejected this key." : error.message);
@@ -173,7 +178,7 @@ async function recognize(file) {
   form.append("image", file, file.name || "photo.jpg");
   try {
     const k = $("#recognize-k").value;
-    const result = await api(`/v1/recognize?k=${encodeURIComponent(k)}`, { method: "POST", body: form });
+    const result = await api(`${LIBRARY}/recognize?k=${encodeURIComponent(k)}`, { method: "POST", body: form });
     renderRecognition(result);
   } catch (error) {
     $("#verdict").hidden = false;
@@ -317,7 +322,7 @@ async function enrol(event) {
   $("#enrol-submit").disabled = true;
   busy("#enrol-busy", true);
   try {
-    const instance = await api("/v1/instances", { method: "POST", body: form });
+    const instance = await api(`${LIBRARY}/instances`, { method: "POST", body: form });
     result.className = "notice success";
     result.replaceChildren(
       el("strong", { text: `Enrolled “${instance.label}”` }),
@@ -344,7 +349,7 @@ async function loadLibrary() {
   const params = new URLSearchParams({ offset: String(state.libraryOffset), limit: String(PAGE_SIZE) });
   if (search) params.set("search", search);
   try {
-    const page = await api(`/v1/instances?${params}`);
+    const page = await api(`${LIBRARY}/instances?${params}`);
     state.libraryTotal = page.total;
     if (!page.instances.length && state.libraryOffset > 0) {
       state.libraryOffset = Math.max(0, state.libraryOffset - PAGE_SIZE);
@@ -382,7 +387,7 @@ function instanceCard(instance) {
 async function removeInstance(instance) {
   if (!window.confirm(`Delete “${instance.label}” and its ${instance.image_count} photo(s)? This cannot be undone.`)) return;
   try {
-    await api(`/v1/instances/${encodeURIComponent(instance.id)}`, { method: "DELETE" });
+    await api(`${LIBRARY}/instances/${encodeURIComponent(instance.id)}`, { method: "DELETE" });
     toast(`Deleted “${instance.label}”.`, "info");
     await loadLibrary();
     loadStats();
@@ -395,12 +400,34 @@ async function removeInstance(instance) {
 async function loadStats() {
   if (state.authRequired && !apiKey()) return;  // it would only be refused: wait for a key
   try {
-    const s = await api("/v1/stats");
+    const s = await api(`${LIBRARY}/stats`);
     $("#footer-stats").textContent =
-      `${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone || s.descriptor.embedder} · threshold ${fmtScore(s.threshold)} · `;
+      `${COLLECTION === "default" ? "" : `collection ${COLLECTION} · `}${plural(s.instances, "instance")} · ${plural(s.images, "photo")} · ${s.index.kind} index · ${s.descriptor.backbone || s.descriptor.embedder} · threshold ${fmtScore(s.threshold)} · `;
   } catch (e) {
     $("#footer-stats").textContent = "";
   }
+}
+
+/* -- collections ------------------------------------------------------------------------------ */
+/* The selector, shown once the server lists more than one collection this key may use; choosing one
+   reloads the page on it (the address says which, so it can be bookmarked). */
+async function loadCollections() {
+  if (state.authRequired && !apiKey()) return;
+  let names;
+  try {
+    names = (await api("/v1/collections")).collections.map((c) => c.name);
+  } catch (e) { return; }
+  if (!names.includes(COLLECTION)) names.push(COLLECTION);  // asked for by address: its calls say if it exists
+  const select = $("#collection");
+  select.replaceChildren(...names.map((name) => el("option", { value: name, text: name, selected: name === COLLECTION })));
+  $("#collection-box").hidden = names.length < 2;
+}
+
+function chooseCollection() {
+  const name = $("#collection").value;
+  const params = new URLSearchParams(location.search);
+  if (name === "default") params.delete("collection"); else params.set("collection", name);
+  location.search = params.toString() ? `?${params}` : "";
 }
 
 /* -- start ------------------------------------------------------------------------------------- */
@@ -412,6 +439,7 @@ async function start() {
   refreshKeyButton();
   if (state.authRequired && !apiKey()) showKeyPanel(true);
 
+  $("#collection").addEventListener("change", chooseCollection);
   $("#key-button").addEventListener("click", () => showKeyPanel($("#key-panel").hidden));
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -422,6 +450,7 @@ async function start() {
     state.keyRejected = false;
     refreshKeyButton();
     checkKey();
+    loadCollections();
     if (!$("#panel-library").hidden) loadLibrary();
   });
   $("#key-forget").addEventListener("click", () => {
@@ -454,6 +483,7 @@ async function start() {
   window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
   showTab(location.hash.slice(1));
   loadStats();
+  await loadCollections();
   document.body.dataset.ready = "true";
 }
 
