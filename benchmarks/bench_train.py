@@ -30,7 +30,7 @@ from instrec.evaluation.metrics import auroc
 from instrec.training.data import read_labelled_folder
 from instrec.training.features import FeatureSet, cached_features, embed_folder
 from instrec.training.fit import TrainSettings, fit_projection
-from instrec.training.head import LOSSES
+from instrec.training.losses import LOSSES
 from instrec.training.metrics import first_photos, one_shot
 from results import write_section
 
