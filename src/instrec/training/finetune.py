@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 PARTIAL_BLOCKS = 5  # EfficientNet-Lite's blocks at 1/32 resolution: the most specific, on the smallest maps
 BATCH = 32
+VALIDATION_PHOTOS = 16  # per validation instance: each epoch's check runs the network on each of them
 BACKBONE_LEARNING_RATE = 3e-5  # pretrained layers move slowly, or a few hundred photos undo ImageNet
 
 
@@ -48,19 +49,16 @@ class Photos:
     images: np.ndarray
 
     @classmethod
-    def of(cls, folder: LabelledFolder, instances: np.ndarray) -> "Photos":
-        rows = [(path, label, index) for label, index, path in _indexed(folder) if label in set(instances.tolist())]
+    def of(cls, folder: LabelledFolder, instances: np.ndarray, per_instance: int = 0) -> "Photos":
+        """``per_instance``: at most that many photos of each, spread over its list, its first (its shot) kept."""
+        rows, index, kept = [], 0, set(instances.tolist())
+        for label, files in enumerate(folder.files):
+            spread = range(len(files))
+            if per_instance and len(files) > per_instance:
+                spread = np.unique(np.linspace(0, len(files) - 1, per_instance).astype(int)).tolist()
+            rows += [(files[i], label, index + i) for i in spread] if label in kept else []
+            index += len(files)  # the numbering embed_folder gives the whole folder
         return cls(tuple(r[0] for r in rows), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
-
-
-def _indexed(folder: LabelledFolder) -> list[tuple[int, int, Any]]:
-    """(instance, image index, path) in the order :func:`~instrec.training.features.embed_folder` numbers images."""
-    rows, index = [], 0
-    for label, files in enumerate(folder.files):
-        for path in files:
-            rows.append((label, index, path))
-            index += 1
-    return rows
 
 
 class TunedNet:
@@ -147,7 +145,7 @@ def finetune(
         {"params": list(loss.parameters()), "lr": LOSS_LEARNING_RATE},
     ]
     optimiser = torch.optim.Adam([group for group in groups if group["params"]])
-    validation = Photos.of(folder, val_ids) if len(val_ids) else None
+    validation = Photos.of(folder, val_ids, VALIDATION_PHOTOS) if len(val_ids) else None
     shown = None if validation is None else [load_image(path, limits).pixels for path in validation.paths]
 
     def validate() -> OneShot | None:

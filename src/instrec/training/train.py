@@ -38,10 +38,22 @@ def train(
     ``cache``: an .npz for the descriptors, reused when data, descriptor, views and seed are the same.
     ``partial`` / ``full`` keep a checkpoint in ``out`` after each epoch: the same call resumes a killed run.
     """
+    return train_labelled(read_labelled_folder(folder), out, settings, config, cache, progress, epochs_report)
+
+
+def train_labelled(
+    labelled: LabelledFolder,
+    out: str | Path,
+    settings: TrainSettings = TrainSettings(),
+    config: Config | None = None,
+    cache: Path | None = None,
+    progress: StageReport | None = None,
+    epochs_report: EpochReport | None = None,
+) -> TrainResult:
+    """:func:`train` of a folder already read (e.g. a benchmark's training half)."""
     require_extra("train", "instrec train")
     config = config or Config()
     out = Path(out)
-    labelled = read_labelled_folder(folder)
     # The projection is learned on raw pooled descriptors: any configured whitening would be replaced.
     embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime, config.tuning.descriptor)
     data_digest = labelled.digest()
