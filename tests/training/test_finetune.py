@@ -11,8 +11,10 @@ from instrec.embedding.whitening import Whitening
 from instrec.errors import InstrecError
 from instrec.training.checkpoint import CHECKPOINT
 from instrec.training.data import read_labelled_folder, split_by_instance
+from instrec.training.export import export
 from instrec.training.finetune import Photos
 from instrec.training.fit import TrainSettings
+from instrec.training.model import read_manifest
 from instrec.training.train import train
 
 pytestmark = pytest.mark.slow
@@ -46,6 +48,9 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(labelled_dir, tmp
     tuned = Embedder(CONFIG.descriptor.model_copy(update={"weights": str(whole.model)}), CONFIG.runtime, CONFIG.tuning.descriptor)
     plain = Embedder(CONFIG.descriptor, CONFIG.runtime, CONFIG.tuning.descriptor)
     assert tuned.dim == 8 and tuned.digest != plain.digest
+    exported = export(whole.model, CONFIG, cache_dir=tmp_path / "cache")
+    assert exported.fp32.is_file() and read_manifest(whole.model)["method"] == "partial"
+    assert exported.descriptors["fp32"] != plain.digest
 
 
 def test_a_checkpoint_of_other_settings_is_refused(labelled_dir, tmp_path):
