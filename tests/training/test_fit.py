@@ -4,6 +4,7 @@ import pytest
 from instrec.errors import InstrecError
 from instrec.training.data import split_by_instance
 from instrec.training.fit import TrainSettings, fit_projection
+from instrec.training.losses import EPISODE_SHOTS, batches
 from tests.training.conftest import synthetic_features
 
 
@@ -33,7 +34,23 @@ def test_the_head_is_measured_on_validation_and_reports_each_epoch():
     assert [e[0] for e in epochs] == list(range(1, len(epochs) + 1)) and all(np.isfinite(e[2]) for e in epochs)
 
 
-@pytest.mark.parametrize("method", ["partial", "full", "distil"])
-def test_methods_that_are_not_built_are_refused(method):
-    with pytest.raises(InstrecError, match="not built" if method != "distil" else "unknown --method"):
-        TrainSettings(method=method)
+def test_an_unknown_method_is_refused():
+    with pytest.raises(InstrecError, match="unknown --method"):
+        TrainSettings(method="distil")
+
+
+@pytest.mark.parametrize("loss", ["subcenter-arcface", "protonet"])
+def test_the_new_losses_train_a_head_and_their_loss_falls(loss):
+    losses = []
+    settings = TrainSettings(method="head", loss=loss, epochs=6, val_fraction=0.0, dims=8)
+    fit_projection(synthetic_features(instances=12, dim=16), settings, lambda *args: losses.append(args[2]))
+    assert len(losses) == 6 and losses[-1] < losses[0]
+
+
+def test_protonet_batches_are_seeded_episodes_of_several_instances_with_four_photos_each():
+    labels = np.repeat(np.arange(10), 6)
+    first, again = batches(labels, "protonet", 16, 48, seed=3), batches(labels, "protonet", 16, 48, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again)) and len(first) == 3
+    for episode in first:
+        counts = np.unique(labels[episode], return_counts=True)[1]
+        assert len(counts) == 4 and (counts == EPISODE_SHOTS).all()

@@ -29,9 +29,9 @@ def test_loading_the_model_changes_the_descriptor(labelled_dir, tmp_path):
     assert trained.dim == 16 and trained.digest != plain.digest
 
 
-def test_the_command_refuses_a_method_that_is_not_built(labelled_dir, tmp_path):
-    result = CliRunner().invoke(app, ["train", str(labelled_dir), "--out", str(tmp_path / "m"), "--method", "full"])
-    assert result.exit_code != 0 and "not built" in result.output
+def test_the_command_refuses_an_unknown_method(labelled_dir, tmp_path):
+    result = CliRunner().invoke(app, ["train", str(labelled_dir), "--out", str(tmp_path / "m"), "--method", "distil"])
+    assert result.exit_code != 0 and "unknown --method" in result.output
     assert not (tmp_path / "m").exists()
 
 

@@ -14,13 +14,14 @@ from instrec.cli.common import JsonOption, SetOption, app, console, load_config,
 def train(
     folder: Path = typer.Argument(..., help="One sub-folder of photos per instance (at least 2 instances)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (projection + manifest.json)."),
-    method: str = typer.Option("whiten", "--method", help="whiten (supervised whitening) or head (a trained linear head)."),
-    loss: str = typer.Option("arcface", "--loss", help="The head's loss: arcface or proxy-anchor."),
+    method: str = typer.Option("whiten", "--method", help="whiten, head (linear head), partial (last blocks too) or full."),
+    loss: str = typer.Option("arcface", "--loss", help="arcface, subcenter-arcface, proxy-anchor or protonet."),
     epochs: int = typer.Option(30, "--epochs", help="Most epochs of the head (it stops early on validation)."),
     seed: int = typer.Option(0, "--seed", help="Decides the validation split, the augmented views and the head."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of instances held out for validation."),
     dims: int = typer.Option(256, "--dims", help="Size of the trained descriptor."),
     views: int = typer.Option(4, "--views", help="Augmented views per photo, besides the photo."),
+    epoch_images: int = typer.Option(0, "--epoch-images", help="partial/full: photos per epoch (0: each once)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="An .npz to keep the backbone's descriptors in."),
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
@@ -31,13 +32,13 @@ def train(
     from instrec.training.train import train as run_train
 
     with reported(as_json):
-        settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views)
+        settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views, epoch_images)
         with progress_bar(not as_json) as progress:
             stage = stages(progress)
 
             def epoch(done: int, total: int, mean_loss: float, validation: Any) -> None:
                 figure = "" if validation is None else f", validation top-1 {validation.top1:.3f}"
-                stage("train head", done, total)
+                stage(f"train {method}", done, total)
                 if not as_json:
                     console.print(f"epoch {done}: loss {mean_loss:.3f}{figure}")
 

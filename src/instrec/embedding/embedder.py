@@ -16,7 +16,7 @@ from instrec.embedding.onnx_runtime import OnnxEngine, cached_engine, default_ca
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
 from instrec.embedding.spec import file_digest, remember, remembered
-from instrec.embedding.whitening import Whitening
+from instrec.embedding.whitening import Whitening, projection_of
 from instrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class Embedder:
                 f"got {tuning.size_multiple}"
             )
         self.spec = spec
-        self.whitening = Whitening.load(descriptor.whitening) if descriptor.whitening else None
+        whitening = projection_of(descriptor.whitening, descriptor.weights)
+        self.whitening = Whitening.load(whitening) if whitening else None
         if self.whitening is not None and self.whitening.input_dim != spec.feature_dim:
             raise ConfigError(
                 f"descriptor.whitening: {descriptor.whitening} was fitted on {self.whitening.input_dim}-d "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from instrec.embedding.spec import weights_file_in
 from instrec.errors import BackboneError
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 _BUILT_IN = ("instrec.embedding.efficientnet_lite", "instrec.embedding.user_models")
 
 BackboneFactory = Callable[[str, "str | None"], "Backbone"]
-"""``factory(name, weights)``; ``weights``: a local file, None (packaged default) or RANDOM_INIT."""
+"""``factory(name, weights)``; ``weights``: a local file, None (packaged default) or RANDOM_INIT (a
+fine-tuned model directory given as weights reaches the factory as the weights file in it)."""
 
 F = TypeVar("F", bound=BackboneFactory)
 
@@ -51,7 +53,7 @@ def create_backbone(name: str, weights: str | None = None) -> Backbone:
     factory = factories.get(name) or (factories.get(family + sep) if sep else None)
     if factory is None:
         raise BackboneError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())}")
-    return factory(name, weights).eval()
+    return factory(name, weights_file_in(weights)).eval()
 
 
 def list_backbones() -> list[str]:

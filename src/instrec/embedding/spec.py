@@ -19,6 +19,9 @@ from instrec.errors import BackboneError
 RANDOM_INIT = "random-init"
 """Pass as ``weights`` to build untrained weights (tests, training from scratch); also its digest."""
 
+MODEL_BACKBONE = "backbone.pt"
+"""A fine-tuned model directory's backbone weights (``instrec train --method partial|full``)."""
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -33,6 +36,16 @@ class BackboneSpec:
     std: tuple[float, float, float]
     stride: int | None  # input pixels per feature-map cell; None: the backbone already pools to (N, C)
     input_multiple: int = 1  # input sides must be multiples of this (the Embedder rounds to it)
+
+
+def weights_file_in(weights: str | None) -> str | None:
+    """``weights`` itself, or where it is a fine-tuned model directory, the backbone weights file in it."""
+    if weights is None or weights == RANDOM_INIT or not Path(weights).is_dir():
+        return weights
+    path = Path(weights) / MODEL_BACKBONE
+    if not path.is_file():
+        raise BackboneError(f"descriptor.weights: {weights} is a directory without {MODEL_BACKBONE}, not a fine-tuned model")
+    return str(path)
 
 
 def file_digest(path: str | Path) -> str:

@@ -32,6 +32,19 @@ _FORMAT = 1
 MODEL_PROJECTION = "projection.npz"  # a trained model directory's projection (instrec.training.model)
 
 
+def projection_of(whitening: str | None, weights: str | None) -> str | None:
+    """The map a descriptor applies: ``whitening``, or the projection a fine-tuned model directory given as
+    ``weights`` was trained with (its backbone means nothing without it)."""
+    trained = weights if weights is not None and (Path(weights) / MODEL_PROJECTION).is_file() else None
+    if trained is None or whitening is None:
+        return whitening or trained
+    if Path(whitening).resolve() != Path(trained).resolve():
+        raise ConfigError(
+            f"descriptor.weights={weights} brings the projection it was trained with: leave descriptor.whitening unset"
+        )
+    return whitening
+
+
 @dataclass(frozen=True)
 class Whitening:
     mean: np.ndarray  # float32 (input_dim,)

@@ -28,9 +28,16 @@ def _pipeline(height: int, width: int):  # noqa: ANN202 - albumentations ships n
     )
 
 
-def augmented_view(photo: Image.Image, seed: int, image: int, view: int) -> Image.Image:
-    """One random view of ``photo`` (RGB), the same for the same (seed, image, view)."""
+def augmented_view(
+    photo: Image.Image, seed: int, image: int, view: int, size: tuple[int, int] | None = None, epoch: int | None = None
+) -> Image.Image:
+    """One random view of ``photo`` (RGB), the same for the same (seed, image, view, epoch).
+
+    ``size``: (width, height) of the view; None: the photo's. A fine-tuned backbone trains on batches of
+    one size, and on new views each ``epoch``.
+    """
     pixels = np.asarray(photo.convert("RGB"))
-    pipeline = _pipeline(*pixels.shape[:2])
-    pipeline.set_random_seed(int(np.random.SeedSequence([seed, image, view]).generate_state(1)[0]))
+    pipeline = _pipeline(*(pixels.shape[:2] if size is None else size[::-1]))
+    stream = [seed, image, view] + ([] if epoch is None else [epoch])
+    pipeline.set_random_seed(int(np.random.SeedSequence(stream).generate_state(1)[0]))
     return Image.fromarray(pipeline(image=pixels)["image"])

@@ -21,12 +21,13 @@ import numpy as np
 from instrec.config import Config
 from instrec.embedding import Embedder
 from instrec.embedding.onnx_runtime import OnnxEngine, cache_path, default_cache_dir, int8_path
+from instrec.embedding.spec import MODEL_BACKBONE
 from instrec.embedding.whitening import MODEL_PROJECTION
 from instrec.errors import InstrecError
 from instrec.images import iter_image_files, load_images
 from instrec.training.data import LabelledFolder, read_labelled_folder
 from instrec.training.gate import Gate, Verdict
-from instrec.training.model import record_export
+from instrec.training.model import read_manifest, record_export
 from instrec.training.quantize import quantize_graph
 
 FP32_GRAPH = "descriptor.onnx"
@@ -65,12 +66,13 @@ def export(
     progress: StageReport | None = None,
 ) -> ExportResult:
     """Write the descriptor of ``config`` to ``model`` (a directory) as ONNX; a directory from
-    ``instrec train`` brings its projection. With ``calibration`` (photos like the gallery's) also
+    ``instrec train`` brings its projection (a fine-tuned one its backbone too). With ``calibration``
+    (photos like the gallery's) also
     an INT8 graph, gated on ``check``: a labelled folder (one sub-folder per instance) of other photos.
     """
     config = config or Config()
     model, cache_dir = Path(model), cache_dir or default_cache_dir()
-    trained = {"whitening": str(model)} if (model / MODEL_PROJECTION).is_file() else {}
+    trained = _trained(model)
     descriptor = config.descriptor.model_copy(update={"precision": "fp32", **trained})
     runtime = config.runtime.model_copy(update={"engine": "onnx"})
     embedder = Embedder(descriptor, runtime, config.tuning.descriptor, cache_dir)
@@ -141,6 +143,15 @@ def _quantized(
     order = np.concatenate([np.arange(len(paths)) for paths in check.files])
     int8 = embedder.embed_with(OnnxEngine(candidate, config.runtime.threads), pixels)
     return gate.judge(embedder.embed(pixels), int8, labels, order)
+
+
+def _trained(model: Path) -> dict[str, str]:
+    """The descriptor settings a model directory of ``instrec train`` stands for: its projection, and its
+    fine-tuned backbone (of the base it names) where it has one."""
+    trained = {"whitening": str(model)} if (model / MODEL_PROJECTION).is_file() else {}
+    if (model / MODEL_BACKBONE).is_file():
+        trained |= {"backbone": read_manifest(model)["base"]["backbone"], "weights": str(model)}
+    return trained
 
 
 def _content(path: Path) -> bytes:

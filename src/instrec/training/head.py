@@ -8,16 +8,15 @@ stays linear after pooling, so it is saved and applied as a :class:`Whitening`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from instrec.embedding.whitening import Whitening
-from instrec.errors import InstrecError
 from instrec.training.features import FeatureSet
-from instrec.training.metrics import OneShot, one_shot
+from instrec.training.losses import batches, epoch_seed, make_loss, start_classes_at_their_means
+from instrec.training.metrics import EarlyStopping, OneShot, one_shot
 
-LOSSES = ("arcface", "proxy-anchor")
 PATIENCE = 5  # epochs without a better validation figure before stopping
 BATCH = 256
 LEARNING_RATE = 1e-4  # of the head, whose entries are ~1/sqrt(input_dim) after the rescale below
@@ -34,29 +33,6 @@ class HeadRun:
     validation: OneShot | None  # of the kept head; None without validation instances
 
 
-def _loss(name: str, classes: int, dims: int) -> Any:
-    from pytorch_metric_learning import losses
-
-    if name == "arcface":
-        return losses.ArcFaceLoss(classes, dims)
-    if name == "proxy-anchor":
-        return losses.ProxyAnchorLoss(classes, dims)
-    raise InstrecError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")
-
-
-def _start_classes_at_their_means(loss: Any, embedded: Any, labels: Any) -> None:
-    """Random class weights would first drag the head away from the whitening towards noise."""
-    import torch
-
-    means = torch.stack([embedded[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
-    means = torch.nn.functional.normalize(means, dim=1)
-    with torch.no_grad():
-        if hasattr(loss, "W"):  # ArcFace: (dims, classes)
-            loss.W.copy_(means.T)
-        else:  # ProxyAnchor: (classes, dims)
-            loss.proxies.copy_(means)
-
-
 def train_head(
     train: FeatureSet,
     validation: FeatureSet | None,
@@ -70,19 +46,17 @@ def train_head(
     import torch
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     _, labels = np.unique(train.labels, return_inverse=True)  # loss classes 0..k-1
     x = torch.from_numpy((train.vectors - start.mean).astype(np.float32))
     y = torch.from_numpy(labels.astype(np.int64))
     # Output is normalised, so one scalar rescale leaves the map unchanged and puts the learning rate on a known scale.
     scale = float(np.linalg.norm(start.projection) / np.sqrt(start.dims))
     weight = torch.nn.Parameter(torch.from_numpy(start.projection / scale))
-    loss = _loss(loss_name, int(labels.max()) + 1, start.dims)
+    loss = make_loss(loss_name, int(labels.max()) + 1, start.dims)
     with torch.no_grad():
-        _start_classes_at_their_means(loss, torch.nn.functional.normalize(x @ weight, dim=1), y)
-    optimiser = torch.optim.Adam(
-        [{"params": [weight], "lr": LEARNING_RATE}, {"params": loss.parameters(), "lr": LOSS_LEARNING_RATE}]
-    )
+        start_classes_at_their_means(loss, torch.nn.functional.normalize(x @ weight, dim=1), y, seed)
+    groups = [{"params": [weight], "lr": LEARNING_RATE}, {"params": list(loss.parameters()), "lr": LOSS_LEARNING_RATE}]
+    optimiser = torch.optim.Adam([group for group in groups if group["params"]])
 
     def head() -> Whitening:
         projection = weight.detach().numpy().copy()
@@ -91,22 +65,21 @@ def train_head(
     def validate() -> OneShot | None:
         return None if validation is None else one_shot(head().apply(validation.vectors), validation.labels, validation.images)
 
-    best, best_head, best_epoch, epoch = validate(), head(), 0, 0
+    stopping = EarlyStopping(PATIENCE, validation is not None, validate())
+    best_head, epoch = head(), 0
     for epoch in range(1, epochs + 1):
-        total = 0.0
-        for batch in np.array_split(rng.permutation(len(x)), max(1, len(x) // BATCH)):
+        total, rows = 0.0, 0
+        for batch in batches(labels, loss_name, BATCH, len(x), epoch_seed(seed, epoch)):
             optimiser.zero_grad()
             value = loss(torch.nn.functional.normalize(x[batch] @ weight, dim=1), y[batch])
             value.backward()
             optimiser.step()
-            total += float(value.detach()) * len(batch)
+            total, rows = total + float(value.detach()) * len(batch), rows + len(batch)
         measured = validate()
         if report is not None:
-            report(epoch, epochs, total / len(x), measured)
-        if validation is None:
-            best_head, best_epoch = head(), epoch
-        elif measured is not None and measured.better_than(best):
-            best, best_head, best_epoch = measured, head(), epoch
-        elif epoch - best_epoch >= PATIENCE:
+            report(epoch, epochs, total / rows, measured)
+        if stopping.improved(epoch, measured):
+            best_head = head()
+        elif stopping.should_stop(epoch):
             break
-    return HeadRun(best_head, best_epoch, epoch, best)
+    return HeadRun(best_head, stopping.best_epoch, epoch, stopping.best)

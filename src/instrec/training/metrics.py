@@ -37,3 +37,26 @@ def one_shot(vectors: np.ndarray, labels: np.ndarray, images: np.ndarray) -> One
     others = np.where(shot_labels[None, :] == query_labels[:, None], -np.inf, similarity).max(axis=1)
     top1 = float((shot_labels[similarity.argmax(axis=1)] == query_labels).mean())
     return OneShot(top1, float((own - others).mean()))
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the epoch with the best validation figure; says when ``patience`` epochs brought none better.
+
+    Without validation instances (``validation=False``) every epoch is the best so far and none stops early.
+    """
+
+    patience: int
+    validation: bool
+    best: OneShot | None = None  # of epoch ``best_epoch``; epoch 0 is the starting point
+    best_epoch: int = 0
+
+    def improved(self, epoch: int, measured: OneShot | None) -> bool:
+        """Whether ``epoch`` (measured ``measured``) is the new best one."""
+        if not self.validation or (measured is not None and measured.better_than(self.best)):
+            self.best, self.best_epoch = measured, epoch
+            return True
+        return False
+
+    def should_stop(self, epoch: int) -> bool:
+        return self.validation and epoch - self.best_epoch >= self.patience

@@ -9,9 +9,9 @@ from typing import Any, Callable
 from instrec.config import Config
 from instrec.embedding import Embedder
 from instrec.extras import require_extra
-from instrec.training.data import read_labelled_folder
+from instrec.training.data import LabelledFolder, read_labelled_folder, split_by_instance
 from instrec.training.features import FeatureSet, cached_features, embed_folder
-from instrec.training.fit import Fitted, TrainSettings, fit_projection
+from instrec.training.fit import FINETUNED, Fitted, TrainSettings, figures, fit_projection
 from instrec.training.head import EpochReport
 from instrec.training.model import save_model
 
@@ -36,10 +36,24 @@ def train(
     """Embed ``folder`` (one sub-folder per instance) with the configured backbone, fit, save under ``out``.
 
     ``cache``: an .npz for the descriptors, reused when data, descriptor, views and seed are the same.
+    ``partial`` / ``full`` keep a checkpoint in ``out`` after each epoch: the same call resumes a killed run.
     """
+    return train_labelled(read_labelled_folder(folder), out, settings, config, cache, progress, epochs_report)
+
+
+def train_labelled(
+    labelled: LabelledFolder,
+    out: str | Path,
+    settings: TrainSettings = TrainSettings(),
+    config: Config | None = None,
+    cache: Path | None = None,
+    progress: StageReport | None = None,
+    epochs_report: EpochReport | None = None,
+) -> TrainResult:
+    """:func:`train` of a folder already read (e.g. a benchmark's training half)."""
     require_extra("train", "instrec train")
     config = config or Config()
-    labelled = read_labelled_folder(folder)
+    out = Path(out)
     # The projection is learned on raw pooled descriptors: any configured whitening would be replaced.
     embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime, config.tuning.descriptor)
     data_digest = labelled.digest()
@@ -54,9 +68,45 @@ def train(
     manifest = {
         "base": {"backbone": config.descriptor.backbone, "descriptor_digest": embedder.digest},
         "method": settings.method,
-        "loss": settings.loss if settings.method == "head" else None,
+        "loss": settings.loss if settings.method != "whiten" else None,
         "training_data": {"digest": data_digest, "instances": len(labelled.instances), "images": labelled.image_count},
         "settings": settings.to_dict(),
-        "validation": fitted.metrics,
     }
-    return TrainResult(save_model(Path(out), fitted.projection, manifest), fitted.metrics)
+    if settings.method in FINETUNED:
+        fitted = _finetuned(labelled, features, fitted, embedder, settings, config, out, epochs_report)
+    return TrainResult(save_model(out, fitted.projection, {**manifest, "validation": fitted.metrics}), fitted.metrics)
+
+
+def _finetuned(
+    labelled: LabelledFolder,
+    features: FeatureSet,
+    start: Fitted,
+    embedder: Embedder,
+    settings: TrainSettings,
+    config: Config,
+    out: Path,
+    report: EpochReport | None,
+) -> Fitted:
+    """The backbone and head trained from ``start`` (the whitening); its weights written into ``out``."""
+    import torch
+
+    from instrec.embedding.spec import MODEL_BACKBONE
+    from instrec.training.checkpoint import Checkpoint
+    from instrec.training.finetune import finetune
+
+    train_ids, val_ids = split_by_instance(len(labelled.instances), settings.val_fraction, settings.seed)
+    seen = features.of_instances(train_ids)
+    checkpoint = Checkpoint(out, f"{labelled.digest()}:{embedder.digest}:{sorted(settings.to_dict().items())}")
+    start_vectors = (start.projection.apply(seen.vectors), seen.labels)
+    run = finetune(
+        labelled, (train_ids, val_ids), start.projection, start_vectors, embedder, settings, config.limits, checkpoint, report
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(run.net.descriptor.backbone.net.state_dict(), out / MODEL_BACKBONE)
+    checkpoint.remove()
+    metrics = start.metrics | {
+        f"validation_{settings.method}": figures(run.validation),
+        "best_epoch": run.best_epoch,
+        "epochs_run": run.epochs_run,
+    }
+    return Fitted(run.net.projection(), metrics)
