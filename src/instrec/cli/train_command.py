@@ -12,7 +12,7 @@ from instrec.cli.common import JsonOption, SetOption, app, console, load_config,
 
 @app.command()
 def train(
-    folder: Path = typer.Argument(..., help="One sub-folder of photos per instance (at least 2 instances)."),
+    folder: Path = typer.Argument(..., help="One sub-folder of photos per instance (at least 2); with --teacher any photos."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (projection + manifest.json)."),
     method: str = typer.Option("whiten", "--method", help="whiten, head (linear head), partial (last blocks too) or full."),
     loss: str = typer.Option("arcface", "--loss", help="arcface, subcenter-arcface, proxy-anchor or protonet."),
@@ -23,6 +23,9 @@ def train(
     views: int = typer.Option(4, "--views", help="Augmented views per photo, besides the photo."),
     epoch_images: int = typer.Option(0, "--epoch-images", help="partial/full: photos per epoch (0: each once)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="An .npz to keep the backbone's descriptors in."),
+    teacher: Optional[str] = typer.Option(
+        None, "--teacher", help="Distil from this backbone (e.g. efficientnet_lite2) on any photos under FOLDER, labels unused."
+    ),
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -32,6 +35,10 @@ def train(
     from instrec.training.train import train as run_train
 
     with reported(as_json):
+        if teacher is not None:
+            distilled = _distil(folder, out, teacher, method, epochs, seed, val_fraction, views, cache, sets, as_json)
+            show({"model": str(distilled[0]), **distilled[1]}, as_json)
+            return
         settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views, epoch_images)
         with progress_bar(not as_json) as progress:
             stage = stages(progress)
@@ -44,3 +51,34 @@ def train(
 
             result = run_train(folder, out, settings, load_config(None, sets), cache, stage, epoch)
     show({"model": str(result.model), **result.metrics}, as_json)
+
+
+def _distil(
+    folder: Path,
+    out: Path,
+    teacher: str,
+    method: str,
+    epochs: int,
+    seed: int,
+    val_fraction: float,
+    views: int,
+    cache: Optional[Path],
+    sets: Optional[list[str]],
+    as_json: bool,
+) -> tuple[Path, dict[str, Any]]:
+    from instrec.errors import InstrecError
+    from instrec.training.distill import DistilSettings, distil
+
+    if method not in ("whiten", "head"):  # "whiten" is the option's default: not asked for
+        raise InstrecError(f"--teacher trains a linear head on the frozen backbone; --method {method} cannot distil")
+    settings = DistilSettings(teacher, epochs, seed, val_fraction, views)
+    with progress_bar(not as_json) as progress:
+        stage = stages(progress)
+
+        def epoch(done: int, total: int, mean_loss: float, validation: float | None) -> None:
+            stage("distil head", done, total)
+            if not as_json:
+                figure = "" if validation is None else f", validation cosine to the teacher {validation:.4f}"
+                console.print(f"epoch {done}: loss {mean_loss:.4f}{figure}")
+
+        return distil(folder, out, settings, load_config(None, sets), cache, stage, epoch)

@@ -1,0 +1,111 @@
+"""Does a distilled student reach its teacher's accuracy at its own cost?
+
+The split of bench_train.py: distillation data is the training half (COIL-100 objects 2-50, AT&T
+persons 1-20; each photo and its augmented views, labels unused), measured on the other half
+(1 shot, a fifth of the measured instances unknown, global descriptor only). Rows: the teacher
+(pretrained, cosine), the student before (pretrained) and after distillation (several seeds), and
+the student PCA-whitened on the same unlabelled photos (what those photos give without a teacher).
+ms/image of teacher and student are timed interleaved, in the same run, on the measured photos.
+
+    python benchmarks/bench_distil.py [--teacher efficientnet_lite2] [--cache /tmp/instrec-bench-train]
+        [--seeds 0 1 2] [--epochs 30] [--timed 64] [--rounds 5] [--results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench_train import DATA, PROTOCOLS, VIEWS, _number, halves, measured
+from instrec.config import Config
+from instrec.embedding import Embedder
+from instrec.embedding.whitening import fit_whitening
+from instrec.images import load_image
+from instrec.training.data import read_labelled_folder
+from instrec.training.distill import DistilSettings, distil_head
+from results import write_section
+
+WHITENING_DIMS = 512  # the unlabelled baseline's size; pools are 1,000-5,900 vectors
+
+
+def ms_per_image(embeds: dict[str, Callable[[list[Any]], np.ndarray]], photos: list[Any], rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of each embedding's ms/image on ``photos``, taking turns within every
+    round (a loaded machine slows both alike)."""
+    for embed in embeds.values():
+        embed(photos[:2])  # warm up: sessions, first allocations
+    times: dict[str, list[float]] = {name: [] for name in embeds}
+    for _ in range(rounds):
+        for name, embed in embeds.items():
+            started = time.perf_counter()
+            embed(photos)
+            times[name].append(1000 * (time.perf_counter() - started) / len(photos))
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--teacher", default="efficientnet_lite2")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/instrec-bench-train"))
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--relational-weight", type=float, default=DistilSettings().relational_weight)
+    parser.add_argument("--timed", type=int, default=64, help="measured photos per protocol timed for ms/image")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    config = Config.load()
+    raw = config.descriptor.model_copy(update={"whitening": None})
+    student = Embedder(raw, config.runtime, config.tuning.descriptor)
+    teacher = Embedder(raw.model_copy(update={"backbone": args.teacher}), config.runtime, config.tuning.descriptor)
+    lines = [
+        f"Student: {raw.backbone}, frozen, with a linear head distilled from {args.teacher} (cosine + relational loss,",
+        f"relational weight {args.relational_weight}) on the training half's photos and {VIEWS} augmented views each,",
+        f"labels unused; {DistilSettings().val_fraction:.0%} of those photos held out to stop on. ms/image: median of "
+        f"{args.rounds} interleaved rounds over {args.timed} measured photos per set, batch {config.runtime.batch_size},",
+        "ONNX Runtime, on the shared 2-core machine under load from other work (compare the two, not across runs).",
+        "",
+    ]
+    for protocol in PROTOCOLS:
+        s_train, s_test = halves(protocol, student, args.cache)
+        t_train, t_test = halves(protocol, teacher, args.cache / args.teacher)
+        rows = [measured(f"teacher {args.teacher}, cosine", t_test.vectors, t_test)]
+        rows.append(measured(f"student {raw.backbone}, cosine (before)", s_test.vectors, s_test))
+        pca = fit_whitening(s_train.vectors, min(WHITENING_DIMS, len(s_train.vectors) - 1))
+        rows.append(measured(f"student, PCA-whitened on the same photos ({pca.dims}-d)", pca.apply(s_test.vectors), s_test))
+        for seed in args.seeds:
+            settings = DistilSettings(args.teacher, args.epochs, seed, relational_weight=args.relational_weight)
+            started = time.perf_counter()
+            fitted = distil_head(s_train, t_train, settings)
+            row = measured(f"student distilled, seed {seed}", fitted.head.apply(s_test.vectors), s_test)
+            row |= {"seconds": time.perf_counter() - started, **fitted.metrics}
+            rows.append(row)
+            print(protocol.dataset, row, flush=True)
+        folder = read_labelled_folder(DATA / protocol.dataset).subset(lambda name: protocol.measures(_number(name)))
+        files = [path for paths in folder.files for path in paths]
+        picked = np.linspace(0, len(files) - 1, min(args.timed, len(files))).astype(int)
+        photos = [load_image(files[i]).pixels for i in picked]
+        head = fitted.head  # the student as deployed: its backbone, then the head
+        speed = ms_per_image({"teacher": teacher.embed, "student": lambda p: head.apply(student.embed(p))}, photos, args.rounds)
+        lines += [f"**{protocol.label}**, 1 shot; ms/image teacher {speed['teacher']:.1f}, student {speed['student']:.1f}", ""]
+        lines += ["| | top-1 | AUROC (1/5 unknown) | val. cosine to teacher (start → kept) | best epoch | s |"]
+        lines += ["|---|---|---|---|---|---|"]
+        for row in rows:
+            extra = " | | "
+            if "seconds" in row:
+                cosines = f"{row['validation_cosine_start']:.3f} → {row['validation_cosine']:.3f}"
+                extra = f"{cosines} | {row['best_epoch']} | {row['seconds']:.0f}"
+            lines.append(f"| {row['row']} | {row['top1']:.3f} | {row['auroc']:.3f} | {extra} |")
+        lines.append("")
+    print("\n".join(lines))
+    if args.results:
+        command = "python benchmarks/bench_distil.py " + " ".join(sys.argv[1:]).replace(" --results", "")
+        write_section("Distillation: a Lite0 student from a larger teacher (instrec train --teacher)", command.strip(), lines)
+
+
+if __name__ == "__main__":
+    main()

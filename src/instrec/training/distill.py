@@ -1,0 +1,242 @@
+"""Distillation: the cheap student (the configured backbone, frozen, and a linear head) trained to
+give a bigger teacher's vectors, on photos without labels.
+
+Feature distillation with a cosine loss, plus a relational term on the batch's pairwise cosines
+(Park et al., "Relational Knowledge Distillation", CVPR 2019): recognition ranks by cosine, so the
+pairwise similarities are what the student must get right; the per-photo term pins the student to
+the teacher's space. The head projects the student's pooled descriptor to the teacher's dimension,
+which the cosine term needs; it stays linear after pooling, so it is saved and applied as a
+:class:`~instrec.embedding.whitening.Whitening` (``descriptor.whitening=MODEL_DIR``) and runs at the
+student's cost. It starts from the least-squares map onto the teacher's vectors (the closed-form
+minimiser of the squared feature distance), which the losses then refine.
+
+Labels are never used: any folder of photos (sub-folders or not) is distillation data. Validation
+holds out a share of the photos (with their views) and stops on the student's mean cosine to the
+teacher there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from instrec.config import Config
+from instrec.embedding import Embedder
+from instrec.embedding.whitening import Whitening
+from instrec.errors import InstrecError
+from instrec.extras import require_extra
+from instrec.images import iter_image_files
+from instrec.training.data import LabelledFolder
+from instrec.training.features import FeatureSet, cached_features, embed_folder
+from instrec.training.model import save_model
+
+PATIENCE = 5  # epochs without a better validation cosine before stopping
+BATCH = 256
+LEARNING_RATE = 1e-4  # of the head, whose entries are ~1/sqrt(input_dim) after the rescale in _train
+RIDGE = 0.1  # share of the mean feature variance added to every direction: fewer photos than dimensions
+UNLABELLED = ""  # the one pseudo-instance all distillation photos belong to
+
+StageReport = Callable[[str, int, int], None]  # (stage, done, total)
+EpochReport = Callable[[int, int, float, float | None], None]  # (epoch, epochs, mean loss, validation cosine)
+
+
+@dataclass(frozen=True)
+class DistilSettings:
+    teacher: str = "efficientnet_lite2"  # a registered backbone with weights of its own
+    epochs: int = 30
+    seed: int = 0  # decides the validation photos, the augmented views and the batches
+    val_fraction: float = 0.2  # share of photos held out to stop on
+    views: int = 4  # augmented views per photo, besides the photo itself
+    relational_weight: float = 1.0  # of the pairwise-cosine term against the per-photo cosine term
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.views < 0:
+            raise InstrecError("--epochs and --views must be >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InstrecError("--val-fraction must be in [0, 1)")
+        if self.relational_weight < 0:
+            raise InstrecError("the relational weight must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Distilled:
+    head: Whitening
+    metrics: dict[str, Any]  # validation cosines to the teacher (None without validation photos), epochs
+
+
+def unlabelled_photos(root: str | Path) -> LabelledFolder:
+    """Every photo under ``root`` (in sub-folders or not) as one unlabelled set."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InstrecError(f"distillation folder {root} does not exist")
+    files = tuple(iter_image_files(root, recursive=True))
+    if len(files) < 2:
+        raise InstrecError(f"{root}: distillation needs at least 2 photos (found {len(files)})")
+    return LabelledFolder(root, (UNLABELLED,), (files,))
+
+
+def least_squares_head(student: np.ndarray, teacher: np.ndarray, ridge: float = RIDGE) -> Whitening:
+    """The affine map of ``student`` rows closest to ``teacher`` rows (ridge regression), as a head."""
+    x, t = np.asarray(student, np.float64), np.asarray(teacher, np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    gram = centred.T @ centred
+    gram[np.diag_indices_from(gram)] += ridge * max(float(np.trace(gram)) / len(gram), 1e-12)
+    projection = np.linalg.solve(gram, centred.T @ (t - t.mean(axis=0)))
+    return _head(mean, projection, t.mean(axis=0), len(x), ridge)
+
+
+def _head(mean: np.ndarray, projection: np.ndarray, bias: np.ndarray, rows: int, ridge: float) -> Whitening:
+    """``(x - mean) @ projection + bias`` as a :class:`Whitening` (which has no bias): the bias goes
+    into the mean, ``shifted @ projection = mean @ projection - bias``, solvable while the projection
+    has full column rank (it has no more columns than rows)."""
+    target = mean @ projection - bias
+    shifted = np.linalg.lstsq(projection.T, target, rcond=None)[0]
+    return Whitening(shifted.astype(np.float32), projection.astype(np.float32), 1.0, rows, 0.0, ridge)
+
+
+def mean_cosine(head: Whitening, student: np.ndarray, teacher: np.ndarray) -> float:
+    return float(np.sum(head.apply(student) * teacher, axis=1).mean())
+
+
+def distil_head(
+    student: FeatureSet, teacher: FeatureSet, settings: DistilSettings = DistilSettings(), report: EpochReport | None = None
+) -> Distilled:
+    """``student``, ``teacher``: the two backbones' descriptors of the same photos and views, row for row."""
+    if len(student.vectors) != len(teacher.vectors) or not np.array_equal(student.images, teacher.images):
+        raise InstrecError("the student's and the teacher's descriptors must be of the same photos, row for row")
+    if teacher.vectors.shape[1] > student.vectors.shape[1]:
+        raise InstrecError(
+            f"the teacher's descriptor ({teacher.vectors.shape[1]}-d) is wider than the student's "
+            f"({student.vectors.shape[1]}-d): a linear head cannot distil it"
+        )
+    photos = np.unique(student.images)
+    held = int(round(settings.val_fraction * len(photos)))
+    order = np.random.default_rng(settings.seed).permutation(photos)
+    validating = np.isin(student.images, order[:held])
+    fitting = ~validating
+    start = least_squares_head(student.vectors[fitting], teacher.vectors[fitting])
+    # Validation: the held-out photos themselves, as recognition sees them (their views are not queries).
+    checked = validating & (student.views == 0)
+    val = (student.vectors[checked], teacher.vectors[checked]) if checked.any() else None
+    head, run = _train(start, student.vectors[fitting], teacher.vectors[fitting], val, settings, report)
+    figures = {
+        "distillation_photos": int(len(photos) - held),
+        "validation_photos": int(held),
+        "validation_cosine_start": None if val is None else round(mean_cosine(start, *val), 4),
+        "validation_cosine": None if val is None else round(mean_cosine(head, *val), 4),
+        **run,
+    }
+    return Distilled(head, figures)
+
+
+def _train(
+    start: Whitening,
+    x_rows: np.ndarray,
+    t_rows: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    settings: DistilSettings,
+    report: EpochReport | None,
+) -> tuple[Whitening, dict[str, int]]:
+    """Refine ``start`` with the cosine and relational losses; keep the epoch best on validation."""
+    import torch
+
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    mean = np.asarray(x_rows, np.float64).mean(axis=0)
+    x = torch.from_numpy((x_rows - mean).astype(np.float32))
+    t = torch.from_numpy(np.asarray(t_rows, np.float32))
+    # Output is normalised, so one scalar rescale leaves the map unchanged and puts the learning rate on a known scale.
+    scale = float(np.linalg.norm(start.projection) / np.sqrt(start.dims))
+    weight = torch.nn.Parameter(torch.from_numpy(start.projection / scale))
+    # The start's bias, seen from the training rows' mean: (x - start.mean) W = (x - mean) W + (mean - start.mean) W.
+    bias = torch.nn.Parameter(torch.from_numpy(((mean - start.mean) @ start.projection / scale).astype(np.float32)))
+    optimiser = torch.optim.Adam([weight, bias], lr=LEARNING_RATE)
+
+    def head() -> Whitening:
+        projection = weight.detach().numpy().astype(np.float64)
+        return _head(mean, projection, bias.detach().numpy().astype(np.float64), start.pool_size, start.shrinkage)
+
+    def validate() -> float | None:
+        return None if validation is None else mean_cosine(head(), *validation)
+
+    best, best_head, best_epoch, epoch = validate(), head(), 0, 0
+    for epoch in range(1, settings.epochs + 1):
+        total = 0.0
+        for batch in np.array_split(rng.permutation(len(x)), max(1, len(x) // BATCH)):
+            optimiser.zero_grad()
+            value = distillation_loss(x[batch] @ weight + bias, t[batch], settings.relational_weight)
+            value.backward()
+            optimiser.step()
+            total += float(value.detach()) * len(batch)
+        measured = validate()
+        if report is not None:
+            report(epoch, settings.epochs, total / len(x), measured)
+        if measured is None or best is None or measured > best:
+            best, best_head, best_epoch = measured, head(), epoch
+        elif epoch - best_epoch >= PATIENCE:
+            break
+    return best_head, {"best_epoch": best_epoch, "epochs_run": epoch}
+
+
+def distillation_loss(student: Any, teacher: Any, relational_weight: float) -> Any:
+    """1 - cosine of each row to its teacher row, plus the squared error of the pairwise cosines."""
+    import torch
+
+    s = torch.nn.functional.normalize(student, dim=1)
+    feature = 1.0 - (s * teacher).sum(dim=1).mean()
+    relational = ((s @ s.T - teacher @ teacher.T) ** 2).mean()
+    return feature + relational_weight * relational
+
+
+def distil(
+    folder: str | Path,
+    out: str | Path,
+    settings: DistilSettings = DistilSettings(),
+    config: Config | None = None,
+    cache: Path | None = None,
+    progress: StageReport | None = None,
+    epochs_report: EpochReport | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Embed every photo under ``folder`` with the configured backbone (the student) and with
+    ``settings.teacher``, distil a head, save it under ``out``: (the model directory, its figures).
+
+    ``cache``: an .npz path; the student's and the teacher's descriptors are kept beside it (``NAME-student.npz``,
+    ``NAME-teacher.npz``) and reused when data, descriptors, views and seed are the same.
+    """
+    require_extra("train", "instrec train --teacher")
+    config = config or Config()
+    photos = unlabelled_photos(folder)
+    raw = config.descriptor.model_copy(update={"whitening": None})
+    student = Embedder(raw, config.runtime, config.tuning.descriptor)
+    teacher_descriptor = raw.model_copy(update={"backbone": settings.teacher, "weights": None})
+    teacher = Embedder(teacher_descriptor, config.runtime, config.tuning.descriptor)
+    digest = photos.digest()
+
+    def features(embedder: Embedder, role: str) -> FeatureSet:
+        def compute() -> FeatureSet:
+            report = None if progress is None else (lambda done, total: progress(f"embed ({role})", done, total))
+            return embed_folder(embedder, photos, settings.views, settings.seed, config.limits, report)
+
+        if cache is None:
+            return compute()
+        key = f"{digest}:{embedder.digest}:views={settings.views}:seed={settings.seed}"
+        return cached_features(cache.with_name(f"{cache.stem}-{role}.npz"), key, compute)
+
+    fitted = distil_head(features(student, "student"), features(teacher, "teacher"), settings, epochs_report)
+    manifest = {
+        "base": {"backbone": config.descriptor.backbone, "descriptor_digest": student.digest},
+        "method": "distil",
+        "teacher": {"backbone": settings.teacher, "descriptor_digest": teacher.digest},
+        "loss": "cosine+relational",
+        "training_data": {"digest": digest, "instances": None, "images": photos.image_count},
+        "settings": settings.to_dict(),
+        "validation": fitted.metrics,
+    }
+    return save_model(Path(out), fitted.head, manifest), fitted.metrics

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from instrec.cli import app
+from instrec.config import Config
+from instrec.embedding import Embedder
+from instrec.errors import InstrecError
+from instrec.training.distill import DistilSettings, distil_head, distillation_loss, least_squares_head, unlabelled_photos
+from instrec.training.features import FeatureSet
+
+
+def pair(rows: int = 600, student_dim: int = 32, teacher_dim: int = 24, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
+    """A student's vectors and a teacher's of the same photos (two rows per photo: it and a view);
+    the teacher is a non-linear map of the student, to another dimension."""
+    rng = np.random.default_rng(seed)
+    student = rng.normal(size=(rows, student_dim))
+    teacher = np.tanh(student @ rng.normal(size=(student_dim, teacher_dim)) / 3) + 0.1 * student[:, :teacher_dim] ** 2
+
+    def features(vectors: np.ndarray) -> FeatureSet:
+        unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        return FeatureSet(unit, np.zeros(rows, int), np.arange(rows) // 2, np.arange(rows) % 2)
+
+    return features(student), features(teacher)
+
+
+def test_the_head_maps_to_the_teachers_dimension_and_training_brings_it_closer():
+    student, teacher = pair()
+    losses = []
+    fitted = distil_head(student, teacher, DistilSettings(epochs=4), lambda *a: losses.append(a[2]))
+    assert fitted.head.input_dim == 32 and fitted.head.dims == 24
+    metrics = fitted.metrics
+    assert metrics["validation_photos"] == 60 and metrics["distillation_photos"] == 240
+    assert metrics["validation_cosine"] > metrics["validation_cosine_start"] and metrics["best_epoch"] >= 1
+    assert losses[-1] < losses[0] and len(losses) == metrics["epochs_run"] <= 4
+
+
+def test_the_least_squares_start_recovers_an_affine_teacher():
+    """An offset too: the head has no bias of its own, it is folded into the head's mean."""
+    student, _ = pair()
+    rng = np.random.default_rng(1)
+    teacher = student.vectors @ rng.normal(size=(32, 16)) + 0.5 * rng.normal(size=16)
+    head = least_squares_head(student.vectors, teacher, ridge=1e-9)
+    expected = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    assert np.sum(head.apply(student.vectors) * expected, axis=1).min() > 0.99999
+
+
+def test_the_loss_is_zero_on_the_teacher_and_counts_the_pairwise_cosines():
+    teacher = torch.nn.functional.normalize(torch.randn(8, 5, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert float(distillation_loss(3 * teacher, teacher, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    flipped = teacher.clone()
+    flipped[0] = -flipped[0]
+    assert float(distillation_loss(flipped, teacher, 1.0)) > float(distillation_loss(flipped, teacher, 0.0)) > 0
+
+
+def test_rows_of_other_photos_are_refused():
+    student, teacher = pair()
+    shuffled = FeatureSet(teacher.vectors, teacher.labels, teacher.images[::-1], teacher.views)
+    with pytest.raises(InstrecError, match="row for row"):
+        distil_head(student, shuffled)
+
+
+def test_a_flat_folder_is_unlabelled_data_and_one_photo_is_not_enough(labelled_dir, tmp_path):
+    photos = unlabelled_photos(labelled_dir)
+    assert photos.instances == ("",) and photos.image_count == sum(1 for _ in labelled_dir.rglob("*.png"))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "a.png").write_bytes(next(labelled_dir.rglob("*.png")).read_bytes())
+    with pytest.raises(InstrecError, match="at least 2 photos"):
+        unlabelled_photos(tmp_path / "one")
+
+
+@pytest.mark.slow
+def test_the_command_distils_from_a_flat_folder_and_the_model_loads(labelled_dir, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in sorted(labelled_dir.rglob("*.png")):
+        (flat / f"{path.parent.name}-{path.name}").write_bytes(path.read_bytes())
+    args = ["train", str(flat), "--out", str(tmp_path / "m"), "--teacher", "efficientnet_lite2", "--epochs", "2"]
+    result = CliRunner().invoke(app, [*args, "--views", "1", "--set", "runtime.engine=torch", "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["method"] == "distil" and manifest["teacher"]["backbone"] == "efficientnet_lite2"
+    assert manifest["training_data"]["images"] == 18 and manifest["validation"] == {k: printed[k] for k in manifest["validation"]}
+    config = Config().with_overrides({"runtime.engine": "torch"})
+    student = Embedder(config.descriptor.model_copy(update={"whitening": str(tmp_path / "m")}), config.runtime)
+    assert student.dim == 1280 and student.digest != Embedder(config.descriptor, config.runtime).digest
+
+
+def test_a_method_that_cannot_distil_is_refused(labelled_dir, tmp_path):
+    args = ["train", str(labelled_dir), "--out", str(tmp_path / "m"), "--teacher", "efficientnet_lite2", "--method", "full"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "cannot distil" in result.output and not (tmp_path / "m").exists()
