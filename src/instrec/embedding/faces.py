@@ -140,7 +140,7 @@ class FaceEmbedder:
 
     def _pixels(self, image: Image.Image) -> tuple[np.ndarray, float]:
         """The photo as dlib takes it (RGB uint8, long side at most ``max_side``) and its downscale factor."""
-        return _shrunk(np.asarray(image.convert("RGB")), self.tuning.max_side)
+        return _shrunk(image, self.tuning.max_side)
 
 
 def _bounded_cnn(dlib: Any, cnn: Any, upsample: int, max_side: int | None) -> Callable[[np.ndarray], list[tuple[Any, float]]]:
@@ -153,7 +153,7 @@ def _bounded_cnn(dlib: Any, cnn: Any, upsample: int, max_side: int | None) -> Ca
         limit = side << upsample if max_side is None else max_side
         while times > 0 and side << times > limit:
             times -= 1
-        frame, scale = _shrunk(pixels, limit)
+        frame, scale = (pixels, 1.0) if side <= limit else _shrunk(Image.fromarray(pixels), limit)
         found = cnn(frame, times)
         return [(d.rect if scale == 1.0 else dlib.rectangle(*_corners(d.rect, scale)), d.confidence) for d in found]
 
@@ -174,13 +174,14 @@ def _problem(faces: int, size: tuple[int, int]) -> str | None:
     return None
 
 
-def _shrunk(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """RGB uint8 pixels with the long side at most ``max_side`` (never enlarged), and the factor applied."""
-    scale = min(1.0, max_side / max(pixels.shape[:2]))
+def _shrunk(image: Image.Image, max_side: int) -> tuple[np.ndarray, float]:
+    """The image's RGB uint8 pixels with the long side at most ``max_side`` (never enlarged), and the
+    factor applied; shrunk before it is converted, so no full-size RGB copy is made."""
+    scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
-        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(pixels), scale
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))), scale
 
 
 def _corners(rect: Any, scale: float) -> tuple[int, ...]:
