@@ -67,3 +67,16 @@ def test_validation_photos_are_of_instances_never_trained_on(labelled_dir):
     seen, validation = Photos.of(folder, train_ids), Photos.of(folder, val_ids, per_instance=2)
     assert not set(seen.labels) & set(validation.labels) and not set(seen.paths) & set(validation.paths)
     assert len(validation.paths) == 2 * len(val_ids)
+
+
+@pytest.mark.parametrize("method", ["partial", "full"])
+def test_full_trains_the_first_layers_and_partial_only_the_last_blocks(labelled_dir, tmp_path, method):
+    # No validation: the last epoch is the model kept, so whatever the optimiser moved is saved.
+    settings = TrainSettings(**{**SETTINGS.to_dict(), "method": method, "epochs": 1, "val_fraction": 0.0})
+    run = train(labelled_dir, tmp_path / method, settings, CONFIG)
+    plain = Embedder(CONFIG.descriptor, CONFIG.runtime, CONFIG.tuning.descriptor).torch_model().backbone.net.state_dict()
+    tuned = torch.load(run.model / MODEL_BACKBONE, weights_only=True)
+    moved = lambda name: not torch.equal(plain[name], tuned[name])  # noqa: E731
+    last_block = max(int(name.split(".")[1]) for name in plain if name.startswith("_blocks."))
+    assert moved(f"_blocks.{last_block}._project_conv.weight") and moved("_conv_head.weight")
+    assert moved("_conv_stem.weight") == moved("_blocks.0._depthwise_conv.weight") == (method == "full")
