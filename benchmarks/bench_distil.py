@@ -7,13 +7,15 @@ persons 1-20; each photo and its augmented views, labels unused), measured on th
 the student PCA-whitened on the same unlabelled photos (what those photos give without a teacher).
 ms/image of teacher and student are timed interleaved, in the same run, on the measured photos.
 
-    python benchmarks/bench_distil.py [--teacher efficientnet_lite2] [--cache /tmp/instrec-bench-train]
+    python benchmarks/bench_distil.py [--teacher efficientnet_lite2] [--teacher-side PX] [--cache /tmp/instrec-bench-train]
         [--seeds 0 1 2] [--epochs 30] [--timed 64] [--rounds 5] [--results]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,11 +25,10 @@ import numpy as np
 
 from bench_train import DATA, PROTOCOLS, VIEWS, _number, halves, measured
 from instrec.config import Config
-from instrec.embedding import Embedder
 from instrec.embedding.whitening import fit_whitening
 from instrec.images import load_image
 from instrec.training.data import read_labelled_folder
-from instrec.training.distill import DistilSettings, distil_head
+from instrec.training.distill import DistilSettings, distil_head, student_and_teacher
 from results import write_section
 
 WHITENING_DIMS = 512  # the unlabelled baseline's size; pools are 1,000-5,900 vectors
@@ -50,6 +51,7 @@ def ms_per_image(embeds: dict[str, Callable[[list[Any]], np.ndarray]], photos: l
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--teacher", default="efficientnet_lite2")
+    parser.add_argument("--teacher-side", type=int, help="the teacher's long side in px (default: the student's)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/instrec-bench-train"))
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
@@ -59,26 +61,28 @@ def main() -> None:
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args()
     config = Config.load()
-    raw = config.descriptor.model_copy(update={"whitening": None})
-    student = Embedder(raw, config.runtime, config.tuning.descriptor)
-    teacher = Embedder(raw.model_copy(update={"backbone": args.teacher}), config.runtime, config.tuning.descriptor)
+    base = DistilSettings(args.teacher, args.epochs, teacher_side=args.teacher_side, relational_weight=args.relational_weight)
+    student, teacher = student_and_teacher(config, base)
+    named = f"{args.teacher} at {teacher.tuning.max_side} px"
     lines = [
-        f"Student: {raw.backbone}, frozen, with a linear head distilled from {args.teacher} (cosine + relational loss,",
+        f"Student: {config.descriptor.backbone} at {student.tuning.max_side} px, frozen, with a linear head distilled",
+        f"from {named} (cosine + relational loss,",
         f"relational weight {args.relational_weight}) on the training half's photos and {VIEWS} augmented views each,",
         f"labels unused; {DistilSettings().val_fraction:.0%} of those photos held out to stop on. ms/image: median of "
         f"{args.rounds} interleaved rounds over {args.timed} measured photos per set, batch {config.runtime.batch_size},",
-        "ONNX Runtime, on the shared 2-core machine under load from other work (compare the two, not across runs).",
+        f"ONNX Runtime, on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start (compare the two,",
+        "not across runs).",
         "",
     ]
     for protocol in PROTOCOLS:
         s_train, s_test = halves(protocol, student, args.cache)
-        t_train, t_test = halves(protocol, teacher, args.cache / args.teacher)
-        rows = [measured(f"teacher {args.teacher}, cosine", t_test.vectors, t_test)]
-        rows.append(measured(f"student {raw.backbone}, cosine (before)", s_test.vectors, s_test))
+        t_train, t_test = halves(protocol, teacher, args.cache / f"{args.teacher}-{teacher.tuning.max_side}")
+        rows = [measured(f"teacher {named}, cosine", t_test.vectors, t_test)]
+        rows.append(measured(f"student {config.descriptor.backbone}, cosine (before)", s_test.vectors, s_test))
         pca = fit_whitening(s_train.vectors, min(WHITENING_DIMS, len(s_train.vectors) - 1))
         rows.append(measured(f"student, PCA-whitened on the same photos ({pca.dims}-d)", pca.apply(s_test.vectors), s_test))
         for seed in args.seeds:
-            settings = DistilSettings(args.teacher, args.epochs, seed, relational_weight=args.relational_weight)
+            settings = dataclasses.replace(base, seed=seed)
             started = time.perf_counter()
             fitted = distil_head(s_train, t_train, settings)
             row = measured(f"student distilled, seed {seed}", fitted.head.apply(s_test.vectors), s_test)
@@ -104,7 +108,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.results:
         command = "python benchmarks/bench_distil.py " + " ".join(sys.argv[1:]).replace(" --results", "")
-        write_section("Distillation: a Lite0 student from a larger teacher (instrec train --teacher)", command.strip(), lines)
+        write_section(f"Distillation: a Lite0 student from {named} (instrec train --teacher)", command.strip(), lines)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,14 @@ from instrec.cli import app
 from instrec.config import Config
 from instrec.embedding import Embedder
 from instrec.errors import InstrecError
-from instrec.training.distill import DistilSettings, distil_head, distillation_loss, least_squares_head, unlabelled_photos
+from instrec.training.distill import (
+    DistilSettings,
+    distil_head,
+    distillation_loss,
+    least_squares_head,
+    student_and_teacher,
+    unlabelled_photos,
+)
 from instrec.training.features import FeatureSet
 
 
@@ -94,3 +101,13 @@ def test_a_method_that_cannot_distil_is_refused(labelled_dir, tmp_path):
     args = ["train", str(labelled_dir), "--out", str(tmp_path / "m"), "--teacher", "efficientnet_lite2", "--method", "full"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "cannot distil" in result.output and not (tmp_path / "m").exists()
+
+
+def test_the_students_own_backbone_at_a_larger_side_is_a_teacher_of_its_own():
+    student, teacher = student_and_teacher(Config(), DistilSettings("efficientnet_lite0", teacher_side=384))
+    assert (student.tuning.max_side, teacher.tuning.max_side) == (Config().tuning.descriptor.max_side, 384)
+    assert teacher.spec.name == student.spec.name and teacher.digest != student.digest  # cached apart
+    _, same = student_and_teacher(Config(), DistilSettings("efficientnet_lite0"))
+    assert same.digest == student.digest
+    with pytest.raises(InstrecError, match="teacher-side"):
+        DistilSettings(teacher_side=16)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from instrec.cli.common import JsonOption, SetOption, app, console, load_config, progress_bar, reported, show, stages
+
+if TYPE_CHECKING:
+    from instrec.training.distill import DistilSettings
 
 
 @app.command()
@@ -26,6 +29,9 @@ def train(
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="Distil from this backbone (e.g. efficientnet_lite2) on any photos under FOLDER, labels unused."
     ),
+    teacher_side: Optional[int] = typer.Option(
+        None, "--teacher-side", help="The teacher's long side in px (default: the student's); with --teacher."
+    ),
     sets: Optional[list[str]] = SetOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -36,7 +42,10 @@ def train(
 
     with reported(as_json):
         if teacher is not None:
-            distilled = _distil(folder, out, teacher, method, epochs, seed, val_fraction, views, cache, sets, as_json)
+            from instrec.training.distill import DistilSettings
+
+            distil_settings = DistilSettings(teacher, epochs, seed, val_fraction, views, teacher_side=teacher_side)
+            distilled = _distil(folder, out, distil_settings, method, cache, sets, as_json)
             show({"model": str(distilled[0]), **distilled[1]}, as_json)
             return
         settings = TrainSettings(method, loss, epochs, seed, val_fraction, dims, views, epoch_images)
@@ -56,22 +65,17 @@ def train(
 def _distil(
     folder: Path,
     out: Path,
-    teacher: str,
+    settings: "DistilSettings",
     method: str,
-    epochs: int,
-    seed: int,
-    val_fraction: float,
-    views: int,
     cache: Optional[Path],
     sets: Optional[list[str]],
     as_json: bool,
 ) -> tuple[Path, dict[str, Any]]:
     from instrec.errors import InstrecError
-    from instrec.training.distill import DistilSettings, distil
+    from instrec.training.distill import distil
 
     if method not in ("whiten", "head"):  # "whiten" is the option's default: not asked for
         raise InstrecError(f"--teacher trains a linear head on the frozen backbone; --method {method} cannot distil")
-    settings = DistilSettings(teacher, epochs, seed, val_fraction, views)
     with progress_bar(not as_json) as progress:
         stage = stages(progress)
 

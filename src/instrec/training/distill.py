@@ -51,6 +51,9 @@ class DistilSettings:
     val_fraction: float = 0.2  # share of photos held out to stop on
     views: int = 4  # augmented views per photo, besides the photo itself
     relational_weight: float = 1.0  # of the pairwise-cosine term against the per-photo cosine term
+    # The teacher's long side in px (None: the student's): the student's own backbone looking at more
+    # pixels is a teacher too, a multi-scale one, with no second network to ship.
+    teacher_side: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.views < 0:
@@ -59,6 +62,8 @@ class DistilSettings:
             raise InstrecError("--val-fraction must be in [0, 1)")
         if self.relational_weight < 0:
             raise InstrecError("the relational weight must be >= 0")
+        if self.teacher_side is not None and self.teacher_side < 32:
+            raise InstrecError("--teacher-side must be at least 32 px")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +84,15 @@ def unlabelled_photos(root: str | Path) -> LabelledFolder:
     if len(files) < 2:
         raise InstrecError(f"{root}: distillation needs at least 2 photos (found {len(files)})")
     return LabelledFolder(root, (UNLABELLED,), (files,))
+
+
+def student_and_teacher(config: Config, settings: DistilSettings) -> tuple[Embedder, Embedder]:
+    """The configured backbone without its projection, and ``settings``' teacher, as embedders."""
+    raw = config.descriptor.model_copy(update={"whitening": None})
+    tuning = config.tuning.descriptor
+    teacher_tuning = tuning if settings.teacher_side is None else tuning.model_copy(update={"max_side": settings.teacher_side})
+    teacher = raw.model_copy(update={"backbone": settings.teacher, "weights": None})
+    return Embedder(raw, config.runtime, tuning), Embedder(teacher, config.runtime, teacher_tuning)
 
 
 def least_squares_head(student: np.ndarray, teacher: np.ndarray, ridge: float = RIDGE) -> Whitening:
@@ -213,10 +227,7 @@ def distil(
     require_extra("train", "instrec train --teacher")
     config = config or Config()
     photos = unlabelled_photos(folder)
-    raw = config.descriptor.model_copy(update={"whitening": None})
-    student = Embedder(raw, config.runtime, config.tuning.descriptor)
-    teacher_descriptor = raw.model_copy(update={"backbone": settings.teacher, "weights": None})
-    teacher = Embedder(teacher_descriptor, config.runtime, config.tuning.descriptor)
+    student, teacher = student_and_teacher(config, settings)
     digest = photos.digest()
 
     def features(embedder: Embedder, role: str) -> FeatureSet:
