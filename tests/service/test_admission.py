@@ -147,7 +147,7 @@ def rate_limited_app(rate: float, clock: Clock) -> TestClient:
         return PlainTextResponse("ok")
 
     inner = Starlette(routes=[Route("/v1/thing", ok), Route("/healthz", ok)])
-    return TestClient(RateLimit(inner, rate=rate, metrics=Metrics(lambda: None), clock=clock))
+    return TestClient(RateLimit(inner, rate=rate, metrics=Metrics(), clock=clock))
 
 
 def test_rate_limit_allows_a_second_of_burst_then_429_until_tokens_refill():

@@ -19,6 +19,7 @@ from instrec.service.collections import Collections
 
 from .conftest import make_config
 from .helpers import ADMIN_KEY, READ_KEY, assert_error, enrol, recognize
+from .test_metrics import sample
 
 SHOES = "/v1/collections/shoes"
 BAGS = "/v1/collections/bags"
@@ -58,6 +59,18 @@ def test_an_instance_is_found_only_in_its_collection(client, photos, views):
     assert client.get(f"{BAGS}/instances").json()["total"] == 0
     # /v1/collections/default is /v1 under its other name
     assert client.get("/v1/collections/default/instances").json()["total"] == 1
+
+
+def test_the_gallery_gauges_are_per_collection(client, photos):
+    def vectors(collection: str) -> float | None:
+        return sample(client.get("/metrics").text, "instrec_index_vectors", collection=collection)
+
+    client.get(f"{BAGS}/instances")  # opened: a collection is reported once it is open
+    before = {name: vectors(name) for name in ("default", "shoes", "bags")}
+    assert None not in before.values()
+    assert _enrol_in(client, BAGS, "Horse", photos["horse"]).status_code == 201
+    after = {name: vectors(name) for name in ("default", "shoes", "bags")}
+    assert after == {**before, "bags": before["bags"] + 1}
 
 
 def test_images_and_thumbnails_answer_in_their_collection(client, photos):

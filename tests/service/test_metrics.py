@@ -40,9 +40,9 @@ def test_metrics_are_prometheus_text(client, photos):
     assert sample(text, "instrec_recognize_stage_seconds_count", stage="embed") == 1
     assert sample(text, "instrec_inference_queue_seconds_count", kind="enroll") == 1
     assert sample(text, "instrec_enrolled_images_total") == 1
-    assert sample(text, "instrec_index_vectors") == 1
-    assert sample(text, "instrec_library_instances") == 1
-    assert sample(text, "instrec_index_info", kind="flat") == 1
+    assert sample(text, "instrec_index_vectors", collection="default") == 1
+    assert sample(text, "instrec_library_instances", collection="default") == 1
+    assert sample(text, "instrec_index_info", kind="flat", collection="default") == 1
 
 
 def test_raw_paths_never_become_labels(client):

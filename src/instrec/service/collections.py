@@ -21,6 +21,7 @@ from instrec.config import DEFAULT_COLLECTION, Config
 from instrec.errors import UnknownCollectionError
 from instrec.library import collection_exists, delete_collection, list_collections
 from instrec.service.errors import ApiError
+from instrec.service.metrics import LibrarySize
 
 if TYPE_CHECKING:
     from instrec.recognizer import Recognizer
@@ -58,13 +59,18 @@ class Collections:
             await self._forget(name)  # deleted by another process (a worker, a replica, instrec delete-collection)
             collection = None
         collection = collection or await self._opening(name)
-        collection.users += 1
-        try:
+        async with _held(collection):
             yield collection
-        finally:
-            collection.users -= 1
-            if collection.users == 0 and collection.idle is not None:
-                collection.idle.set()
+
+    async def sizes(self) -> dict[str, LibrarySize]:
+        """What each open collection holds (a collection being deleted meanwhile waits for its read)."""
+        sizes = {}
+        for name in list(self._open):
+            collection = self._open.get(name)
+            if collection is not None:  # else closed since the list was taken
+                async with _held(collection):
+                    sizes[name] = await anyio.to_thread.run_sync(LibrarySize.of, collection.recognizer)
+        return sizes
 
     async def create(self, name: str) -> bool:
         """Create collection ``name``; False if it existed already."""
@@ -135,3 +141,15 @@ class Collections:
             raise
         self._opened(recognizer)
         return recognizer
+
+
+@asynccontextmanager
+async def _held(collection: Collection) -> AsyncIterator[None]:
+    """Counted among ``collection``'s users meanwhile: closing it waits until the last one leaves."""
+    collection.users += 1
+    try:
+        yield
+    finally:
+        collection.users -= 1
+        if collection.users == 0 and collection.idle is not None:
+            collection.idle.set()

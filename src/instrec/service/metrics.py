@@ -1,5 +1,6 @@
 """Prometheus metrics: request counts and latency per route, recognition outcomes and scores, engine
-time per stage, the inference queue and what admission control refused, index size.
+time per stage, the inference queue and what admission control refused, and the size of each open
+collection's gallery and index.
 
 Each app gets its own registry (several apps may live in one process, e.g. in tests). Routes are
 labelled by their path template (``/v1/instances/{instance_id}``), never by the raw path, so a
@@ -12,7 +13,8 @@ reports its own counters (scrape them per worker, or run one worker per containe
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -35,7 +37,7 @@ SCORE_BUCKETS = (-0.2, 0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65
 
 
 class Metrics:
-    def __init__(self, recognizer: Callable[[], "Recognizer | None"]):
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -77,7 +79,6 @@ class Metrics:
             "instrec_admission_refused", "Requests refused by admission control, by reason.", ["reason"], registry=r
         )
         self.enrolled_images = Counter("instrec_enrolled_images", "Images added to the gallery.", registry=r)
-        r.register(_LibraryCollector(recognizer))
         self.history = History()
 
     def observe_recognitions(self, results: Iterable["Recognition"]) -> None:
@@ -91,33 +92,51 @@ class Metrics:
             for stage, ms in result.timing_ms.items():  # stage names come from the engine, never the client
                 self.recognize_stage.labels(stage).observe(ms / 1e3)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, sizes: Mapping[str, LibrarySize] | None = None) -> bytes:
+        """The metrics, with the gallery gauges of the collections in ``sizes`` (read by the caller:
+        only it can keep a collection from being deleted while it is read)."""
+        galleries = CollectorRegistry(auto_describe=True)
+        galleries.register(_LibraryCollector(sizes or {}))
+        return generate_latest(self.registry) + generate_latest(galleries)
+
+
+@dataclass(frozen=True)
+class LibrarySize:
+    """What one collection holds, read for a scrape: catalog counts and the index's size and kind."""
+
+    counts: Mapping[str, int]
+    vectors: int
+    bytes: int
+    kind: str
+
+    @classmethod
+    def of(cls, recognizer: "Recognizer") -> "LibrarySize":
+        info = recognizer.library.index_info()
+        return cls(recognizer.library.catalog.stats(), info["vectors"], info["bytes"], str(info["kind"]))
 
 
 class _LibraryCollector:
-    """Gallery size, read at scrape time from the catalog and the index."""
+    """Gallery size per collection, labelled by its name."""
 
-    def __init__(self, recognizer: Callable[[], "Recognizer | None"]):
-        self._recognizer = recognizer
+    def __init__(self, sizes: Mapping[str, LibrarySize]):
+        self._sizes = sizes
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        recognizer = self._recognizer()
-        if recognizer is None:
-            return
-        library = recognizer.library
-        counts = library.catalog.stats()
-        info = library.index_info()
-        for name, value in counts.items():
-            yield GaugeMetricFamily(f"instrec_library_{name}", f"Enrolled {name} in the catalog.", value=value)
-        yield GaugeMetricFamily("instrec_index_vectors", "Vectors in the search index.", value=info["vectors"])
-        yield GaugeMetricFamily("instrec_index_bytes", "Memory held by the search index.", value=info["bytes"])
-        ready = GaugeMetricFamily("instrec_index_info", "Index kind (label), always 1.", labels=["kind"])
-        ready.add_metric([str(info["kind"])], 1)
-        yield ready
+        families: dict[str, GaugeMetricFamily] = {}
+
+        def family(name: str, help_text: str, *labels: str) -> GaugeMetricFamily:
+            return families.setdefault(name, GaugeMetricFamily(name, help_text, labels=[*labels, "collection"]))
+
+        for collection, size in self._sizes.items():
+            for name, value in size.counts.items():
+                family(f"instrec_library_{name}", f"Enrolled {name} in the catalog.").add_metric([collection], value)
+            family("instrec_index_vectors", "Vectors in the search index.").add_metric([collection], size.vectors)
+            family("instrec_index_bytes", "Memory held by the search index.").add_metric([collection], size.bytes)
+            family("instrec_index_info", "Index kind (label), always 1.", "kind").add_metric([size.kind, collection], 1)
+        yield from families.values()
 
 
 class MetricsMiddleware:

@@ -103,4 +103,5 @@ async def readyz(state: State) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(state: State) -> Response:
-    return Response(await state.blocking(state.metrics.render), media_type=CONTENT_TYPE)
+    sizes = await state.library_sizes()
+    return Response(await state.blocking(state.metrics.render, sizes), media_type=CONTENT_TYPE)

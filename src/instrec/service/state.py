@@ -26,7 +26,7 @@ from instrec.service.admission import InferenceGate
 from instrec.service.auth import KeyRing
 from instrec.service.collections import Collection, Collections
 from instrec.service.errors import ApiError
-from instrec.service.metrics import Metrics
+from instrec.service.metrics import LibrarySize, Metrics
 
 if TYPE_CHECKING:
     from instrec.recognizer import Recognizer
@@ -94,7 +94,11 @@ class ServiceState:
     _collections: Collections | None = None
 
     def __post_init__(self) -> None:
-        self.metrics = Metrics(lambda: self.recognizer if self.ready else None)
+        self.metrics = Metrics()
+
+    async def library_sizes(self) -> dict[str, LibrarySize]:
+        """Each open collection's size, for the metrics; none while starting or stopping."""
+        return await self._collections.sizes() if self._collections is not None and self.ready else {}
 
     def start(self) -> None:
         """Create the limiters (needs the running event loop)."""
