@@ -19,7 +19,11 @@ changes: tests/decision/test_prior.py fails until then.
 
 Usage: python benchmarks/fit_decision_prior.py [--datasets beer-labels ukbench-dev coil100 att-faces]
        [--strength 100] [--scores scores.json] [--write]
-(--scores keeps the per-query scores: an existing file is read instead of running the sets again.)
+       [--precision fp32|int8]
+(--scores keeps the per-query scores: an existing file is read instead of running the sets again.
+--precision int8 fits the INT8 descriptor's own prior, prior-int8.json: its scores move thresholds
+by more than the prior's resolution. It needs the INT8 graph that `instrec export --int8` made for
+the default descriptor in the cache.)
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 
 from instrec.config import Config
 from instrec.decision import Prior, fit_logistic
-from instrec.decision.calibration import MIN_STRIDE
+from instrec.decision.calibration import MIN_STRIDE, prior_file
 from instrec.evaluation.metrics import auroc
 from instrec.evaluation.runner import run
 
@@ -70,10 +74,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=["beer-labels", "ukbench-dev", "coil100", "att-faces"])
     parser.add_argument("--threshold-sets", nargs="*", default=["ukbench-dev", "att-faces"])
     parser.add_argument("--strength", type=int, default=100, help="impostor scores the prior weighs as")
-    parser.add_argument("--write", action="store_true", help="store the fit in src/instrec/decision/prior.json")
+    parser.add_argument("--write", action="store_true", help="store the fit in src/instrec/decision/prior[-int8].json")
     parser.add_argument("--scores", type=Path, help="per-query scores: read if the file exists, else written")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="of the descriptor the prior is for")
     args = parser.parse_args()
-    config = Config.load()
+    config = Config.load().with_overrides({"descriptor.precision": args.precision})
     if args.scores and args.scores.exists():
         per_set = json.loads(args.scores.read_text())
     else:
@@ -126,8 +131,8 @@ def main() -> None:
         f"median stranger before measuring {prior.stranger_median:.3f}"
     )
     if args.write:
-        prior.save()
-        print("written to src/instrec/decision/prior.json")
+        prior.save(prior_file(args.precision))
+        print(f"written to {prior_file(args.precision)}")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ class GalleryCalibrator:
         self._rank, self._lower, self._best_scores, self._embed = rank, lower, best_scores, embed
         key = config.scoring_key()
         self._meta = f"calibration:{key}"
-        prior = Prior.shipped()
-        self.prior = prior if prior is not None and prior.key == key else None
+        self.prior = Prior.shipped(key)
         self._stored: tuple[str | None, Calibration | None] = (None, None)
         self._lock = threading.Lock()
         self._running: threading.Thread | None = None

@@ -9,6 +9,7 @@ import pytest
 
 from instrec.config import Config
 from instrec.decision import Calibration, Prior, calibrate, default_calibration, fit_logistic, wilson_interval
+from instrec.decision.calibration import prior_file
 
 PRIOR = Prior(
     key="k", thresholds={"0.001": 0.9, "0.01": 0.6, "0.1": 0.3}, slope=3.0, offset=1.0, stranger_median=0.1, strength=200
@@ -89,8 +90,16 @@ def test_the_logistic_fit_recovers_a_known_curve():
     assert a == pytest.approx(8000, rel=0.1) and b == pytest.approx(-4, rel=0.1)
 
 
-def test_the_shipped_prior_was_fitted_under_the_default_scoring_settings():
-    """A default that changes scores invalidates the prior: rerun benchmarks/fit_decision_prior.py --write."""
-    prior = Prior.load()
-    assert prior is not None and prior.key == Config().scoring_key()
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_shipped_priors_were_fitted_under_the_default_scoring_settings(precision):
+    """A default that changes scores invalidates the priors: rerun benchmarks/fit_decision_prior.py
+    --write (and --precision int8 --write)."""
+    prior = Prior.load(prior_file(precision))
+    key = Config().with_overrides({"descriptor.precision": precision}).scoring_key()
+    assert prior is not None and prior.key == key
     assert prior.strength > 0 and 0 < prior.threshold(0.01) < 1 and prior.slope > 0
+    assert Prior.shipped(key) == prior  # a library at this precision starts from it
+
+
+def test_no_prior_is_shipped_for_other_scoring_settings():
+    assert Prior.shipped(Config().with_overrides({"rerank.enabled": False}).scoring_key()) is None

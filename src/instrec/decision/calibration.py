@@ -4,7 +4,8 @@ A threshold is measured on the gallery itself (:mod:`instrec.decision.probes` ma
 views of enrolled images and takes real scene photos as strangers), or on the user's own negatives.
 A few hundred impostor scores say little about a 1 % false-accept rate, so the measurement is
 blended with a prior: the threshold and confidence curve of the default pipeline, fitted offline
-on real evaluation data (``benchmarks/fit_decision_prior.py`` writes ``prior.json``). The prior
+on real evaluation data (``benchmarks/fit_decision_prior.py`` writes ``prior.json``, and
+``prior-int8.json`` for the INT8 descriptor, whose scores differ a little). The prior
 weighs as much as ``strength`` impostor scores: a gallery of one instance decides almost by the
 prior alone, one with thousands of scores by its own.
 
@@ -29,7 +30,7 @@ import numpy as np
 from instrec.decision.scores import UNRELATED_SCORE
 
 FALLBACK_THRESHOLD = 0.45  # raw score (cosine or fused); until measured, for pipelines without a prior
-PRIOR_FILE = Path(__file__).with_name("prior.json")
+PRIOR_FILE = Path(__file__).with_name("prior.json")  # the default descriptor's, at fp32
 WEAK_ESTIMATE = 300  # fewer impostor scores than this: the report says so and suggests negatives
 MIN_STRIDE = 0.02  # floor of threshold - median stranger score: a curve steeper than that is noise
 
@@ -70,13 +71,24 @@ class Prior:
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
     @staticmethod
-    @functools.cache
-    def shipped() -> "Prior | None":
-        """The prior that ships with instrec, read once per process (every recognition asks for it)."""
-        return Prior.load()
+    def shipped(key: str) -> "Prior | None":
+        """The prior shipped with instrec for the scoring key ``key``, if any (read once per process:
+        every recognition asks for it)."""
+        return _shipped_priors().get(key)
 
     def save(self, path: Path = PRIOR_FILE) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def prior_file(precision: str) -> Path:
+    """Where the default pipeline's prior at descriptor ``precision`` ships."""
+    return PRIOR_FILE if precision == "fp32" else PRIOR_FILE.with_name(f"prior-{precision}.json")
+
+
+@functools.cache
+def _shipped_priors() -> dict[str, Prior]:
+    priors = (Prior.load(path) for path in sorted(PRIOR_FILE.parent.glob("prior*.json")))
+    return {prior.key: prior for prior in priors if prior is not None}
 
 
 @dataclass(frozen=True)
