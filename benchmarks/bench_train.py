@@ -20,6 +20,7 @@ whitening, and the best COIL-trained model on ukbench-dev (does it collapse on a
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=[p.dataset for p in PROTOCOLS])
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args()
+    started_load = os.getloadavg()[0]
     config = Config.load()
     embedder = Embedder(config.descriptor.model_copy(update={"whitening": None}), config.runtime, config.tuning.descriptor)
     finetuning = any(method != "head" for method in args.methods)
@@ -210,6 +212,9 @@ def main() -> None:
         lines += table(protocol, rows)
     if best is not None:
         lines += no_collapse(embedder, config, best[1], args.cache)
+    if finetuning:
+        load = f"Load average {started_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        lines += [f"{load}, on {os.cpu_count()} cores.", ""]
     print("\n".join(lines))
     if args.results:
         command = "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]).replace(" --results", "")
@@ -229,8 +234,8 @@ FINETUNED_INTRO = [
     "first (the shot) kept; every row of a table on the same photos. The whitening is fitted on every training",
     "instance; a fine-tuned model holds out 1/5 of them (drawn by its seed) for validation (at most 16 photos",
     "each), starts from the whitening of the other 4/5, trains on new augmented views each epoch (square, 224 px)",
-    "and keeps its best epoch (0: that whitening, the backbone untouched). s: the whole `instrec train` run on",
-    "the 2 shared, loaded cores (inflated; the descriptors of the training photos come from the cache).",
+    "and keeps its best epoch (0: that whitening, the backbone untouched). s: the whole `instrec train` run",
+    "(the descriptors of the training photos come from the cache), on the load given below.",
     "",
 ]
 
