@@ -91,7 +91,7 @@ class IndexConfig(_Section):
     backend: Literal["auto", "flat", "ivf", "milvus"] = "auto"
     # 'auto' switches from exact to approximate search past this many vectors (bench_index.py).
     auto_threshold: int = Field(2_000, ge=1)
-    nprobe: int = Field(0, ge=0)  # IVF: cells visited per query; 0 = 7/16 of the cells (see index/ivf.py)
+    nprobe: int = Field(0, ge=0)  # IVF: cells visited per query; 0 = 5/16 of the cells (see index/ivf.py)
     # backend=milvus (index/milvus.py): a Milvus Lite file, or http(s)://host:19530 for a Milvus server;
     # None = <home>/index/milvus.db. The index type and its build / search params go to Milvus as given.
     uri: Annotated[str | None, OrNone] = None

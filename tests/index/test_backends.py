@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from instrec.config import IndexConfig
-from instrec.index.ivf import CODE_DIMS
+from instrec.index.ivf import CODE_DIMS, PROBED_SIXTEENTHS
 from instrec.errors import ConfigError
 from instrec.index import create_index, list_indexes, load_index, register_index
 
@@ -136,9 +136,9 @@ def test_ivf_answers_like_exact_search_with_exact_scores():
     np.testing.assert_allclose(got_scores[same], want_scores[same], atol=1e-5)
 
 
-def test_ivf_probes_seven_sixteenths_of_its_cells_unless_told():
+def test_ivf_probes_its_share_of_the_cells_unless_told():
     index = create_index("ivf", 16, IndexConfig(), 100_000)
-    assert index.nprobe == faiss.extract_index_ivf(index.coarse.index).nlist * 7 // 16
+    assert index.nprobe == faiss.extract_index_ivf(index.coarse.index).nlist * PROBED_SIXTEENTHS // 16
     assert create_index("ivf", 16, IndexConfig(nprobe=3), 100_000).nprobe == 3
 
 

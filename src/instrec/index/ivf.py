@@ -6,12 +6,15 @@ compares raw cosines. The candidate stage works in a reduced space: the vectors'
 ``CODE_DIMS`` principal directions (randomly rotated so each sub-quantizer gets an even share
 of the variance), where the ~sqrt(n) cells are drawn and the 4-bit PQ fast-scan codes (2 dims
 each) are taken; on 1280-d descriptors that is 64 bytes a vector, 80x smaller than the vector, so a
-query can visit 7/16 of the cells -- enough for descriptor-like vectors, whose genuine neighbours
+query can visit 5/16 of the cells -- enough for descriptor-like vectors, whose genuine neighbours
 often sit a few cells away, and for vectors with no structure at all -- and the
 ``REFINE_FACTOR * k`` best candidates are then re-scored exactly from a float32 copy of the full
 vectors (float16 would halve its RAM, but FAISS decodes it ~4x slower per candidate). Scanning
 codes is most of a query's time, and fewer, larger cells scan faster per code than 2*sqrt(n) at
-the same recall. The projection is not centred: inner products must stay inner products, and
+the same recall; more, smaller cells (8*sqrt(n), found by an HNSW coarse quantizer, with IP or L2
+cells) need more of the codes scanned for the same recall, and a smaller code space (128 dims, or
+4 dims per sub-quantizer) loses genuine neighbours among a million impostors at any share of cells.
+The projection is not centred: inner products must stay inner products, and
 subtracting the mean gives each vector its own offset (benchmark's descriptor-like vectors:
 recall@1 0.92 instead of 0.99). Both parts are addressed by the catalog's vector ids, so removal is
 true removal. The number of cells follows the gallery size; the library
@@ -33,7 +36,7 @@ from instrec.index.base import as_ids, as_vectors, register_index
 TRAINING_POINTS_PER_CELL = 40  # FAISS warns below 39
 DIMS_PER_SUBQUANTIZER = 2  # 4-bit PQ: 256 code dims -> 128 sub-quantizers, 64 bytes per vector
 MIN_SUBQUANTIZERS = 8  # small dims still get a code that tells vectors apart
-PROBED_SIXTEENTHS = 7  # default nprobe: 7/16 of the cells
+PROBED_SIXTEENTHS = 5  # default nprobe: 5/16 of the cells
 CODE_DIMS = 256  # cells and PQ codes use the top this-many principal directions
 REFINE_FACTOR = 2  # k * this candidates from the PQ codes are re-scored exactly
 MIN_CANDIDATES = 64  # re-scored per query whatever k is: cheap, and covers coarse-code ties
