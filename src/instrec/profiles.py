@@ -74,6 +74,9 @@ class RerankTuning(_Frozen):
     # generic vocabulary, loose matches let labels sharing one template outvote the right one.
     hamming_threshold: int = Field(16, ge=0, le=64)
     hamming_sigma: float = Field(16.0, gt=0)  # match weight exp(-(h / sigma)^2): soft Hamming selectivity
+    # Postings one query visits at most (rarest words first). With a few thousand words every list grows
+    # with the gallery, so without a cap a query over 100,000 images visits nearly all of them.
+    local_postings: int = Field(1_000_000, ge=1)
     # --- verification ---
     shortlist: int = Field(10, ge=1)  # candidates verified per query by global similarity...
     local_shortlist: int = Field(20, ge=0)  # ...plus these by local-index score (objects small in a cluttered photo)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.rerank import LocalFeatures, LocalIndex, train_vocabulary
+from instrec.profiles import RerankTuning
+from instrec.rerank import LocalFeatures, LocalIndex, LocalVerifier, train_vocabulary
 
 from .conftest import PHOTOS, warped
 
@@ -89,3 +90,39 @@ def test_a_query_descriptor_votes_once_per_image_however_often_it_matches_there(
     index.add([1, 5, *others], [image(1), image(5), *others.values()])
     scores = dict(index.search(query, 5))
     assert scores[1] > 0 and scores[5] == pytest.approx(scores[1], rel=1e-6)
+
+
+def test_a_postings_budget_leaves_votes_out_and_never_adds_any(index, photos, verifier):
+    for position, name in enumerate(PHOTOS):
+        query = verifier.extract(warped(photos[name], seed=position))
+        index.max_postings = None
+        unlimited = dict(index.search(query, k=len(PHOTOS)))
+        index.max_postings = 1_000  # a fraction of what these queries visit
+        limited = dict(index.search(query, k=len(PHOTOS)))
+        assert max(limited, key=limited.__getitem__) == position + 1
+        assert limited[position + 1] < unlimited[position + 1]
+        assert all(score <= unlimited[pk] * (1 + 1e-9) for pk, score in limited.items())
+
+
+def test_the_budget_spends_itself_on_the_rarest_words(verifier, gallery_features):
+    """A query holding one of image 1's descriptors and one that 50 other images share: a budget too
+    small for the shared word's list still finds image 1 and none of the 50."""
+    source, common = gallery_features[1], gallery_features[2]
+    query = LocalFeatures(np.zeros((2, 2), np.float32), np.concatenate([source.descriptors[:1], common.descriptors[:1]]))
+    sharing = {100 + i: LocalFeatures(np.zeros((1, 2), np.float32), common.descriptors[:1]) for i in range(50)}
+    index = verifier.new_index()
+    index.add([1, *sharing], [source, *sharing.values()])
+    assert set(sharing) <= {pk for pk, _ in index.search(query, k=100)}
+    index.max_postings = 30
+    assert [pk for pk, _ in index.search(query, k=100)] == [1]
+
+
+def test_a_loaded_index_searches_within_the_tuned_budget(index, tmp_path, verifier, photos):
+    query = verifier.extract(warped(photos["coffee"], seed=1))
+    index.save(tmp_path)
+    loaded, _ = LocalVerifier(RerankTuning(local_postings=500)).load_index(tmp_path)
+    on_load = dict(loaded.search(query, k=5))
+    index.max_postings = 500
+    assert on_load == pytest.approx(dict(index.search(query, k=5)))
+    index.max_postings = None
+    assert on_load[2] < dict(index.search(query, k=5))[2]

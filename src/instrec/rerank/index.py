@@ -3,7 +3,10 @@
 Each gallery keypoint costs one posting of 12 bytes in RAM (int32 document + uint64 signature),
 grouped by visual word. A query descriptor visits only the postings of its ``multi_assign`` nearest
 words, so the work per query grows with gallery size / vocabulary size, not with gallery size
-times keypoints as exhaustive matching does.
+times keypoints as exhaustive matching does. With a vocabulary of a few thousand words that is still
+linear in the gallery, so a query visits at most ``max_postings`` postings: the lookups into the
+shortest lists first (the rarest words, which carry the largest idf weight), the most frequent
+words skipped once the budget is spent. Below the budget every posting is visited.
 
 Scoring (close to Jegou et al.'s HE + burstiness handling): a posting within ``hamming_threshold``
 bits of the query signature votes ``exp(-(h / sigma)^2) * idf(word)^2``; each query descriptor
@@ -60,8 +63,10 @@ class LocalIndex:
         multi_assign: int = 3,
         hamming_threshold: int = 24,
         hamming_sigma: float = 16.0,
+        max_postings: int | None = None,
     ):
         self.vocabulary = vocabulary
+        self.max_postings = max_postings  # per query; None: no limit. A search setting, not saved
         self.multi_assign = multi_assign
         self.hamming_threshold = hamming_threshold
         self.hamming_sigma = hamming_sigma
@@ -172,6 +177,10 @@ class LocalIndex:
         words, sigs = words.ravel(), sigs.ravel()
         qdesc = np.repeat(np.arange(len(query), dtype=np.int64), m)
         idf2 = self.idf() ** 2
+        # Normalised by all the query's words, so a budget only leaves votes out, never inflates them.
+        self_score = len(query) * max(float(idf2[words[::m]].mean()), 1e-6)
+        kept = self._within_budget(words)
+        words, sigs, qdesc = words[kept], sigs[kept], qdesc[kept]
         q_all, d_all, w_all = [], [], []
         for seg in self._segments:
             start = seg.offsets[words]
@@ -205,11 +214,22 @@ class LocalIndex:
         best = np.maximum.reduceat(w[order], starts)
         scores: np.ndarray = np.bincount(d[order[starts]], weights=best, minlength=len(self._ids))  # float64 (weights)
         # Cosine-like normalisation: an image identical to the query scores ~1.
-        self_score = len(query) * max(float(idf2[words[::m]].mean()), 1e-6)
         scores *= np.sqrt(len(query) / np.maximum(self._nfeat, 1)) / self_score
         hit_docs = np.flatnonzero(scores > 0)
         top = hit_docs[np.lexsort((self._ids[hit_docs], -scores[hit_docs]))][:k]
         return [(int(self._ids[t]), float(scores[t])) for t in top]
+
+    def _within_budget(self, words: np.ndarray) -> np.ndarray:
+        """Indices of the word lookups a query makes: all of them, or the shortest lists that fit
+        ``max_postings`` together."""
+        everything = np.arange(len(words))
+        if self.max_postings is None:
+            return everything
+        lengths = sum((seg.offsets[words + 1] - seg.offsets[words] for seg in self._segments), np.zeros(len(words), np.int64))
+        if int(lengths.sum()) <= self.max_postings:
+            return everything
+        order = np.argsort(lengths, kind="stable")
+        return np.sort(order[np.cumsum(lengths[order]) <= self.max_postings])
 
     # ------------------------------------------------------------------ persistence
     @property

@@ -66,7 +66,7 @@ class LocalVerifier:
 
     def new_index(self) -> LocalIndex:
         c = self.tuning
-        return LocalIndex(self.vocabulary, c.multi_assign, c.hamming_threshold, c.hamming_sigma)
+        return LocalIndex(self.vocabulary, c.multi_assign, c.hamming_threshold, c.hamming_sigma, c.local_postings)
 
     def load_index(self, directory: Path) -> tuple[LocalIndex, dict]:
         """A saved index, refused (ValueError) if built with other vocabulary or matching settings."""
@@ -78,6 +78,7 @@ class LocalVerifier:
             c.hamming_sigma,
         ):
             raise ValueError("saved local index was built with other tuning.rerank.* constants")
+        index.max_postings = c.local_postings
         return index, meta
 
     def score(
