@@ -16,14 +16,16 @@ HEADER = (
 )
 
 
-def write_section(name: str, command: str, lines: list[str], path: Path = RESULTS) -> None:
+def write_section(
+    name: str, command: str, lines: list[str], path: Path = RESULTS, machine: str = "the 2-core development machine"
+) -> None:
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     body = "\n".join(
         [
             begin,
             f"## {name}",
             "",
-            f"`{command}`, {datetime.date.today().isoformat()}, on the 2-core development machine; data ../shared/data.",
+            f"`{command}`, {datetime.date.today().isoformat()}, on {machine}; data ../shared/data.",
             "",
             *lines,
             end,

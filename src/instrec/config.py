@@ -81,7 +81,8 @@ class RuntimeConfig(_Section):
     engine: Literal["onnx", "torch"] = "onnx"
     batch_size: int = Field(16, ge=1)
     threads: int = Field(0, ge=0)  # 0 = all cores
-    # onnx engine: "auto" runs on a GPU where ONNX Runtime has CUDA (the onnxruntime-gpu package), else the CPU
+    # "auto" runs on a GPU where the engine has CUDA (onnx: the onnxruntime-gpu package; torch: a CUDA
+    # build of torch), else the CPU; `instrec train`'s fine-tuning (partial, full) runs on torch's.
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -80,3 +80,12 @@ def test_full_trains_the_first_layers_and_partial_only_the_last_blocks(labelled_
     last_block = max(int(name.split(".")[1]) for name in plain if name.startswith("_blocks."))
     assert moved(f"_blocks.{last_block}._project_conv.weight") and moved("_conv_head.weight")
     assert moved("_conv_stem.weight") == moved("_blocks.0._depthwise_conv.weight") == (method == "full")
+
+
+def test_fine_tuning_asked_for_cuda_without_it_refuses_before_an_epoch(labelled_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    epochs = []
+    config = CONFIG.with_overrides({"runtime.device": "cuda"})
+    with pytest.raises(InstrecError, match="runtime.device=cuda"):
+        train(labelled_dir, tmp_path / "m", SETTINGS, config, epochs_report=lambda *a: epochs.append(a[0]))
+    assert epochs == [] and not (tmp_path / "m" / CHECKPOINT).exists()

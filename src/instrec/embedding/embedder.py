@@ -16,6 +16,7 @@ from instrec.embedding.onnx_runtime import OnnxEngine, cached_engine, default_ca
 from instrec.embedding.preprocess import batches_by_size, resized_size, to_input
 from instrec.embedding.registry import create_backbone
 from instrec.embedding.spec import file_digest, remember, remembered
+from instrec.embedding.torch_device import torch_device
 from instrec.embedding.whitening import Whitening, projection_of
 from instrec.errors import ConfigError
 
@@ -129,11 +130,12 @@ class Embedder:
 
         if self.runtime.threads > 0:
             torch.set_num_threads(self.runtime.threads)  # process-wide: torch has no per-module setting
-        module = self.torch_model()
+        device = torch_device(self.runtime.device)
+        module = self.torch_model().to(device)
 
         def run_torch(images: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return module(torch.from_numpy(images)).numpy()
+                return module(torch.from_numpy(images).to(device)).cpu().numpy()
 
         return run_torch
 

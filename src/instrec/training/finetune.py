@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from instrec.config import LimitsConfig
+from instrec.embedding.torch_device import torch_device
 from instrec.embedding.whitening import Whitening
 from instrec.errors import InstrecError
 from instrec.images import load_image
@@ -64,18 +65,19 @@ class Photos:
 class TunedNet:
     """The descriptor network, then the head: (x - mean) @ weight, normalised (a :class:`Whitening`)."""
 
-    def __init__(self, descriptor: Any, start: Whitening, method: str):
+    def __init__(self, descriptor: Any, start: Whitening, method: str, device: Any):
         import torch
 
         backbone = descriptor.backbone
         if not hasattr(getattr(backbone, "net", None), "_blocks"):
             raise InstrecError(f"--method {method} fine-tunes EfficientNet-Lite backbones; {backbone.spec.name} is not one")
-        self.descriptor = descriptor.eval()
+        self.device = device
+        self.descriptor = descriptor.eval().to(device)
         self.start = start
-        self.mean = torch.from_numpy(start.mean)
+        self.mean = torch.from_numpy(start.mean).to(device)
         # Output is normalised, so one scalar rescale leaves the map unchanged and puts the learning rate on a known scale.
         self.scale = float(np.linalg.norm(start.projection) / np.sqrt(start.dims))
-        self.weight = torch.nn.Parameter(torch.from_numpy(start.projection / self.scale))
+        self.weight = torch.nn.Parameter(torch.from_numpy(start.projection / self.scale).to(device))
         net = backbone.net
         for parameter in net.parameters():
             parameter.requires_grad_(method == "full")
@@ -85,9 +87,10 @@ class TunedNet:
         self.backbone_parameters = [p for p in net.parameters() if p.requires_grad]
 
     def __call__(self, images: Any) -> Any:
+        """``images``: a CPU tensor; the embedding stays on the training device."""
         import torch
 
-        return torch.nn.functional.normalize((self.descriptor(images) - self.mean) @ self.weight, dim=1)
+        return torch.nn.functional.normalize((self.descriptor(images.to(self.device)) - self.mean) @ self.weight, dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         """A copy (tensors cloned): the best epoch's is kept while training goes on."""
@@ -100,10 +103,14 @@ class TunedNet:
         with torch.no_grad():
             self.weight.copy_(state["weight"])
 
+    def backbone_weights(self) -> dict[str, Any]:
+        """The backbone's state on the CPU, as a model directory keeps it (loadable without a GPU)."""
+        return {name: tensor.cpu() for name, tensor in self.descriptor.backbone.net.state_dict().items()}
+
     def projection(self) -> Whitening:
         start = self.start
         return Whitening(
-            start.mean, self.weight.detach().numpy().copy(), start.explained, start.pool_size, start.power, start.shrinkage
+            start.mean, self.weight.detach().cpu().numpy(), start.explained, start.pool_size, start.power, start.shrinkage
         )
 
 
@@ -127,18 +134,21 @@ def finetune(
     report: EpochReport | None = None,
 ) -> FinetuneRun:
     """``split``: (training, validation) instances; ``start_vectors``: (descriptors, instance) of the
-    training photos under ``start``, where the loss's classes start."""
+    training photos under ``start``, where the loss's classes start. Trains on the GPU that
+    ``runtime.device`` allows (:func:`torch_device`); the photos are decoded and augmented on the CPU."""
     import torch
 
     torch.manual_seed(settings.seed)
     train_ids, val_ids = split
     train = Photos.of(folder, train_ids)
     _, classes = np.unique(train.labels, return_inverse=True)  # loss classes 0..k-1
-    tuned = TunedNet(copy.deepcopy(embedder.torch_model()), start, settings.method)
+    device = torch_device(embedder.runtime.device)
+    tuned = TunedNet(copy.deepcopy(embedder.torch_model()), start, settings.method, device)
     loss = make_loss(settings.loss, int(classes.max()) + 1, start.dims)
     vectors, labels = start_vectors
     _, start_classes = np.unique(labels, return_inverse=True)
     start_classes_at_their_means(loss, torch.from_numpy(vectors), torch.from_numpy(start_classes), settings.seed)
+    loss = loss.to(device)
     groups = [
         {"params": tuned.backbone_parameters, "lr": BACKBONE_LEARNING_RATE},
         {"params": [tuned.weight], "lr": LEARNING_RATE},
@@ -154,7 +164,7 @@ def finetune(
         with torch.inference_mode():
             out = np.zeros((len(shown), start.dims), np.float32)
             for rows, inputs in embedder.input_batches(shown):
-                out[rows] = tuned(torch.from_numpy(inputs)).numpy()
+                out[rows] = tuned(torch.from_numpy(inputs)).cpu().numpy()
         return one_shot(out, validation.labels, validation.images)
 
     saved = checkpoint.load()
@@ -207,7 +217,7 @@ def _epoch(
         ]
         inputs = torch.from_numpy(np.stack([to_input(view, size, spec.mean, spec.std) for view in views]))
         optimiser.zero_grad()
-        value = loss(tuned(inputs), torch.from_numpy(classes[batch]))
+        value = loss(tuned(inputs), torch.from_numpy(classes[batch]).to(tuned.device))
         value.backward()
         optimiser.step()
         total, done = total + float(value.detach()) * len(batch), done + len(batch)

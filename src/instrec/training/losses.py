@@ -38,6 +38,10 @@ class PrototypeLoss:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         del state  # nothing learned besides the embedding
 
+    def to(self, device: Any) -> "PrototypeLoss":
+        del device  # no tensors of its own: it follows the embedding's device
+        return self
+
     def __call__(self, embedded: Any, labels: Any) -> Any:
         torch = self._torch
         classes = torch.unique(labels)
@@ -49,7 +53,7 @@ class PrototypeLoss:
             half = len(rows) // 2
             support.append(embedded[rows[:half]].mean(0))
             query.append(embedded[rows[half:]])
-            query_labels.append(torch.full((len(rows) - half,), index, dtype=torch.long))
+            query_labels.append(torch.full((len(rows) - half,), index, dtype=torch.long, device=embedded.device))
         prototypes = torch.nn.functional.normalize(torch.stack(support), dim=1)
         logits = PROTOTYPE_SCALE * torch.cat(query) @ prototypes.T
         return torch.nn.functional.cross_entropy(logits, torch.cat(query_labels))

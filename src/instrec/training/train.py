@@ -102,7 +102,7 @@ def _finetuned(
         labelled, (train_ids, val_ids), start.projection, start_vectors, embedder, settings, config.limits, checkpoint, report
     )
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(run.net.descriptor.backbone.net.state_dict(), out / MODEL_BACKBONE)
+    torch.save(run.net.backbone_weights(), out / MODEL_BACKBONE)
     checkpoint.remove()
     metrics = start.metrics | {
         f"validation_{settings.method}": figures(run.validation),
