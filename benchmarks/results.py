@@ -17,7 +17,12 @@ HEADER = (
 
 
 def write_section(
-    name: str, command: str, lines: list[str], path: Path = RESULTS, machine: str = "the 2-core development machine"
+    name: str,
+    command: str,
+    lines: list[str],
+    path: Path = RESULTS,
+    machine: str = "the 2-core development machine",
+    data: str = "../shared/data",
 ) -> None:
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     body = "\n".join(
@@ -25,7 +30,7 @@ def write_section(
             begin,
             f"## {name}",
             "",
-            f"`{command}`, {datetime.date.today().isoformat()}, on {machine}; data ../shared/data.",
+            f"`{command}`, {datetime.date.today().isoformat()}, on {machine}; data {data}.",
             "",
             *lines,
             end,

@@ -161,3 +161,15 @@ def test_an_embedder_asked_for_cuda_without_it_says_so_instead_of_falling_back_t
 
     with pytest.raises(ConfigError, match="runtime.device=cuda"):
         Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", device="cuda"), cache_dir=tmp_path)
+    assert not list(tmp_path.glob("*.onnx")), "refused before exporting a graph"
+
+
+def test_a_device_to_fix_leaves_a_good_cached_graph_alone(tmp_path, caplog):
+    from instrec.errors import ConfigError
+
+    Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", device="cpu"), cache_dir=tmp_path)
+    (graph,) = tmp_path.glob("*.onnx")
+    written = graph.stat().st_mtime_ns
+    with pytest.raises(ConfigError, match="runtime.device=cuda"):
+        Embedder(DescriptorConfig(), RuntimeConfig(engine="onnx", device="cuda"), cache_dir=tmp_path)
+    assert graph.stat().st_mtime_ns == written and "rebuilding" not in caplog.text

@@ -139,6 +139,7 @@ def cached_engine(
 ) -> OnnxEngine:
     """Engine from a cache file named by digest, opset, export code and torch versions (exported if absent,
     from the module ``module()`` builds)."""
+    execution_providers(device)  # a device to fix is said first: not taken for an unreadable cache, nothing exported
     path = cache_path(cache_dir, digest)
     if path.exists():
         try:
