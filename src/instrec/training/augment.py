@@ -7,14 +7,23 @@ and occlusion give it the variation queries bring. Each view is drawn from a see
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 import numpy as np
 from PIL import Image
 
 
-@lru_cache(maxsize=32)
+_own = threading.local()  # each thread its pipelines: a pipeline's random state is drawn from while it runs
+
+
 def _pipeline(height: int, width: int):  # noqa: ANN202 - albumentations ships no type information
+    pipelines = _own.__dict__.setdefault("pipelines", {})
+    if (height, width) not in pipelines:
+        pipelines[height, width] = _new_pipeline(height, width)
+    return pipelines[height, width]
+
+
+def _new_pipeline(height: int, width: int):  # noqa: ANN202
     import albumentations as A
 
     return A.Compose(
