@@ -165,6 +165,9 @@ class ServiceConfig(_Section):
     deadline_ms: int = Field(10_000, ge=0)
     rate_limit_per_s: float = Field(0.0, ge=0)  # requests per second per API key (or per client without auth); 0 = off
     metrics_auth: bool = False  # with auth on, /metrics also needs a read or admin key
+    # Collections kept open at once besides the default one; opening another closes the one unused
+    # longest (when no request is using it), so a home of many collections cannot take all memory.
+    max_open_collections: int = Field(16, ge=1)
 
 
 class Config(BaseSettings):

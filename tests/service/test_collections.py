@@ -218,6 +218,40 @@ def test_deleting_waits_for_the_requests_using_the_collection(tmp_path, embedder
     assert order == ["request done", "deleted"] and not (tmp_path / "collections" / "busy").exists()
 
 
+def test_open_collections_are_bounded_closing_the_one_unused_longest(tmp_path, embedder):
+    from instrec.recognizer import Recognizer
+
+    async def scenario(registry: Collections) -> None:
+        for name in ("a", "b", "c"):
+            assert await registry.create(name)
+        assert set(await registry.sizes()) == {"default", "b", "c"}  # "a", unused longest, was closed
+        async with registry.use("a"):  # opened anew, closing "b"
+            pass
+        async with registry.use("c"):
+            pass
+        assert set(await registry.sizes()) == {"default", "a", "c"}
+        assert "b" in registry.names()  # closed, not deleted
+
+    with Recognizer(make_config(tmp_path, **{"service.max_open_collections": "2"}), embedder=embedder) as default:
+        anyio.run(lambda: scenario(Collections(default.config, default, lambda recognizer: None)))
+
+
+def test_a_collection_in_use_is_not_closed_to_make_room(tmp_path, embedder):
+    from instrec.recognizer import Recognizer
+
+    async def scenario(registry: Collections) -> None:
+        assert await registry.create("busy")
+        async with registry.use("busy") as busy:
+            assert await registry.create("other")  # over the bound while "busy" serves a request
+            assert set(await registry.sizes()) == {"default", "busy", "other"}
+            assert busy.recognizer.stats()  # still open under the request
+        assert await registry.create("third")  # both idle now: back within the bound
+        assert set(await registry.sizes()) == {"default", "third"}
+
+    with Recognizer(make_config(tmp_path, **{"service.max_open_collections": "1"}), embedder=embedder) as default:
+        anyio.run(lambda: scenario(Collections(default.config, default, lambda recognizer: None)))
+
+
 def test_a_collection_recalibrates_by_itself_once_its_gallery_changed(make_client, photos):
     client = make_client(**{"decision.auto_calibrate": "true"})
     assert client.put("/v1/collections/auto").status_code == 201

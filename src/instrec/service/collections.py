@@ -1,11 +1,12 @@
 """The collections one service answers from (:mod:`instrec.library.collections`).
 
 Each collection gets its own :class:`~instrec.recognizer.Recognizer` (its catalog, indexes and
-threshold) opened on its first request and kept open: closing one while a request uses it would
-need every request to be counted anyway, and an open collection costs what its gallery costs
-whenever it is used. They all share the default collection's embedder (one model in memory) and
-the service's inference slots (the cores are shared whatever the collection). Catalog writes are
-serialised per collection, as each has its own catalog (a SQLite file, or a PostgreSQL schema).
+threshold) opened on its first request and kept open, at most ``service.max_open_collections``
+of them besides the default: opening one more closes the one unused longest, unless requests are
+using it (then the service runs above the bound until one is idle). They all share the default
+collection's embedder (one model in memory) and the service's inference slots (the cores are
+shared whatever the collection). Catalog writes are serialised per collection, as each has its own
+catalog (a SQLite file, or a PostgreSQL schema).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Callable
+
+import time
 
 import anyio
 import anyio.to_thread
@@ -34,6 +37,8 @@ class Collection:
     writes: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))  # one catalog writer at a time
     users: int = 0  # requests using it now: deleting waits for them
     idle: anyio.Event | None = None  # set when the last user leaves a collection being deleted
+    closing: bool = False  # closed or being closed: a request that got here late opens it anew
+    used: float = field(default_factory=time.monotonic)  # when a request last took it
 
 
 class Collections:
@@ -59,6 +64,9 @@ class Collections:
             await self._forget(name)  # deleted by another process (a worker, a replica, instrec delete-collection)
             collection = None
         collection = collection or await self._opening(name)
+        if collection.closing:  # closed to make room, or deleted, while this request was on its way
+            collection = await self._opening(name)
+        collection.used = time.monotonic()
         async with _held(collection):
             yield collection
 
@@ -67,7 +75,7 @@ class Collections:
         sizes = {}
         for name in list(self._open):
             collection = self._open.get(name)
-            if collection is not None:  # else closed since the list was taken
+            if collection is not None and not collection.closing:  # else closed since the list was taken
                 async with _held(collection):
                     sizes[name] = await anyio.to_thread.run_sync(LibrarySize.of, collection.recognizer)
         return sizes
@@ -78,6 +86,7 @@ class Collections:
             if await anyio.to_thread.run_sync(self._exists, name):
                 return False
             await self._close(name)  # open here, deleted by another process
+            await self._make_room()
             self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
             return True
 
@@ -105,6 +114,7 @@ class Collections:
         """Close collection ``name`` once the requests using it have finished (holding the lock)."""
         collection = self._open.pop(name, None)
         if collection is not None:
+            collection.closing = True
             if collection.users:
                 collection.idle = anyio.Event()
                 await collection.idle.wait()
@@ -115,8 +125,17 @@ class Collections:
             if name not in self._open:
                 if not await anyio.to_thread.run_sync(self._exists, name):
                     raise UnknownCollectionError(name)
+                await self._make_room()
                 self._open[name] = Collection(name, await anyio.to_thread.run_sync(self._recognizer, name))
             return self._open[name]
+
+    async def _make_room(self) -> None:
+        """Close the collections unused longest that no request is using, down to one below the bound
+        (holding the lock)."""
+        idle = sorted((c for n, c in self._open.items() if n != DEFAULT_COLLECTION and not c.users), key=lambda c: c.used)
+        excess = len(self._open) - self.config.service.max_open_collections  # the default is not counted
+        for collection in idle[: max(0, excess)]:
+            await self._close(collection.name)
 
     def _exists(self, name: str) -> bool:
         return collection_exists(self.config.home, name, self.config.catalog.url)

@@ -62,7 +62,10 @@ class Checkpoint:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        torch.save(record, tmp)
+        with open(tmp, "wb") as file:
+            torch.save(record, file)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename: a power cut leaves one whole epoch or the other
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
