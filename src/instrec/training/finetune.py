@@ -14,14 +14,12 @@ same settings resumes after the last finished epoch and ends where an uninterrup
 from __future__ import annotations
 
 import copy
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from instrec.config import LimitsConfig, usable_cores
+from instrec.config import LimitsConfig
 from instrec.embedding.torch_device import torch_device
 from instrec.embedding.whitening import Whitening
 from instrec.errors import InstrecError
@@ -40,7 +38,6 @@ if TYPE_CHECKING:
 PARTIAL_BLOCKS = 5  # EfficientNet-Lite's blocks at 1/32 resolution: the most specific, on the smallest maps
 BATCH = 32
 VALIDATION_PHOTOS = 16  # per validation instance: each epoch's check runs the network on each of them
-PREPARED_AHEAD = 2  # batches of views drawn ahead of the training step (memory: a batch is ~20 MB at 224 px)
 BACKBONE_LEARNING_RATE = 3e-5  # pretrained layers move slowly, or a few hundred photos undo ImageNet
 
 
@@ -212,30 +209,17 @@ def _epoch(
     plan = batches(classes, settings.loss, BATCH, settings.epoch_images or len(train.paths), epoch_seed(settings.seed, epoch))
 
     def view(number: int, row: int) -> np.ndarray:
-        """The epoch's ``number``-th view, of photo ``row``: the same whichever thread draws it."""
+        """The epoch's ``number``-th view, of photo ``row``."""
         photo = load_image(train.paths[row], limits).pixels
         drawn = augmented_view(photo, settings.seed, int(train.images[row]), number, size, epoch)
         return to_input(drawn, size, spec.mean, spec.std)
 
     total, done = 0.0, 0
-    for batch, inputs in zip(plan, _prepared(plan, view)):
+    for batch in plan:
+        inputs = np.stack([view(done + k, int(row)) for k, row in enumerate(batch)])
         optimiser.zero_grad()
         value = loss(tuned(torch.from_numpy(inputs)), torch.from_numpy(classes[batch]).to(tuned.device))
         value.backward()
         optimiser.step()
         total, done = total + float(value.detach()) * len(batch), done + len(batch)
     return total / done
-
-
-def _prepared(plan: list[np.ndarray], view: Callable[[int, int], np.ndarray]) -> Iterator[np.ndarray]:
-    """Each batch's stacked views, in order, drawn on every core ``PREPARED_AHEAD`` batches ahead of the
-    one training: on a GPU, one thread decoding and augmenting is what the step waits for."""
-    firsts = np.cumsum([0, *(len(batch) for batch in plan)])  # the view number of each batch's first photo
-    with ThreadPoolExecutor(usable_cores()) as pool:
-        queued: deque[list[Future[np.ndarray]]] = deque()
-        for first, batch in zip(firsts, plan):
-            queued.append([pool.submit(view, int(first) + k, int(row)) for k, row in enumerate(batch)])
-            if len(queued) > PREPARED_AHEAD:
-                yield np.stack([future.result() for future in queued.popleft()])
-        while queued:
-            yield np.stack([future.result() for future in queued.popleft()])
