@@ -6,9 +6,9 @@ on the CPU and on CUDA in the same run. CUDA rows appear where torch (a CUDA bui
         [--machine "2-core development machine"] [--results]
 
 ``--data``: a folder of instance folders of photos (default ../shared/data/ukbench-dev). Enrolment
-enrols each photo as its own instance into a fresh library; fine-tuning (``partial``, ArcFace) trains
-on the folder's instances, and its figure is the second epoch's augmented photos per second (the
-first pays for start-up), photos decoded and augmented on the CPU as ``instrec train`` does.
+enrols each photo as its own instance into a fresh library; fine-tuning (``partial`` and ``full``,
+ArcFace) trains on the folder's instances, and its figure is the second epoch's augmented photos per
+second (the first pays for start-up), photos decoded and augmented on the CPU as ``instrec train`` does.
 """
 
 from __future__ import annotations
@@ -76,15 +76,13 @@ def embedding_rows(photos: list[Image.Image]) -> list[str]:
     return lines
 
 
-def enrolment_rows(data: Path, count: int, scratch: Path) -> list[str]:
+def enrolment_rows(paths: list[Path], scratch: Path) -> list[str]:
     root = scratch / "photos"
-    for number, source in enumerate(sorted(p for p in data.rglob("*") if p.suffix.lower() in {".jpg", ".png"})[:count]):
+    for number, source in enumerate(paths):
         (root / f"photo-{number:05d}").mkdir(parents=True)
         shutil.copy(source, root / f"photo-{number:05d}" / source.name)
     lines = []
     for name, runtime in engines():
-        if "batch" in name:
-            continue
         overrides = {f"runtime.{key}": value for key, value in runtime.items()}
         with Recognizer.open(Path(tempfile.mkdtemp(dir=scratch)), **overrides) as recognizer:
             recognizer.enroll([Image.new("RGB", (64, 64))], instance_id="warm-up")  # model and indexes loaded first
@@ -97,13 +95,13 @@ def enrolment_rows(data: Path, count: int, scratch: Path) -> list[str]:
 
 
 def preparing_row(photos: list[Image.Image], count: int) -> str:
-    """What the CPU alone prepares for fine-tuning (one view, a square at the descriptor's size): its bound on any device."""
+    """Views the CPU alone draws for fine-tuning from decoded photos (squares at the descriptor's size): a bound on any device."""
     tuning = Config().tuning.descriptor
     size = resized_size(tuning.max_side, tuning.max_side, tuning.max_side, tuning.size_multiple)
     started = time.perf_counter()
     for k in range(count):
         to_input(augmented_view(photos[k % len(photos)], 0, k, 0, size, 1), size, (0.5,) * 3, (0.5,) * 3)
-    return f"| decode + augment alone, one CPU thread | {count / (time.perf_counter() - started):.1f} |"
+    return f"| augment alone (photos already decoded), one CPU thread | {count / (time.perf_counter() - started):.1f} |"
 
 
 def training_rows(data: Path, epoch_images: int, scratch: Path, photos: list[Image.Image]) -> list[str]:
@@ -150,7 +148,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="instrec-bench-gpu-") as scratch:
         lines += ["", "**Enrolment** (a folder, one instance per photo, SIFT on the CPU cores)", ""]
         lines += ["| engine | images/s (wall) | photos refused |", "|---|---|---|"]
-        lines += enrolment_rows(args.data, args.images, Path(scratch))
+        lines += enrolment_rows(paths, Path(scratch))
         lines += ["", f"**Fine-tuning**, {args.epoch_images} augmented photos per epoch, the second epoch timed", ""]
         lines += ["| method, loss, device | photos/s |", "|---|---|"]
         lines += training_rows(args.data, args.epoch_images, Path(scratch), photos)
