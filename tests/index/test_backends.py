@@ -188,3 +188,24 @@ def test_ivf_reduced_codes_survive_save_and_load(tmp_path):
     for a, b in zip(index.search(queries, 5), again.search(queries, 5)):
         np.testing.assert_array_equal(a, b)
     assert index.remove(ids[:10]) == 10 and not np.isin(index.search(vectors[:10], 5)[1], ids[:10]).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ivf_one_query_at_a_time_answers_like_a_batch(threads):
+    """A lone query is split across the threads by cells, a batch by queries: same answers either way."""
+    rng = np.random.default_rng(5)
+    vectors, queries = descriptor_like(rng, 2000, 3, 320)
+    ids = np.arange(len(vectors), dtype=np.int64) + 1
+    index = create_index("ivf", 320, IndexConfig(), len(ids))
+    index.train(vectors)
+    index.add(ids, vectors)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        batch_scores, batch = index.search(queries[:40], 20)
+        for row, query in enumerate(queries[:40]):
+            scores, found = index.search(query[None], 20)
+            np.testing.assert_array_equal(found[0], batch[row])
+            np.testing.assert_allclose(scores[0], batch_scores[row], atol=1e-6)
+    finally:
+        faiss.omp_set_num_threads(before)

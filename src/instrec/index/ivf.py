@@ -40,6 +40,11 @@ PROBED_SIXTEENTHS = 5  # default nprobe: 5/16 of the cells
 CODE_DIMS = 256  # cells and PQ codes use the top this-many principal directions
 REFINE_FACTOR = 2  # k * this candidates from the PQ codes are re-scored exactly
 MIN_CANDIDATES = 64  # re-scored per query whatever k is: cheap, and covers coarse-code ties
+# FAISS fast-scan kernels: by default a search runs its queries in parallel, so one query runs on one
+# thread; this one splits each query's cells among the threads instead (same results), and collects
+# candidates in a reservoir (MIN_CANDIDATES > 20, where FAISS's own choice turns to one too).
+ACROSS_CELLS = 15
+BY_QUERY = 0  # FAISS's own choice: for batches of at least as many queries as threads
 
 
 def cells_for(size: int) -> int:
@@ -61,7 +66,7 @@ class IVFIndex:
         self.coarse = FaissIndex(coarse)
         self.exact = FaissIndex(exact)
         self.dim = coarse.d
-        ivf = faiss.extract_index_ivf(coarse)
+        self._ivf = ivf = faiss.downcast_index(faiss.extract_index_ivf(coarse))
         ivf.nprobe = config.nprobe if config.nprobe > 0 else max(1, ivf.nlist * PROBED_SIXTEENTHS // 16)
 
     def __len__(self) -> int:
@@ -69,7 +74,7 @@ class IVFIndex:
 
     @property
     def nprobe(self) -> int:
-        return int(faiss.extract_index_ivf(self.coarse.index).nprobe)
+        return int(self._ivf.nprobe)
 
     @property
     def needs_training(self) -> bool:
@@ -77,7 +82,7 @@ class IVFIndex:
 
     @property
     def training_size(self) -> int:
-        return faiss.extract_index_ivf(self.coarse.index).nlist * TRAINING_POINTS_PER_CELL
+        return self._ivf.nlist * TRAINING_POINTS_PER_CELL
 
     def train(self, vectors: np.ndarray) -> None:
         index = self.coarse.index
@@ -111,6 +116,8 @@ class IVFIndex:
         if not len(self):
             return self.exact.search(queries, k)
         k = max(1, min(k, len(self)))
+        # set per call: concurrent searches may race on it, harmlessly (both kernels give the same results)
+        self._ivf.implem = ACROSS_CELLS if len(queries) < max(2, faiss.omp_get_max_threads()) else BY_QUERY
         _, candidates = self.coarse.search(queries, max(k * REFINE_FACTOR, MIN_CANDIDATES))
         scores = np.full((len(queries), k), -np.inf, np.float32)
         found = np.full((len(queries), k), -1, np.int64)
