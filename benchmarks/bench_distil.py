@@ -28,10 +28,8 @@ from instrec.config import Config
 from instrec.embedding.whitening import fit_whitening
 from instrec.images import load_image
 from instrec.training.data import read_labelled_folder
-from instrec.training.distill import DistilSettings, distil_head, student_and_teacher
+from instrec.training.distill import WHITENED_DIMS, DistilSettings, distil_head, student_and_teacher
 from results import write_section
-
-WHITENING_DIMS = 512  # the unlabelled baseline's size; pools are 1,000-5,900 vectors
 
 
 def ms_per_image(embeds: dict[str, Callable[[list[Any]], np.ndarray]], photos: list[Any], rounds: int) -> dict[str, float]:
@@ -55,19 +53,18 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/instrec-bench-train"))
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--relational-weight", type=float, default=DistilSettings().relational_weight)
     parser.add_argument("--timed", type=int, default=64, help="measured photos per protocol timed for ms/image")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = parser.parse_args()
     config = Config.load()
-    base = DistilSettings(args.teacher, args.epochs, teacher_side=args.teacher_side, relational_weight=args.relational_weight)
+    base = DistilSettings(args.teacher, args.epochs, teacher_side=args.teacher_side)
     student, teacher = student_and_teacher(config, base)
     named = f"{args.teacher} at {teacher.tuning.max_side} px"
     lines = [
         f"Student: {config.descriptor.backbone} at {student.tuning.max_side} px, frozen, with a linear head distilled",
-        f"from {named} (cosine + relational loss,",
-        f"relational weight {args.relational_weight}) on the training half's photos and {VIEWS} augmented views each,",
+        f"from {named} (both PCA-whitened on the same photos; the head starts as the student's whitening,",
+        f"refined by the relational loss) on the training half's photos and {VIEWS} augmented views each,",
         f"labels unused; {DistilSettings().val_fraction:.0%} of those photos held out to stop on. ms/image: median of "
         f"{args.rounds} interleaved rounds over {args.timed} measured photos per set, batch {config.runtime.batch_size},",
         f"ONNX Runtime, on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start (compare the two,",
@@ -78,9 +75,14 @@ def main() -> None:
         s_train, s_test = halves(protocol, student, args.cache)
         t_train, t_test = halves(protocol, teacher, args.cache / f"{args.teacher}-{teacher.tuning.max_side}")
         rows = [measured(f"teacher {named}, cosine", t_test.vectors, t_test)]
+        dims = min(WHITENED_DIMS, len(s_train.vectors) - 1)
+        teacher_pca = fit_whitening(t_train.vectors, dims)
+        rows.append(measured(f"teacher, PCA-whitened on the same photos ({dims}-d)", teacher_pca.apply(t_test.vectors), t_test))
         rows.append(measured(f"student {config.descriptor.backbone}, cosine (before)", s_test.vectors, s_test))
-        pca = fit_whitening(s_train.vectors, min(WHITENING_DIMS, len(s_train.vectors) - 1))
-        rows.append(measured(f"student, PCA-whitened on the same photos ({pca.dims}-d)", pca.apply(s_test.vectors), s_test))
+        pca = fit_whitening(s_train.vectors, dims)
+        rows.append(
+            measured(f"student, PCA-whitened on the same photos ({dims}-d): the start", pca.apply(s_test.vectors), s_test)
+        )
         for seed in args.seeds:
             settings = dataclasses.replace(base, seed=seed)
             started = time.perf_counter()
@@ -96,12 +98,12 @@ def main() -> None:
         head = fitted.head  # the student as deployed: its backbone, then the head
         speed = ms_per_image({"teacher": teacher.embed, "student": lambda p: head.apply(student.embed(p))}, photos, args.rounds)
         lines += [f"**{protocol.label}**, 1 shot; ms/image teacher {speed['teacher']:.1f}, student {speed['student']:.1f}", ""]
-        lines += ["| | top-1 | AUROC (1/5 unknown) | val. cosine to teacher (start → kept) | best epoch | s |"]
+        lines += ["| | top-1 | AUROC (1/5 unknown) | val. relational error (start → kept) | best epoch | s |"]
         lines += ["|---|---|---|---|---|---|"]
         for row in rows:
             extra = " | | "
             if "seconds" in row:
-                cosines = f"{row['validation_cosine_start']:.3f} → {row['validation_cosine']:.3f}"
+                cosines = f"{row['validation_error_start']:.5f} → {row['validation_error']:.5f}"
                 extra = f"{cosines} | {row['best_epoch']} | {row['seconds']:.0f}"
             lines.append(f"| {row['row']} | {row['top1']:.3f} | {row['auroc']:.3f} | {extra} |")
         lines.append("")

@@ -82,7 +82,7 @@ def _distil(
         def epoch(done: int, total: int, mean_loss: float, validation: float | None) -> None:
             stage("distil head", done, total)
             if not as_json:
-                figure = "" if validation is None else f", validation cosine to the teacher {validation:.4f}"
+                figure = "" if validation is None else f", validation relational error {validation:.6f}"
                 console.print(f"epoch {done}: loss {mean_loss:.4f}{figure}")
 
         return distil(folder, out, settings, load_config(None, sets), cache, stage, epoch)

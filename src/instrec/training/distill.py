@@ -1,18 +1,18 @@
 """Distillation: the cheap student (the configured backbone, frozen, and a linear head) trained to
-give a bigger teacher's vectors, on photos without labels.
+rank photos as a bigger teacher does, on photos without labels.
 
-Feature distillation with a cosine loss, plus a relational term on the batch's pairwise cosines
-(Park et al., "Relational Knowledge Distillation", CVPR 2019): recognition ranks by cosine, so the
-pairwise similarities are what the student must get right; the per-photo term pins the student to
-the teacher's space. The head projects the student's pooled descriptor to the teacher's dimension,
-which the cosine term needs; it stays linear after pooling, so it is saved and applied as a
-:class:`~instrec.embedding.whitening.Whitening` (``descriptor.whitening=MODEL_DIR``) and runs at the
-student's cost. It starts from the least-squares map onto the teacher's vectors (the closed-form
-minimiser of the squared feature distance), which the losses then refine.
+Both descriptors are first PCA-whitened on the same unlabelled photos (label-free, and on the
+benchmark's sets it is worth more than the teacher's extra pixels: ``benchmarks/bench_distil.py``).
+The head starts as the student's whitening and is refined with a relational loss (Park et al.,
+"Relational Knowledge Distillation", CVPR 2019): the squared error between the student's pairwise
+cosines in a batch and the whitened teacher's. Recognition ranks by cosine, so the pairwise
+similarities are what the student must get right; the two whitened spaces have their own axes, so
+no per-photo term ties one to the other. The head stays linear after pooling, so it is saved and
+applied as a :class:`~instrec.embedding.whitening.Whitening` (``descriptor.whitening=MODEL_DIR``) and
+runs at the student's cost.
 
 Labels are never used: any folder of photos (sub-folders or not) is distillation data. Validation
-holds out a share of the photos (with their views) and stops on the student's mean cosine to the
-teacher there.
+holds out a share of the photos (with their views) and stops on the relational error there.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from instrec.config import Config
 from instrec.embedding import Embedder
-from instrec.embedding.whitening import Whitening
+from instrec.embedding.whitening import Whitening, fit_whitening
 from instrec.errors import InstrecError
 from instrec.extras import require_extra
 from instrec.images import iter_image_files
@@ -33,14 +33,14 @@ from instrec.training.data import LabelledFolder
 from instrec.training.features import FeatureSet, cached_features, embed_folder
 from instrec.training.model import save_model
 
-PATIENCE = 5  # epochs without a better validation cosine before stopping
+PATIENCE = 5  # epochs without a lower validation error before stopping
 BATCH = 256
 LEARNING_RATE = 1e-4  # of the head, whose entries are ~1/sqrt(input_dim) after the rescale in _train
-RIDGE = 0.1  # share of the mean feature variance added to every direction: fewer photos than dimensions
+WHITENED_DIMS = 512  # of both whitenings, at most one less than the distillation rows
 UNLABELLED = ""  # the one pseudo-instance all distillation photos belong to
 
 StageReport = Callable[[str, int, int], None]  # (stage, done, total)
-EpochReport = Callable[[int, int, float, float | None], None]  # (epoch, epochs, mean loss, validation cosine)
+EpochReport = Callable[[int, int, float, float | None], None]  # (epoch, epochs, mean loss, validation error)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ class DistilSettings:
     seed: int = 0  # decides the validation photos, the augmented views and the batches
     val_fraction: float = 0.2  # share of photos held out to stop on
     views: int = 4  # augmented views per photo, besides the photo itself
-    relational_weight: float = 1.0  # of the pairwise-cosine term against the per-photo cosine term
     # The teacher's long side in px (None: the student's): the student's own backbone looking at more
     # pixels is a teacher too, a multi-scale one, with no second network to ship.
     teacher_side: int | None = None
@@ -60,8 +59,6 @@ class DistilSettings:
             raise InstrecError("--epochs and --views must be >= 0")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InstrecError("--val-fraction must be in [0, 1)")
-        if self.relational_weight < 0:
-            raise InstrecError("the relational weight must be >= 0")
         if self.teacher_side is not None and self.teacher_side < 32:
             raise InstrecError("--teacher-side must be at least 32 px")
 
@@ -72,7 +69,7 @@ class DistilSettings:
 @dataclass(frozen=True)
 class Distilled:
     head: Whitening
-    metrics: dict[str, Any]  # validation cosines to the teacher (None without validation photos), epochs
+    metrics: dict[str, Any]  # validation relational errors (None without validation photos), epochs
 
 
 def unlabelled_photos(root: str | Path) -> LabelledFolder:
@@ -95,28 +92,13 @@ def student_and_teacher(config: Config, settings: DistilSettings) -> tuple[Embed
     return Embedder(raw, config.runtime, tuning), Embedder(teacher, config.runtime, teacher_tuning)
 
 
-def least_squares_head(student: np.ndarray, teacher: np.ndarray, ridge: float = RIDGE) -> Whitening:
-    """The affine map of ``student`` rows closest to ``teacher`` rows (ridge regression), as a head."""
-    x, t = np.asarray(student, np.float64), np.asarray(teacher, np.float64)
-    mean = x.mean(axis=0)
-    centred = x - mean
-    gram = centred.T @ centred
-    gram[np.diag_indices_from(gram)] += ridge * max(float(np.trace(gram)) / len(gram), 1e-12)
-    projection = np.linalg.solve(gram, centred.T @ (t - t.mean(axis=0)))
-    return _head(mean, projection, t.mean(axis=0), len(x), ridge)
+def relational_error(student: Any, teacher: Any) -> Any:
+    """Mean squared difference of the pairwise cosines of two batches of the same photos, row for row
+    (``student`` any scale, ``teacher`` unit rows); torch tensors in, a scalar tensor out."""
+    import torch
 
-
-def _head(mean: np.ndarray, projection: np.ndarray, bias: np.ndarray, rows: int, ridge: float) -> Whitening:
-    """``(x - mean) @ projection + bias`` as a :class:`Whitening` (which has no bias): the bias goes
-    into the mean, ``shifted @ projection = mean @ projection - bias``, solvable while the projection
-    has full column rank (it has no more columns than rows)."""
-    target = mean @ projection - bias
-    shifted = np.linalg.lstsq(projection.T, target, rcond=None)[0]
-    return Whitening(shifted.astype(np.float32), projection.astype(np.float32), 1.0, rows, 0.0, ridge)
-
-
-def mean_cosine(head: Whitening, student: np.ndarray, teacher: np.ndarray) -> float:
-    return float(np.sum(head.apply(student) * teacher, axis=1).mean())
+    s = torch.nn.functional.normalize(student, dim=1)
+    return ((s @ s.T - teacher @ teacher.T) ** 2).mean()
 
 
 def distil_head(
@@ -125,29 +107,35 @@ def distil_head(
     """``student``, ``teacher``: the two backbones' descriptors of the same photos and views, row for row."""
     if len(student.vectors) != len(teacher.vectors) or not np.array_equal(student.images, teacher.images):
         raise InstrecError("the student's and the teacher's descriptors must be of the same photos, row for row")
-    if teacher.vectors.shape[1] > student.vectors.shape[1]:
-        raise InstrecError(
-            f"the teacher's descriptor ({teacher.vectors.shape[1]}-d) is wider than the student's "
-            f"({student.vectors.shape[1]}-d): a linear head cannot distil it"
-        )
     photos = np.unique(student.images)
     held = int(round(settings.val_fraction * len(photos)))
     order = np.random.default_rng(settings.seed).permutation(photos)
     validating = np.isin(student.images, order[:held])
     fitting = ~validating
-    start = least_squares_head(student.vectors[fitting], teacher.vectors[fitting])
+    dims = min(WHITENED_DIMS, int(fitting.sum()) - 1, student.vectors.shape[1], teacher.vectors.shape[1])
+    if dims < 1:
+        raise InstrecError("distillation needs at least 2 rows (photos and their views) to fit on")
+    start = fit_whitening(student.vectors[fitting], dims)
+    target = fit_whitening(teacher.vectors[fitting], dims).apply(teacher.vectors)
     # Validation: the held-out photos themselves, as recognition sees them (their views are not queries).
     checked = validating & (student.views == 0)
-    val = (student.vectors[checked], teacher.vectors[checked]) if checked.any() else None
-    head, run = _train(start, student.vectors[fitting], teacher.vectors[fitting], val, settings, report)
+    val = (student.vectors[checked], target[checked]) if checked.sum() >= 2 else None
+    head, run = _train(start, student.vectors[fitting], target[fitting], val, settings, report)
     figures = {
         "distillation_photos": int(len(photos) - held),
         "validation_photos": int(held),
-        "validation_cosine_start": None if val is None else round(mean_cosine(start, *val), 4),
-        "validation_cosine": None if val is None else round(mean_cosine(head, *val), 4),
+        "dims": dims,
+        "validation_error_start": None if val is None else round(_error(start, *val), 6),
+        "validation_error": None if val is None else round(_error(head, *val), 6),
         **run,
     }
     return Distilled(head, figures)
+
+
+def _error(head: Whitening, student: np.ndarray, target: np.ndarray) -> float:
+    import torch
+
+    return float(relational_error(torch.from_numpy(head.apply(student)), torch.from_numpy(target)))
 
 
 def _train(
@@ -158,55 +146,42 @@ def _train(
     settings: DistilSettings,
     report: EpochReport | None,
 ) -> tuple[Whitening, dict[str, int]]:
-    """Refine ``start`` with the cosine and relational losses; keep the epoch best on validation."""
+    """Refine ``start``'s projection with the relational loss; keep the epoch best on validation."""
     import torch
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    mean = np.asarray(x_rows, np.float64).mean(axis=0)
-    x = torch.from_numpy((x_rows - mean).astype(np.float32))
+    x = torch.from_numpy((x_rows - start.mean).astype(np.float32))
     t = torch.from_numpy(np.asarray(t_rows, np.float32))
     # Output is normalised, so one scalar rescale leaves the map unchanged and puts the learning rate on a known scale.
     scale = float(np.linalg.norm(start.projection) / np.sqrt(start.dims))
     weight = torch.nn.Parameter(torch.from_numpy(start.projection / scale))
-    # The start's bias, seen from the training rows' mean: (x - start.mean) W = (x - mean) W + (mean - start.mean) W.
-    bias = torch.nn.Parameter(torch.from_numpy(((mean - start.mean) @ start.projection / scale).astype(np.float32)))
-    optimiser = torch.optim.Adam([weight, bias], lr=LEARNING_RATE)
+    optimiser = torch.optim.Adam([weight], lr=LEARNING_RATE)
 
     def head() -> Whitening:
-        projection = weight.detach().numpy().astype(np.float64)
-        return _head(mean, projection, bias.detach().numpy().astype(np.float64), start.pool_size, start.shrinkage)
+        projection = weight.detach().numpy().astype(np.float32)
+        return Whitening(start.mean, projection, start.explained, start.pool_size, start.power, start.shrinkage)
 
     def validate() -> float | None:
-        return None if validation is None else mean_cosine(head(), *validation)
+        return None if validation is None else _error(head(), *validation)
 
     best, best_head, best_epoch, epoch = validate(), head(), 0, 0
     for epoch in range(1, settings.epochs + 1):
         total = 0.0
         for batch in np.array_split(rng.permutation(len(x)), max(1, len(x) // BATCH)):
             optimiser.zero_grad()
-            value = distillation_loss(x[batch] @ weight + bias, t[batch], settings.relational_weight)
+            value = relational_error(x[batch] @ weight, t[batch])
             value.backward()
             optimiser.step()
             total += float(value.detach()) * len(batch)
         measured = validate()
         if report is not None:
             report(epoch, settings.epochs, total / len(x), measured)
-        if measured is None or best is None or measured > best:
+        if measured is None or best is None or measured < best:
             best, best_head, best_epoch = measured, head(), epoch
         elif epoch - best_epoch >= PATIENCE:
             break
     return best_head, {"best_epoch": best_epoch, "epochs_run": epoch}
-
-
-def distillation_loss(student: Any, teacher: Any, relational_weight: float) -> Any:
-    """1 - cosine of each row to its teacher row, plus the squared error of the pairwise cosines."""
-    import torch
-
-    s = torch.nn.functional.normalize(student, dim=1)
-    feature = 1.0 - (s * teacher).sum(dim=1).mean()
-    relational = ((s @ s.T - teacher @ teacher.T) ** 2).mean()
-    return feature + relational_weight * relational
 
 
 def distil(
@@ -245,7 +220,7 @@ def distil(
         "base": {"backbone": config.descriptor.backbone, "descriptor_digest": student.digest},
         "method": "distil",
         "teacher": {"backbone": settings.teacher, "descriptor_digest": teacher.digest},
-        "loss": "cosine+relational",
+        "loss": "relational (whitened spaces)",
         "training_data": {"digest": digest, "instances": None, "images": photos.image_count},
         "settings": settings.to_dict(),
         "validation": fitted.metrics,
