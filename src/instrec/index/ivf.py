@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -66,8 +67,10 @@ class IVFIndex:
         self.coarse = FaissIndex(coarse)
         self.exact = FaissIndex(exact)
         self.dim = coarse.d
-        self._ivf = ivf = faiss.downcast_index(faiss.extract_index_ivf(coarse))
+        # the fast-scan class itself (its ``implem``), which faiss's stubs type as a plain Index
+        ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(coarse))
         ivf.nprobe = config.nprobe if config.nprobe > 0 else max(1, ivf.nlist * PROBED_SIXTEENTHS // 16)
+        self._ivf = ivf
 
     def __len__(self) -> int:
         return len(self.exact)
